@@ -1,0 +1,154 @@
+//! The one error type of `sesame-proto`, and its mapping onto the stable [`ErrorCode`]s.
+//!
+//! Messages never contain key material. Text that came from a peer (host names, serde reasons) is
+//! validated or escaped and length-bounded before it reaches an error, so errors are safe to log.
+
+use crate::code::ErrorCode;
+
+/// Everything that can go wrong while decoding, opening, validating or admitting a message.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// The envelope does not start with [`MAGIC`](crate::MAGIC).
+    #[error("envelope has bad magic")]
+    BadMagic,
+    /// The envelope is shorter than a header plus a Poly1305 tag.
+    #[error("envelope truncated ({len} bytes)")]
+    Truncated {
+        /// Length of the rejected input in bytes.
+        len: usize,
+    },
+    /// The envelope is longer than [`MAX_ENVELOPE_LEN`](crate::MAX_ENVELOPE_LEN).
+    #[error("envelope oversize ({len} bytes)")]
+    Oversize {
+        /// Length of the rejected input in bytes.
+        len: usize,
+    },
+    /// The ciphertext failed authentication: tampered, wrong nonce, or sealed to another key.
+    #[error("envelope failed authentication")]
+    BadMac,
+    /// The envelope's sender key is not a known peer; no cryptography was attempted.
+    #[error("envelope from unknown sender")]
+    UnknownSender,
+    /// A key could not be parsed, or is unusable (e.g. a small-order public key).
+    #[error("bad key: {0}")]
+    BadKey(String),
+    /// A request plaintext is not valid JSON of the request shape, or violates a limit.
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
+    /// A response plaintext is not valid JSON of the response shape, or is inconsistent.
+    #[error("malformed response: {0}")]
+    MalformedResponse(String),
+    /// The message's `v` field names a protocol version this crate does not speak.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    /// The request was issued more than the replay window ago.
+    #[error("request is stale ({age_ms} ms old)")]
+    Stale {
+        /// How long ago the request was issued, in milliseconds.
+        age_ms: u64,
+    },
+    /// The request claims to be issued more than the replay window in the future.
+    #[error("request is from the future ({ahead_ms} ms ahead)")]
+    Future {
+        /// How far ahead of the receiver's clock the request claims to be, in milliseconds.
+        ahead_ms: u64,
+    },
+    /// The request id was already admitted inside the replay window.
+    #[error("request id already seen (replay)")]
+    Replay,
+    /// The request names another host; it must not be executed here.
+    #[error("request is for host {got:?}, this is {expected:?}")]
+    WrongHost {
+        /// This host's name.
+        expected: String,
+        /// The host named in the request.
+        got: String,
+    },
+    /// The replay window is at capacity with live entries; the request is refused (fail closed).
+    #[error("replay window is full")]
+    ReplayWindowFull,
+    /// A message to be sealed would not fit in [`MAX_ENVELOPE_LEN`](crate::MAX_ENVELOPE_LEN).
+    #[error("message too large to seal ({len} bytes of envelope)")]
+    TooLarge {
+        /// The envelope length the message would have needed.
+        len: usize,
+    },
+}
+
+impl ProtoError {
+    /// The stable code a daemon reports (or audits) for this error.
+    ///
+    /// Envelope-level failures ([`BadMagic`](Self::BadMagic), [`Truncated`](Self::Truncated),
+    /// [`Oversize`](Self::Oversize), [`BadMac`](Self::BadMac)) and
+    /// [`UnknownSender`](Self::UnknownSender) are unauthenticated: per DESIGN §3 they get no reply,
+    /// and their code is for counting and auditing only.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadMagic | Self::Truncated { .. } | Self::Oversize { .. } | Self::BadMac => {
+                ErrorCode::MalformedEnvelope
+            }
+            Self::UnknownSender => ErrorCode::UnknownClient,
+            Self::MalformedRequest(_) | Self::MalformedResponse(_) | Self::UnsupportedVersion(_) => {
+                ErrorCode::MalformedRequest
+            }
+            Self::Stale { .. } | Self::Future { .. } => ErrorCode::Stale,
+            Self::Replay => ErrorCode::Replay,
+            Self::WrongHost { .. } => ErrorCode::WrongHost,
+            Self::ReplayWindowFull => ErrorCode::Busy,
+            Self::TooLarge { .. } | Self::BadKey(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_design_section_4() {
+        let cases = [
+            (ProtoError::BadMagic, 2001),
+            (ProtoError::Truncated { len: 3 }, 2001),
+            (ProtoError::Oversize { len: 70_000 }, 2001),
+            (ProtoError::BadMac, 2001),
+            (ProtoError::UnknownSender, 1001),
+            (ProtoError::BadKey("x".into()), 9999),
+            (ProtoError::MalformedRequest("x".into()), 2002),
+            (ProtoError::MalformedResponse("x".into()), 2002),
+            (ProtoError::UnsupportedVersion(2), 2002),
+            (ProtoError::Stale { age_ms: 1 }, 1004),
+            (ProtoError::Future { ahead_ms: 1 }, 1004),
+            (ProtoError::Replay, 1003),
+            (
+                ProtoError::WrongHost {
+                    expected: "a".into(),
+                    got: "b".into(),
+                },
+                1005,
+            ),
+            (ProtoError::ReplayWindowFull, 3007),
+            (ProtoError::TooLarge { len: 1 }, 9999),
+        ];
+        for (error, number) in cases {
+            assert_eq!(error.code().as_u16(), number, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn display_is_informative() {
+        assert_eq!(
+            ProtoError::Stale { age_ms: 61_000 }.to_string(),
+            "request is stale (61000 ms old)"
+        );
+        assert_eq!(
+            ProtoError::WrongHost {
+                expected: "web1".into(),
+                got: "web2".into()
+            }
+            .to_string(),
+            "request is for host \"web2\", this is \"web1\""
+        );
+    }
+}
