@@ -1,0 +1,157 @@
+# Tests for sesame.rego. Every rule named test_* must evaluate to true.
+# Run: `sesamed policy test policies/` (or `cargo test -p sesamed policy`).
+#
+# Most tests use the real data.json; a few replace data.acl with `with` to
+# exercise a setting the shipped data does not use (max_args).
+package sesame_test
+
+import data.sesame
+
+# An input as sesamed builds it; `req` fills in the parts a test varies.
+req(client, groups, cluster, command, args) := {
+	"client": {"name": client, "key": "k", "groups": groups},
+	"request": {
+		"id": "00",
+		"cluster": cluster,
+		"command": command,
+		"args": args,
+		"transport": "quic",
+		"source_ip": "192.0.2.7",
+	},
+	"host": {"name": "h1", "labels": {}},
+	"module": {"name": command, "digest": "sha256:00", "imports": []},
+	"now_ns": 0,
+}
+
+decide(client, groups, cluster, command) := d if {
+	d := sesame.decision with input as req(client, groups, cluster, command, [])
+}
+
+# --- allow -------------------------------------------------------------------
+
+test_users_may_run_basic_echo if {
+	d := decide("alice", ["users"], "basic", "echo")
+	d.allow == true
+	d.reasons == ["group users may run basic::echo"]
+}
+
+test_users_may_run_basic_whoami if {
+	decide("alice", ["users"], "basic", "whoami").allow
+}
+
+test_any_granting_group_allows if {
+	d := decide("alice", ["nobody", "users"], "basic", "echo")
+	d.allow
+	d.reasons == ["group users may run basic::echo"]
+}
+
+test_every_granting_group_is_a_reason if {
+	d := decide("carol", ["testers", "users"], "basic", "echo")
+	d.reasons == ["group testers may run basic::echo", "group users may run basic::echo"]
+}
+
+# --- wildcards -----------------------------------------------------------------
+
+test_admins_may_run_anything if {
+	decide("root", ["admins"], "access", "open").allow
+	decide("root", ["admins"], "never-heard-of", "it").allow
+}
+
+test_command_wildcard if {
+	decide("tess", ["testers"], "testing", "spin").allow
+	decide("tess", ["testers"], "basic", "anything").allow
+}
+
+test_command_wildcard_stays_in_its_cluster if {
+	not decide("tess", ["testers"], "access", "open").allow
+}
+
+test_star_is_only_a_pattern_in_data if {
+	# A request for the literal command "*" gets no more than its name grants.
+	not decide("alice", ["users"], "basic", "*").allow
+}
+
+# --- deny ----------------------------------------------------------------------
+
+test_unknown_group_denied if {
+	d := decide("mallory", ["strangers"], "basic", "echo")
+	d.allow == false
+	d.reasons == ["no group of client mallory (strangers) grants basic::echo"]
+}
+
+test_wrong_cluster_denied if {
+	d := decide("alice", ["users"], "testing", "spin")
+	not d.allow
+	d.reasons == ["no group of client alice (users) grants testing::spin"]
+}
+
+test_wrong_command_denied if {
+	d := decide("alice", ["users"], "basic", "rm")
+	not d.allow
+	d.reasons == ["no group of client alice (users) grants basic::rm"]
+}
+
+test_no_groups_denied if {
+	d := decide("nemo", [], "basic", "echo")
+	not d.allow
+	d.reasons == ["client nemo belongs to no group, so may run nothing (asked for basic::echo)"]
+}
+
+test_denial_grants_nothing if {
+	d := decide("alice", ["users"], "access", "open")
+	not d.allow
+	object.keys(d) == {"allow", "reasons"}
+}
+
+# --- limits --------------------------------------------------------------------
+
+test_site_limits if {
+	decide("alice", ["users"], "basic", "echo").limits == {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64}
+}
+
+test_cluster_limits_override_site_limits if {
+	decide("tess", ["testers"], "testing", "spin").limits == {"timeout_ms": 1000, "memory_mb": 64, "output_kb": 64}
+}
+
+test_no_limits_in_data_means_daemon_defaults if {
+	d := sesame.decision with input as req("a", ["g"], "c", "x", [])
+		with data.acl as {"groups": {"g": {"c": ["x"]}}}
+	d.allow
+	d.limits == {}
+}
+
+# --- firewall grant --------------------------------------------------------------
+
+test_access_cluster_grants_firewall if {
+	d := decide("root", ["admins"], "access", "open")
+	d.grant == {"firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600}}
+}
+
+test_other_clusters_grant_nothing if {
+	decide("alice", ["users"], "basic", "echo").grant == {}
+	decide("tess", ["testers"], "testing", "spin").grant == {}
+}
+
+# --- max_args ---------------------------------------------------------------------
+
+acl_with_max_args := {
+	"groups": {"users": {"basic": ["echo"]}},
+	"clusters": {"basic": {"max_args": 2}},
+}
+
+test_max_args_allows_up_to_the_limit if {
+	sesame.decision.allow with input as req("alice", ["users"], "basic", "echo", ["a", "b"])
+		with data.acl as acl_with_max_args
+}
+
+test_max_args_denies_above_the_limit if {
+	d := sesame.decision with input as req("alice", ["users"], "basic", "echo", ["a", "b", "c"])
+		with data.acl as acl_with_max_args
+	not d.allow
+	d.reasons == ["basic::echo takes at most 2 arguments; client alice gave 3"]
+}
+
+test_args_unbounded_without_max_args if {
+	args := [sprintf("%d", [n]) | some n in numbers.range(1, 100)]
+	sesame.decision.allow with input as req("alice", ["users"], "basic", "echo", args)
+}

@@ -1,0 +1,242 @@
+//! The client registry (`clients.toml`): which public keys are enrolled, under which name, in
+//! which groups. Enrolment is explicit; there is no trust on first use.
+//!
+//! ```toml
+//! [clients.alice]
+//! key = "3f0c…"            # 64 hex characters: `sesame key show`
+//! groups = ["users"]
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sesame_proto::PublicKey;
+
+use crate::config::check_name;
+use crate::files;
+
+/// An enrolled client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Its enrolled name (audit logs and policies use it).
+    pub name: String,
+    /// Its crypto_box public key.
+    pub key: PublicKey,
+    /// Its groups, for policy.
+    pub groups: Vec<String>,
+}
+
+/// All enrolled clients, indexed by key.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRegistry {
+    by_name: BTreeMap<String, Client>,
+    by_key: HashMap<PublicKey, String>,
+}
+
+/// Why the registry could not be read, changed or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The registry file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid registry.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The registry file.
+        path: PathBuf,
+        /// What is wrong, with line and column when known.
+        message: String,
+    },
+    /// The change asked for is not allowed.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl ClientRegistry {
+    /// Loads the registry; a missing file is an empty registry.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(RegistryError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let parse_err = |message: String| RegistryError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawRegistry = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        let mut reg = Self::default();
+        for (name, entry) in raw.clients {
+            let key = entry
+                .key
+                .parse()
+                .map_err(|e| parse_err(format!("clients.{name}.key: {e}")))?;
+            reg.add(&name, key, entry.groups)
+                .map_err(|e| parse_err(e.to_string()))?;
+        }
+        Ok(reg)
+    }
+
+    /// Writes the registry atomically (mode 0600).
+    pub fn save(&self, path: &Path) -> Result<(), RegistryError> {
+        let raw = RawRegistry {
+            clients: self
+                .by_name
+                .values()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        RawClient {
+                            key: c.key.to_string(),
+                            groups: c.groups.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let text = toml::to_string_pretty(&raw).map_err(|e| RegistryError::Conflict(e.to_string()))?;
+        let header = "# sesame client registry: edit with `sesamed client add|remove`.\n";
+        files::write_atomic(path, format!("{header}{text}").as_bytes(), 0o600).map_err(|source| {
+            RegistryError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        })
+    }
+
+    /// Enrols a client. Names and groups must be names; a name or key may be enrolled once.
+    pub fn add(&mut self, name: &str, key: PublicKey, groups: Vec<String>) -> Result<&Client, RegistryError> {
+        check_name(name).map_err(|e| RegistryError::Conflict(format!("client name: {e}")))?;
+        for g in &groups {
+            check_name(g).map_err(|e| RegistryError::Conflict(format!("group of {name}: {e}")))?;
+        }
+        if self.by_name.contains_key(name) {
+            return Err(RegistryError::Conflict(format!(
+                "client {name:?} is already enrolled"
+            )));
+        }
+        if let Some(other) = self.by_key.get(&key) {
+            return Err(RegistryError::Conflict(format!(
+                "that key is already enrolled as {other:?}"
+            )));
+        }
+        self.by_key.insert(key, name.to_owned());
+        Ok(self.by_name.entry(name.to_owned()).or_insert(Client {
+            name: name.to_owned(),
+            key,
+            groups,
+        }))
+    }
+
+    /// Removes a client by name and returns it.
+    pub fn remove(&mut self, name: &str) -> Result<Client, RegistryError> {
+        let client = self
+            .by_name
+            .remove(name)
+            .ok_or_else(|| RegistryError::Conflict(format!("no client named {name:?}")))?;
+        self.by_key.remove(&client.key);
+        Ok(client)
+    }
+
+    /// The client enrolled with `key`, if any.
+    pub fn by_key(&self, key: &PublicKey) -> Option<&Client> {
+        self.by_key.get(key).and_then(|name| self.by_name.get(name))
+    }
+
+    /// Clients in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Client> {
+        self.by_name.values()
+    }
+
+    /// How many clients are enrolled.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether no client is enrolled.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    #[serde(default)]
+    clients: BTreeMap<String, RawClient>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    key: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> PublicKey {
+        PublicKey::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn add_save_load_remove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clients.toml");
+        let mut reg = ClientRegistry::load(&path).expect("missing file is empty");
+        assert!(reg.is_empty());
+        reg.add("alice", key(1), vec!["users".into()]).expect("add");
+        reg.add("bob", key(2), vec![]).expect("add");
+        reg.save(&path).expect("save");
+        let mut back = ClientRegistry::load(&path).expect("load");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.by_key(&key(1)).map(|c| c.name.as_str()), Some("alice"));
+        assert_eq!(
+            back.by_key(&key(1)).map(|c| c.groups.clone()),
+            Some(vec!["users".to_owned()])
+        );
+        back.remove("alice").expect("remove");
+        assert!(back.by_key(&key(1)).is_none());
+        assert!(back.remove("alice").is_err());
+    }
+
+    #[test]
+    fn refuses_duplicates_and_bad_names() {
+        let mut reg = ClientRegistry::default();
+        reg.add("alice", key(1), vec![]).expect("add");
+        assert!(reg.add("alice", key(3), vec![]).is_err(), "same name");
+        assert!(reg.add("carol", key(1), vec![]).is_err(), "same key");
+        assert!(reg.add("-rf", key(4), vec![]).is_err(), "bad name");
+        assert!(
+            reg.add("dave", key(5), vec!["Bad Group".into()]).is_err(),
+            "bad group"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_registry_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clients.toml");
+        std::fs::write(&path, "[clients.alice]\nkey = \"zz\"\n").expect("write");
+        let err = ClientRegistry::load(&path).expect_err("bad key").to_string();
+        assert!(
+            err.contains("clients.toml") && err.contains("clients.alice.key"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! The daemon's configuration file (TOML): who the host is, where its state lives, what it
+//! listens on, the default limits, and the command clusters that map names to components.
+//!
+//! Relative paths are resolved against the directory of the configuration file, so a config and
+//! its modules can travel together.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Host interfaces a cluster may grant its modules, beyond `log` which every module has.
+pub const CAPABILITIES: &[&str] = &["firewall", "salt", "users"];
+
+/// A parsed and checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from.
+    pub path: PathBuf,
+    /// The host's name; a request must name it (no cross-host replays).
+    pub host_name: String,
+    /// Free-form labels handed to the policy (`input.host.labels`).
+    pub host_labels: BTreeMap<String, String>,
+    /// Keys, certificate and the replay log live here (`sesamed init` fills it).
+    pub state_dir: PathBuf,
+    /// The client registry (`sesamed client add|remove|list` edit it).
+    pub clients_file: PathBuf,
+    /// The directory of `.rego` policies and `.json` data.
+    pub policy_dir: PathBuf,
+    /// The JSON-lines audit log.
+    pub audit_log: PathBuf,
+    /// The QUIC listener, if any.
+    pub quic_listen: Option<SocketAddr>,
+    /// Limits that apply when the policy's grant names none, and their ceilings.
+    pub limits: Limits,
+    /// Accepted clock difference between client and daemon, in milliseconds.
+    pub freshness_window_ms: u64,
+    /// Command clusters by name.
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+/// Per-request limits. The policy may lower them per request but never raise them above these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock time a command may run.
+    pub timeout_ms: u64,
+    /// Linear memory a command may grow to.
+    pub memory_mb: u64,
+    /// Output a command may return.
+    pub output_kb: u64,
+    /// Requests run at once; beyond this the daemon answers 3007 busy.
+    pub max_concurrent: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5_000,
+            memory_mb: 64,
+            output_kb: 64,
+            max_concurrent: 64,
+        }
+    }
+}
+
+/// A named group of commands that share a set of host capabilities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Host interfaces (from [`CAPABILITIES`]) this cluster's modules may import.
+    pub capabilities: Vec<String>,
+    /// Command name to component file.
+    pub commands: BTreeMap<String, PathBuf>,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has unknown or mistyped keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file parses but says something that cannot work.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    ///
+    /// Checks what can be checked without acting: names are well formed, capabilities are known,
+    /// limits are non-zero. Whether module files load is the sandbox's job (`sesamed configtest`
+    /// does both).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses configuration text as if read from `path` (used for relative paths and messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        check_name(&raw.host.name).map_err(|e| invalid(format!("host.name: {e}")))?;
+        let limits = raw.limits;
+        if limits.timeout_ms == 0
+            || limits.memory_mb == 0
+            || limits.output_kb == 0
+            || limits.max_concurrent == 0
+        {
+            return Err(invalid("limits: every limit must be greater than zero".into()));
+        }
+        if raw.host.freshness_window_s == 0 || raw.host.freshness_window_s > 3600 {
+            return Err(invalid(
+                "host.freshness_window_s: must be between 1 and 3600".into(),
+            ));
+        }
+        let quic_listen = match raw.quic {
+            Some(q) => Some(
+                q.listen
+                    .parse()
+                    .map_err(|e| invalid(format!("quic.listen {:?}: {e}", q.listen)))?,
+            ),
+            None => None,
+        };
+        if raw.clusters.is_empty() {
+            return Err(invalid(
+                "no [clusters.*] defined: the daemon would have nothing to run".into(),
+            ));
+        }
+        let mut clusters = BTreeMap::new();
+        for (name, cluster) in raw.clusters {
+            check_name(&name).map_err(|e| invalid(format!("clusters.{name}: {e}")))?;
+            for cap in &cluster.capabilities {
+                if !CAPABILITIES.contains(&cap.as_str()) {
+                    return Err(invalid(format!(
+                        "clusters.{name}.capabilities: unknown capability {cap:?} (known: {})",
+                        CAPABILITIES.join(", ")
+                    )));
+                }
+            }
+            if cluster.commands.is_empty() {
+                return Err(invalid(format!("clusters.{name}.commands: empty")));
+            }
+            let mut commands = BTreeMap::new();
+            for (cmd, file) in cluster.commands {
+                check_name(&cmd).map_err(|e| invalid(format!("clusters.{name}.commands.{cmd}: {e}")))?;
+                commands.insert(cmd, resolve(file));
+            }
+            clusters.insert(
+                name,
+                Cluster {
+                    capabilities: cluster.capabilities,
+                    commands,
+                },
+            );
+        }
+        let state_dir = resolve(raw.host.state_dir);
+        Ok(Config {
+            path: path.to_owned(),
+            host_name: raw.host.name,
+            host_labels: raw.host.labels,
+            clients_file: raw
+                .host
+                .clients
+                .map_or_else(|| state_dir.join("clients.toml"), resolve),
+            audit_log: raw
+                .host
+                .audit_log
+                .map_or_else(|| state_dir.join("audit.jsonl"), resolve),
+            policy_dir: resolve(raw.host.policies),
+            state_dir,
+            quic_listen,
+            limits,
+            freshness_window_ms: raw.host.freshness_window_s * 1000,
+            clusters,
+        })
+    }
+
+    /// Finds the cluster and module for a command. With no cluster named, the command must exist
+    /// in exactly one cluster.
+    pub fn resolve_command<'a>(
+        &'a self,
+        cluster: Option<&'a str>,
+        command: &str,
+    ) -> Result<(&'a str, &'a Path), CommandLookupError> {
+        match cluster {
+            Some(c) => {
+                let cl = self
+                    .clusters
+                    .get(c)
+                    .ok_or_else(|| CommandLookupError::UnknownCluster(c.into()))?;
+                let file = cl
+                    .commands
+                    .get(command)
+                    .ok_or_else(|| CommandLookupError::UnknownCommand(format!("{c}::{command}")))?;
+                Ok((c, file))
+            }
+            None => {
+                let mut found = self
+                    .clusters
+                    .iter()
+                    .filter_map(|(name, cl)| cl.commands.get(command).map(|f| (name.as_str(), f.as_path())));
+                match (found.next(), found.next()) {
+                    (Some(hit), None) => Ok(hit),
+                    (None, _) => Err(CommandLookupError::UnknownCommand(command.into())),
+                    (Some(_), Some(_)) => Err(CommandLookupError::Ambiguous(command.into())),
+                }
+            }
+        }
+    }
+}
+
+/// A request named a command the configuration does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandLookupError {
+    /// No such cluster.
+    #[error("unknown cluster {0:?}")]
+    UnknownCluster(String),
+    /// No such command (in the named cluster, or in any).
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    /// No cluster named, and several clusters have the command.
+    #[error("command {0:?} exists in several clusters; name one as CLUSTER::COMMAND")]
+    Ambiguous(String),
+}
+
+/// Checks a host, cluster or command name: 1 to 64 bytes of `[a-z0-9._-]`, starting alphanumeric.
+/// The same rule `sesame-proto` applies to request fields, so every configured name is reachable.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok_len = (1..=64).contains(&name.len());
+    let ok_first = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok_len && ok_first && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a name (1-64 of a-z 0-9 . _ -, starting with a letter or digit)"
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    host: RawHost,
+    quic: Option<RawQuic>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    clusters: BTreeMap<String, RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    state_dir: PathBuf,
+    policies: PathBuf,
+    clients: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
+    #[serde(default = "default_window_s")]
+    freshness_window_s: u64,
+}
+
+fn default_window_s() -> u64 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuic {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    #[serde(default)]
+    capabilities: Vec<String>,
+    commands: BTreeMap<String, PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [host]
+        name = "web1"
+        state_dir = "state"
+        policies = "/etc/sesame/policies"
+        [quic]
+        listen = "127.0.0.1:7443"
+        [limits]
+        timeout_ms = 2000
+        [clusters.basic.commands]
+        echo = "modules/echo.wasm"
+        [clusters.access]
+        capabilities = ["firewall"]
+        commands = { allow = "/opt/allow.wasm", echo = "modules/echo.wasm" }
+    "#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/sesame/sesamed.toml"), text)
+    }
+
+    #[test]
+    fn parses_and_resolves_relative_paths() {
+        let c = parse(GOOD).expect("valid config");
+        assert_eq!(c.host_name, "web1");
+        assert_eq!(c.state_dir, Path::new("/etc/sesame/state"));
+        assert_eq!(c.clients_file, Path::new("/etc/sesame/state/clients.toml"));
+        assert_eq!(c.limits.timeout_ms, 2000);
+        assert_eq!(c.limits.memory_mb, 64, "unset limits keep their defaults");
+        assert_eq!(
+            c.clusters["basic"].commands["echo"],
+            Path::new("/etc/sesame/modules/echo.wasm")
+        );
+        assert_eq!(
+            c.clusters["access"].commands["allow"],
+            Path::new("/opt/allow.wasm")
+        );
+        assert_eq!(c.freshness_window_ms, 60_000);
+    }
+
+    #[test]
+    fn resolves_commands() {
+        let c = parse(GOOD).expect("valid config");
+        assert_eq!(c.resolve_command(None, "allow").map(|(cl, _)| cl), Ok("access"));
+        assert_eq!(
+            c.resolve_command(Some("basic"), "echo").map(|(cl, _)| cl),
+            Ok("basic")
+        );
+        assert_eq!(
+            c.resolve_command(None, "echo"),
+            Err(CommandLookupError::Ambiguous("echo".into()))
+        );
+        assert_eq!(
+            c.resolve_command(Some("nope"), "echo"),
+            Err(CommandLookupError::UnknownCluster("nope".into()))
+        );
+        assert_eq!(
+            c.resolve_command(Some("basic"), "allow"),
+            Err(CommandLookupError::UnknownCommand("basic::allow".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_configs_with_the_key_named() {
+        let cases = [
+            (GOOD.replace("name = \"web1\"", "name = \"Web1\""), "host.name"),
+            (
+                GOOD.replace("[\"firewall\"]", "[\"shell\"]"),
+                "unknown capability \"shell\"",
+            ),
+            (
+                GOOD.replace("timeout_ms = 2000", "timeout_ms = 0"),
+                "greater than zero",
+            ),
+            (
+                GOOD.replace("timeout_ms = 2000", "timeout = 2000"),
+                "unknown field `timeout`",
+            ),
+            (GOOD.replace("127.0.0.1:7443", "localhost"), "quic.listen"),
+            (
+                GOOD.replace("echo = \"modules/echo.wasm\"\n", "\"Echo!\" = \"x.wasm\"\n"),
+                "clusters.basic.commands",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = parse(&text).expect_err(needle).to_string();
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+            assert!(
+                err.starts_with("/etc/sesame/sesamed.toml"),
+                "{err:?} names the file"
+            );
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! `sesamed`: the sesame host daemon and its administration commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use sesamed::audit::{AuditEvent, AuditLog};
+use sesamed::clients::ClientRegistry;
+use sesamed::config::Config;
+use sesamed::identity::HostIdentity;
+use sesamed::runner::Runner;
+use sesamed::sandbox::Sandbox;
+use sesamed::transport::quic::QuicServer;
+
+/// sesame host daemon: runs narrow, policy-checked commands for enrolled clients.
+#[derive(Debug, Parser)]
+#[command(name = "sesamed", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the host's key pair and TLS certificate in DIR (the config's state_dir).
+    Init {
+        /// The state directory (created 0700).
+        dir: PathBuf,
+    },
+    /// Serve requests (QUIC) until SIGTERM or SIGINT.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check the configuration, keys, registry, policy and every module; exit 0 "config OK" or 2.
+    Configtest {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show the host's public key and certificate fingerprint.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Enrol, remove and list clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Enrol a client key under NAME.
+    Add {
+        /// The client's name (policies and the audit log use it).
+        name: String,
+        /// The client's public key (`sesame key show`): 64 hex characters.
+        #[arg(long)]
+        key: String,
+        /// A group for the client; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove a client; a running daemon refuses its key from the next request on.
+    Remove {
+        /// The client's name.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List enrolled clients.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        env = "SESAMED_CONFIG",
+        default_value = "/etc/sesame/sesamed.toml"
+    )]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Init { dir } => init(&dir),
+        Command::Serve { config } => serve(&config.config),
+        Command::Configtest { config } => return configtest(&config.config),
+        Command::Show { config } => show(&config.config),
+        Command::Client(cmd) => client(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sesamed: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn init(dir: &Path) -> Result<()> {
+    let report = HostIdentity::init(dir)?;
+    for f in &report.files {
+        println!("wrote {}", f.display());
+    }
+    println!("host key:    {}", report.public_key);
+    println!("cert sha256: {}", report.cert_sha256);
+    Ok(())
+}
+
+fn show(config_path: &Path) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let id = HostIdentity::load(&config.state_dir)?;
+    println!("host:        {}", config.host_name);
+    println!("host key:    {}", id.secret.public_key());
+    println!("cert sha256: {}", id.cert_sha256());
+    Ok(())
+}
+
+fn configtest(config_path: &Path) -> ExitCode {
+    match check_everything(config_path) {
+        Ok(summary) => {
+            println!("config OK: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sesamed: config error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Everything `serve` would load, without listening.
+fn check_everything(config_path: &Path) -> Result<String> {
+    let config = Config::load(config_path)?;
+    HostIdentity::load(&config.state_dir)?;
+    let clients = ClientRegistry::load(&config.clients_file)?;
+    let policy = sesamed::policy::Policy::load(&config.policy_dir)
+        .with_context(|| format!("policy {}", config.policy_dir.display()))?;
+    let mut sandbox = Sandbox::new()?;
+    let mut modules = 0;
+    for (name, cluster) in &config.clusters {
+        for (command, file) in &cluster.commands {
+            sandbox.load(name, command, file, &cluster.capabilities)?;
+            modules += 1;
+        }
+    }
+    if config.quic_listen.is_none() {
+        bail!(
+            "{}: no transport configured (add [quic] listen = \"ADDR:PORT\")",
+            config_path.display()
+        );
+    }
+    Ok(format!(
+        "host {}, {} clients, {} modules, policy {}",
+        config.host_name,
+        clients.len(),
+        modules,
+        policy.revision()
+    ))
+}
+
+fn client(cmd: ClientCommand) -> Result<()> {
+    match cmd {
+        ClientCommand::Add {
+            name,
+            key,
+            groups,
+            config,
+        } => {
+            let config = Config::load(&config.config)?;
+            let key: sesame_proto::PublicKey = key.parse().context("--key")?;
+            let mut reg = ClientRegistry::load(&config.clients_file)?;
+            reg.add(&name, key, groups.clone())?;
+            reg.save(&config.clients_file)?;
+            audit(
+                &config,
+                AuditEvent::ClientAdded {
+                    name: name.clone(),
+                    key: key.to_string(),
+                    groups,
+                },
+            )?;
+            println!("enrolled {name} ({key})");
+        }
+        ClientCommand::Remove { name, config } => {
+            let config = Config::load(&config.config)?;
+            let mut reg = ClientRegistry::load(&config.clients_file)?;
+            let gone = reg.remove(&name)?;
+            reg.save(&config.clients_file)?;
+            audit(
+                &config,
+                AuditEvent::ClientRemoved {
+                    name: name.clone(),
+                    key: gone.key.to_string(),
+                },
+            )?;
+            println!("removed {name}");
+        }
+        ClientCommand::List { config } => {
+            let config = Config::load(&config.config)?;
+            let reg = ClientRegistry::load(&config.clients_file)?;
+            for c in reg.iter() {
+                println!("{}\t{}\t{}", c.name, c.key, c.groups.join(","));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn audit(config: &Config, event: AuditEvent) -> Result<()> {
+    let log = AuditLog::open(&config.audit_log)?;
+    log.append(sesamed::now_ms(), &event)?;
+    log.sync()?;
+    Ok(())
+}
+
+fn serve(config_path: &Path) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let listen = config
+        .quic_listen
+        .with_context(|| format!("{}: no [quic] listen address", config_path.display()))?;
+    let identity = HostIdentity::load(&config.state_dir)?;
+    let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = QuicServer::bind(listen, &identity)?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, host = %runner.config().host_name, "serving QUIC");
+        // Tests and scripts wait for this line on stdout.
+        println!("listening on {addr}");
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_registry(Arc::clone(&runner), stop_rx.clone()));
+        let serving = tokio::spawn(server.serve(Arc::clone(&runner), stop_rx, Duration::from_secs(30)));
+        let reason = shutdown_signal().await?;
+        tracing::info!("{reason}: finishing requests in flight");
+        let _ = stop_tx.send(true);
+        let _ = serving.await;
+        runner.shutdown(sesamed::now_ms(), &reason);
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() -> Result<String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM".to_owned(),
+        _ = int.recv() => "SIGINT".to_owned(),
+    })
+}
+
+/// Reloads the client registry on SIGHUP. (A changed registry file is also picked up by the
+/// next request; see `Runner::refresh_clients`.)
+async fn watch_registry(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler; registry reloads happen per request only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            Some(()) = hup.recv() => {
+                let r = Arc::clone(&runner);
+                let _ = tokio::task::spawn_blocking(move || r.reload_clients(sesamed::now_ms())).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

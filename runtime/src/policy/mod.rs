@@ -1,0 +1,430 @@
+//! The policy layer: loads a directory of Rego policies and data once, and turns each request into a
+//! [`Decision`] by evaluating `data.sesame.decision` with [regorus](https://docs.rs/regorus).
+//!
+//! Everything fails closed: a decision that is undefined, malformed, or raises an error is a
+//! [`Decision::Deny`] whose reasons say so. [`testing`] runs a directory's `test_*` rules, the
+//! `opa test` that regorus lacks.
+
+mod bundle;
+mod decision;
+pub mod testing;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde::{Deserialize, Serialize};
+
+use bundle::Bundle;
+
+/// The rule sesamed evaluates for every request.
+pub const DECISION_RULE: &str = "data.sesame.decision";
+
+/// How long one evaluation of [`DECISION_RULE`] may run before it is abandoned (and the request denied).
+pub const DECISION_TIME_LIMIT: Duration = Duration::from_millis(250);
+
+/// How many units of interpreter work pass between two clock reads of the time limit.
+const TIME_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
+
+/// The input document of a decision: who asks, for what, on which host, with which module.
+///
+/// Serialised as `input` exactly as DESIGN §5 lays it out.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyInput {
+    /// The authenticated client.
+    pub client: ClientInput,
+    /// The request being decided.
+    pub request: RequestInput,
+    /// The host the daemon runs on.
+    pub host: HostInput,
+    /// The WebAssembly module that would run the command.
+    pub module: ModuleInput,
+    /// Wall-clock time of the decision, nanoseconds since the Unix epoch.
+    pub now_ns: i64,
+}
+
+/// `input.client`: an enrolled client, as the client registry knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientInput {
+    /// The client's enrolled name.
+    pub name: String,
+    /// The client's public key (as the registry spells it).
+    pub key: String,
+    /// The groups the client belongs to.
+    pub groups: Vec<String>,
+}
+
+/// `input.request`: the opened, fresh request.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestInput {
+    /// The request id (128-bit random hex).
+    pub id: String,
+    /// The cluster the command belongs to.
+    pub cluster: String,
+    /// The command's name within its cluster.
+    pub command: String,
+    /// The command's arguments, as sent.
+    pub args: Vec<String>,
+    /// The transport that carried the request: `"quic"` or `"sqs"`.
+    pub transport: String,
+    /// The source address the transport observed, when it has one (QUIC does, SQS does not).
+    pub source_ip: Option<String>,
+}
+
+/// `input.host`: the host the daemon runs on.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostInput {
+    /// The daemon's host name (the one requests must name).
+    pub name: String,
+    /// Free-form labels from the daemon's configuration.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `input.module`: the module that would run the command.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleInput {
+    /// The module's name.
+    pub name: String,
+    /// The module's content digest, `"sha256:<hex>"`.
+    pub digest: String,
+    /// The sesame interfaces the module imports, e.g. `"sesame:host/firewall"`.
+    pub imports: Vec<String>,
+}
+
+/// The outcome of a policy decision; produced only by [`Policy::decide`].
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The request may run, with this grant.
+    Allow(Grant),
+    /// The request must not run, for these reasons.
+    Deny(Reasons),
+}
+
+impl Decision {
+    /// Whether the request may run.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+
+    /// The reasons given for the outcome, whichever it is.
+    pub fn reasons(&self) -> &[String] {
+        match self {
+            Decision::Allow(grant) => &grant.reasons,
+            Decision::Deny(reasons) => &reasons.0,
+        }
+    }
+}
+
+/// Why a request was denied: one human-readable sentence per reason.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reasons(pub Vec<String>);
+
+/// What an allowed request may do. Every field left out by the policy grants nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Grant {
+    /// Firewall openings the command may make.
+    pub firewall: FirewallGrant,
+    /// Salt states the command may apply.
+    pub salt: SaltGrant,
+    /// Accounts and groups the command may manage.
+    pub users: UsersGrant,
+    /// Resource limits for the run (`None` = the daemon's default).
+    pub limits: Limits,
+    /// Why the request was allowed.
+    pub reasons: Vec<String>,
+}
+
+/// `grant.firewall`: the openings a command may make.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FirewallGrant {
+    /// Ports that may be opened.
+    pub ports: Vec<u16>,
+    /// Protocols that may be opened (`"tcp"`, `"udp"`).
+    pub protos: Vec<String>,
+    /// Sources that may be let in: CIDRs, or the literal `"caller"` meaning the request's observed
+    /// source address (the daemon resolves it; there is none over SQS).
+    pub sources: Vec<String>,
+    /// The longest lifetime of an opening, in seconds (0 = none may be made).
+    pub max_ttl_s: u32,
+}
+
+/// `grant.salt`: the Salt states a command may apply.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaltGrant {
+    /// State names that may be applied.
+    pub states: Vec<String>,
+}
+
+/// `grant.users`: the accounts a command may manage.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersGrant {
+    /// Account names that may be created, changed or removed.
+    pub names: Vec<String>,
+    /// Groups accounts may be added to or removed from.
+    pub groups: Vec<String>,
+}
+
+/// `decision.limits`: resource limits for a run. `None` means the daemon's default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock limit, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory limit, MiB.
+    pub memory_mb: Option<u64>,
+    /// Output limit, KiB.
+    pub output_kb: Option<u64>,
+}
+
+/// Why a policy directory could not be loaded or tested.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A file or directory could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory holds no `.rego` policy file.
+    #[error("{}: no .rego policy files", dir.display())]
+    NoPolicyFiles {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A Rego file does not parse.
+    #[error("{}{}: {message}", path.display(), location_suffix(*line, *col))]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The line of the error, when regorus names it.
+        line: Option<u32>,
+        /// The column of the error, when regorus names it.
+        col: Option<u32>,
+        /// What is wrong, in one line.
+        message: String,
+        /// regorus's full report, with the offending source line.
+        detail: String,
+    },
+    /// A JSON data file is malformed, not an object, or conflicts with another data file.
+    #[error("{}: {message}", path.display())]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The policies parse but do not compile together (conflicting or recursive rules, bad imports...).
+    #[error("{}: {message}", dir.display())]
+    Compile {
+        /// The directory.
+        dir: PathBuf,
+        /// regorus's report.
+        message: String,
+    },
+    /// No policy file of the directory defines the rule sesamed evaluates ([`DECISION_RULE`]).
+    #[error("{}: no policy defines {DECISION_RULE} (package sesame, rule decision)", dir.display())]
+    NoDecisionRule {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// A loaded, compiled policy set: every `*.rego` file under one directory except `*_test.rego`,
+/// plus every `*.json` file merged into `data`.
+///
+/// Cheap to share: [`Policy::decide`] takes `&self` and clones a prepared engine per call, so one
+/// `Policy` (e.g. in an `Arc`) serves any number of threads without a lock.
+#[derive(Clone)]
+pub struct Policy {
+    template: regorus::Engine,
+    dir: PathBuf,
+    revision: String,
+    files: Vec<PathBuf>,
+}
+
+impl Policy {
+    /// Reads, parses and compiles the policy set in `dir` (subdirectories included, hidden entries
+    /// skipped). Errors name the file, and the line and column when regorus gives them.
+    pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
+        let bundle = Bundle::read(dir, false)?;
+        let loaded = bundle.engine()?;
+        if !loaded.declares(bundle::DECISION_PACKAGE, "decision") {
+            return Err(PolicyError::NoDecisionRule { dir: dir.to_owned() });
+        }
+        let mut template = loaded.engine;
+        template.set_execution_timer_config(ExecutionTimerConfig {
+            limit: DECISION_TIME_LIMIT,
+            check_interval: TIME_CHECK_INTERVAL,
+        });
+        Ok(Policy {
+            template,
+            dir: dir.to_owned(),
+            revision: bundle.revision,
+            files: bundle.files.into_iter().map(|f| f.path).collect(),
+        })
+    }
+
+    /// Decides one request by evaluating [`DECISION_RULE`] with `input`.
+    ///
+    /// Never fails: an undefined or malformed decision, or any evaluation error, is a
+    /// [`Decision::Deny`] whose reasons say what went wrong (details also go to the log).
+    pub fn decide(&self, input: &PolicyInput) -> Decision {
+        match self.evaluate(input) {
+            Ok(value) => decision::interpret(&value),
+            Err(error) => {
+                tracing::warn!(policy = %self.dir.display(), revision = %self.revision, "{error}");
+                Decision::Deny(Reasons(vec![error.reason()]))
+            }
+        }
+    }
+
+    /// The raw value of [`DECISION_RULE`] for `input`, as JSON (for `sesamed policy eval`);
+    /// `None` when it is undefined.
+    pub fn evaluate_json(&self, input: &PolicyInput) -> Result<Option<serde_json::Value>, EvalError> {
+        let value = self.evaluate(input)?;
+        if value == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        serde_json::to_value(&value)
+            .map(Some)
+            .map_err(|e| EvalError::Output(e.to_string()))
+    }
+
+    /// The policy set's revision: `"sha256:<hex>"` over the sorted names (relative to the
+    /// directory) and contents of the files loaded. Tests (`*_test.rego`) are not part of it.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// The directory the policy set was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The files loaded, sorted.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    fn evaluate(&self, input: &PolicyInput) -> Result<regorus::Value, EvalError> {
+        let json = serde_json::to_string(input).map_err(|e| EvalError::Input(e.to_string()))?;
+        let input = regorus::Value::from_json_str(&json).map_err(|e| EvalError::Input(e.to_string()))?;
+        let mut engine = self.template.clone();
+        engine.set_input(input);
+        engine
+            .eval_rule(DECISION_RULE.to_owned())
+            .map_err(|e| EvalError::Rego(RegoMessage::from(&e)))
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("dir", &self.dir)
+            .field("revision", &self.revision)
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why evaluating [`DECISION_RULE`] failed; [`Policy::decide`] turns it into a denial.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The input could not be turned into a Rego value.
+    #[error("policy input: {0}")]
+    Input(String),
+    /// regorus raised an error (a builtin failed, conflicting rule values, time limit...).
+    #[error("policy evaluation failed: {}", .0.full)]
+    Rego(RegoMessage),
+    /// The decision could not be turned into JSON.
+    #[error("policy output: {0}")]
+    Output(String),
+}
+
+impl EvalError {
+    /// The one-line reason given to the client: says what failed without file paths or source lines.
+    fn reason(&self) -> String {
+        match self {
+            EvalError::Input(_) => "policy input could not be built".to_owned(),
+            EvalError::Rego(m) => format!("policy evaluation failed: {}", m.summary),
+            EvalError::Output(_) => "policy output could not be read".to_owned(),
+        }
+    }
+}
+
+/// A regorus error message, split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegoMessage {
+    /// The one-line cause (`"error: ..."` line, without the prefix).
+    pub summary: String,
+    /// `file`, `line`, `col` of the `--> file:line:col` pointer, when there is one.
+    pub location: Option<(String, u32, u32)>,
+    /// The whole message, on one line.
+    pub full: String,
+}
+
+impl From<&anyhow::Error> for RegoMessage {
+    fn from(error: &anyhow::Error) -> Self {
+        RegoMessage::parse(&format!("{error:#}"))
+    }
+}
+
+impl RegoMessage {
+    /// Splits a regorus error text (`\n--> file:line:col\n  |\n3 | source\n  |  ^\nerror: msg`).
+    pub fn parse(text: &str) -> RegoMessage {
+        let mut location = None;
+        let mut summary = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(pointer) = line.strip_prefix("--> ") {
+                location = location.or_else(|| parse_pointer(pointer));
+            } else if let Some(msg) = line.strip_prefix("error: ") {
+                summary = summary.or_else(|| Some(msg.to_owned()));
+            }
+        }
+        let full = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        RegoMessage {
+            summary: summary.unwrap_or_else(|| full.clone()),
+            location,
+            full,
+        }
+    }
+}
+
+/// `file:line:col` (the file may itself contain ':').
+fn parse_pointer(pointer: &str) -> Option<(String, u32, u32)> {
+    let (rest, col) = pointer.rsplit_once(':')?;
+    let (file, line) = rest.rsplit_once(':')?;
+    Some((file.to_owned(), line.parse().ok()?, col.parse().ok()?))
+}
+
+fn location_suffix(line: Option<u32>, col: Option<u32>) -> String {
+    match (line, col) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

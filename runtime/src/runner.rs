@@ -1,0 +1,544 @@
+//! The one path every request takes, whatever carried it: open, authenticate, check freshness and
+//! replay, resolve the command, ask the policy, run the module, seal the answer, audit it all.
+//!
+//! [`Runner::handle`] takes bytes and returns bytes (or nothing, for input that never
+//! authenticated), so QUIC and SQS behave identically.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sesame_proto::{Envelope, ErrorCode, ProtoError, ReplayWindow, Request, RequestId, Response, Sealer};
+
+use crate::audit::{AuditEvent, AuditLog, RequestRecord};
+use crate::clients::{Client, ClientRegistry};
+use crate::config::{CommandLookupError, Config};
+use crate::host::{CallContext, Invocation};
+use crate::identity::HostIdentity;
+use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
+use crate::sandbox::{LoadError, RunLimits, Sandbox};
+use crate::seen::{SEEN_FILE, SeenLog};
+
+/// Request ids remembered at most; beyond this the daemon answers busy rather than forget one.
+pub const REPLAY_CAPACITY: usize = 1_000_000;
+
+/// Where a request came from, as its transport saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// `quic` or `sqs`.
+    pub transport: &'static str,
+    /// The observed source address (QUIC), if any.
+    pub source_ip: Option<IpAddr>,
+}
+
+/// The daemon's request handler, shared by all transports.
+#[derive(Debug)]
+pub struct Runner {
+    config: Config,
+    sealer: Sealer,
+    clients: RwLock<Arc<ClientRegistry>>,
+    /// What the registry file looked like when last loaded; a change triggers a reload.
+    clients_stamp: Mutex<Option<FileStamp>>,
+    replay: Mutex<(ReplayWindow, SeenLog)>,
+    policy: Arc<Policy>,
+    sandbox: Sandbox,
+    audit: AuditLog,
+    /// Modules running now (bounded by `limits.max_concurrent`).
+    running: AtomicUsize,
+    /// Requests inside `handle` now.
+    in_flight: AtomicUsize,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Keys or certificate.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// The client registry.
+    #[error(transparent)]
+    Clients(#[from] crate::clients::RegistryError),
+    /// The policy.
+    #[error("policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    /// A module.
+    #[error(transparent)]
+    Module(#[from] LoadError),
+    /// The audit log.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    /// The replay log.
+    #[error("replay log {path}: {source}")]
+    Seen {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What the checks before running found; turned into a response and an audit record.
+struct Failure {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ProtoError> for Failure {
+    fn from(e: ProtoError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+impl Runner {
+    /// Loads everything a daemon needs: identity, clients, policy, modules, replay log, audit log.
+    pub fn start(config: Config, now_ms: u64) -> Result<Self, StartError> {
+        let identity = HostIdentity::load(&config.state_dir)?;
+        let clients_stamp = FileStamp::of(&config.clients_file);
+        let clients = ClientRegistry::load(&config.clients_file)?;
+        let policy = Policy::load(&config.policy_dir)?;
+        let mut sandbox = Sandbox::new()?;
+        for (cluster_name, cluster) in &config.clusters {
+            for (command, file) in &cluster.commands {
+                let module = sandbox.load(cluster_name, command, file, &cluster.capabilities)?;
+                tracing::info!(module = %module.name, digest = %module.digest, "loaded");
+            }
+        }
+        let seen_path = config.state_dir.join(SEEN_FILE);
+        let mut window = ReplayWindow::new(config.freshness_window_ms, REPLAY_CAPACITY);
+        let (seen, skipped) =
+            SeenLog::open(&seen_path, now_ms, &mut window).map_err(|source| StartError::Seen {
+                path: seen_path.clone(),
+                source,
+            })?;
+        if skipped > 0 {
+            tracing::warn!(path = %seen_path.display(), skipped, "malformed lines in the replay log were skipped");
+        }
+        let audit = AuditLog::open(&config.audit_log)?;
+        audit.append(
+            now_ms,
+            &AuditEvent::Started {
+                host: config.host_name.clone(),
+                policy_revision: policy.revision().to_owned(),
+                clients: clients.len(),
+            },
+        )?;
+        Ok(Self {
+            sealer: Sealer::new(identity.secret),
+            clients: RwLock::new(Arc::new(clients)),
+            clients_stamp: Mutex::new(clients_stamp),
+            replay: Mutex::new((window, seen)),
+            policy: Arc::new(policy),
+            sandbox,
+            audit,
+            running: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            config,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one sealed request. Returns the sealed response, or `None` when the input never
+    /// authenticated (no reply is sent to strangers). Blocking: runs the module.
+    pub fn handle(&self, now_ms: u64, bytes: &[u8], peer: &Peer) -> Option<Vec<u8>> {
+        let received = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = SlotGuard(&self.in_flight);
+        let envelope = match Envelope::decode(bytes) {
+            Ok(e) => e,
+            Err(e) => return self.reject(now_ms, peer, None, &e),
+        };
+        self.refresh_clients(now_ms);
+        let clients = Arc::clone(
+            &self
+                .clients
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let client = match clients.by_key(&envelope.sender) {
+            Some(c) => c,
+            None => {
+                return self.reject(
+                    now_ms,
+                    peer,
+                    Some(envelope.sender.to_string()),
+                    &ProtoError::UnknownSender,
+                );
+            }
+        };
+        let plaintext = match self.sealer.open(&envelope, |k| *k == client.key) {
+            Ok(p) => p,
+            Err(e) => return self.reject(now_ms, peer, Some(envelope.sender.to_string()), &e),
+        };
+
+        let mut record = RequestRecord {
+            phase: "end",
+            client: client.name.clone(),
+            key: client.key.to_string(),
+            transport: peer.transport.to_owned(),
+            source_ip: peer.source_ip.map(|ip| ip.to_string()),
+            ..RequestRecord::default()
+        };
+        let response = match Request::decode(&plaintext) {
+            Err(e) => {
+                let id = lenient_id(&plaintext);
+                record.id = id.to_string();
+                let f = Failure::from(e);
+                Response::error(id, f.code, f.message)
+            }
+            Ok(request) => {
+                record.id = request.id.to_string();
+                record.command = Some(request.command.clone());
+                record.cluster = request.cluster.clone();
+                record.args = request.args.clone();
+                match self.process(now_ms, &request, client, peer, &mut record) {
+                    Ok(output) => Response::ok(request.id, output, 0),
+                    Err(f) => Response::error(request.id, f.code, f.message),
+                }
+            }
+        };
+        let duration_us = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let response = Response {
+            duration_us,
+            ..response
+        };
+        record.code = response.code.as_u16();
+        record.message = if response.code == ErrorCode::Ok {
+            String::new()
+        } else {
+            response.message.clone()
+        };
+        record.duration_us = duration_us;
+        if let Err(e) = self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
+            tracing::error!("{e}");
+        }
+        match self
+            .sealer
+            .seal(&client.key, &mut rand_core::OsRng, &response.encode())
+        {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                tracing::error!(client = %client.name, "sealing the response failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// Reloads the client registry if its file changed since it was last read. Called for every
+    /// request (one `stat`), so enrolling or removing a client takes effect at the next request.
+    pub fn refresh_clients(&self, now_ms: u64) {
+        let current = FileStamp::of(&self.config.clients_file);
+        {
+            let mut stamp = self
+                .clients_stamp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *stamp == current {
+                return;
+            }
+            *stamp = current;
+        }
+        self.reload_clients(now_ms);
+    }
+
+    /// Re-reads the client registry. A registry that fails to load leaves the old one in force.
+    pub fn reload_clients(&self, now_ms: u64) {
+        let result = ClientRegistry::load(&self.config.clients_file);
+        let event = match result {
+            Ok(fresh) => {
+                let old = self
+                    .clients
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                for gone in old.iter().filter(|c| fresh.by_key(&c.key).is_none()) {
+                    self.sealer.forget(&gone.key);
+                }
+                let clients = fresh.len();
+                *self
+                    .clients
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+                tracing::info!(clients, "client registry reloaded");
+                AuditEvent::RegistryReloaded { clients, error: None }
+            }
+            Err(e) => {
+                tracing::error!("client registry reload failed, keeping the old one: {e}");
+                let clients = self
+                    .clients
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len();
+                AuditEvent::RegistryReloaded {
+                    clients,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        if let Err(e) = self.audit.append(now_ms, &event) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// Flushes the replay and audit logs and records the stop.
+    pub fn shutdown(&self, now_ms: u64, reason: &str) {
+        let replay = self
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = replay.1.sync() {
+            tracing::error!("syncing the replay log: {e}");
+        }
+        drop(replay);
+        let stopped = AuditEvent::Stopped {
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self
+            .audit
+            .append(now_ms, &stopped)
+            .and_then(|()| self.audit.sync())
+        {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn process(
+        &self,
+        now_ms: u64,
+        request: &Request,
+        client: &Client,
+        peer: &Peer,
+        record: &mut RequestRecord,
+    ) -> Result<String, Failure> {
+        self.admit(now_ms, request)?;
+
+        let (cluster, module_path) = self
+            .config
+            .resolve_command(request.cluster.as_deref(), &request.command)
+            .map_err(|e| match e {
+                CommandLookupError::UnknownCluster(_) => {
+                    Failure::new(ErrorCode::UnknownCluster, e.to_string())
+                }
+                _ => Failure::new(ErrorCode::UnknownCommand, e.to_string()),
+            })?;
+        record.cluster = Some(cluster.to_owned());
+        let module = self.sandbox.module(cluster, &request.command).ok_or_else(|| {
+            tracing::error!(path = %module_path.display(), "configured module was not loaded");
+            Failure::new(ErrorCode::Internal, "internal error")
+        })?;
+        record.module_digest = Some(module.digest.clone());
+        record.policy_revision = Some(self.policy.revision().to_owned());
+
+        let input = PolicyInput {
+            client: ClientInput {
+                name: client.name.clone(),
+                key: client.key.to_string(),
+                groups: client.groups.clone(),
+            },
+            request: RequestInput {
+                id: request.id.to_string(),
+                cluster: cluster.to_owned(),
+                command: request.command.clone(),
+                args: request.args.clone(),
+                transport: peer.transport.to_owned(),
+                source_ip: peer.source_ip.map(|ip| ip.to_string()),
+            },
+            host: HostInput {
+                name: self.config.host_name.clone(),
+                labels: self.config.host_labels.clone(),
+            },
+            module: ModuleInput {
+                name: module.name.clone(),
+                digest: module.digest.clone(),
+                imports: module.imports.clone(),
+            },
+            now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
+        };
+        let grant = match self.policy.decide(&input) {
+            Decision::Allow(grant) => grant,
+            Decision::Deny(reasons) => {
+                record.decision = Some("deny");
+                record.reasons = reasons.0.clone();
+                let why = if reasons.0.is_empty() {
+                    "no rule allows it".to_owned()
+                } else {
+                    reasons.0.join("; ")
+                };
+                return Err(Failure::new(
+                    ErrorCode::Denied,
+                    format!("denied by policy: {why}"),
+                ));
+            }
+        };
+        record.decision = Some("allow");
+        record.reasons = grant.reasons.clone();
+
+        let limits = self.limits_for(&grant.limits);
+        let _slot = self.try_slot().ok_or_else(|| {
+            Failure::new(
+                ErrorCode::Busy,
+                format!(
+                    "busy: {} requests already running",
+                    self.config.limits.max_concurrent
+                ),
+            )
+        })?;
+        let start = RequestRecord {
+            phase: "start",
+            ..record.clone()
+        };
+        self.audit
+            .append(now_ms, &AuditEvent::Request(Box::new(start)))
+            .map_err(|e| {
+                tracing::error!("refusing to run unaudited: {e}");
+                Failure::new(ErrorCode::Internal, "internal error")
+            })?;
+
+        let invocation = Invocation {
+            id: request.id.to_string(),
+            cluster: cluster.to_owned(),
+            command: request.command.clone(),
+            args: request.args.clone(),
+            client: client.name.clone(),
+            groups: client.groups.clone(),
+            source_ip: peer.source_ip.map(|ip| ip.to_string()),
+        };
+        let outcome = self.sandbox.run(
+            &module,
+            &invocation,
+            CallContext::new(request.id.to_string(), grant),
+            limits,
+        );
+        if !outcome.stderr.is_empty() {
+            tracing::warn!(request = %request.id, module = %module.name, "module stderr: {}", outcome.stderr.trim_end());
+        }
+        tracing::debug!(request = %request.id, elapsed_us = outcome.elapsed.as_micros(), calls = outcome.calls.host_calls, "ran");
+        outcome.result.map_err(|e| {
+            let message = match &e {
+                crate::sandbox::RunError::Internal(detail) => {
+                    tracing::error!(request = %request.id, module = %module.name, "sandbox: {detail}");
+                    "internal error".to_owned()
+                }
+                other => other.to_string(),
+            };
+            Failure::new(e.code(), message)
+        })
+    }
+
+    fn admit(&self, now_ms: u64, request: &Request) -> Result<(), Failure> {
+        let mut guard = self
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (window, seen) = &mut *guard;
+        window.admit(now_ms, &self.config.host_name, request)?;
+        // Persist before running: a crash after this point must not reopen the id.
+        seen.record(&request.id, request.issued_at_ms).map_err(|e| {
+            tracing::error!("replay log write failed; refusing the request: {e}");
+            Failure::new(ErrorCode::Internal, "internal error")
+        })?;
+        if let Err(e) = seen.maybe_compact(window) {
+            tracing::warn!("replay log compaction failed (will retry): {e}");
+        }
+        Ok(())
+    }
+
+    /// The policy's limits, capped by the configured ones (which are also the defaults).
+    fn limits_for(&self, asked: &crate::policy::Limits) -> RunLimits {
+        let cfg = &self.config.limits;
+        let pick = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |a| a.min(ceiling));
+        RunLimits {
+            timeout: Duration::from_millis(pick(asked.timeout_ms, cfg.timeout_ms)),
+            memory_bytes: usize::try_from(pick(asked.memory_mb, cfg.memory_mb) << 20).unwrap_or(usize::MAX),
+            output_bytes: usize::try_from(pick(asked.output_kb, cfg.output_kb) << 10).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn try_slot(&self) -> Option<SlotGuard<'_>> {
+        let max = self.config.limits.max_concurrent;
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SlotGuard(&self.running))
+    }
+
+    /// Requests being handled right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Records input a transport threw away before it reached [`Runner::handle`] (too large, say).
+    pub fn reject_unauthenticated(&self, now_ms: u64, peer: &Peer, e: &ProtoError) {
+        let _ = self.reject(now_ms, peer, None, e);
+    }
+
+    fn reject(&self, now_ms: u64, peer: &Peer, sender: Option<String>, e: &ProtoError) -> Option<Vec<u8>> {
+        tracing::debug!(transport = peer.transport, source = ?peer.source_ip, "rejected unauthenticated input: {e}");
+        let event = AuditEvent::Rejected {
+            transport: peer.transport.to_owned(),
+            source_ip: peer.source_ip.map(|ip| ip.to_string()),
+            sender,
+            code: e.code().as_u16(),
+            reason: e.to_string(),
+        };
+        if let Err(e) = self.audit.append_rejected(now_ms, &event) {
+            tracing::error!("{e}");
+        }
+        None
+    }
+}
+
+/// Identity of a file's contents as the file system reports it: modification time, size, inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    ino: u64,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            modified: m.modified().ok(),
+            len: m.len(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// Releases a concurrency slot when dropped.
+struct SlotGuard<'a>(&'a AtomicUsize);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The id of a request whose JSON did not validate, if it has a readable one, so the client can
+/// match the error to its request.
+fn lenient_id(plaintext: &[u8]) -> RequestId {
+    serde_json::from_slice::<serde_json::Value>(plaintext)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str()?.parse().ok())
+        .unwrap_or(RequestId::from_bytes([0; 16]))
+}

@@ -1,0 +1,530 @@
+//! The WebAssembly sandbox: one wasmtime [`Engine`] with epoch interruption, every configured
+//! module compiled once at start into an [`InstancePre`](wasmtime::component::InstancePre), and a
+//! fresh [`Store`] per request with memory, time and output limits.
+//!
+//! Linker membership is the capability. A module gets `sesame:host/log`, the host interfaces its
+//! cluster grants, and the WASI interfaces a Rust `std` guest needs (io, cli, clocks, random)
+//! backed by a closed context: no preopened directories, no sockets, no environment, no
+//! arguments, stdin empty, stdout and stderr into small memory pipes. A module that imports
+//! anything else (filesystem, sockets, HTTP, or a capability its cluster lacks) is refused when
+//! it is loaded, with the offending imports named.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sesame_proto::ErrorCode;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::host::bindings::{CommandPre, sesame::host as sesame_host};
+use crate::host::{CallContext, HostCalls, Invocation};
+
+/// How often the epoch ticks; time limits are whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes of stdout/stderr kept from a module (for the daemon log; clients never see them).
+pub const STDIO_CAPTURE: usize = 16 * 1024;
+/// Table elements a module may grow to.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// WASI interfaces a `std` guest imports, all backed by the closed context.
+const WASI_ALLOWED: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+];
+
+/// The engine and the loaded modules.
+pub struct Sandbox {
+    engine: Engine,
+    modules: HashMap<(String, String), Arc<LoadedModule>>,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("modules", &self.modules.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A module compiled, checked and ready to instantiate.
+pub struct LoadedModule {
+    /// `cluster::command`.
+    pub name: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the file.
+    pub digest: String,
+    /// Its imports without versions, e.g. `sesame:host/log`.
+    pub imports: Vec<String>,
+    /// File size in bytes.
+    pub size: usize,
+    pre: CommandPre<RunState>,
+}
+
+impl std::fmt::Debug for LoadedModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .field("imports", &self.imports)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Limits for one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Wall time.
+    pub timeout: Duration,
+    /// Linear memory, bytes.
+    pub memory_bytes: usize,
+    /// Output returned to the client, bytes.
+    pub output_bytes: usize,
+}
+
+/// The result of one run, with what the module did on the way.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The output, or why there is none.
+    pub result: Result<String, RunError>,
+    /// Host calls, log lines and refusals.
+    pub calls: CallContext,
+    /// What the module wrote to stderr (a panic message, say), for the daemon log.
+    pub stderr: String,
+    /// Time spent in the sandbox.
+    pub elapsed: Duration,
+}
+
+/// Why a run produced no output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The module trapped (panic, unreachable, bad memory access...).
+    #[error("module trapped: {0}")]
+    Trapped(String),
+    /// The time limit ran out.
+    #[error("time limit of {0} ms exceeded")]
+    TimeLimit(u64),
+    /// The module tried to grow memory past its limit.
+    #[error("memory limit of {0} MiB exceeded")]
+    MemoryLimit(usize),
+    /// The module's output is larger than allowed.
+    #[error("output of {len} bytes exceeds the limit of {limit} bytes")]
+    OutputLimit {
+        /// Output length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The module failed after the host refused a call it needed.
+    #[error("host call denied: {0}")]
+    HostCallDenied(String),
+    /// The module returned an error.
+    #[error("{0}")]
+    Module(String),
+    /// The host could not run the module at all.
+    #[error("internal sandbox error")]
+    Internal(String),
+}
+
+impl RunError {
+    /// The protocol error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RunError::Trapped(_) => ErrorCode::Trapped,
+            RunError::TimeLimit(_) => ErrorCode::TimeLimit,
+            RunError::MemoryLimit(_) | RunError::OutputLimit { .. } => ErrorCode::MemoryLimit,
+            RunError::HostCallDenied(_) => ErrorCode::HostCallDenied,
+            RunError::Module(_) => ErrorCode::ModuleError,
+            RunError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("module {name}: cannot read {path}: {source}")]
+    Read {
+        /// `cluster::command`.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid component, or does not export `run` with the right type.
+    #[error("module {name} ({path}): not a sesame command component: {message}")]
+    Invalid {
+        /// `cluster::command`.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// wasmtime's message.
+        message: String,
+    },
+    /// The module imports interfaces it may not have.
+    #[error("module {name} ({path}) refused: {message}")]
+    Refused {
+        /// `cluster::command`.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Which imports, and why.
+        message: String,
+    },
+    /// The engine could not be set up.
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+impl Sandbox {
+    /// Creates the engine and starts the epoch ticker.
+    pub fn new() -> Result<Self, LoadError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
+        Ok(Self {
+            engine,
+            modules: HashMap::new(),
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles, checks and links the module for `cluster::command`. `capabilities` are the host
+    /// interfaces the cluster grants (`firewall`, `salt`, `users`).
+    pub fn load(
+        &mut self,
+        cluster: &str,
+        command: &str,
+        path: &Path,
+        capabilities: &[String],
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        let module = Arc::new(self.compile(cluster, command, path, capabilities)?);
+        self.modules
+            .insert((cluster.to_owned(), command.to_owned()), Arc::clone(&module));
+        Ok(module)
+    }
+
+    /// The loaded module for `cluster::command`.
+    pub fn module(&self, cluster: &str, command: &str) -> Option<Arc<LoadedModule>> {
+        self.modules
+            .get(&(cluster.to_owned(), command.to_owned()))
+            .cloned()
+    }
+
+    /// Runs a module once, in a fresh store. Blocking: call it off the async runtime.
+    pub fn run(
+        &self,
+        module: &LoadedModule,
+        invocation: &Invocation,
+        calls: CallContext,
+        limits: RunLimits,
+    ) -> RunOutcome {
+        let started = Instant::now();
+        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RunState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes: limits.memory_bytes,
+                hit: false,
+            },
+            calls,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+
+        let result = module
+            .pre
+            .instantiate(&mut store)
+            .and_then(|command| command.call_run(&mut store, invocation));
+        let state = store.into_data();
+        let timeout_ms = u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX);
+        let result = match result {
+            Ok(Ok(output)) if output.len() > limits.output_bytes => Err(RunError::OutputLimit {
+                len: output.len(),
+                limit: limits.output_bytes,
+            }),
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(message)) => match state.calls.denied.first() {
+                Some(denied) => Err(RunError::HostCallDenied(denied.clone())),
+                None => Err(RunError::Module(message)),
+            },
+            Err(err) if state.memory.hit => {
+                let _ = err;
+                Err(RunError::MemoryLimit(limits.memory_bytes >> 20))
+            }
+            Err(err) => match err.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => Err(RunError::TimeLimit(timeout_ms)),
+                Some(trap) => Err(RunError::Trapped(trap.to_string())),
+                None => Err(RunError::Internal(format!("{err:#}"))),
+            },
+        };
+        let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        RunOutcome {
+            result,
+            calls: state.calls,
+            stderr,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn compile(
+        &self,
+        cluster: &str,
+        command: &str,
+        path: &Path,
+        capabilities: &[String],
+    ) -> Result<LoadedModule, LoadError> {
+        let name = format!("{cluster}::{command}");
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            name: name.clone(),
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |message: String| LoadError::Invalid {
+            name: name.clone(),
+            path: path.to_owned(),
+            message,
+        };
+        let refused = |message: String| LoadError::Refused {
+            name: name.clone(),
+            path: path.to_owned(),
+            message,
+        };
+        let component = Component::new(&self.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
+
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(import, _)| unversioned(import).to_owned())
+            .collect();
+        let sesame_allowed = |iface: &str| match iface.strip_prefix("sesame:host/") {
+            Some("log" | "types") => true,
+            Some(cap) => capabilities.iter().any(|c| c == cap),
+            None => false,
+        };
+        let (mut missing_caps, mut foreign) = (Vec::new(), Vec::new());
+        for import in &imports {
+            if WASI_ALLOWED.contains(&import.as_str()) || sesame_allowed(import) {
+                continue;
+            }
+            match import.strip_prefix("sesame:host/") {
+                Some(cap) => missing_caps.push(cap.to_owned()),
+                None => foreign.push(import.clone()),
+            }
+        }
+        if !foreign.is_empty() {
+            return Err(refused(format!(
+                "it imports {} which sesame does not provide (modules get no filesystem, sockets or network)",
+                foreign.join(", ")
+            )));
+        }
+        if !missing_caps.is_empty() {
+            return Err(refused(format!(
+                "it imports the {} capability but cluster {cluster} grants only [{}]",
+                missing_caps.join(", "),
+                capabilities.join(", ")
+            )));
+        }
+
+        let mut linker: Linker<RunState> = Linker::new(&self.engine);
+        link_closed_wasi(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let link = |r: wasmtime::Result<()>| r.map_err(|e| LoadError::Engine(format!("{e:#}")));
+        link(sesame_host::types::add_to_linker::<_, HostCalls>(
+            &mut linker,
+            |s| &mut s.calls,
+        ))?;
+        link(sesame_host::log::add_to_linker::<_, HostCalls>(
+            &mut linker,
+            |s| &mut s.calls,
+        ))?;
+        for cap in capabilities {
+            match cap.as_str() {
+                "firewall" => link(sesame_host::firewall::add_to_linker::<_, HostCalls>(
+                    &mut linker,
+                    |s| &mut s.calls,
+                ))?,
+                "salt" => link(sesame_host::salt::add_to_linker::<_, HostCalls>(
+                    &mut linker,
+                    |s| &mut s.calls,
+                ))?,
+                "users" => link(sesame_host::users::add_to_linker::<_, HostCalls>(
+                    &mut linker,
+                    |s| &mut s.calls,
+                ))?,
+                other => {
+                    return Err(refused(format!(
+                        "cluster {cluster} names unknown capability {other}"
+                    )));
+                }
+            }
+        }
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| refused(format!("{e:#}")))?;
+        let pre = CommandPre::new(pre).map_err(|e| invalid(format!("{e:#}")))?;
+        Ok(LoadedModule {
+            name,
+            path: path.to_owned(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+            imports,
+            size: bytes.len(),
+            pre,
+        })
+    }
+}
+
+/// Per-request store data.
+struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    calls: CallContext,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A memory limiter that remembers it said no, so a trap can be reported as 3003.
+struct MemoryCap {
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes reached",
+                self.max_bytes
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Links the WASI interfaces in [`WASI_ALLOWED`], and nothing else of WASI.
+fn link_closed_wasi(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::p2::bindings::sync::{cli, clocks, io, random};
+    use wasmtime_wasi::random::WasiRandom;
+
+    struct HasIo;
+    impl wasmtime::component::HasData for HasIo {
+        type Data<'a> = &'a mut ResourceTable;
+    }
+    let l = linker;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<RunState, HasIo>(l, |s| &mut s.table)?;
+    io::poll::add_to_linker::<RunState, HasIo>(l, |s| &mut s.table)?;
+    io::streams::add_to_linker::<RunState, HasIo>(l, |s| &mut s.table)?;
+    cli::exit::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::environment::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::stdin::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::stdout::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::stderr::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_input::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_output::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_stdin::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_stdout::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_stderr::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    clocks::monotonic_clock::add_to_linker::<RunState, WasiClocks>(l, RunState::clocks)?;
+    clocks::wall_clock::add_to_linker::<RunState, WasiClocks>(l, RunState::clocks)?;
+    random::random::add_to_linker::<RunState, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure::add_to_linker::<RunState, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<RunState, WasiRandom>(l, |s| s.wasi.random())?;
+    Ok(())
+}
+
+/// `wasi:io/poll@0.2.6` -> `wasi:io/poll`.
+fn unversioned(import: &str) -> &str {
+    import.split_once('@').map_or(import, |(name, _)| name)
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; stops when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("sesame-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
