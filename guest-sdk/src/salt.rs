@@ -1,0 +1,19 @@
+//! Masterless Salt, `salt-call --local` on the host (WIT interface `salt`).
+//!
+//! Needs the salt capability in the module's cluster, and a grant covering the state.
+
+use crate::__private::bindings::sesame::host::salt as wit;
+use crate::HostError;
+
+/// The outcome of one state in an apply (`result` is `None` in test mode when the state
+/// would change something).
+pub use wit::StateOutcome;
+
+/// The outcome of an apply: counts and one [`StateOutcome`] per state.
+pub use wit::ApplyReport;
+
+/// Applies `state` (an sls name such as `web.nginx`) with optional pillar data as JSON.
+/// With `test`, reports what would change and changes nothing.
+pub fn apply(state: &str, pillar_json: Option<&str>, test: bool) -> Result<ApplyReport, HostError> {
+    wit::apply(state, pillar_json, test).map_err(HostError::from)
+}
