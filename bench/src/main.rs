@@ -1,0 +1,110 @@
+//! `sesame-bench`: measures request round trips against a running `sesamed`, from its own
+//! process, the way a client sees them.
+//!
+//! `sesame-bench rtt HOST [--count N] [--warmup N] [COMMAND ARGS...]` sends N requests one after
+//! the other on one QUIC connection (one stream each, as `sesame` does) and prints latency
+//! percentiles. The client key and pinned host come from `$SESAME_HOME`, as for `sesame`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sesame_client::{ClientHome, Session};
+use sesame_proto::{Envelope, Request, Response, Sealer, Status};
+
+#[derive(Debug, Parser)]
+#[command(name = "sesame-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sequential round trips on one connection: latency of one request.
+    Rtt {
+        /// The pinned host.
+        host: String,
+        /// Measured requests.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Unmeasured requests first.
+        #[arg(long, default_value_t = 50)]
+        warmup: usize,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, default_values_t = ["basic::echo".to_owned(), "hello".to_owned()])]
+        command: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Rtt {
+            host,
+            count,
+            warmup,
+            command,
+        } => rt.block_on(rtt(&host, count, warmup, &command)),
+    }
+}
+
+async fn rtt(alias: &str, count: usize, warmup: usize, command: &[String]) -> anyhow::Result<()> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let home = ClientHome::from_env()?;
+    let host = home.host(alias)?;
+    let sealer = Sealer::new(home.key()?);
+    let (name, args) = command.split_first().context("no command")?;
+    let (cluster, name) = name
+        .split_once("::")
+        .map_or((None, name.as_str()), |(c, n)| (Some(c), n));
+    let session = Session::connect(&host).await?;
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..warmup + count {
+        let request = Request::new(
+            &mut rand_core::OsRng,
+            now_ms(),
+            host.daemon_name(alias),
+            cluster,
+            name,
+            args.to_vec(),
+        );
+        let started = Instant::now();
+        let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
+        let reply = session.exchange(&sealed, Duration::from_secs(10)).await?;
+        let plaintext = sealer.open(&Envelope::decode(&reply)?, |k| *k == host.key)?;
+        let response = Response::decode(&plaintext)?;
+        let elapsed = started.elapsed();
+        if response.status != Status::Ok {
+            bail!("request failed: {} {}", response.code, response.message);
+        }
+        if i >= warmup {
+            samples.push(elapsed);
+        }
+    }
+    session.close().await;
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "rtt n={} p50_us={:.0} p90_us={:.0} p99_us={:.0} max_us={:.0} mean_us={:.0}",
+        samples.len(),
+        us(pct(0.50)),
+        us(pct(0.90)),
+        us(pct(0.99)),
+        us(samples[samples.len() - 1]),
+        us(samples.iter().sum::<Duration>()) / samples.len() as f64,
+    );
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,255 @@
+//! Sending one request over QUIC to a pinned host, and opening its answer.
+//!
+//! The host's TLS certificate is trusted if, and only if, its SHA-256 equals the pinned one;
+//! names and CAs play no part. The request itself is sealed to the host's crypto_box key, so even
+//! a wrongly pinned certificate would not expose or let anyone forge a request.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sesame_proto::{Envelope, MAX_ENVELOPE_LEN, ProtoError, Request, Response, Sealer};
+use sha2::{Digest, Sha256};
+
+use crate::HostEntry;
+
+/// The ALPN id of sesame over QUIC.
+pub const ALPN: &[u8] = b"sesame/1";
+/// The TLS server name used; the pin, not the name, is checked.
+pub const SERVER_NAME: &str = "sesame";
+
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The address did not resolve.
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    /// The host's certificate is not the pinned one.
+    #[error(
+        "the host's TLS certificate does not match the pinned fingerprint (pinned {pinned}, presented {presented}); refusing to talk to it"
+    )]
+    CertMismatch {
+        /// What hosts.toml says.
+        pinned: String,
+        /// What the host presented.
+        presented: String,
+    },
+    /// Connecting or talking QUIC failed.
+    #[error("connection to {addr}: {message}")]
+    Connection {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        message: String,
+    },
+    /// The host closed the stream without answering: it did not accept the request as
+    /// authentic (unknown client key, or a key it no longer trusts).
+    #[error("no answer from the host: it did not accept this client's key (not enrolled, or removed)")]
+    NoAnswer,
+    /// Nothing came back in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer could not be opened or parsed.
+    #[error("bad response: {0}")]
+    BadResponse(#[from] ProtoError),
+    /// The answer is for another request.
+    #[error("response is for request {got}, not {expected}")]
+    WrongId {
+        /// Our request id.
+        expected: String,
+        /// The response's id.
+        got: String,
+    },
+}
+
+/// Sends `request` to `host`, sealed with the client's `sealer`, and returns the host's response.
+pub async fn send_request(
+    host: &HostEntry,
+    sealer: &Sealer,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
+    let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
+    let reply = exchange(host, &sealed, timeout).await?;
+    let envelope = Envelope::decode(&reply)?;
+    let plaintext = sealer.open(&envelope, |k| *k == host.key)?;
+    let response = Response::decode(&plaintext)?;
+    if response.id != request.id && response.id.as_bytes() != &[0; 16] {
+        return Err(ClientError::WrongId {
+            expected: request.id.to_string(),
+            got: response.id.to_string(),
+        });
+    }
+    Ok(response)
+}
+
+/// Sends already-sealed bytes to `host` on a new connection and returns the raw answer (never
+/// empty).
+pub async fn exchange(host: &HostEntry, sealed: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
+    let session = tokio::time::timeout(timeout, Session::connect(host))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    let reply = session.exchange(sealed, timeout).await;
+    session.close().await;
+    reply
+}
+
+/// One QUIC connection to a pinned host, for many requests (one stream each).
+#[derive(Debug)]
+pub struct Session {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    addr: SocketAddr,
+}
+
+impl Session {
+    /// Connects to `host`, checking its certificate against the pin.
+    pub async fn connect(host: &HostEntry) -> Result<Self, ClientError> {
+        let addr = host
+            .addr
+            .to_socket_addrs()
+            .map_err(|_| ClientError::Resolve(host.addr.clone()))?
+            .next()
+            .ok_or_else(|| ClientError::Resolve(host.addr.clone()))?;
+        let verifier = Arc::new(PinnedCert::new(&host.cert_sha256));
+        let endpoint = client_endpoint(addr, Arc::clone(&verifier))?;
+        let conn_err = |message: String| ClientError::Connection { addr, message };
+        let connecting = endpoint
+            .connect(addr, SERVER_NAME)
+            .map_err(|e| conn_err(e.to_string()))?;
+        match connecting.await {
+            Ok(conn) => Ok(Self { endpoint, conn, addr }),
+            Err(e) => match verifier.mismatch() {
+                Some(presented) => Err(ClientError::CertMismatch {
+                    pinned: host.cert_sha256.clone(),
+                    presented,
+                }),
+                None => Err(conn_err(e.to_string())),
+            },
+        }
+    }
+
+    /// Sends sealed bytes on a new stream and returns the raw answer (never empty).
+    pub async fn exchange(&self, sealed: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
+        let conn_err = |message: String| ClientError::Connection {
+            addr: self.addr,
+            message,
+        };
+        let exchange = async {
+            let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| conn_err(e.to_string()))?;
+            send.write_all(sealed)
+                .await
+                .map_err(|e| conn_err(e.to_string()))?;
+            send.finish().map_err(|e| conn_err(e.to_string()))?;
+            recv.read_to_end(MAX_ENVELOPE_LEN)
+                .await
+                .map_err(|e| conn_err(e.to_string()))
+        };
+        let reply = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        if reply.is_empty() {
+            return Err(ClientError::NoAnswer);
+        }
+        Ok(reply)
+    }
+
+    /// Closes the connection and waits for the close to reach the host.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+fn client_endpoint(addr: SocketAddr, verifier: Arc<PinnedCert>) -> Result<quinn::Endpoint, ClientError> {
+    let err = |message: String| ClientError::Connection { addr, message };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| err(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| err(e.to_string()))?;
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
+        .parse()
+        .map_err(|_| err("bad bind address".into()))?;
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| err(e.to_string()))?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    Ok(endpoint)
+}
+
+/// Trusts exactly one certificate, by SHA-256; remembers what a mismatching host presented.
+#[derive(Debug)]
+struct PinnedCert {
+    pinned: String,
+    presented: Mutex<Option<String>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl PinnedCert {
+    fn new(pinned: &str) -> Self {
+        Self {
+            pinned: pinned.to_ascii_lowercase(),
+            presented: Mutex::new(None),
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        }
+    }
+
+    fn mismatch(&self) -> Option<String> {
+        self.presented.lock().ok()?.clone()
+    }
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented = hex::encode(Sha256::digest(end_entity.as_ref()));
+        if presented == self.pinned {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            if let Ok(mut slot) = self.presented.lock() {
+                *slot = Some(presented);
+            }
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,306 @@
+//! End to end: `sesamed` and `sesame` as separate processes, real QUIC on loopback, real
+//! WebAssembly modules, the default policy from `policies/`.
+
+use std::time::{Duration, Instant};
+
+use sesame_client::exchange;
+use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
+use sesame_tests::{Client, Daemon, HOST, Setup, module, sesamed};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn allowed_commands_return_their_output() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+
+    let out = alice.sesame(&["run", "web", "basic::echo", "hello", "--not-a-flag", "world"]);
+    assert!(out.status.success(), "echo failed: {}", stderr(&out));
+    assert_eq!(stdout(&out), "hello --not-a-flag world\n");
+
+    let out = alice.sesame(&["run", "web", "whoami"]);
+    assert!(out.status.success(), "whoami failed: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("client=alice"), "{text}");
+    assert!(text.contains("groups=users"), "{text}");
+    assert!(text.contains("source=127.0.0.1"), "{text}");
+
+    let rec = daemon.wait_audit("whoami", |r| {
+        r["event"] == "request" && r["phase"] == "end" && r["command"] == "whoami"
+    });
+    assert_eq!(rec["client"], "alice");
+    assert_eq!(rec["decision"], "allow");
+    assert_eq!(rec["code"], 0);
+    assert!(
+        rec["module_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{rec}"
+    );
+    daemon.wait_audit("whoami start", |r| {
+        r["phase"] == "start" && r["command"] == "whoami"
+    });
+}
+
+#[test]
+fn an_unknown_client_gets_no_answer_and_is_audited() {
+    let daemon = Daemon::start(&Setup::default());
+    let stranger = Client::new();
+    stranger.pin(&daemon, "web");
+    let out = stranger.sesame(&["run", "web", "echo", "hi"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert!(stderr(&out).contains("no answer"), "{}", stderr(&out));
+    let rec = daemon.wait_audit("rejection", |r| r["event"] == "rejected");
+    assert_eq!(rec["code"], 1001);
+    assert_eq!(rec["sender"], stranger.key.as_str());
+}
+
+#[test]
+fn a_replayed_envelope_is_rejected_and_audited() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, HOST);
+    let home = alice.home();
+    let host = home.host(HOST).expect("pinned");
+    let sealer = Sealer::new(home.key().expect("key"));
+    let request = Request::new(
+        &mut rand_core::OsRng,
+        sesame_now(),
+        HOST,
+        Some("basic"),
+        "echo",
+        vec!["once".into()],
+    );
+    let sealed = sealer
+        .seal(&host.key, &mut rand_core::OsRng, &request.encode())
+        .expect("seal");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let open = |reply: Vec<u8>| {
+        let env = Envelope::decode(&reply).expect("envelope");
+        Response::decode(&sealer.open(&env, |k| *k == host.key).expect("open")).expect("response")
+    };
+    let first = open(
+        rt.block_on(exchange(&host, &sealed, Duration::from_secs(10)))
+            .expect("first"),
+    );
+    assert_eq!(first.status, Status::Ok, "{first:?}");
+    assert_eq!(first.output, "once");
+    let second = open(
+        rt.block_on(exchange(&host, &sealed, Duration::from_secs(10)))
+            .expect("second"),
+    );
+    assert_eq!(second.code, ErrorCode::Replay, "{second:?}");
+    assert_eq!(second.id, request.id);
+
+    let rec = daemon.wait_audit("replay", |r| r["code"] == 1003);
+    assert_eq!(rec["id"], request.id.to_string());
+    assert_eq!(rec["client"], "alice");
+}
+
+#[test]
+fn a_policy_deny_returns_1010_with_reasons() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+    let out = alice.sesame(&["run", "web", "testing::spin"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("error 1010"), "{err}");
+    assert!(err.contains("alice"), "the reason names the client: {err}");
+    let rec = daemon.wait_audit("deny", |r| r["code"] == 1010);
+    assert_eq!(rec["decision"], "deny");
+    assert!(rec["reasons"].as_array().is_some_and(|r| !r.is_empty()), "{rec}");
+    assert!(
+        daemon.audit().iter().all(|r| r["phase"] != "start"),
+        "a denied command never starts"
+    );
+}
+
+#[test]
+fn a_looping_module_hits_the_time_limit_and_the_daemon_keeps_serving() {
+    let mut daemon = Daemon::start(&Setup::default());
+    let tess = Client::new();
+    daemon.enrol("tess", &tess.key, &["testers"]);
+    tess.pin(&daemon, "web");
+
+    let spinner = {
+        let home = tess.home.path().to_owned();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let out = std::process::Command::new(sesame_tests::binary("sesame"))
+                .args(["run", "web", "testing::spin"])
+                .env("SESAME_HOME", home)
+                .output()
+                .expect("run");
+            (out, started.elapsed())
+        })
+    };
+    // While the module spins, others are served.
+    std::thread::sleep(Duration::from_millis(100));
+    let out = tess.sesame(&["run", "web", "basic::echo", "still", "here"]);
+    assert_eq!(stdout(&out), "still here\n", "{}", stderr(&out));
+
+    let (out, elapsed) = spinner.join().expect("spinner thread");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error 3002"), "{}", stderr(&out));
+    // The policy gives the testing cluster 1 s; allow generous slack for a loaded machine.
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert!(daemon.is_running());
+    let out = tess.sesame(&["run", "web", "basic::echo", "after"]);
+    assert_eq!(stdout(&out), "after\n", "{}", stderr(&out));
+}
+
+#[test]
+fn a_panicking_module_is_a_trap_not_a_crash() {
+    let mut daemon = Daemon::start(&Setup::default());
+    let tess = Client::new();
+    daemon.enrol("tess", &tess.key, &["testers"]);
+    tess.pin(&daemon, "web");
+    let out = tess.sesame(&["run", "web", "testing::panic"]);
+    assert!(stderr(&out).contains("error 3001"), "{}", stderr(&out));
+    assert!(daemon.is_running());
+    assert!(
+        daemon.log().contains("panicked"),
+        "the panic message goes to the daemon log"
+    );
+}
+
+#[test]
+fn a_mismatched_certificate_is_refused() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin_with(&daemon, "web", &"0".repeat(64));
+    let out = alice.sesame(&["run", "web", "echo", "hi"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains("does not match the pinned fingerprint"), "{err}");
+    assert!(
+        err.contains(&daemon.cert_sha256),
+        "shows what was presented: {err}"
+    );
+}
+
+#[test]
+fn enrolment_and_removal_take_effect_without_a_restart() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+    assert!(alice.sesame(&["run", "web", "echo", "hi"]).status.success());
+    daemon.remove("alice");
+    // The very next request sees the changed registry.
+    let out = alice.sesame(&["run", "web", "echo", "hi"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    daemon.wait_audit("reload", |r| {
+        r["event"] == "registry-reloaded" && r["clients"] == 0
+    });
+    daemon.wait_audit("rejection", |r| r["event"] == "rejected" && r["code"] == 1001);
+    assert!(
+        daemon
+            .audit()
+            .iter()
+            .any(|r| r["event"] == "client-removed" && r["name"] == "alice")
+    );
+}
+
+#[test]
+fn unknown_commands_and_clusters_have_their_codes() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+    let out = alice.sesame(&["run", "web", "nope::echo"]);
+    assert!(stderr(&out).contains("error 2003"), "{}", stderr(&out));
+    let out = alice.sesame(&["run", "web", "basic::nope"]);
+    assert!(stderr(&out).contains("error 2004"), "{}", stderr(&out));
+}
+
+#[test]
+fn configtest_accepts_a_good_config_and_names_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Daemon::prepare(dir.path(), &Setup::default());
+    let out = sesamed(&["configtest", "--config"], &[config.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("config OK"), "{}", stdout(&out));
+
+    // A module that imports the filesystem is refused at load, with the import named.
+    let fs_module = format!("[clusters.bad.commands]\nread = {:?}\n", module("fs-import"));
+    let bad = Setup {
+        clusters: format!("{}\n{fs_module}", Setup::default().clusters),
+        ..Setup::default()
+    };
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let config2 = Daemon::prepare(dir2.path(), &bad);
+    let out = sesamed(&["configtest", "--config"], &[config2.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad::read") && err.contains("wasi:filesystem"),
+        "{err}"
+    );
+
+    // A module that calls the firewall in a cluster without that capability is refused too.
+    let fw = format!("[clusters.plain.commands]\nfw = {:?}\n", module("fw-call"));
+    let bad = Setup {
+        clusters: format!("{}\n{fw}", Setup::default().clusters),
+        ..Setup::default()
+    };
+    let dir3 = tempfile::tempdir().expect("tempdir");
+    let config3 = Daemon::prepare(dir3.path(), &bad);
+    let out = sesamed(&["configtest", "--config"], &[config3.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("firewall capability"), "{}", stderr(&out));
+
+    // A typo in the config names the key.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .expect("read")
+            .replace("[quic]", "[quic]\nlisen = 1"),
+    )
+    .expect("write");
+    let out = sesamed(&["configtest", "--config"], &[config.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_firewall_call_is_refused_where_the_cluster_grants_it_but_no_backend_exists() {
+    let fw = format!(
+        "[clusters.access]\ncapabilities = [\"firewall\"]\ncommands = {{ fw = {:?} }}\n",
+        module("fw-call")
+    );
+    let setup = Setup {
+        clusters: format!("{}\n{fw}", Setup::default().clusters),
+        ..Setup::default()
+    };
+    let daemon = Daemon::start(&setup);
+    let root = Client::new();
+    daemon.enrol("root", &root.key, &["admins"]);
+    root.pin(&daemon, "web");
+    let out = root.sesame(&["run", "web", "access::fw"]);
+    let err = stderr(&out);
+    assert!(err.contains("error 3004"), "{err}");
+}
+
+fn sesame_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

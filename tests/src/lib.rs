@@ -1,0 +1,349 @@
+//! Harness for the end-to-end tests: starts a real `sesamed` in a temporary directory with a
+//! generated configuration, and drives the real `sesame` binary against it.
+//!
+//! The binaries come from the workspace's target directory (`cargo build --workspace --bins`
+//! first; `scripts/test` does) and the modules from `commands/` (`commands/build`).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A workspace binary (`sesamed`, `sesame`), built next to the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A command module built by `commands/build`.
+pub fn module(name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("commands/target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.exists(),
+        "{} is missing: run commands/build (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// How a test daemon is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// `[clusters.*]` sections, TOML, appended to the generated config.
+    pub clusters: String,
+    /// Replaces `policies/data.json` when set.
+    pub policy_data: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        let clusters = format!(
+            "[clusters.basic.commands]\necho = {:?}\nwhoami = {:?}\n\n[clusters.testing.commands]\nspin = {:?}\npanic = {:?}\n",
+            module("echo"),
+            module("whoami"),
+            module("spin"),
+            module("panic"),
+        );
+        Self {
+            clusters,
+            policy_data: None,
+        }
+    }
+}
+
+/// A running daemon in its own temporary directory.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    /// The temporary directory holding config, state, policies and logs.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// The QUIC address it listens on.
+    pub addr: SocketAddr,
+    /// `sesamed show` output: host key.
+    pub host_key: String,
+    /// `sesamed show` output: certificate fingerprint.
+    pub cert_sha256: String,
+}
+
+/// The daemon's host name in tests.
+pub const HOST: &str = "testhost";
+
+impl Daemon {
+    /// Writes a config (port 0), initialises keys, and starts `sesamed serve`.
+    pub fn start(setup: &Setup) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Self::prepare(dir.path(), setup);
+        let (host_key, cert_sha256) = show(&config);
+        let mut child = Command::new(binary("sesamed"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("SESAME_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("daemon.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("spawn sesamed");
+        let addr = wait_listening(&mut child, dir.path());
+        Self {
+            child: Some(child),
+            dir,
+            config,
+            addr,
+            host_key,
+            cert_sha256,
+        }
+    }
+
+    /// Writes the config, policies and keys into `dir`; returns the config path.
+    pub fn prepare(dir: &Path, setup: &Setup) -> PathBuf {
+        let policies = dir.join("policies");
+        std::fs::create_dir_all(&policies).expect("mkdir");
+        for entry in std::fs::read_dir(repo_root().join("policies")).expect("policies/") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_file() {
+                std::fs::copy(entry.path(), policies.join(entry.file_name())).expect("copy policy");
+            }
+        }
+        if let Some(data) = &setup.policy_data {
+            std::fs::write(policies.join("data.json"), data).expect("write data");
+        }
+        let config = dir.join("sesamed.toml");
+        let text = format!(
+            "[host]\nname = \"{HOST}\"\nstate_dir = \"state\"\npolicies = \"policies\"\n\n[quic]\nlisten = \"127.0.0.1:0\"\n\n{}",
+            setup.clusters
+        );
+        std::fs::write(&config, text).expect("write config");
+        let out = sesamed(&["init"], &[dir.join("state").as_os_str()]);
+        assert!(
+            out.status.success(),
+            "sesamed init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        config
+    }
+
+    /// Enrols a client.
+    pub fn enrol(&self, name: &str, key: &str, groups: &[&str]) {
+        let mut args = vec!["client", "add", name, "--key", key, "--config"];
+        let cfg = self.config.to_str().expect("utf-8 path");
+        args.push(cfg);
+        for g in groups {
+            args.extend(["--group", g]);
+        }
+        let out = sesamed(&args, &[]);
+        assert!(
+            out.status.success(),
+            "client add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Removes a client.
+    pub fn remove(&self, name: &str) {
+        let cfg = self.config.to_str().expect("utf-8 path");
+        let out = sesamed(&["client", "remove", name, "--config", cfg], &[]);
+        assert!(
+            out.status.success(),
+            "client remove: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The audit log's records.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("state/audit.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// Waits until an audit record satisfies `pred` (records are written as requests finish).
+    pub fn wait_audit(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = self.audit().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no audit record for {what}: {:#?}",
+                self.audit()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A client with its own `SESAME_HOME`.
+#[derive(Debug)]
+pub struct Client {
+    /// The client's directory.
+    pub home: tempfile::TempDir,
+    /// Its public key.
+    pub key: String,
+}
+
+impl Client {
+    /// A client with a fresh key.
+    pub fn new() -> Self {
+        let home = tempfile::tempdir().expect("tempdir");
+        let c = Self {
+            home,
+            key: String::new(),
+        };
+        let out = c.sesame(&["keygen"]);
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        Self { key, ..c }
+    }
+
+    /// Pins `daemon` under `alias`.
+    pub fn pin(&self, daemon: &Daemon, alias: &str) {
+        self.pin_with(daemon, alias, &daemon.cert_sha256);
+    }
+
+    /// Pins `daemon` with a given certificate fingerprint (to test mismatches).
+    pub fn pin_with(&self, daemon: &Daemon, alias: &str, cert_sha256: &str) {
+        let addr = daemon.addr.to_string();
+        let mut args = vec![
+            "host",
+            "add",
+            alias,
+            "--addr",
+            &addr,
+            "--key",
+            &daemon.host_key,
+            "--cert-sha256",
+            cert_sha256,
+        ];
+        if alias != HOST {
+            args.extend(["--host-name", HOST]);
+        }
+        let out = self.sesame(&args);
+        assert!(
+            out.status.success(),
+            "host add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `sesame ARGS` with this client's home.
+    pub fn sesame(&self, args: &[&str]) -> Output {
+        Command::new(binary("sesame"))
+            .args(args)
+            .env("SESAME_HOME", self.home.path())
+            .output()
+            .expect("run sesame")
+    }
+
+    /// The client's library view of its home (for raw-envelope tests).
+    pub fn home(&self) -> sesame_client::ClientHome {
+        sesame_client::ClientHome::at(self.home.path())
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs `sesamed ARGS EXTRA`.
+pub fn sesamed(args: &[&str], extra: &[&std::ffi::OsStr]) -> Output {
+    Command::new(binary("sesamed"))
+        .args(args)
+        .args(extra)
+        .output()
+        .expect("run sesamed")
+}
+
+fn show(config: &Path) -> (String, String) {
+    let out = sesamed(&["show", "--config"], &[config.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "sesamed show: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label} in {text}"))
+    };
+    (field("host key:"), field("cert sha256:"))
+}
+
+fn wait_listening(child: &mut Child, dir: &Path) -> SocketAddr {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => addr.parse().expect("address"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "sesamed did not start: {}",
+                std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+            )
+        }
+    }
+}
