@@ -122,6 +122,11 @@ impl ClientRegistry {
         for g in &groups {
             check_name(g).map_err(|e| RegistryError::Conflict(format!("group of {name}: {e}")))?;
         }
+        if key.is_small_order() {
+            return Err(RegistryError::Conflict(format!(
+                "the key of {name} is a weak (small-order) key; refusing it"
+            )));
+        }
         if self.by_name.contains_key(name) {
             return Err(RegistryError::Conflict(format!(
                 "client {name:?} is already enrolled"

@@ -304,3 +304,47 @@ fn sesame_now() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[test]
+fn stale_future_and_misaddressed_requests_have_their_codes() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, HOST);
+    let home = alice.home();
+    let host = home.host(HOST).expect("pinned");
+    let sealer = Sealer::new(home.key().expect("key"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ask = |issued_at_ms: u64, host_name: &str| {
+        let request = Request::new(
+            &mut rand_core::OsRng,
+            issued_at_ms,
+            host_name,
+            Some("basic"),
+            "echo",
+            vec![],
+        );
+        let sealed = sealer
+            .seal(&host.key, &mut rand_core::OsRng, &request.encode())
+            .expect("seal");
+        let reply = rt
+            .block_on(exchange(&host, &sealed, Duration::from_secs(10)))
+            .expect("reply");
+        let env = Envelope::decode(&reply).expect("envelope");
+        Response::decode(&sealer.open(&env, |k| *k == host.key).expect("open"))
+            .expect("response")
+            .code
+    };
+    let now = sesame_now();
+    assert_eq!(ask(now - 120_000, HOST), ErrorCode::Stale);
+    assert_eq!(
+        ask(now + 120_000, HOST),
+        ErrorCode::Stale,
+        "from the future (1004 as well)"
+    );
+    assert_eq!(ask(now, "otherhost"), ErrorCode::WrongHost);
+    assert_eq!(ask(now, HOST), ErrorCode::Ok);
+}

@@ -21,6 +21,8 @@ use crate::runner::{Peer, Runner};
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams one connection may have open at once.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// A connection with no traffic for this long is closed.
+pub const IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Connections the daemon keeps open at once; more are refused.
 pub const MAX_CONNECTIONS: usize = 4096;
 
@@ -64,11 +66,9 @@ impl QuicServer {
         transport
             .max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into())
             .max_concurrent_uni_streams(0u8.into())
-            .max_idle_timeout(Some(
-                Duration::from_secs(30)
-                    .try_into()
-                    .map_err(|_| QuicError::Tls("idle".into()))?,
-            ));
+            .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+                IDLE_TIMEOUT_MS,
+            ))));
         server.transport_config(Arc::new(transport));
         let endpoint =
             quinn::Endpoint::server(server, addr).map_err(|source| QuicError::Bind { addr, source })?;
@@ -98,7 +98,7 @@ impl QuicServer {
         }
         self.endpoint.set_server_config(None);
         let _ = tokio::time::timeout(drain, async {
-            while runner_busy(&runner) {
+            while runner.in_flight() > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -106,10 +106,6 @@ impl QuicServer {
         self.endpoint.close(0u32.into(), b"shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
     }
-}
-
-fn runner_busy(runner: &Runner) -> bool {
-    runner.in_flight() > 0
 }
 
 async fn connection(incoming: quinn::Incoming, runner: Arc<Runner>) {
