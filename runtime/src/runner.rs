@@ -379,10 +379,7 @@ impl Runner {
                 } else {
                     reasons.0.join("; ")
                 };
-                return Err(Failure::new(
-                    ErrorCode::Denied,
-                    format!("denied by policy: {why}"),
-                ));
+                return Err(Failure::new(ErrorCode::Denied, why));
             }
         };
         record.decision = Some("allow");
