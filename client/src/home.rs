@@ -119,11 +119,7 @@ impl ClientHome {
             path: path.clone(),
             source,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(io)?;
+        self.create_dir().map_err(io)?;
         let secret = SecretKey::generate(&mut rand_core::OsRng);
         let mut file = match OpenOptions::new()
             .write(true)
@@ -233,17 +229,20 @@ impl ClientHome {
         self.save_hosts(hosts)
     }
 
+    fn create_dir(&self) -> std::io::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+    }
+
     fn save_hosts(&self, hosts: BTreeMap<String, HostEntry>) -> Result<(), HomeError> {
         let path = self.dir.join(HOSTS_FILE);
         let io = |source| HomeError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(io)?;
+        self.create_dir().map_err(io)?;
         let text = toml::to_string_pretty(&HostsFile { hosts }).map_err(|e| HomeError::Invalid {
             path: path.clone(),
             message: e.to_string(),

@@ -65,43 +65,13 @@ fn an_unknown_client_gets_no_answer_and_is_audited() {
 
 #[test]
 fn a_replayed_envelope_is_rejected_and_audited() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, HOST);
-    let home = alice.home();
-    let host = home.host(HOST).expect("pinned");
-    let sealer = Sealer::new(home.key().expect("key"));
-    let request = Request::new(
-        &mut rand_core::OsRng,
-        sesame_now(),
-        HOST,
-        Some("basic"),
-        "echo",
-        vec!["once".into()],
-    );
-    let sealed = sealer
-        .seal(&host.key, &mut rand_core::OsRng, &request.encode())
-        .expect("seal");
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let open = |reply: Vec<u8>| {
-        let env = Envelope::decode(&reply).expect("envelope");
-        Response::decode(&sealer.open(&env, |k| *k == host.key).expect("open")).expect("response")
-    };
-    let first = open(
-        rt.block_on(exchange(&host, &sealed, Duration::from_secs(10)))
-            .expect("first"),
-    );
+    let (daemon, raw) = RawClient::enrolled();
+    let request = raw.request(sesame_now(), HOST, vec!["once".into()]);
+    let sealed = raw.seal(&request);
+    let first = raw.send(&sealed);
     assert_eq!(first.status, Status::Ok, "{first:?}");
     assert_eq!(first.output, "once");
-    let second = open(
-        rt.block_on(exchange(&host, &sealed, Duration::from_secs(10)))
-            .expect("second"),
-    );
+    let second = raw.send(&sealed);
     assert_eq!(second.code, ErrorCode::Replay, "{second:?}");
     assert_eq!(second.id, request.id);
 
@@ -307,35 +277,9 @@ fn sesame_now() -> u64 {
 
 #[test]
 fn stale_future_and_misaddressed_requests_have_their_codes() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, HOST);
-    let home = alice.home();
-    let host = home.host(HOST).expect("pinned");
-    let sealer = Sealer::new(home.key().expect("key"));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (_daemon, raw) = RawClient::enrolled();
     let ask = |issued_at_ms: u64, host_name: &str| {
-        let request = Request::new(
-            &mut rand_core::OsRng,
-            issued_at_ms,
-            host_name,
-            Some("basic"),
-            "echo",
-            vec![],
-        );
-        let sealed = sealer
-            .seal(&host.key, &mut rand_core::OsRng, &request.encode())
-            .expect("seal");
-        let reply = rt
-            .block_on(exchange(&host, &sealed, Duration::from_secs(10)))
-            .expect("reply");
-        let env = Envelope::decode(&reply).expect("envelope");
-        Response::decode(&sealer.open(&env, |k| *k == host.key).expect("open"))
-            .expect("response")
+        raw.send(&raw.seal(&raw.request(issued_at_ms, host_name, vec![])))
             .code
     };
     let now = sesame_now();
@@ -347,4 +291,64 @@ fn stale_future_and_misaddressed_requests_have_their_codes() {
     );
     assert_eq!(ask(now, "otherhost"), ErrorCode::WrongHost);
     assert_eq!(ask(now, HOST), ErrorCode::Ok);
+}
+
+/// An enrolled client that builds and seals requests itself, to send what `sesame` never would.
+struct RawClient {
+    _client: Client,
+    host: sesame_client::HostEntry,
+    sealer: Sealer,
+    rt: tokio::runtime::Runtime,
+}
+
+impl RawClient {
+    /// A daemon with client alice (group users) enrolled and pinned.
+    fn enrolled() -> (Daemon, Self) {
+        let daemon = Daemon::start(&Setup::default());
+        let client = Client::new();
+        daemon.enrol("alice", &client.key, &["users"]);
+        client.pin(&daemon, HOST);
+        let home = client.home();
+        let host = home.host(HOST).expect("pinned");
+        let sealer = Sealer::new(home.key().expect("key"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        (
+            daemon,
+            Self {
+                _client: client,
+                host,
+                sealer,
+                rt,
+            },
+        )
+    }
+
+    fn request(&self, issued_at_ms: u64, host_name: &str, args: Vec<String>) -> Request {
+        Request::new(
+            &mut rand_core::OsRng,
+            issued_at_ms,
+            host_name,
+            Some("basic"),
+            "echo",
+            args,
+        )
+    }
+
+    fn seal(&self, request: &Request) -> Vec<u8> {
+        self.sealer
+            .seal(&self.host.key, &mut rand_core::OsRng, &request.encode())
+            .expect("seal")
+    }
+
+    fn send(&self, sealed: &[u8]) -> Response {
+        let reply = self
+            .rt
+            .block_on(exchange(&self.host, sealed, Duration::from_secs(10)))
+            .expect("reply");
+        let env = Envelope::decode(&reply).expect("envelope");
+        Response::decode(&self.sealer.open(&env, |k| *k == self.host.key).expect("open")).expect("response")
+    }
 }
