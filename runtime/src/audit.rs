@@ -75,6 +75,15 @@ pub enum AuditEvent {
         /// Its key.
         key: String,
     },
+    /// The policy directory was reloaded, or a reload was rejected and the old policy kept.
+    PolicyReloaded {
+        /// The revision now in force.
+        revision: String,
+        /// The revision before.
+        previous: String,
+        /// Why the new policy was rejected, when it was.
+        error: Option<String>,
+    },
     /// The client registry was reloaded (or a reload failed and the old one was kept).
     RegistryReloaded {
         /// Clients now enrolled.
@@ -138,7 +147,7 @@ struct Inner {
 
 /// The audit log could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("audit log {path}: {source}")]
+#[error("log {path}: {source}")]
 pub struct AuditError {
     /// The log file.
     pub path: PathBuf,
@@ -225,12 +234,22 @@ impl AuditLog {
         })
     }
 
-    fn write_line(&self, file: &mut File, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
+    /// Appends any serialisable record (an object) stamped with `now_ms`: the decision log
+    /// uses the same append-only writer with its own record type.
+    pub fn append_record<T: Serialize>(&self, now_ms: u64, record: &T) -> Result<(), AuditError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.write_line(&mut inner.file, now_ms, record)
+    }
+
+    fn write_line<T: Serialize>(&self, file: &mut File, now_ms: u64, event: &T) -> Result<(), AuditError> {
         #[derive(Serialize)]
-        struct Line<'a> {
+        struct Line<'a, T> {
             ts_ms: u64,
             #[serde(flatten)]
-            event: &'a AuditEvent,
+            event: &'a T,
         }
         let mut line = serde_json::to_vec(&Line { ts_ms: now_ms, event }).map_err(|e| AuditError {
             path: self.path.clone(),

@@ -30,6 +30,8 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// The JSON-lines audit log.
     pub audit_log: PathBuf,
+    /// The JSON-lines decision log: every policy decision with its input and result.
+    pub decision_log: PathBuf,
     /// The QUIC listener, if any.
     pub quic_listen: Option<SocketAddr>,
     /// Limits that apply when the policy's grant names none, and their ceilings.
@@ -198,6 +200,10 @@ impl Config {
                 .host
                 .audit_log
                 .map_or_else(|| state_dir.join("audit.jsonl"), resolve),
+            decision_log: raw
+                .host
+                .decision_log
+                .map_or_else(|| state_dir.join("decisions.jsonl"), resolve),
             policy_dir: resolve(raw.host.policies),
             state_dir,
             quic_listen,
@@ -296,6 +302,7 @@ struct RawHost {
     policies: PathBuf,
     clients: Option<PathBuf>,
     audit_log: Option<PathBuf>,
+    decision_log: Option<PathBuf>,
     #[serde(default = "default_window_s")]
     freshness_window_s: u64,
 }

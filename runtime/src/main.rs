@@ -257,7 +257,7 @@ fn serve(config_path: &Path) -> Result<()> {
         println!("listening on {addr}");
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(watch_registry(Arc::clone(&runner), stop_rx.clone()));
+        tokio::spawn(watch_reloads(Arc::clone(&runner), stop_rx.clone()));
         let serving = tokio::spawn(server.serve(Arc::clone(&runner), stop_rx, Duration::from_secs(30)));
         let reason = shutdown_signal().await?;
         tracing::info!("{reason}: finishing requests in flight");
@@ -278,21 +278,41 @@ async fn shutdown_signal() -> Result<String> {
     })
 }
 
-/// Reloads the client registry on SIGHUP. (A changed registry file is also picked up by the
-/// next request; see `Runner::refresh_clients`.)
-async fn watch_registry(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Reloads the client registry and the policy on SIGHUP, and the policy when a file in its
+/// directory changes (checked every second). A changed registry file is also picked up by the
+/// next request (`Runner::refresh_clients`).
+async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install a SIGHUP handler; registry reloads happen per request only");
-        return;
-    };
-    loop {
-        tokio::select! {
-            Some(()) = hup.recv() => {
-                let r = Arc::clone(&runner);
-                let _ = tokio::task::spawn_blocking(move || r.reload_clients(sesamed::now_ms())).await;
-            }
-            _ = stop.changed() => return,
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!("no SIGHUP handler ({e}); reloads happen on file changes only");
+            None
         }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+            _ = stop.changed() => return,
+        };
+        let r = Arc::clone(&runner);
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = sesamed::now_ms();
+            if forced {
+                tracing::info!("SIGHUP: reloading clients and policy");
+                r.reload_clients(now);
+                let _ = r.reload_policy(now);
+            } else {
+                r.refresh_policy(now);
+            }
+        })
+        .await;
     }
 }

@@ -42,7 +42,10 @@ pub struct Runner {
     /// What the registry file looked like when last loaded; a change triggers a reload.
     clients_stamp: Mutex<Option<FileStamp>>,
     replay: Mutex<(ReplayWindow, SeenLog)>,
-    policy: Arc<Policy>,
+    policy: RwLock<Arc<Policy>>,
+    /// What the policy directory looked like when last loaded (or last failed to load).
+    policy_stamp: Mutex<Vec<(PathBuf, FileStamp)>>,
+    decisions: AuditLog,
     sandbox: Sandbox,
     audit: AuditLog,
     /// Modules running now (bounded by `limits.max_concurrent`).
@@ -107,6 +110,7 @@ impl Runner {
         let identity = HostIdentity::load(&config.state_dir)?;
         let clients_stamp = FileStamp::of(&config.clients_file);
         let clients = ClientRegistry::load(&config.clients_file)?;
+        let policy_stamp = dir_stamp(&config.policy_dir);
         let policy = Policy::load(&config.policy_dir)?;
         let mut sandbox = Sandbox::new()?;
         for (cluster_name, cluster) in &config.clusters {
@@ -139,7 +143,9 @@ impl Runner {
             clients: RwLock::new(Arc::new(clients)),
             clients_stamp: Mutex::new(clients_stamp),
             replay: Mutex::new((window, seen)),
-            policy: Arc::new(policy),
+            policy: RwLock::new(Arc::new(policy)),
+            policy_stamp: Mutex::new(policy_stamp),
+            decisions: AuditLog::open(&config.decision_log)?,
             sandbox,
             audit,
             running: AtomicUsize::new(0),
@@ -237,6 +243,72 @@ impl Runner {
                 None
             }
         }
+    }
+
+    /// The policy in force.
+    pub fn current_policy(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Reloads the policy if any file in its directory changed since the last (attempted) load.
+    pub fn refresh_policy(&self, now_ms: u64) {
+        let current = dir_stamp(&self.config.policy_dir);
+        {
+            let mut stamp = self
+                .policy_stamp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *stamp == current {
+                return;
+            }
+            *stamp = current;
+        }
+        let _ = self.reload_policy(now_ms);
+    }
+
+    /// Loads the policy directory again. A policy that fails to load is rejected: the old one
+    /// keeps serving (never fail open), and the failure is logged and audited.
+    pub fn reload_policy(&self, now_ms: u64) -> Result<String, crate::policy::PolicyError> {
+        let previous = self.current_policy().revision().to_owned();
+        let result = Policy::load(&self.config.policy_dir);
+        let (event, outcome) = match result {
+            Ok(fresh) => {
+                let revision = fresh.revision().to_owned();
+                if revision != previous {
+                    *self
+                        .policy
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+                    tracing::info!(%revision, %previous, "policy reloaded");
+                }
+                (
+                    AuditEvent::PolicyReloaded {
+                        revision: revision.clone(),
+                        previous,
+                        error: None,
+                    },
+                    Ok(revision),
+                )
+            }
+            Err(e) => {
+                tracing::error!("policy reload rejected, keeping revision {previous}: {e}");
+                let event = AuditEvent::PolicyReloaded {
+                    revision: previous.clone(),
+                    previous,
+                    error: Some(e.to_string()),
+                };
+                (event, Err(e))
+            }
+        };
+        if let Err(e) = self.audit.append(now_ms, &event) {
+            tracing::error!("{e}");
+        }
+        outcome
     }
 
     /// Reloads the client registry if its file changed since it was last read. Called for every
@@ -342,7 +414,8 @@ impl Runner {
             Failure::new(ErrorCode::Internal, "internal error")
         })?;
         record.module_digest = Some(module.digest.clone());
-        record.policy_revision = Some(self.policy.revision().to_owned());
+        let policy = self.current_policy();
+        record.policy_revision = Some(policy.revision().to_owned());
 
         let input = PolicyInput {
             client: ClientInput {
@@ -369,7 +442,15 @@ impl Runner {
             },
             now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
         };
-        let grant = match self.policy.decide(&input) {
+        let decision = policy.decide(&input);
+        self.log_decision(
+            now_ms,
+            &input,
+            &client.key.to_string(),
+            policy.revision(),
+            &decision,
+        )?;
+        let grant = match decision {
             Decision::Allow(grant) => grant,
             Decision::Deny(reasons) => {
                 record.decision = Some("deny");
@@ -434,6 +515,50 @@ impl Runner {
                 other => other.to_string(),
             };
             Failure::new(e.code(), message)
+        })
+    }
+
+    /// Writes one decision to the decision log. A decision that cannot be logged does not run.
+    fn log_decision(
+        &self,
+        now_ms: u64,
+        input: &PolicyInput,
+        key: &str,
+        revision: &str,
+        decision: &Decision,
+    ) -> Result<(), Failure> {
+        #[derive(serde::Serialize)]
+        struct DecisionRecord<'a> {
+            decision_id: &'a str,
+            client: &'a str,
+            key: &'a str,
+            groups: &'a [String],
+            request: &'a RequestInput,
+            module_digest: &'a str,
+            policy_revision: &'a str,
+            allow: bool,
+            reasons: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            grant: Option<&'a crate::policy::Grant>,
+        }
+        let record = DecisionRecord {
+            decision_id: &input.request.id,
+            client: &input.client.name,
+            key,
+            groups: &input.client.groups,
+            request: &input.request,
+            module_digest: &input.module.digest,
+            policy_revision: revision,
+            allow: decision.is_allowed(),
+            reasons: decision.reasons(),
+            grant: match decision {
+                Decision::Allow(g) => Some(g),
+                Decision::Deny(_) => None,
+            },
+        };
+        self.decisions.append_record(now_ms, &record).map_err(|e| {
+            tracing::error!("refusing to act on an unlogged decision: {e}");
+            Failure::new(ErrorCode::Internal, "internal error")
         })
     }
 
@@ -520,6 +645,31 @@ impl FileStamp {
             ino: m.ino(),
         })
     }
+}
+
+/// The stamps of every non-hidden file under `dir`, sorted: any edit, addition or removal
+/// changes it.
+fn dir_stamp(dir: &std::path::Path) -> Vec<(PathBuf, FileStamp)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Some(stamp) = FileStamp::of(&path) {
+                out.push((path, stamp));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Releases a concurrency slot when dropped.

@@ -352,3 +352,73 @@ impl RawClient {
         Response::decode(&self.sealer.open(&env, |k| *k == self.host.key).expect("open")).expect("response")
     }
 }
+
+#[test]
+fn a_broken_policy_is_rejected_on_reload_and_a_good_one_takes_effect() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+    assert!(alice.sesame(&["run", "web", "echo", "before"]).status.success());
+    let policies = daemon.dir.path().join("policies");
+
+    // A syntax error: the reload is rejected, audited, and the old policy keeps serving.
+    std::fs::write(policies.join("broken.rego"), "package sesame\n\nbroken := {\n").expect("write");
+    let rec = daemon.wait_audit("rejected reload", |r| {
+        r["event"] == "policy-reloaded" && !r["error"].is_null()
+    });
+    assert!(
+        rec["error"].as_str().is_some_and(|e| e.contains("broken.rego")),
+        "{rec}"
+    );
+    let out = alice.sesame(&["run", "web", "echo", "still"]);
+    assert_eq!(
+        stdout(&out),
+        "still\n",
+        "old policy keeps serving: {}",
+        stderr(&out)
+    );
+
+    // A valid change takes effect: users lose basic::echo.
+    std::fs::remove_file(policies.join("broken.rego")).expect("rm");
+    let data = std::fs::read_to_string(policies.join("data.json")).expect("read");
+    let data = data.replace(
+        r#""users": {"basic": ["echo", "whoami"]}"#,
+        r#""users": {"basic": ["whoami"]}"#,
+    );
+    std::fs::write(policies.join("data.json"), data).expect("write");
+    daemon.wait_audit("accepted reload", |r| {
+        r["event"] == "policy-reloaded" && r["error"].is_null() && r["revision"] != r["previous"]
+    });
+    let out = alice.sesame(&["run", "web", "echo", "after"]);
+    assert!(stderr(&out).contains("error 1010"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_decision_is_in_the_decision_log() {
+    let daemon = Daemon::start(&Setup::default());
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+    assert!(alice.sesame(&["run", "web", "echo", "x"]).status.success());
+    let _ = alice.sesame(&["run", "web", "testing::spin"]);
+    let text =
+        std::fs::read_to_string(daemon.dir.path().join("state/decisions.jsonl")).expect("decision log");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let audit = daemon.wait_audit("echo", |r| r["phase"] == "end" && r["command"] == "echo");
+    assert_eq!(records[0]["decision_id"], audit["id"]);
+    assert_eq!(records[0]["allow"], true);
+    assert_eq!(records[0]["policy_revision"], audit["policy_revision"]);
+    assert_eq!(records[0]["request"]["args"][0], "x");
+    assert_eq!(records[1]["allow"], false);
+    assert_eq!(records[1]["client"], "alice");
+    assert!(
+        records[1]["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("testing::spin"))
+    );
+}
