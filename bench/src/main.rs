@@ -4,6 +4,9 @@
 //! `sesame-bench rtt HOST [--count N] [--warmup N] [COMMAND ARGS...]` sends N requests one after
 //! the other on one QUIC connection (one stream each, as `sesame` does) and prints latency
 //! percentiles. The client key and pinned host come from `$SESAME_HOME`, as for `sesame`.
+//!
+//! `sesame-bench policy [--dir policies] [--count N]` measures one policy decision
+//! (`Policy::decide`, as the daemon calls it) for an allowed and a denied request.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,15 @@ enum Command {
         #[arg(trailing_var_arg = true, default_values_t = ["basic::echo".to_owned(), "hello".to_owned()])]
         command: Vec<String>,
     },
+    /// Policy decisions in-process: what the daemon spends per request on Rego.
+    Policy {
+        /// The policy directory.
+        #[arg(long, default_value = "policies")]
+        dir: std::path::PathBuf,
+        /// Measured decisions per case.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             warmup,
             command,
         } => rt.block_on(rtt(&host, count, warmup, &command)),
+        Command::Policy { dir, count } => policy(&dir, count),
     }
 }
 
@@ -88,19 +101,76 @@ async fn rtt(alias: &str, count: usize, warmup: usize, command: &[String]) -> an
         }
     }
     session.close().await;
+    println!("rtt {}", summary(samples));
+    Ok(())
+}
+
+fn policy(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
+    use sesamed::policy::{ClientInput, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let policy = Policy::load(dir)?;
+    let input = |command: &str, cluster: &str| PolicyInput {
+        client: ClientInput {
+            name: "alice".into(),
+            key: "00".repeat(32),
+            groups: vec!["users".into()],
+        },
+        request: RequestInput {
+            id: "00".repeat(16),
+            cluster: cluster.into(),
+            command: command.into(),
+            args: vec!["hello".into()],
+            transport: "quic".into(),
+            source_ip: Some("127.0.0.1".into()),
+        },
+        host: HostInput {
+            name: "demo".into(),
+            labels: Default::default(),
+        },
+        module: ModuleInput {
+            name: format!("{cluster}::{command}"),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            imports: vec![],
+        },
+        now_ns: 0,
+    };
+    for (case, input, allowed) in [
+        ("allow", input("echo", "basic"), true),
+        ("deny", input("spin", "testing"), false),
+    ] {
+        let mut samples = Vec::with_capacity(count);
+        for i in 0..count + count / 10 {
+            let started = Instant::now();
+            let decision = policy.decide(&input);
+            let elapsed = started.elapsed();
+            if decision.is_allowed() != allowed {
+                bail!("{case}: unexpected decision {decision:?}");
+            }
+            if i >= count / 10 {
+                samples.push(elapsed);
+            }
+        }
+        println!("policy-{case} {}", summary(samples));
+    }
+    Ok(())
+}
+
+/// `n=… p50_us=… p90_us=… p99_us=… max_us=… mean_us=…` of latency samples (not empty).
+fn summary(mut samples: Vec<Duration>) -> String {
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!(
-        "rtt n={} p50_us={:.0} p90_us={:.0} p99_us={:.0} max_us={:.0} mean_us={:.0}",
+    format!(
+        "n={} p50_us={:.1} p90_us={:.1} p99_us={:.1} max_us={:.0} mean_us={:.1}",
         samples.len(),
         us(pct(0.50)),
         us(pct(0.90)),
         us(pct(0.99)),
         us(samples[samples.len() - 1]),
         us(samples.iter().sum::<Duration>()) / samples.len() as f64,
-    );
-    Ok(())
+    )
 }
 
 fn now_ms() -> u64 {
