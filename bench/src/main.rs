@@ -38,6 +38,14 @@ enum Command {
         #[arg(trailing_var_arg = true, default_values_t = ["basic::echo".to_owned(), "hello".to_owned()])]
         command: Vec<String>,
     },
+    /// The sandbox in-process: fresh store, instantiate and call, per request.
+    Sandbox {
+        /// The component to run.
+        module: std::path::PathBuf,
+        /// Measured runs.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
     /// Policy decisions in-process: what the daemon spends per request on Rego.
     Policy {
         /// The policy directory.
@@ -62,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             command,
         } => rt.block_on(rtt(&host, count, warmup, &command)),
         Command::Policy { dir, count } => policy(&dir, count),
+        Command::Sandbox { module, count } => sandbox(&module, count),
     }
 }
 
@@ -154,6 +163,46 @@ fn policy(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
         }
         println!("policy-{case} {}", summary(samples));
     }
+    Ok(())
+}
+
+fn sandbox(module: &std::path::Path, count: usize) -> anyhow::Result<()> {
+    use sesamed::host::{CallContext, Invocation};
+    use sesamed::policy::Grant;
+    use sesamed::sandbox::{RunLimits, Sandbox};
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let mut sandbox = Sandbox::new(4, 64 << 20)?;
+    let loaded = sandbox.load("bench", "module", module, &[])?;
+    let invocation = Invocation {
+        id: "00".repeat(16),
+        cluster: "bench".into(),
+        command: "module".into(),
+        args: vec!["hello".into()],
+        client: "alice".into(),
+        groups: vec!["users".into()],
+        source_ip: None,
+    };
+    let limits = RunLimits {
+        timeout: Duration::from_secs(5),
+        memory_bytes: 64 << 20,
+        output_bytes: 64 << 10,
+    };
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count + count / 10 {
+        let calls = CallContext::new(invocation.id.clone(), Grant::default());
+        let started = Instant::now();
+        let outcome = sandbox.run(&loaded, &invocation, calls, limits);
+        let elapsed = started.elapsed();
+        if let Err(e) = outcome.result {
+            bail!("run failed: {e}");
+        }
+        if i >= count / 10 {
+            samples.push(elapsed);
+        }
+    }
+    println!("sandbox {}", summary(samples));
     Ok(())
 }
 

@@ -158,7 +158,10 @@ fn check_everything(config_path: &Path) -> Result<String> {
     let clients = ClientRegistry::load(&config.clients_file)?;
     let policy = sesamed::policy::Policy::load(&config.policy_dir)
         .with_context(|| format!("policy {}", config.policy_dir.display()))?;
-    let mut sandbox = Sandbox::new()?;
+    let mut sandbox = Sandbox::new(
+        config.limits.max_concurrent,
+        sesamed::runner::memory_ceiling(&config),
+    )?;
     let mut modules = 0;
     for (name, cluster) in &config.clusters {
         for (command, file) in &cluster.commands {

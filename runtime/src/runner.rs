@@ -112,7 +112,7 @@ impl Runner {
         let clients = ClientRegistry::load(&config.clients_file)?;
         let policy_stamp = dir_stamp(&config.policy_dir);
         let policy = Policy::load(&config.policy_dir)?;
-        let mut sandbox = Sandbox::new()?;
+        let mut sandbox = Sandbox::new(config.limits.max_concurrent, memory_ceiling(&config))?;
         for (cluster_name, cluster) in &config.clusters {
             for (command, file) in &cluster.commands {
                 let module = sandbox.load(cluster_name, command, file, &cluster.capabilities)?;
@@ -679,6 +679,11 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The largest linear memory any request may get: the configured ceiling, in bytes.
+pub fn memory_ceiling(config: &Config) -> usize {
+    usize::try_from(config.limits.memory_mb << 20).unwrap_or(usize::MAX)
 }
 
 /// The id of a request whose JSON did not validate, if it has a readable one, so the client can

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use sesame_proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -29,6 +31,15 @@ use crate::host::{CallContext, HostCalls, Invocation};
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Bytes of stdout/stderr kept from a module (for the daemon log; clients never see them).
 pub const STDIO_CAPTURE: usize = 16 * 1024;
+/// Core instances, memories and tables one component run may use from the pool: a Rust `std`
+/// component has a handful of core modules (the program and its WASI adapter shims).
+const CORE_INSTANCES_PER_RUN: u32 = 16;
+/// See [`CORE_INSTANCES_PER_RUN`].
+const MEMORIES_PER_RUN: u32 = 2;
+/// See [`CORE_INSTANCES_PER_RUN`].
+const TABLES_PER_RUN: u32 = 8;
+/// Bytes of each pooled memory and table kept mapped between runs.
+const KEEP_RESIDENT: usize = 1 << 20;
 /// Table elements a module may grow to.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -204,11 +215,29 @@ pub enum LoadError {
 }
 
 impl Sandbox {
-    /// Creates the engine and starts the epoch ticker.
-    pub fn new() -> Result<Self, LoadError> {
+    /// Creates the engine and starts the epoch ticker. `slots` instances (the daemon's
+    /// concurrency bound) can run at once, each with up to `max_memory_bytes` of linear memory.
+    ///
+    /// Instances come from wasmtime's pooling allocator: memory slots are reserved once and
+    /// reused, and the first 1 MiB of each memory stays mapped between runs (it is zeroed, not
+    /// unmapped), so a request does not pay for `mmap`, `munmap` and page faults. Where the kernel
+    /// has `PAGEMAP_SCAN`, only the pages a run dirtied are reset.
+    pub fn new(slots: usize, max_memory_bytes: usize) -> Result<Self, LoadError> {
+        let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_RUN))
+            .total_memories(slots.saturating_mul(MEMORIES_PER_RUN))
+            .total_tables(slots.saturating_mul(TABLES_PER_RUN))
+            .max_memory_size(max_memory_bytes)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            // Linux >= 6.7: reset only the pages a run dirtied (off elsewhere, by detection).
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
