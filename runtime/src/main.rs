@@ -247,8 +247,7 @@ fn serve(config_path: &Path) -> Result<()> {
     let identity = HostIdentity::load(&config.state_dir)?;
     let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
