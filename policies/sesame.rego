@@ -36,7 +36,18 @@
 #                                                 request's observed source address.
 #   acl.clusters[CLUSTER].limits                  overrides acl.limits, key by key.
 #   acl.clusters[CLUSTER].max_args                deny requests with more arguments.
+#   acl.clusters[CLUSTER].salt                    the salt grant given to CLUSTER's commands:
+#                                                 {"states": [STATE, ...]}.
+#   acl.clusters[CLUSTER].users                   the users grant of CLUSTER's commands:
+#     .self      [COMMAND, ...]                   these commands manage the caller's own account
+#                                                 (the account named like the client), e.g. key-add;
+#     .managers  {GROUP: [ACCOUNT_GROUP, ...]}    for other commands, a client in GROUP may manage
+#                                                 the account named by the first argument, in
+#                                                 these account groups;
+#     .protected [ACCOUNT, ...]                   accounts no command may manage.
 #   acl.limits                                    the limits of every command.
+#   acl.mask       {"CLUSTER::COMMAND": [N, ...]} argument positions (0-based) the daemon masks
+#                                                 in its logs (data.sesame.mask).
 #
 # Tests live in sesame_test.rego; run them with `sesamed policy test policies/`.
 package sesame
@@ -122,9 +133,78 @@ limits := object.union(
 	object.get(cluster_config, "limits", {}),
 )
 
-# The grant: only clusters configured with a firewall entry may open ports.
-# Salt states and user management are not granted by this policy; a site adds
-# e.g. `"salt": {"states": [...]}` here (or in data) for the clusters that need it.
-grant := {"firewall": cluster_config.firewall} if {
+# The grant: the union of what the request's cluster is configured to give.
+# A cluster with no firewall, salt or users entry grants none of them ({}).
+grant := object.union_n([firewall_grant, salt_grant, users_grant])
+
+# Firewall openings: only clusters with a firewall entry (e.g. "access") may open ports.
+firewall_grant := {"firewall": cluster_config.firewall} if {
 	cluster_config.firewall
 } else := {}
+
+# Salt states: only clusters with a salt entry (e.g. "config") may apply states.
+salt_grant := {"salt": cluster_config.salt} if {
+	cluster_config.salt
+} else := {}
+
+# --- accounts ------------------------------------------------------------------
+#
+# The users grant names the accounts a command may manage, and the account
+# groups it may put them in or take them out of. Two ways to get one:
+#
+#   self service: a command listed in users.self manages the caller's own
+#                 account only (its name is the client's name);
+#   managers:     any other command manages the account named by its first
+#                 argument, in the account groups users.managers maps the
+#                 client's groups to.
+users_config := object.get(cluster_config, "users", {})
+
+users_grant := {"users": {"names": sort(managed_accounts), "groups": sort(managed_groups)}} if {
+	count(managed_accounts) > 0
+} else := {}
+
+self_service if input.request.command in object.get(users_config, "self", [])
+
+# Account groups the client's groups may manage.
+managed_groups contains account_group if {
+	not self_service
+	some group in input.client.groups
+	some account_group in object.get(users_config, ["managers", group], [])
+}
+
+managed_accounts contains input.client.name if self_service
+
+managed_accounts contains first_arg if {
+	count(managed_groups) > 0
+	valid_account(first_arg)
+}
+
+# The request's first argument; "" when it has none.
+default first_arg := ""
+
+first_arg := input.request.args[0]
+
+# A Unix account name: lower case, starts with a letter or '_', at most 32 characters.
+valid_account(name) if regex.match(`^[a-z_][a-z0-9_-]{0,31}$`, name)
+
+deny_reasons contains reason if {
+	some account in managed_accounts
+	account in object.get(users_config, "protected", [])
+	reason := sprintf("account %s is protected: %s may not manage it", [account, request_name])
+}
+
+deny_reasons contains reason if {
+	count(managed_groups) > 0
+	not valid_account(first_arg)
+	reason := sprintf("%s needs a valid account name as its first argument (got %s)", [
+		request_name,
+		json.marshal(input.request.args),
+	])
+}
+
+# --- log masking -----------------------------------------------------------------
+
+# Argument positions (0-based) whose values the daemon masks in its audit and
+# decision logs, per "CLUSTER::COMMAND", e.g. {"accounts::user-add": [1]}.
+# Read by sesamed as data.sesame.mask; {} when data.acl.mask is absent.
+mask := object.get(data.acl, "mask", {})

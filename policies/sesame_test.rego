@@ -155,3 +155,93 @@ test_args_unbounded_without_max_args if {
 	args := [sprintf("%d", [n]) | some n in numbers.range(1, 100)]
 	sesame.decision.allow with input as req("alice", ["users"], "basic", "echo", args)
 }
+
+# --- salt grant --------------------------------------------------------------------
+
+test_operators_may_apply_listed_salt_states if {
+	d := decide("olga", ["operators"], "config", "apply")
+	d.allow
+	d.grant == {"salt": {"states": ["motd", "nginx", "ntp"]}}
+}
+
+test_users_may_not_apply_salt_states if {
+	not decide("alice", ["users"], "config", "apply").allow
+}
+
+# --- accounts: self service ----------------------------------------------------------
+
+accounts(client, groups, command, args) := d if {
+	d := sesame.decision with input as req(client, groups, "accounts", command, args)
+}
+
+test_staff_may_add_keys_to_their_own_account_only if {
+	d := accounts("alice", ["staff"], "key-add", ["ssh-ed25519 AAAA alice@laptop"])
+	d.allow
+	d.grant == {"users": {"names": ["alice"], "groups": []}}
+}
+
+test_self_service_ignores_manager_groups if {
+	# An admin adding a key still manages only their own account.
+	d := accounts("ada", ["admins"], "key-add", ["bob"])
+	d.grant == {"users": {"names": ["ada"], "groups": []}}
+}
+
+test_self_service_on_a_protected_account_denied if {
+	d := accounts("root", ["staff"], "key-add", ["ssh-ed25519 AAAA"])
+	not d.allow
+	d.reasons == ["account root is protected: accounts::key-add may not manage it"]
+}
+
+# --- accounts: managers -----------------------------------------------------------------
+
+test_onboarders_manage_the_named_account_in_developers if {
+	d := accounts("oscar", ["onboarders"], "user-add", ["bob", "secret-hash"])
+	d.allow
+	d.grant == {"users": {"names": ["bob"], "groups": ["developers"]}}
+}
+
+test_manager_groups_add_up if {
+	d := accounts("ada", ["admins", "onboarders"], "user-remove", ["bob"])
+	d.grant.users == {"names": ["bob"], "groups": ["developers", "operators"]}
+}
+
+test_managers_may_not_touch_protected_accounts if {
+	d := accounts("oscar", ["onboarders"], "user-remove", ["root"])
+	not d.allow
+	d.reasons == ["account root is protected: accounts::user-remove may not manage it"]
+}
+
+test_managers_need_a_valid_account_name if {
+	d := accounts("oscar", ["onboarders"], "user-add", ["-rf"])
+	not d.allow
+	d.reasons == [`accounts::user-add needs a valid account name as its first argument (got ["-rf"])`]
+	e := accounts("oscar", ["onboarders"], "user-add", [])
+	e.reasons == [`accounts::user-add needs a valid account name as its first argument (got [])`]
+}
+
+test_onboarders_may_not_add_keys if {
+	d := accounts("oscar", ["onboarders"], "key-add", ["k"])
+	d.reasons == ["no group of client oscar (onboarders) grants accounts::key-add"]
+}
+
+test_staff_may_not_add_users if {
+	not accounts("alice", ["staff"], "user-add", ["bob"]).allow
+}
+
+test_non_managers_get_no_users_grant if {
+	# A client allowed to run an accounts command but managing no group gets no users grant.
+	d := sesame.decision with input as req("t", ["testers"], "accounts", "list", [])
+		with data.acl.groups.testers as {"accounts": ["list"]}
+	d.allow
+	d.grant == {}
+}
+
+# --- mask ----------------------------------------------------------------------------
+
+test_mask_comes_from_data if {
+	sesame.mask == {"accounts::user-add": [1]}
+}
+
+test_mask_defaults_to_empty if {
+	sesame.mask == {} with data.acl as {"groups": {}}
+}

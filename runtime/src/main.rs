@@ -48,6 +48,9 @@ enum Command {
     /// Enrol, remove and list clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Test, evaluate and check Rego policies (for security teams).
+    #[command(subcommand)]
+    Policy(sesamed::policy::cli::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Configtest { config } => return configtest(&config.config),
         Command::Show { config } => show(&config.config),
         Command::Client(cmd) => client(cmd),
+        Command::Policy(cmd) => return cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

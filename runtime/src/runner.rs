@@ -211,7 +211,6 @@ impl Runner {
                 record.id = request.id.to_string();
                 record.command = Some(request.command.clone());
                 record.cluster = request.cluster.clone();
-                record.args = request.args.clone();
                 match self.process(now_ms, &request, client, peer, &mut record) {
                     Ok(output) => Response::ok(request.id, output, 0),
                     Err(f) => Response::error(request.id, f.code, f.message),
@@ -416,6 +415,9 @@ impl Runner {
         record.module_digest = Some(module.digest.clone());
         let policy = self.current_policy();
         record.policy_revision = Some(policy.revision().to_owned());
+        // Arguments reach the logs only after the policy had its say on which ones to mask.
+        let masked = mask_args(&request.args, policy.masked_args(cluster, &request.command));
+        record.args = masked.clone();
 
         let input = PolicyInput {
             client: ClientInput {
@@ -443,9 +445,16 @@ impl Runner {
             now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
         };
         let decision = policy.decide(&input);
+        let logged_input = PolicyInput {
+            request: RequestInput {
+                args: masked,
+                ..input.request.clone()
+            },
+            ..input.clone()
+        };
         self.log_decision(
             now_ms,
-            &input,
+            &logged_input,
             &client.key.to_string(),
             policy.revision(),
             &decision,
@@ -679,6 +688,23 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// What the logs show for a masked argument.
+pub const MASKED: &str = "***";
+
+/// `args` with the values at `positions` replaced by [`MASKED`].
+fn mask_args(args: &[String], positions: &[usize]) -> Vec<String> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if positions.contains(&i) {
+                MASKED.to_owned()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
 }
 
 /// The largest linear memory any request may get: the configured ceiling, in bytes.

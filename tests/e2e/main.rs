@@ -422,3 +422,67 @@ fn every_decision_is_in_the_decision_log() {
             .is_some_and(|r| r.contains("testing::spin"))
     );
 }
+
+#[test]
+fn masked_arguments_never_reach_the_logs() {
+    let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json")).expect("data");
+    let data = data.replace(r#""mask": {"#, r#""mask": {"basic::echo": [1], "#);
+    assert!(
+        data.contains("basic::echo\": [1]"),
+        "the default data has a mask object"
+    );
+    let daemon = Daemon::start(&Setup {
+        policy_data: Some(data),
+        ..Setup::default()
+    });
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+    let out = alice.sesame(&["run", "web", "basic::echo", "user", "hunter2"]);
+    assert_eq!(
+        stdout(&out),
+        "user hunter2\n",
+        "the module still gets the real value: {}",
+        stderr(&out)
+    );
+    let rec = daemon.wait_audit("echo", |r| r["phase"] == "end" && r["command"] == "echo");
+    assert_eq!(rec["args"], serde_json::json!(["user", "***"]));
+    for log in ["audit.jsonl", "decisions.jsonl"] {
+        let text = std::fs::read_to_string(daemon.dir.path().join("state").join(log)).expect("log");
+        assert!(
+            !text.contains("hunter2"),
+            "{log} leaks the masked argument: {text}"
+        );
+    }
+}
+
+#[test]
+fn policy_test_cli_reports_and_exits_by_outcome() {
+    let ok = sesamed(
+        &["policy", "test", "--coverage", "--threshold", "100"],
+        &[sesame_tests::repo_root().join("policies").as_os_str()],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+    let last = stdout(&ok).lines().last().unwrap_or_default().to_owned();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.rego"),
+        "package sesame\n\ndecision := {\"allow\": false}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("p_test.rego"),
+        "package sesame_test\n\ntest_allows if {\n\tdata.sesame.decision.allow\n}\n",
+    )
+    .expect("write");
+    let failing = sesamed(&["policy", "test"], &[dir.path().as_os_str()]);
+    assert_eq!(failing.status.code(), Some(1));
+    let text = stdout(&failing);
+    assert!(text.contains("FAIL") && text.contains("p_test.rego:3"), "{text}");
+    assert!(
+        text.lines().last().is_some_and(|l| l == "0 passed, 1 failed"),
+        "{text}"
+    );
+}

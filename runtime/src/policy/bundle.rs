@@ -11,6 +11,10 @@ use super::{PolicyError, RegoMessage};
 /// The package whose `decision` rule sesamed evaluates, as regorus names packages.
 pub(super) const DECISION_PACKAGE: &str = "data.sesame";
 
+/// A top-level subdirectory that is not part of the policy set: it holds example policy sets, each
+/// a directory of its own (`sesamed policy test policies/examples/office-hours`).
+pub(super) const EXAMPLES_DIR: &str = "examples";
+
 /// The files of one policy directory.
 pub(super) struct Bundle {
     pub(super) dir: PathBuf,
@@ -59,7 +63,8 @@ pub(super) struct LoadedModule {
 }
 
 impl Bundle {
-    /// Reads every `.rego` and `.json` file under `dir` (hidden entries skipped);
+    /// Reads every `.rego` and `.json` file under `dir` (hidden entries and a top-level
+    /// [`EXAMPLES_DIR`] skipped);
     /// `*_test.rego` only when `with_tests`.
     pub(super) fn read(dir: &Path, with_tests: bool) -> Result<Bundle, PolicyError> {
         let mut found = Vec::new();
@@ -141,12 +146,17 @@ impl Bundle {
         }
         // Any evaluation prepares the engine: analysis, scheduling, rule gathering. Doing it here
         // turns compile-time problems into load errors and spares every clone the work.
-        engine
-            .eval_query("true".to_owned(), false)
-            .map_err(|e| PolicyError::Compile {
+        engine.eval_query("true".to_owned(), false).map_err(|e| {
+            let message = RegoMessage::from(&e);
+            PolicyError::Compile {
                 dir: self.dir.clone(),
-                message: RegoMessage::from(&e).full,
-            })?;
+                location: message
+                    .location
+                    .map(|(file, line, col)| (self.dir.join(file), line, col)),
+                summary: message.summary,
+                message: message.full,
+            }
+        })?;
         Ok(LoadedEngine { engine, modules })
     }
 }
@@ -180,6 +190,9 @@ fn collect(dir: &Path, relative: &Path, found: &mut Vec<PathBuf>) -> Result<(), 
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
+        if relative.as_os_str().is_empty() && name == EXAMPLES_DIR {
+            continue; // policy sets of their own, tested on their own
+        }
         let path = entry.path();
         // Follows symlinks, as a policy directory managed by configuration tools may use them.
         let meta = fs::metadata(&path).map_err(|source| PolicyError::Io {
@@ -197,7 +210,7 @@ fn collect(dir: &Path, relative: &Path, found: &mut Vec<PathBuf>) -> Result<(), 
     Ok(())
 }
 
-fn parse_error(path: &Path, error: &anyhow::Error) -> PolicyError {
+pub(super) fn parse_error(path: &Path, error: &anyhow::Error) -> PolicyError {
     let message = RegoMessage::from(error);
     let (line, col) = message
         .location

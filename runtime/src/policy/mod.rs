@@ -3,10 +3,14 @@
 //!
 //! Everything fails closed: a decision that is undefined, malformed, or raises an error is a
 //! [`Decision::Deny`] whose reasons say so. [`testing`] runs a directory's `test_*` rules, the
-//! `opa test` that regorus lacks.
+//! `opa test` that regorus lacks; [`cli`] is the `sesamed policy` toolkit built on it.
 
 mod bundle;
+pub mod check;
+pub mod cli;
 mod decision;
+pub mod explain;
+mod source;
 pub mod testing;
 
 use std::collections::BTreeMap;
@@ -23,6 +27,11 @@ use bundle::Bundle;
 /// The rule sesamed evaluates for every request.
 pub const DECISION_RULE: &str = "data.sesame.decision";
 
+/// The optional rule naming arguments to mask in logs: an object from `"cluster::command"` to
+/// an array of 0-based argument positions. It must not depend on `input`: it is read once, at
+/// load; a value of any other shape makes the policy fail to load.
+pub const MASK_RULE: &str = "data.sesame.mask";
+
 /// How long one evaluation of [`DECISION_RULE`] may run before it is abandoned (and the request denied).
 pub const DECISION_TIME_LIMIT: Duration = Duration::from_millis(250);
 
@@ -34,8 +43,10 @@ const TIME_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
 
 /// The input document of a decision: who asks, for what, on which host, with which module.
 ///
-/// Serialised as `input` exactly as DESIGN §5 lays it out.
-#[derive(Debug, Clone, Serialize)]
+/// Serialised as `input` exactly as DESIGN §5 lays it out. Also read from JSON by
+/// `sesamed policy eval --input FILE` (unknown keys are refused there, so typos show).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyInput {
     /// The authenticated client.
     pub client: ClientInput,
@@ -50,7 +61,8 @@ pub struct PolicyInput {
 }
 
 /// `input.client`: an enrolled client, as the client registry knows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientInput {
     /// The client's enrolled name.
     pub name: String,
@@ -61,7 +73,8 @@ pub struct ClientInput {
 }
 
 /// `input.request`: the opened, fresh request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RequestInput {
     /// The request id (128-bit random hex).
     pub id: String,
@@ -74,26 +87,31 @@ pub struct RequestInput {
     /// The transport that carried the request: `"quic"` or `"sqs"`.
     pub transport: String,
     /// The source address the transport observed, when it has one (QUIC does, SQS does not).
+    #[serde(default)]
     pub source_ip: Option<String>,
 }
 
 /// `input.host`: the host the daemon runs on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HostInput {
     /// The daemon's host name (the one requests must name).
     pub name: String,
     /// Free-form labels from the daemon's configuration.
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
 
 /// `input.module`: the module that would run the command.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModuleInput {
     /// The module's name.
     pub name: String,
     /// The module's content digest, `"sha256:<hex>"`.
     pub digest: String,
     /// The sesame interfaces the module imports, e.g. `"sesame:host/firewall"`.
+    #[serde(default)]
     pub imports: Vec<String>,
 }
 
@@ -233,8 +251,12 @@ pub enum PolicyError {
     Compile {
         /// The directory.
         dir: PathBuf,
-        /// regorus's report.
+        /// regorus's report, on one line.
         message: String,
+        /// The cause alone, without the source excerpt.
+        summary: String,
+        /// The file (directory joined with the name regorus gives), line and column, when named.
+        location: Option<(PathBuf, u32, u32)>,
     },
     /// No policy file of the directory defines the rule sesamed evaluates ([`DECISION_RULE`]).
     #[error("{}: no policy defines {DECISION_RULE} (package sesame, rule decision)", dir.display())]
@@ -255,28 +277,44 @@ pub struct Policy {
     dir: PathBuf,
     revision: String,
     files: Vec<PathBuf>,
+    mask: BTreeMap<String, Vec<usize>>,
 }
 
 impl Policy {
-    /// Reads, parses and compiles the policy set in `dir` (subdirectories included, hidden entries
-    /// skipped). Errors name the file, and the line and column when regorus gives them.
+    /// Reads, parses and compiles the policy set in `dir` (subdirectories included, except hidden
+    /// entries and a top-level `examples/` directory, which holds example policy sets of its own). Errors name the file, and the line and column when regorus gives them.
     pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
         let bundle = Bundle::read(dir, false)?;
         let loaded = bundle.engine()?;
         if !loaded.declares(bundle::DECISION_PACKAGE, "decision") {
             return Err(PolicyError::NoDecisionRule { dir: dir.to_owned() });
         }
+        let has_mask = loaded.declares(bundle::DECISION_PACKAGE, "mask");
         let mut template = loaded.engine;
         template.set_execution_timer_config(ExecutionTimerConfig {
             limit: DECISION_TIME_LIMIT,
             check_interval: TIME_CHECK_INTERVAL,
         });
+        let mask = if has_mask {
+            read_mask(&template, dir)?
+        } else {
+            BTreeMap::new()
+        };
         Ok(Policy {
             template,
             dir: dir.to_owned(),
             revision: bundle.revision,
             files: bundle.files.into_iter().map(|f| f.path).collect(),
+            mask,
         })
+    }
+
+    /// Argument positions (0-based) whose values the daemon masks in its audit and decision
+    /// logs, for a `cluster::command` — from [`MASK_RULE`], read once at load.
+    pub fn masked_args(&self, cluster: &str, command: &str) -> &[usize] {
+        self.mask
+            .get(&format!("{cluster}::{command}"))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Decides one request by evaluating [`DECISION_RULE`] with `input`.
@@ -428,3 +466,24 @@ fn location_suffix(line: Option<u32>, col: Option<u32>) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Evaluates [`MASK_RULE`] (declared) once, with no input. Undefined means nothing is masked.
+fn read_mask(template: &regorus::Engine, dir: &Path) -> Result<BTreeMap<String, Vec<usize>>, PolicyError> {
+    let bad = |message: String| PolicyError::Data {
+        path: dir.to_owned(),
+        message: format!("{MASK_RULE}: {message}"),
+    };
+    let mut engine = template.clone();
+    let value = engine
+        .eval_rule(MASK_RULE.to_owned())
+        .map_err(|e| bad(RegoMessage::from(&e).full))?;
+    if value == regorus::Value::Undefined {
+        return Ok(BTreeMap::new());
+    }
+    let json = serde_json::to_value(&value).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(json).map_err(|e| {
+        bad(format!(
+            "must be an object of \"cluster::command\": [argument positions]: {e}"
+        ))
+    })
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use regorus::utils::limits::ExecutionTimerConfig;
 
 use super::bundle::{Bundle, FileKind};
+use super::source;
 use super::{PolicyError, RegoMessage, TIME_CHECK_INTERVAL};
 
 /// How long one test may run before it is abandoned (and fails).
@@ -42,7 +43,8 @@ pub struct TestOutcome {
 pub struct TestReport {
     /// One entry per test rule.
     pub outcomes: Vec<TestOutcome>,
-    /// Line coverage of each policy file (tests excluded) the tests evaluated, in file order.
+    /// Line coverage of each policy file (tests excluded), in file order. A file no test evaluated
+    /// at all has every line holding code (other than `package` and `import`) uncovered.
     pub coverage: Vec<FileCoverage>,
 }
 
@@ -68,9 +70,23 @@ impl TestReport {
         self.outcomes.len() - self.passed()
     }
 
+    /// Total line coverage of the policy files, percent (100 when there is no code to cover).
+    pub fn coverage_percent(&self) -> f64 {
+        let covered: usize = self.coverage.iter().map(|c| c.covered.len()).sum();
+        let missed: usize = self.coverage.iter().map(|c| c.not_covered.len()).sum();
+        percent(covered, covered + missed)
+    }
+
     /// Whether there were tests and all passed.
     pub fn all_passed(&self) -> bool {
         !self.outcomes.is_empty() && self.failed() == 0
+    }
+}
+
+impl FileCoverage {
+    /// Line coverage of this file, percent (100 when it has no code to cover).
+    pub fn percent(&self) -> f64 {
+        percent(self.covered.len(), self.covered.len() + self.not_covered.len())
     }
 }
 
@@ -131,98 +147,39 @@ pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
         .files
         .iter()
         .filter(|f| f.kind == FileKind::Policy)
-        .filter_map(|f| {
-            let (covered, not_covered) = coverage.remove(&f.name)?;
-            let not_covered = not_covered.difference(&covered).copied().collect();
-            Some(FileCoverage {
+        .map(|f| match coverage.remove(&f.name) {
+            Some((covered, not_covered)) => FileCoverage {
                 file: f.path.clone(),
+                not_covered: not_covered.difference(&covered).copied().collect(),
                 covered,
-                not_covered,
-            })
+            },
+            // regorus reports only files some test evaluated; one no test touched is all uncovered
+            None => FileCoverage {
+                file: f.path.clone(),
+                covered: BTreeSet::new(),
+                not_covered: source::code_lines(&f.contents),
+            },
         })
         .collect();
     Ok(TestReport { outcomes, coverage })
 }
 
-/// The names and 1-based lines of the rules named `test_*` defined in `source`: identifiers that
-/// start a line outside any brace, bracket, parenthesis, string or comment. Functions
-/// (`test_x(a) := ...`) are not tests and are skipped.
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        return 100.0;
+    }
+    // line counts are far below 2^52, so the conversions are exact
+    let ratio = part as f64 / whole as f64;
+    ratio * 100.0
+}
+
+/// The names and 1-based lines of the rules named `test_*` defined in `source` (see
+/// `policy/source.rs` for what counts as a rule head). Functions (`test_x(a) := ...`) are
+/// not tests and are skipped.
 fn test_rule_heads(source: &str) -> Vec<(String, u32)> {
-    let mut heads = Vec::new();
-    let mut depth = 0_i64;
-    let mut in_string = false;
-    let mut in_raw = false;
-    for (index, line) in source.lines().enumerate() {
-        let head_allowed = depth == 0 && !in_raw && !in_string;
-        if head_allowed {
-            let rest = line.trim_start();
-            if let Some(name) = test_name_at(rest) {
-                let after = rest[name.len()..].trim_start();
-                if !after.starts_with('(') {
-                    heads.push((name.to_owned(), u32::try_from(index + 1).unwrap_or(u32::MAX)));
-                }
-            }
-        }
-        let mut chars = line.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                _ if in_raw => in_raw = c != '`',
-                _ if in_string => match c {
-                    '\\' => {
-                        chars.next();
-                    }
-                    '"' => in_string = false,
-                    _ => {}
-                },
-                '#' => break,
-                '"' => in_string = true,
-                '`' => in_raw = true,
-                '{' | '[' | '(' => depth += 1,
-                '}' | ']' | ')' => depth -= 1,
-                _ => {}
-            }
-        }
-        in_string = false; // a plain string cannot span lines
-    }
-    heads
-}
-
-/// The identifier at the start of `text` when it is a `test_` name.
-fn test_name_at(text: &str) -> Option<&str> {
-    let end = text
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(text.len());
-    let name = &text[..end];
-    name.starts_with("test_").then_some(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::test_rule_heads;
-
-    #[test]
-    fn finds_rule_heads_outside_bodies_strings_and_comments() {
-        let source = r#"package p
-test_a if {
-    test_not_a_head := 1
-    x := "{"
-}
-# test_commented if true
-  test_b := true
-test_fn(x) := x
-s := `
-test_in_raw
-`
-test_c contains 1
-"#;
-        let heads = test_rule_heads(source);
-        assert_eq!(
-            heads,
-            vec![
-                ("test_a".to_owned(), 2),
-                ("test_b".to_owned(), 7),
-                ("test_c".to_owned(), 12)
-            ]
-        );
-    }
+    source::rule_heads(source)
+        .into_iter()
+        .filter(|h| h.name.starts_with("test_") && !h.function)
+        .map(|h| (h.name, h.line))
+        .collect()
 }

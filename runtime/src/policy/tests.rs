@@ -442,3 +442,95 @@ fn decide_latency() {
         );
     }
 }
+
+#[test]
+fn every_example_policy_set_passes_its_tests_with_full_coverage() {
+    let examples = default_policies().join("examples");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&examples)
+        .expect("policies/examples")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 4, "{dirs:?}");
+    for dir in dirs {
+        let report = run_tests(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let failures: Vec<_> = report.outcomes.iter().filter(|o| !o.passed).collect();
+        assert!(report.all_passed(), "{}: {failures:#?}", dir.display());
+        for file in &report.coverage {
+            assert!(
+                file.not_covered.is_empty(),
+                "{}: lines no test evaluates: {:?}",
+                file.file.display(),
+                file.not_covered
+            );
+        }
+        Policy::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    }
+}
+
+#[test]
+fn a_top_level_examples_directory_is_not_part_of_the_set() {
+    let dir = policy_dir(&[
+        ("p.rego", "package sesame\ndecision := {\"allow\": true}\n"),
+        (
+            "examples/a/p.rego",
+            "package sesame\ndecision := {\"allow\": false}\n",
+        ),
+        ("sub/examples/q.rego", "package sesame\nq := 1\n"),
+    ]);
+    let policy = Policy::load(dir.path()).expect("examples/ skipped");
+    assert_eq!(
+        policy.files(),
+        [dir.path().join("p.rego"), dir.path().join("sub/examples/q.rego")]
+    );
+}
+
+#[test]
+fn default_policy_grants_salt_users_and_masks() {
+    let policy = Policy::load(&default_policies()).expect("load default policies");
+    let Decision::Allow(grant) = policy.decide(&input("olga", &["operators"], "config", "apply")) else {
+        panic!("operators -> config::apply should be allowed");
+    };
+    assert_eq!(grant.salt.states, ["motd", "nginx", "ntp"]);
+    let mut add = input("oscar", &["onboarders"], "accounts", "user-add");
+    add.request.args = vec!["bob".to_owned(), "hash".to_owned()];
+    let Decision::Allow(grant) = policy.decide(&add) else {
+        panic!("onboarders -> accounts::user-add bob should be allowed");
+    };
+    assert_eq!(
+        grant.users,
+        UsersGrant {
+            names: vec!["bob".to_owned()],
+            groups: vec!["developers".to_owned()]
+        }
+    );
+    let mut engine = policy.template.clone();
+    let mask = engine.eval_rule("data.sesame.mask".to_owned()).expect("mask");
+    assert_eq!(
+        serde_json::to_value(&mask).expect("json"),
+        serde_json::json!({"accounts::user-add": [1]})
+    );
+}
+
+#[test]
+fn mask_is_read_at_load_and_a_malformed_one_fails_load() {
+    let policy = Policy::load(&default_policies()).expect("default set");
+    assert_eq!(policy.masked_args("accounts", "user-add"), &[1]);
+    assert!(policy.masked_args("basic", "echo").is_empty());
+
+    let none = policy_dir(&[("p.rego", "package sesame\n\ndecision := {\"allow\": false}\n")]);
+    assert!(
+        Policy::load(none.path())
+            .expect("no mask rule")
+            .masked_args("a", "b")
+            .is_empty()
+    );
+
+    let bad = policy_dir(&[(
+        "p.rego",
+        "package sesame\n\ndecision := {\"allow\": false}\n\nmask := {\"a::b\": [\"first\"]}\n",
+    )]);
+    let err = Policy::load(bad.path()).expect_err("mask of strings").to_string();
+    assert!(err.contains("data.sesame.mask"), "{err}");
+}
