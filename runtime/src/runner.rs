@@ -257,15 +257,8 @@ impl Runner {
     /// Reloads the policy if any file in its directory changed since the last (attempted) load.
     pub fn refresh_policy(&self, now_ms: u64) {
         let current = dir_stamp(&self.config.policy_dir);
-        {
-            let mut stamp = self
-                .policy_stamp
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *stamp == current {
-                return;
-            }
-            *stamp = current;
+        if !swap_if_changed(&self.policy_stamp, current) {
+            return;
         }
         let _ = self.reload_policy(now_ms);
     }
@@ -314,15 +307,8 @@ impl Runner {
     /// request (one `stat`), so enrolling or removing a client takes effect at the next request.
     pub fn refresh_clients(&self, now_ms: u64) {
         let current = FileStamp::of(&self.config.clients_file);
-        {
-            let mut stamp = self
-                .clients_stamp
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *stamp == current {
-                return;
-            }
-            *stamp = current;
+        if !swap_if_changed(&self.clients_stamp, current) {
+            return;
         }
         self.reload_clients(now_ms);
     }
@@ -688,6 +674,16 @@ impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Stores `current` in `slot` and says whether it differed from what was there.
+fn swap_if_changed<T: PartialEq>(slot: &Mutex<T>, current: T) -> bool {
+    let mut stamp = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *stamp == current {
+        return false;
+    }
+    *stamp = current;
+    true
 }
 
 /// What the logs show for a masked argument.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use sesame_client::exchange;
 use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
-use sesame_tests::{Client, Daemon, HOST, Setup, module, sesamed};
+use sesame_tests::{Client, Daemon, HOST, Setup, daemon_with_client, module, sesamed};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -17,10 +17,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn allowed_commands_return_their_output() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
 
     let out = alice.sesame(&["run", "web", "basic::echo", "hello", "--not-a-flag", "world"]);
     assert!(out.status.success(), "echo failed: {}", stderr(&out));
@@ -82,10 +79,7 @@ fn a_replayed_envelope_is_rejected_and_audited() {
 
 #[test]
 fn a_policy_deny_returns_1010_with_reasons() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
     let out = alice.sesame(&["run", "web", "testing::spin"]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     let err = stderr(&out);
@@ -102,10 +96,7 @@ fn a_policy_deny_returns_1010_with_reasons() {
 
 #[test]
 fn a_looping_module_hits_the_time_limit_and_the_daemon_keeps_serving() {
-    let mut daemon = Daemon::start(&Setup::default());
-    let tess = Client::new();
-    daemon.enrol("tess", &tess.key, &["testers"]);
-    tess.pin(&daemon, "web");
+    let (mut daemon, tess) = daemon_with_client("tess", &["testers"]);
 
     let spinner = {
         let home = tess.home.path().to_owned();
@@ -136,10 +127,7 @@ fn a_looping_module_hits_the_time_limit_and_the_daemon_keeps_serving() {
 
 #[test]
 fn a_panicking_module_is_a_trap_not_a_crash() {
-    let mut daemon = Daemon::start(&Setup::default());
-    let tess = Client::new();
-    daemon.enrol("tess", &tess.key, &["testers"]);
-    tess.pin(&daemon, "web");
+    let (mut daemon, tess) = daemon_with_client("tess", &["testers"]);
     let out = tess.sesame(&["run", "web", "testing::panic"]);
     assert!(stderr(&out).contains("error 3001"), "{}", stderr(&out));
     assert!(daemon.is_running());
@@ -167,10 +155,7 @@ fn a_mismatched_certificate_is_refused() {
 
 #[test]
 fn enrolment_and_removal_take_effect_without_a_restart() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
     assert!(alice.sesame(&["run", "web", "echo", "hi"]).status.success());
     daemon.remove("alice");
     // The very next request sees the changed registry.
@@ -190,10 +175,7 @@ fn enrolment_and_removal_take_effect_without_a_restart() {
 
 #[test]
 fn unknown_commands_and_clusters_have_their_codes() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let (_daemon, alice) = daemon_with_client("alice", &["users"]);
     let out = alice.sesame(&["run", "web", "nope::echo"]);
     assert!(stderr(&out).contains("error 2003"), "{}", stderr(&out));
     let out = alice.sesame(&["run", "web", "basic::nope"]);
@@ -355,10 +337,7 @@ impl RawClient {
 
 #[test]
 fn a_broken_policy_is_rejected_on_reload_and_a_good_one_takes_effect() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
     assert!(alice.sesame(&["run", "web", "echo", "before"]).status.success());
     let policies = daemon.dir.path().join("policies");
 
@@ -396,10 +375,7 @@ fn a_broken_policy_is_rejected_on_reload_and_a_good_one_takes_effect() {
 
 #[test]
 fn every_decision_is_in_the_decision_log() {
-    let daemon = Daemon::start(&Setup::default());
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
     assert!(alice.sesame(&["run", "web", "echo", "x"]).status.success());
     let _ = alice.sesame(&["run", "web", "testing::spin"]);
     let text =

@@ -217,6 +217,15 @@ impl Drop for Daemon {
     }
 }
 
+/// A daemon with the default setup and one client enrolled in `groups`, pinned as `web`.
+pub fn daemon_with_client(name: &str, groups: &[&str]) -> (Daemon, Client) {
+    let daemon = Daemon::start(&Setup::default());
+    let client = Client::new();
+    daemon.enrol(name, &client.key, groups);
+    client.pin(&daemon, "web");
+    (daemon, client)
+}
+
 /// A client with its own `SESAME_HOME`.
 #[derive(Debug)]
 pub struct Client {
