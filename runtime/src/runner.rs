@@ -431,20 +431,11 @@ impl Runner {
             now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
         };
         let decision = policy.decide(&input);
-        let logged_input = PolicyInput {
-            request: RequestInput {
-                args: masked,
-                ..input.request.clone()
-            },
-            ..input.clone()
+        let logged_request = RequestInput {
+            args: masked,
+            ..input.request.clone()
         };
-        self.log_decision(
-            now_ms,
-            &logged_input,
-            &client.key.to_string(),
-            policy.revision(),
-            &decision,
-        )?;
+        self.log_decision(now_ms, &input, &logged_request, policy.revision(), &decision)?;
         let grant = match decision {
             Decision::Allow(grant) => grant,
             Decision::Deny(reasons) => {
@@ -513,12 +504,13 @@ impl Runner {
         })
     }
 
-    /// Writes one decision to the decision log. A decision that cannot be logged does not run.
+    /// Writes one decision to the decision log, with `request` (the input's request with its
+    /// masked arguments) in place of the input's. A decision that cannot be logged does not run.
     fn log_decision(
         &self,
         now_ms: u64,
         input: &PolicyInput,
-        key: &str,
+        request: &RequestInput,
         revision: &str,
         decision: &Decision,
     ) -> Result<(), Failure> {
@@ -537,11 +529,11 @@ impl Runner {
             grant: Option<&'a crate::policy::Grant>,
         }
         let record = DecisionRecord {
-            decision_id: &input.request.id,
+            decision_id: &request.id,
             client: &input.client.name,
-            key,
+            key: &input.client.key,
             groups: &input.client.groups,
-            request: &input.request,
+            request,
             module_digest: &input.module.digest,
             policy_revision: revision,
             allow: decision.is_allowed(),
