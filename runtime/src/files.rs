@@ -47,6 +47,15 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
     result
 }
 
+/// Opens `path` for appending, creating it with mode 0600.
+pub fn open_append_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Checks that a secret file is not readable or writable by group or others.
 pub fn check_private(path: &Path) -> Result<(), String> {
     let mode = std::fs::metadata(path)

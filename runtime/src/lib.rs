@@ -10,12 +10,14 @@ pub mod audit;
 pub mod clients;
 pub mod config;
 pub mod files;
+pub mod firewall;
 pub mod host;
 pub mod identity;
 pub mod policy;
 pub mod runner;
 pub mod sandbox;
 pub mod seen;
+pub mod system;
 pub mod transport;
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -1,0 +1,1 @@
+//! The nftables back end (being written).

@@ -1,0 +1,1 @@
+//! The ufw back end (being written).

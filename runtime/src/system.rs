@@ -1,0 +1,273 @@
+//! The only place in sesamed that starts processes.
+//!
+//! Every system tool is named by an absolute path and started directly (no shell), with an empty
+//! environment apart from a fixed `PATH` and `LC_ALL=C` (tools' messages are parsed), stdin closed,
+//! output capped and a deadline after which the tool is killed. Arguments are passed as separate
+//! strings that the callers have already parsed into newtypes, so nothing a client sends is ever
+//! interpreted by a shell.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Output kept per stream; the rest is read and dropped so the tool never blocks on a full pipe.
+pub const MAX_TOOL_OUTPUT: usize = 1 << 20;
+/// How long a tool may run unless the caller says otherwise.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The environment every tool gets, and nothing else.
+const TOOL_ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("LC_ALL", "C")];
+
+/// A system tool at an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    path: PathBuf,
+    deadline: Duration,
+}
+
+/// What a tool printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Standard output (lossy UTF-8, at most [`MAX_TOOL_OUTPUT`] bytes).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8, at most [`MAX_TOOL_OUTPUT`] bytes).
+    pub stderr: String,
+}
+
+/// Why a tool could not be run or did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolError {
+    /// The path is not absolute.
+    #[error("{0}: system tools must be named by an absolute path")]
+    NotAbsolute(PathBuf),
+    /// The tool could not be started (missing, not executable).
+    #[error("cannot run {path}: {source}")]
+    Spawn {
+        /// The tool.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The tool ran past its deadline and was killed.
+    #[error("{path} did not finish within {deadline:?} and was killed")]
+    Timeout {
+        /// The tool.
+        path: PathBuf,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The tool exited unsuccessfully.
+    #[error("{command} failed ({status}): {detail}")]
+    Failed {
+        /// The command line, for the log.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The last line of its error output (or standard output when that is empty).
+        detail: String,
+    },
+}
+
+impl Tool {
+    /// The tool at `path`, which must be absolute.
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self, ToolError> {
+        let path = path.into();
+        if !path.is_absolute() {
+            return Err(ToolError::NotAbsolute(path));
+        }
+        Ok(Self {
+            path,
+            deadline: DEFAULT_DEADLINE,
+        })
+    }
+
+    /// The same tool with another deadline.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The tool's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the tool exists and is a file.
+    pub fn exists(&self) -> bool {
+        self.path.is_file()
+    }
+
+    /// Runs the tool with `args` and returns its output whatever its exit status.
+    pub fn output<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Output, ToolError> {
+        let mut child = Command::new(&self.path)
+            .args(args)
+            .env_clear()
+            .envs(TOOL_ENV.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| ToolError::Spawn {
+                path: self.path.clone(),
+                source,
+            })?;
+        let stdout = child.stdout.take().map(drain);
+        let stderr = child.stderr.take().map(drain);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() >= self.deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ToolError::Timeout {
+                        path: self.path.clone(),
+                        deadline: self.deadline,
+                    });
+                }
+                Ok(None) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Err(source) => {
+                    let _ = child.kill();
+                    return Err(ToolError::Spawn {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.and_then(|h| h.join().ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        Ok(Output {
+            status,
+            stdout: collect(stdout),
+            stderr: collect(stderr),
+        })
+    }
+
+    /// Runs the tool and returns its output, or [`ToolError::Failed`] when it exits non-zero.
+    pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Output, ToolError> {
+        let out = self.output(args)?;
+        if out.status.success() {
+            return Ok(out);
+        }
+        Err(ToolError::Failed {
+            command: self.command_line(args),
+            status: out.status,
+            detail: last_line(&out),
+        })
+    }
+
+    /// The command line as text, for messages (never run through a shell).
+    pub fn command_line<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let mut line = self.path.display().to_string();
+        for a in args {
+            line.push(' ');
+            line.push_str(&a.as_ref().to_string_lossy());
+        }
+        line
+    }
+}
+
+/// The last non-empty line of a failed tool's output: stderr first, then stdout.
+fn last_line(out: &Output) -> String {
+    [&out.stderr, &out.stdout]
+        .into_iter()
+        .find_map(|s| s.lines().rev().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("(no output)")
+        .to_owned()
+}
+
+/// Reads a pipe to its end on its own thread, keeping at most [`MAX_TOOL_OUTPUT`] bytes.
+fn drain<R: Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = MAX_TOOL_OUTPUT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        kept
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_refused() {
+        assert!(matches!(Tool::new("ufw"), Err(ToolError::NotAbsolute(_))));
+    }
+
+    #[test]
+    fn runs_without_a_shell_and_with_a_clean_environment() {
+        let env = Tool::new("/usr/bin/env").expect("absolute");
+        let out = env.run::<&str>(&[]).expect("env runs");
+        let mut lines: Vec<&str> = out.stdout.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
+        // A shell metacharacter is just an argument.
+        let echo = Tool::new("/bin/echo").expect("absolute");
+        let out = echo.run(&["$(id)", ";", "|"]).expect("echo runs");
+        assert_eq!(out.stdout, "$(id) ; |\n");
+    }
+
+    #[test]
+    fn failure_carries_the_last_error_line() {
+        let sh = Tool::new("/bin/sh").expect("absolute");
+        let err = sh
+            .run(&["-c", "echo first >&2; echo 'the reason' >&2; exit 3"])
+            .expect_err("exit 3 fails");
+        match err {
+            ToolError::Failed { detail, status, .. } => {
+                assert_eq!(detail, "the reason");
+                assert_eq!(status.code(), Some(3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tool_past_its_deadline_is_killed() {
+        let sleep = Tool::new("/bin/sleep")
+            .expect("absolute")
+            .with_deadline(Duration::from_millis(100));
+        let started = Instant::now();
+        let err = sleep.run(&["10"]).expect_err("killed");
+        assert!(matches!(err, ToolError::Timeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_missing_tool_is_a_spawn_error() {
+        let t = Tool::new("/nonexistent/tool").expect("absolute");
+        assert!(matches!(t.run::<&str>(&[]), Err(ToolError::Spawn { .. })));
+    }
+
+    #[test]
+    fn output_beyond_the_cap_is_dropped_without_blocking() {
+        let sh = Tool::new("/bin/sh").expect("absolute");
+        let out = sh
+            .run(&["-c", "head -c 3000000 /dev/zero"])
+            .expect("runs to the end");
+        assert_eq!(out.stdout.len(), MAX_TOOL_OUTPUT);
+    }
+}
