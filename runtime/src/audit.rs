@@ -91,6 +91,9 @@ pub enum AuditEvent {
         /// The error, when the reload failed.
         error: Option<String>,
     },
+    /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
+    /// the reaper acted on one.
+    Firewall(Box<crate::firewall::FirewallRecord>),
 }
 
 /// One authenticated request.
