@@ -127,6 +127,15 @@ test_access_cluster_grants_firewall if {
 	d.grant == {"firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600}}
 }
 
+test_users_may_open_ssh_for_themselves if {
+	d := decide("alice", ["users"], "access", "allow")
+	d.allow
+	d.grant.firewall.sources == ["caller"]
+	d.grant.firewall.ports == [22]
+	decide("alice", ["users"], "access", "revoke").allow
+	decide("alice", ["users"], "access", "grants").allow
+}
+
 test_other_clusters_grant_nothing if {
 	decide("alice", ["users"], "basic", "echo").grant == {}
 	decide("tess", ["testers"], "testing", "spin").grant == {}
