@@ -26,6 +26,18 @@ whoami = "$mods/whoami.wasm"
 
 [clusters.testing.commands]
 spin = "$mods/spin.wasm"
+
+[clusters.access]
+capabilities = ["firewall"]
+[clusters.access.commands]
+allow = "$mods/allow.wasm"
+revoke = "$mods/revoke.wasm"
+grants = "$mods/grants.wasm"
+
+# The demo records openings in state/firewall-dry-run.jsonl instead of changing this machine's
+# firewall; a real host uses "ufw" (the default) or "nftables".
+[firewall]
+backend = "dry-run"
 TOML
     export SESAMED_CONFIG="$work/host/sesamed.toml" SESAME_HOME="$work/client"
 

@@ -125,6 +125,11 @@ pub struct RequestRecord {
     pub decision: Option<&'static str>,
     /// The policy's reasons.
     pub reasons: Vec<String>,
+    /// Host calls the module made.
+    pub host_calls: u32,
+    /// Host calls refused (outside the grant), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
     /// Result code (0 ok).
     pub code: u16,
     /// Outcome message (errors: what the client was told; detail stays in the daemon log).

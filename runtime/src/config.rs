@@ -40,6 +40,69 @@ pub struct Config {
     pub freshness_window_ms: u64,
     /// Command clusters by name.
     pub clusters: BTreeMap<String, Cluster>,
+    /// The firewall back end and its ceilings (`[firewall]`).
+    pub firewall: FirewallConfig,
+}
+
+/// `[firewall]`: which firewall grants are made in, and ceilings no policy can raise.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallConfig {
+    /// `ufw` (the default), `nftables` or `dry-run` (records what it would do, opens nothing).
+    pub backend: FirewallBackendKind,
+    /// The longest an opening may last, seconds.
+    pub max_ttl_s: u32,
+    /// Openings live at once, all clients together.
+    pub max_grants: usize,
+    /// Openings one client may hold at once.
+    pub max_grants_per_client: usize,
+    /// The ufw program.
+    pub ufw: PathBuf,
+    /// Where ufw keeps its rules (`user.rules`, `user6.rules`).
+    pub ufw_rules_dir: PathBuf,
+    /// The nft program.
+    pub nft: PathBuf,
+    /// The nftables table sesamed adds its chain to: family and name (`inet filter`).
+    pub nft_table: String,
+    /// The regular chain sesamed owns in that table; the table's input chain must jump to it.
+    pub nft_chain: String,
+}
+
+/// The firewall back ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirewallBackendKind {
+    /// ufw (iptables or nftables underneath).
+    Ufw,
+    /// Native nftables.
+    Nftables,
+    /// Records what it would do and changes nothing (demos, trying policies).
+    DryRun,
+}
+
+impl Default for FirewallConfig {
+    fn default() -> Self {
+        Self {
+            backend: FirewallBackendKind::Ufw,
+            max_ttl_s: 86_400,
+            max_grants: 1_024,
+            max_grants_per_client: 32,
+            ufw: PathBuf::from("/usr/sbin/ufw"),
+            ufw_rules_dir: PathBuf::from("/etc/ufw"),
+            nft: PathBuf::from("/usr/sbin/nft"),
+            nft_table: "inet filter".to_owned(),
+            nft_chain: "sesame".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Whether any cluster grants the firewall capability (and so needs a working back end).
+    pub fn uses_firewall(&self) -> bool {
+        self.clusters
+            .values()
+            .any(|c| c.capabilities.iter().any(|cap| cap == "firewall"))
+    }
 }
 
 /// Per-request limits. The policy may lower them per request but never raise them above these.
@@ -187,8 +250,27 @@ impl Config {
                 },
             );
         }
+        let firewall = raw.firewall;
+        if firewall.max_ttl_s == 0 || firewall.max_grants == 0 || firewall.max_grants_per_client == 0 {
+            return Err(invalid(
+                "firewall: max_ttl_s, max_grants and max_grants_per_client must be greater than zero".into(),
+            ));
+        }
+        for (key, p) in [
+            ("ufw", &firewall.ufw),
+            ("ufw_rules_dir", &firewall.ufw_rules_dir),
+            ("nft", &firewall.nft),
+        ] {
+            if !p.is_absolute() {
+                return Err(invalid(format!(
+                    "firewall.{key}: {} must be an absolute path",
+                    p.display()
+                )));
+            }
+        }
         let state_dir = resolve(raw.host.state_dir);
         Ok(Config {
+            firewall,
             path: path.to_owned(),
             host_name: raw.host.name,
             host_labels: raw.host.labels,
@@ -290,6 +372,8 @@ struct RawConfig {
     limits: Limits,
     #[serde(default)]
     clusters: BTreeMap<String, RawCluster>,
+    #[serde(default)]
+    firewall: FirewallConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +450,22 @@ mod tests {
             Path::new("/opt/allow.wasm")
         );
         assert_eq!(c.freshness_window_ms, 60_000);
+        assert_eq!(c.firewall, FirewallConfig::default(), "ufw unless configured");
+        assert!(c.uses_firewall());
+    }
+
+    #[test]
+    fn firewall_settings() {
+        let c = parse(&format!(
+            "{GOOD}\n[firewall]\nbackend = \"nftables\"\nnft_table = \"inet host\"\nmax_ttl_s = 600"
+        ))
+        .expect("valid config");
+        assert_eq!(c.firewall.backend, FirewallBackendKind::Nftables);
+        assert_eq!(c.firewall.nft_table, "inet host");
+        assert_eq!(c.firewall.nft_chain, "sesame");
+        assert_eq!(c.firewall.max_ttl_s, 600);
+        let dry = parse(&format!("{GOOD}\n[firewall]\nbackend = \"dry-run\"")).expect("valid");
+        assert_eq!(dry.firewall.backend, FirewallBackendKind::DryRun);
     }
 
     #[test]
@@ -410,6 +510,22 @@ mod tests {
             (
                 GOOD.replace("echo = \"modules/echo.wasm\"\n", "\"Echo!\" = \"x.wasm\"\n"),
                 "clusters.basic.commands",
+            ),
+            (
+                format!("{GOOD}\n[firewall]\nbackend = \"iptables\""),
+                "unknown variant `iptables`",
+            ),
+            (
+                format!("{GOOD}\n[firewall]\nmax_ttl_s = 0"),
+                "firewall: max_ttl_s",
+            ),
+            (
+                format!("{GOOD}\n[firewall]\nufw = \"ufw\""),
+                "firewall.ufw: ufw must be an absolute path",
+            ),
+            (
+                format!("{GOOD}\n[firewall]\nports = [22]"),
+                "unknown field `ports`",
             ),
         ];
         for (text, needle) in cases {

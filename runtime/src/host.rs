@@ -4,10 +4,14 @@
 //! [`crate::sandbox`]), and every call checks the request's [`Grant`] before anything happens.
 //! Calls are counted and recorded in the [`CallContext`] so the runner can report and audit them.
 //!
-//! The firewall, salt and users back ends are not part of this release yet: their calls are
-//! refused with `denied`, so a module written against the full interface already links and
-//! handles the refusal like any policy refusal.
+//! The firewall interface is served by [`crate::firewall::Firewall`]. The salt and users back ends
+//! are not part of this release yet: their calls are refused with `denied`, so a module written
+//! against the full interface already links and handles the refusal like any policy refusal.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::firewall::{self as fw, Firewall, FirewallError, GrantId, Revoker};
 use crate::policy::Grant;
 
 pub(crate) mod bindings {
@@ -34,6 +38,12 @@ pub struct CallContext {
     pub request_id: String,
     /// The grant the policy issued for this request.
     pub grant: Grant,
+    /// The enrolled name of the calling client (grants are held in its name).
+    pub client: String,
+    /// The caller's address as the transport observed it (`"caller"` in a firewall grant).
+    pub source_ip: Option<IpAddr>,
+    /// The firewall service, when this host has one.
+    pub firewall: Option<Arc<Firewall>>,
     /// Messages the module logged (level, text).
     pub log: Vec<(LogLevel, String)>,
     /// Host calls refused, with why.
@@ -57,9 +67,35 @@ impl CallContext {
         Self {
             request_id,
             grant,
+            client: String::new(),
+            source_ip: None,
+            firewall: None,
             log: Vec::new(),
             denied: Vec::new(),
             host_calls: 0,
+        }
+    }
+
+    /// The same context acting for `client`, seen at `source_ip`.
+    #[must_use]
+    pub fn with_caller(mut self, client: String, source_ip: Option<IpAddr>) -> Self {
+        self.client = client;
+        self.source_ip = source_ip.map(|ip| ip.to_canonical());
+        self
+    }
+
+    /// The same context with a firewall service to serve `firewall` calls.
+    #[must_use]
+    pub fn with_firewall(mut self, firewall: Option<Arc<Firewall>>) -> Self {
+        self.firewall = firewall;
+        self
+    }
+
+    /// The firewall service, or a refusal when this host has none.
+    fn firewall_service(&mut self, call: &str) -> Result<Arc<Firewall>, HostError> {
+        match &self.firewall {
+            Some(f) => Ok(Arc::clone(f)),
+            None => Err(self.deny(format!("{call}: this host has no firewall back end"))),
         }
     }
 
@@ -132,16 +168,79 @@ impl log::Host for CallContext {
 }
 
 impl firewall::Host for CallContext {
-    fn allow(&mut self, _r: firewall::Rule) -> Result<String, HostError> {
-        Err(self.unavailable("firewall.allow"))
+    fn allow(&mut self, r: firewall::Rule) -> Result<String, HostError> {
+        self.enter("firewall.allow")?;
+        let service = self.firewall_service("firewall.allow")?;
+        let source = r
+            .source
+            .parse::<fw::Source>()
+            .map_err(|e| HostError::Invalid(e.to_string()))?;
+        let proto = match r.proto {
+            firewall::Proto::Tcp => fw::Proto::Tcp,
+            firewall::Proto::Udp => fw::Proto::Udp,
+        };
+        let rule = fw::Rule::new(source, r.port, proto).map_err(|e| HostError::Invalid(e.to_string()))?;
+        if let Err(why) = fw::check_grant(&self.grant.firewall, self.source_ip, &rule, r.ttl_secs) {
+            return Err(self.deny(format!("firewall.allow {rule}: {why}")));
+        }
+        let opened = service
+            .allow(crate::now_ms(), &self.client, &self.request_id, rule, r.ttl_secs)
+            .map_err(|e| self.firewall_failure("firewall.allow", &rule.to_string(), e))?;
+        tracing::info!(request = %self.request_id, client = %self.client, grant = %opened.id, %rule, extended = opened.extended, "firewall opening");
+        Ok(opened.id.to_string())
     }
 
-    fn revoke(&mut self, _grant_id: String) -> Result<(), HostError> {
-        Err(self.unavailable("firewall.revoke"))
+    fn revoke(&mut self, grant_id: String) -> Result<(), HostError> {
+        self.enter("firewall.revoke")?;
+        let service = self.firewall_service("firewall.revoke")?;
+        let id: GrantId = grant_id
+            .parse()
+            .map_err(|e: fw::RuleError| HostError::Invalid(e.to_string()))?;
+        service
+            .revoke(crate::now_ms(), Revoker::Client(&self.client), &id)
+            .map_err(|e| self.firewall_failure("firewall.revoke", id.as_str(), e))?;
+        Ok(())
     }
 
     fn list(&mut self) -> Result<Vec<firewall::Grant>, HostError> {
-        Err(self.unavailable("firewall.list"))
+        self.enter("firewall.list")?;
+        let service = self.firewall_service("firewall.list")?;
+        let views = service
+            .list(crate::now_ms(), Some(&self.client))
+            .map_err(|e| self.firewall_failure("firewall.list", "", e))?;
+        Ok(views
+            .into_iter()
+            .map(|v| firewall::Grant {
+                id: v.id.to_string(),
+                source: v.rule.source.to_string(),
+                port: v.rule.port,
+                proto: match v.rule.proto {
+                    fw::Proto::Tcp => firewall::Proto::Tcp,
+                    fw::Proto::Udp => firewall::Proto::Udp,
+                },
+                expires_at_ms: v.expires_ms,
+            })
+            .collect())
+    }
+}
+
+impl CallContext {
+    /// Turns a firewall service error into what the module sees: a ceiling is a refusal, an
+    /// unknown grant is an invalid argument, and anything else a failure whose detail stays in
+    /// the daemon log.
+    fn firewall_failure(&mut self, call: &str, what: &str, e: FirewallError) -> HostError {
+        match e {
+            FirewallError::Limit(why) => self.deny(format!("{call} {what}: {why}")),
+            FirewallError::NotFound(id) => {
+                HostError::Invalid(format!("no live grant {id} held by {}", self.client))
+            }
+            other => {
+                tracing::error!(request = %self.request_id, "{call} {what}: {other}");
+                HostError::Failed(format!(
+                    "{call} {what}: the firewall could not be changed (see the daemon log)"
+                ))
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use sesamed::audit::{AuditEvent, AuditLog};
 use sesamed::clients::ClientRegistry;
 use sesamed::config::Config;
+use sesamed::firewall::{Firewall, GrantId, Revoker};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
 use sesamed::sandbox::Sandbox;
@@ -51,6 +52,32 @@ enum Command {
     /// Test, evaluate and check Rego policies (for security teams).
     #[command(subcommand)]
     Policy(sesamed::policy::cli::PolicyCommand),
+    /// List and revoke live firewall openings (works while the daemon runs).
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GrantsCommand {
+    /// Show every live opening: id, rule, when it closes, and who holds it.
+    List {
+        /// One JSON object per grant instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Close openings now, for every holder.
+    Revoke {
+        /// Grant ids (`fw-…`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Close every live opening (e.g. before taking sesamed off a host).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +131,7 @@ fn main() -> ExitCode {
         Command::Show { config } => show(&config.config),
         Command::Client(cmd) => client(cmd),
         Command::Policy(cmd) => return cmd.run(),
+        Command::Grants(cmd) => grants(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +201,15 @@ fn check_everything(config_path: &Path) -> Result<String> {
             modules += 1;
         }
     }
+    let mut firewall = String::new();
+    if config.uses_firewall() {
+        let audit = Arc::new(AuditLog::open(&config.audit_log)?);
+        let fw = Firewall::from_config(&config, audit)?;
+        for warning in fw.check()? {
+            eprintln!("sesamed: warning: {warning}");
+        }
+        firewall = format!(", firewall {}", fw.backend_name());
+    }
     if config.quic_listen.is_none() {
         bail!(
             "{}: no transport configured (add [quic] listen = \"ADDR:PORT\")",
@@ -180,7 +217,7 @@ fn check_everything(config_path: &Path) -> Result<String> {
         );
     }
     Ok(format!(
-        "host {}, {} clients, {} modules, policy {}",
+        "host {}, {} clients, {} modules, policy {}{firewall}",
         config.host_name,
         clients.len(),
         modules,
@@ -236,6 +273,72 @@ fn client(cmd: ClientCommand) -> Result<()> {
     Ok(())
 }
 
+fn grants(cmd: GrantsCommand) -> Result<()> {
+    let (GrantsCommand::List { config, .. } | GrantsCommand::Revoke { config, .. }) = &cmd;
+    let config = Config::load(&config.config)?;
+    let audit = Arc::new(AuditLog::open(&config.audit_log)?);
+    let fw = Firewall::from_config(&config, Arc::clone(&audit))?;
+    let now = sesamed::now_ms();
+    match cmd {
+        GrantsCommand::List { json, .. } => {
+            let grants = fw.list(now, None)?;
+            if json {
+                for g in &grants {
+                    println!("{}", serde_json::to_string(g)?);
+                }
+            } else if grants.is_empty() {
+                println!("no live grants ({} back end)", fw.backend_name());
+            } else {
+                println!("{:<20} {:<36} {:<34} HOLDERS", "ID", "RULE", "CLOSES");
+                for g in &grants {
+                    let holders: Vec<&str> = g.holders.iter().map(|h| h.client.as_str()).collect();
+                    let closes = format!(
+                        "{} ({} left)",
+                        sesamed::format_utc(g.expires_ms),
+                        sesamed::format_remaining(g.expires_ms.saturating_sub(now))
+                    );
+                    println!(
+                        "{:<20} {:<36} {closes:<34} {}",
+                        g.id.as_str(),
+                        g.rule.to_string(),
+                        holders.join(",")
+                    );
+                }
+            }
+        }
+        GrantsCommand::Revoke { ids, all, .. } => {
+            let ids: Vec<GrantId> = if all {
+                fw.list(now, None)?.into_iter().map(|g| g.id).collect()
+            } else {
+                ids.iter()
+                    .map(|s| s.parse().with_context(|| format!("{s:?}")))
+                    .collect::<Result<_>>()?
+            };
+            let mut failed = 0;
+            for id in &ids {
+                match fw.revoke(now, Revoker::Operator, id) {
+                    Ok(rule) => println!(
+                        "revoked {id}{}",
+                        rule.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                    Err(e) => {
+                        eprintln!("sesamed: {id}: {e}");
+                        failed += 1;
+                    }
+                }
+            }
+            if all && ids.is_empty() {
+                println!("no live grants");
+            }
+            audit.sync()?;
+            if failed > 0 {
+                bail!("{failed} of {} grants not revoked", ids.len());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn audit(config: &Config, event: AuditEvent) -> Result<()> {
     let log = AuditLog::open(&config.audit_log)?;
     log.append(sesamed::now_ms(), &event)?;
@@ -264,6 +367,7 @@ fn serve(config_path: &Path) -> Result<()> {
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(watch_reloads(Arc::clone(&runner), stop_rx.clone()));
+        tokio::spawn(reap_grants(Arc::clone(&runner), stop_rx.clone()));
         let serving = tokio::spawn(server.serve(Arc::clone(&runner), stop_rx, Duration::from_secs(30)));
         let reason = shutdown_signal().await?;
         tracing::info!("{reason}: finishing requests in flight");
@@ -282,6 +386,24 @@ async fn shutdown_signal() -> Result<String> {
         _ = term.recv() => "SIGTERM".to_owned(),
         _ = int.recv() => "SIGINT".to_owned(),
     })
+}
+
+/// Closes expired firewall openings, checking every second (the nftables back end also has the
+/// kernel stop matching at expiry; ufw relies on this).
+async fn reap_grants(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    if runner.firewall().is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let r = Arc::clone(&runner);
+        let _ = tokio::task::spawn_blocking(move || r.reap_grants(sesamed::now_ms())).await;
+    }
 }
 
 /// Reloads the client registry and the policy on SIGHUP, and the policy when a file in its

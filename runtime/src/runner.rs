@@ -15,6 +15,7 @@ use sesame_proto::{Envelope, ErrorCode, ProtoError, ReplayWindow, Request, Reque
 use crate::audit::{AuditEvent, AuditLog, RequestRecord};
 use crate::clients::{Client, ClientRegistry};
 use crate::config::{CommandLookupError, Config};
+use crate::firewall::{Firewall, FirewallError};
 use crate::host::{CallContext, Invocation};
 use crate::identity::HostIdentity;
 use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
@@ -23,6 +24,24 @@ use crate::seen::{SEEN_FILE, SeenLog};
 
 /// Request ids remembered at most; beyond this the daemon answers busy rather than forget one.
 pub const REPLAY_CAPACITY: usize = 1_000_000;
+
+/// Builds the grants service, checks its back end and reconciles the firewall with the ledger.
+fn start_firewall(config: &Config, audit: &Arc<AuditLog>, now_ms: u64) -> Result<Firewall, FirewallError> {
+    let fw = Firewall::from_config(config, Arc::clone(audit))?;
+    for warning in fw.check()? {
+        tracing::warn!(backend = fw.backend_name(), "{warning}");
+    }
+    let report = fw.reconcile(now_ms)?;
+    tracing::info!(
+        backend = fw.backend_name(),
+        kept = report.kept,
+        reopened = report.reopened,
+        expired = report.expired,
+        orphans_removed = report.orphans_removed,
+        "firewall reconciled"
+    );
+    Ok(fw)
+}
 
 /// Where a request came from, as its transport saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +66,9 @@ pub struct Runner {
     policy_stamp: Mutex<Vec<(PathBuf, FileStamp)>>,
     decisions: AuditLog,
     sandbox: Sandbox,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
+    /// The grants service, when a cluster grants the firewall capability.
+    firewall: Option<Arc<Firewall>>,
     /// Modules running now (bounded by `limits.max_concurrent`).
     running: AtomicUsize,
     /// Requests inside `handle` now.
@@ -73,6 +94,9 @@ pub enum StartError {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The firewall back end or its grants ledger.
+    #[error("firewall: {0}")]
+    Firewall(#[from] FirewallError),
     /// The replay log.
     #[error("replay log {path}: {source}")]
     Seen {
@@ -129,7 +153,12 @@ impl Runner {
         if skipped > 0 {
             tracing::warn!(path = %seen_path.display(), skipped, "malformed lines in the replay log were skipped");
         }
-        let audit = AuditLog::open(&config.audit_log)?;
+        let audit = Arc::new(AuditLog::open(&config.audit_log)?);
+        let firewall = if config.uses_firewall() {
+            Some(Arc::new(start_firewall(&config, &audit, now_ms)?))
+        } else {
+            None
+        };
         audit.append(
             now_ms,
             &AuditEvent::Started {
@@ -148,6 +177,7 @@ impl Runner {
             decisions: AuditLog::open(&config.decision_log)?,
             sandbox,
             audit,
+            firewall,
             running: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             config,
@@ -157,6 +187,22 @@ impl Runner {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The grants service, when this host has one.
+    pub fn firewall(&self) -> Option<&Arc<Firewall>> {
+        self.firewall.as_ref()
+    }
+
+    /// Closes firewall openings whose time is up (the daemon calls this every second).
+    pub fn reap_grants(&self, now_ms: u64) {
+        if let Some(fw) = &self.firewall {
+            match fw.reap(now_ms) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(closed = n, "expired firewall openings closed"),
+                Err(e) => tracing::error!("closing expired firewall openings: {e} (retrying)"),
+            }
+        }
     }
 
     /// Handles one sealed request. Returns the sealed response, or `None` when the input never
@@ -485,13 +531,17 @@ impl Runner {
         let outcome = self.sandbox.run(
             &module,
             &invocation,
-            CallContext::new(request.id.to_string(), grant),
+            CallContext::new(request.id.to_string(), grant)
+                .with_caller(client.name.clone(), peer.source_ip)
+                .with_firewall(self.firewall.clone()),
             limits,
         );
         if !outcome.stderr.is_empty() {
             tracing::warn!(request = %request.id, module = %module.name, "module stderr: {}", outcome.stderr.trim_end());
         }
         tracing::debug!(request = %request.id, elapsed_us = outcome.elapsed.as_micros(), calls = outcome.calls.host_calls, "ran");
+        record.host_calls = outcome.calls.host_calls;
+        record.denied.clone_from(&outcome.calls.denied);
         outcome.result.map_err(|e| {
             let message = match &e {
                 crate::sandbox::RunError::Internal(detail) => {

@@ -7,6 +7,8 @@ use sesame_client::exchange;
 use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
 use sesame_tests::{Client, Daemon, HOST, Setup, daemon_with_client, module, sesamed};
 
+mod firewall;
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -232,7 +234,7 @@ fn configtest_accepts_a_good_config_and_names_what_is_wrong() {
 }
 
 #[test]
-fn a_firewall_call_is_refused_where_the_cluster_grants_it_but_no_backend_exists() {
+fn a_firewall_call_outside_the_grant_is_refused_with_3004() {
     let fw = format!(
         "[clusters.access]\ncapabilities = [\"firewall\"]\ncommands = {{ fw = {:?} }}\n",
         module("fw-call")
@@ -247,7 +249,9 @@ fn a_firewall_call_is_refused_where_the_cluster_grants_it_but_no_backend_exists(
     root.pin(&daemon, "web");
     let out = root.sesame(&["run", "web", "access::fw"]);
     let err = stderr(&out);
+    // fw-call asks for 192.0.2.1; the grant covers only the caller (127.0.0.1).
     assert!(err.contains("error 3004"), "{err}");
+    assert!(err.contains("source 192.0.2.1 is not granted"), "{err}");
 }
 
 fn sesame_now() -> u64 {
@@ -361,10 +365,7 @@ fn a_broken_policy_is_rejected_on_reload_and_a_good_one_takes_effect() {
     // A valid change takes effect: users lose basic::echo.
     std::fs::remove_file(policies.join("broken.rego")).expect("rm");
     let data = std::fs::read_to_string(policies.join("data.json")).expect("read");
-    let data = data.replace(
-        r#""users": {"basic": ["echo", "whoami"]}"#,
-        r#""users": {"basic": ["whoami"]}"#,
-    );
+    let data = data.replace(r#""basic": ["echo", "whoami"]"#, r#""basic": ["whoami"]"#);
     std::fs::write(policies.join("data.json"), data).expect("write");
     daemon.wait_audit("accepted reload", |r| {
         r["event"] == "policy-reloaded" && r["error"].is_null() && r["revision"] != r["previous"]

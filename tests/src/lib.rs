@@ -52,7 +52,15 @@ pub struct Setup {
     pub clusters: String,
     /// Replaces `policies/data.json` when set.
     pub policy_data: Option<String>,
+    /// The `[firewall]` section. The default is the dry-run back end: tests outside a private
+    /// network namespace must never change the machine's firewall.
+    pub firewall: String,
+    /// The QUIC listen address (port 0: any free port).
+    pub listen: String,
 }
+
+/// The `[firewall]` section tests use unless they run in a private network namespace.
+pub const DRY_RUN_FIREWALL: &str = "[firewall]\nbackend = \"dry-run\"\n";
 
 impl Default for Setup {
     fn default() -> Self {
@@ -66,6 +74,8 @@ impl Default for Setup {
         Self {
             clusters,
             policy_data: None,
+            firewall: DRY_RUN_FIREWALL.to_owned(),
+            listen: "127.0.0.1:0".to_owned(),
         }
     }
 }
@@ -95,17 +105,7 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Self::prepare(dir.path(), setup);
         let (host_key, cert_sha256) = show(&config);
-        let mut child = Command::new(binary("sesamed"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("SESAME_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("daemon.log")).expect("log"),
-            ))
-            .spawn()
-            .expect("spawn sesamed");
-        let addr = wait_listening(&mut child, dir.path());
+        let (child, addr) = spawn_serve(dir.path(), &config);
         Self {
             child: Some(child),
             dir,
@@ -114,6 +114,23 @@ impl Daemon {
             host_key,
             cert_sha256,
         }
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown of any kind) and waits for it to be gone.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL sesamed");
+            child.wait().expect("reap sesamed");
+        }
+    }
+
+    /// Starts the daemon again on the same directory (after [`Daemon::kill_hard`]); it listens
+    /// on a new port, so clients must pin it again.
+    pub fn restart(&mut self) {
+        self.kill_hard();
+        let (child, addr) = spawn_serve(self.dir.path(), &self.config);
+        self.child = Some(child);
+        self.addr = addr;
     }
 
     /// Writes the config, policies and keys into `dir`; returns the config path.
@@ -131,8 +148,8 @@ impl Daemon {
         }
         let config = dir.join("sesamed.toml");
         let text = format!(
-            "[host]\nname = \"{HOST}\"\nstate_dir = \"state\"\npolicies = \"policies\"\n\n[quic]\nlisten = \"127.0.0.1:0\"\n\n{}",
-            setup.clusters
+            "[host]\nname = \"{HOST}\"\nstate_dir = \"state\"\npolicies = \"policies\"\n\n[quic]\nlisten = \"{}\"\n\n{}\n{}",
+            setup.listen, setup.firewall, setup.clusters
         );
         std::fs::write(&config, text).expect("write config");
         let out = sesamed(&["init"], &[dir.join("state").as_os_str()]);
@@ -217,6 +234,36 @@ impl Drop for Daemon {
     }
 }
 
+/// Starts `sesamed serve` for `config`, logging (appending) to `dir/daemon.log`; returns it and
+/// the address it announced.
+fn spawn_serve(dir: &Path, config: &Path) -> (Child, SocketAddr) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .expect("log");
+    let mut child = Command::new(binary("sesamed"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("SESAME_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn sesamed");
+    let addr = wait_listening(&mut child, dir);
+    (child, addr)
+}
+
+/// The `[clusters.access]` section with the stock firewall modules (allow, revoke, grants).
+pub fn access_cluster() -> String {
+    format!(
+        "[clusters.access]\ncapabilities = [\"firewall\"]\n[clusters.access.commands]\nallow = {:?}\nrevoke = {:?}\ngrants = {:?}\n",
+        module("allow"),
+        module("revoke"),
+        module("grants"),
+    )
+}
+
 /// A daemon with the default setup and one client enrolled in `groups`, pinned as `web`.
 pub fn daemon_with_client(name: &str, groups: &[&str]) -> (Daemon, Client) {
     let daemon = Daemon::start(&Setup::default());
@@ -265,7 +312,12 @@ impl Client {
 
     /// Pins `daemon` with a given certificate fingerprint (to test mismatches).
     pub fn pin_with(&self, daemon: &Daemon, alias: &str, cert_sha256: &str) {
-        let addr = daemon.addr.to_string();
+        self.pin_at(daemon, alias, daemon.addr, cert_sha256);
+    }
+
+    /// Pins `daemon`, reached at `addr` (when it listens on a wildcard address).
+    pub fn pin_at(&self, daemon: &Daemon, alias: &str, addr: SocketAddr, cert_sha256: &str) {
+        let addr = addr.to_string();
         let mut args = vec![
             "host",
             "add",
@@ -295,6 +347,18 @@ impl Client {
             .env("SESAME_HOME", self.home.path())
             .output()
             .expect("run sesame")
+    }
+
+    /// Runs `sesame ARGS` with this client's home inside the named network namespace
+    /// (`ip netns exec NETNS`), as a client on another machine would.
+    pub fn sesame_in(&self, netns: &str, args: &[&str]) -> Output {
+        Command::new("/usr/sbin/ip")
+            .args(["netns", "exec", netns])
+            .arg(binary("sesame"))
+            .args(args)
+            .env("SESAME_HOME", self.home.path())
+            .output()
+            .expect("run sesame in a network namespace")
     }
 
     /// The client's library view of its home (for raw-envelope tests).

@@ -29,10 +29,14 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::audit::{AuditEvent, AuditLog};
+use crate::config::{Config, FirewallBackendKind};
 use crate::policy::FirewallGrant;
 use backend::{Backend, BackendError};
 use ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
 pub use rule::{GrantId, Proto, Rule, RuleError, Source};
+
+/// The dry-run back end's record, in the state directory.
+pub const DRY_RUN_RECORD: &str = "firewall-dry-run.jsonl";
 
 /// Ceilings that hold whatever a policy grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +191,56 @@ pub struct Firewall {
 }
 
 impl Firewall {
+    /// The service the configuration describes: its back end, ceilings, and the ledger in the
+    /// state directory.
+    pub fn from_config(config: &Config, audit: Arc<AuditLog>) -> Result<Self, FirewallError> {
+        let settings = &config.firewall;
+        let unusable = |source| FirewallError::Backend {
+            backend: "config",
+            source,
+        };
+        let backend: Box<dyn Backend> = match settings.backend {
+            FirewallBackendKind::Ufw => Box::new(
+                ufw::Ufw::new(ufw::UfwConfig {
+                    ufw: settings.ufw.clone(),
+                    rules_dir: settings.ufw_rules_dir.clone(),
+                })
+                .map_err(unusable)?,
+            ),
+            FirewallBackendKind::Nftables => {
+                let Some((family, table)) = settings.nft_table.split_once(' ') else {
+                    return Err(unusable(BackendError::Unusable(format!(
+                        "firewall.nft_table {:?}: expected a family and a name, such as \"inet filter\"",
+                        settings.nft_table
+                    ))));
+                };
+                Box::new(
+                    nft::Nft::new(nft::NftConfig {
+                        nft: settings.nft.clone(),
+                        family: family.trim().to_owned(),
+                        table: table.trim().to_owned(),
+                        chain: settings.nft_chain.clone(),
+                    })
+                    .map_err(unusable)?,
+                )
+            }
+            FirewallBackendKind::DryRun => {
+                Box::new(backend::DryRun::new(config.state_dir.join(DRY_RUN_RECORD)))
+            }
+        };
+        let limits = FirewallLimits {
+            max_ttl_s: settings.max_ttl_s,
+            max_grants: settings.max_grants,
+            max_grants_per_client: settings.max_grants_per_client,
+        };
+        Ok(Self::new(
+            backend,
+            LedgerFile::in_dir(&config.state_dir),
+            limits,
+            audit,
+        ))
+    }
+
     /// A service over `backend`, keeping its ledger in `ledger` and its records in `audit`.
     pub fn new(
         backend: Box<dyn Backend>,

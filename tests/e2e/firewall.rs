@@ -1,0 +1,279 @@
+//! The firewall capability end to end over the dry-run back end: the stock `allow`, `grants` and
+//! `revoke` modules, grant bounds, expiry, crash and restart, and `sesamed grants`. The dry-run
+//! back end's record (`state/firewall-dry-run.jsonl`) stands in for the firewall; the same flows
+//! against real ufw and nftables run in a private network namespace (tests/system).
+
+use std::time::{Duration, Instant};
+
+use sesame_tests::{Client, Daemon, Setup, access_cluster, sesamed};
+
+use crate::{stderr, stdout};
+
+fn setup() -> Setup {
+    Setup {
+        clusters: format!("{}\n{}", Setup::default().clusters, access_cluster()),
+        ..Setup::default()
+    }
+}
+
+fn daemon_with(setup: &Setup, name: &str, groups: &[&str]) -> (Daemon, Client) {
+    let daemon = Daemon::start(setup);
+    let client = Client::new();
+    daemon.enrol(name, &client.key, groups);
+    client.pin(&daemon, "web");
+    (daemon, client)
+}
+
+/// The dry-run record: (action, grant id, source, port).
+fn record(daemon: &Daemon) -> Vec<(String, String, String, u64)> {
+    let text =
+        std::fs::read_to_string(daemon.dir.path().join("state/firewall-dry-run.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("record line is JSON");
+            (
+                v["action"].as_str().expect("action").to_owned(),
+                v["id"].as_str().expect("id").to_owned(),
+                v["rule"]["source"].as_str().expect("source").to_owned(),
+                v["rule"]["port"].as_u64().expect("port"),
+            )
+        })
+        .collect()
+}
+
+/// The grant id in `allow`'s output (`… (grant fw-…)`).
+fn grant_id(output: &str) -> String {
+    let start = output
+        .find("fw-")
+        .unwrap_or_else(|| panic!("no grant id in {output:?}"));
+    output[start..start + 19].to_owned()
+}
+
+fn run_ok(client: &Client, args: &[&str]) -> String {
+    let out = client.sesame(args);
+    assert!(out.status.success(), "sesame {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn firewall_events(daemon: &Daemon) -> Vec<serde_json::Value> {
+    daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "firewall")
+        .collect()
+}
+
+#[test]
+fn allow_opens_for_the_caller_and_asking_again_extends() {
+    let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
+    let out = run_ok(&alice, &["run", "web", "allow"]);
+    assert!(out.starts_with("opened 22/tcp for 127.0.0.1 until "), "{out}");
+    let id = grant_id(&out);
+    assert_eq!(
+        record(&daemon),
+        [("open".to_owned(), id.clone(), "127.0.0.1".to_owned(), 22)]
+    );
+
+    let listed = run_ok(&alice, &["run", "web", "grants"]);
+    assert!(listed.contains(&id) && listed.contains("22/tcp"), "{listed}");
+
+    let again = run_ok(&alice, &["run", "web", "allow", "22", "--ttl", "600"]);
+    assert_eq!(grant_id(&again), id, "same opening, same grant");
+    let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        actions,
+        ["open"],
+        "no second rule; the longer hold needs no firewall change"
+    );
+
+    let events = firewall_events(&daemon);
+    let opened = events
+        .iter()
+        .find(|e| e["action"] == "opened")
+        .expect("opened audited");
+    assert_eq!(opened["client"], "alice");
+    assert_eq!(opened["grant"], id.as_str());
+    assert!(
+        opened["request_id"].as_str().is_some_and(|r| r.len() == 32),
+        "{opened}"
+    );
+    assert!(events.iter().any(|e| e["action"] == "extended"));
+}
+
+#[test]
+fn revoke_closes_the_callers_grants() {
+    let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
+    let id = grant_id(&run_ok(&alice, &["run", "web", "allow"]));
+    let out = run_ok(&alice, &["run", "web", "revoke", &id]);
+    assert!(out.contains(&format!("revoked {id}")), "{out}");
+    let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
+    assert_eq!(actions, ["open", "close"]);
+    assert_eq!(run_ok(&alice, &["run", "web", "grants"]).trim(), "no live grants");
+    // Revoking it again, or an id that was never granted, is an error the user can read.
+    let again = alice.sesame(&["run", "web", "revoke", &id]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("no live grant"), "{}", stderr(&again));
+    assert!(
+        firewall_events(&daemon)
+            .iter()
+            .any(|e| e["action"] == "revoked" && e["by"] == "request")
+    );
+}
+
+#[test]
+fn asks_outside_the_grant_fail_with_3004_and_are_audited() {
+    let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
+    for (args, why) in [
+        (vec!["2222"], "port 2222 is not granted"),
+        (vec!["--from", "192.0.2.1"], "source 192.0.2.1 is not granted"),
+        (vec!["--ttl", "3601"], "exceeds the granted maximum of 3600s"),
+        (vec!["--proto", "udp"], "protocol udp is not granted"),
+    ] {
+        let mut argv = vec!["run", "web", "allow"];
+        argv.extend(&args);
+        let out = alice.sesame(&argv);
+        let err = stderr(&out);
+        assert!(err.contains("error 3004"), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+        let rec = daemon.wait_audit(why, |r| {
+            r["event"] == "request"
+                && r["phase"] == "end"
+                && r["code"] == 3004
+                && r["denied"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|m| m.as_str().is_some_and(|m| m.contains(why))))
+        });
+        assert_eq!(rec["client"], "alice");
+    }
+    assert!(record(&daemon).is_empty(), "nothing was opened");
+}
+
+#[test]
+fn clients_see_and_revoke_only_their_own_grants() {
+    let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
+    let bob = Client::new();
+    daemon.enrol("bob", &bob.key, &["users"]);
+    bob.pin(&daemon, "web");
+    let id = grant_id(&run_ok(&alice, &["run", "web", "allow"]));
+    assert_eq!(run_ok(&bob, &["run", "web", "grants"]).trim(), "no live grants");
+    let out = bob.sesame(&["run", "web", "revoke", &id]);
+    assert!(!out.status.success(), "bob revoked alice's grant");
+    assert_eq!(record(&daemon).len(), 1, "still open");
+    // Bob asking for the same opening shares the rule (re-timed to his longer hold); alice
+    // leaving keeps it open for him.
+    assert_eq!(grant_id(&run_ok(&bob, &["run", "web", "allow"])), id);
+    run_ok(&alice, &["run", "web", "revoke", &id]);
+    let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
+    assert_eq!(actions, ["open", "extend"], "bob still holds it");
+    run_ok(&bob, &["run", "web", "revoke"]);
+    let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
+    assert_eq!(actions, ["open", "extend", "close"]);
+}
+
+#[test]
+fn openings_close_by_themselves_at_expiry() {
+    let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
+    let id = grant_id(&run_ok(&alice, &["run", "web", "allow", "--ttl", "1"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !record(&daemon).iter().any(|r| r.0 == "close") {
+        assert!(Instant::now() < deadline, "not closed: {:?}", record(&daemon));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let expired = daemon.wait_audit("expiry", |r| r["event"] == "firewall" && r["action"] == "expired");
+    assert_eq!(expired["grant"], id.as_str());
+    assert_eq!(expired["by"], "reaper");
+}
+
+#[test]
+fn a_killed_daemon_closes_what_expired_while_it_was_down_and_keeps_the_rest() {
+    let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
+        .expect("data.json")
+        .replace(r#""ports": [22]"#, r#""ports": [22, 443]"#);
+    let setup = Setup {
+        policy_data: Some(data),
+        ..setup()
+    };
+    let (mut daemon, alice) = daemon_with(&setup, "alice", &["users"]);
+    let short = grant_id(&run_ok(&alice, &["run", "web", "allow", "443", "--ttl", "2"]));
+    let long = grant_id(&run_ok(&alice, &["run", "web", "allow", "--ttl", "3600"]));
+    daemon.kill_hard();
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(
+        !record(&daemon).iter().any(|r| r.0 == "close"),
+        "nothing ran while the daemon was dead"
+    );
+    daemon.restart();
+    let closes: Vec<String> = record(&daemon)
+        .into_iter()
+        .filter(|r| r.0 == "close")
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(
+        closes,
+        std::slice::from_ref(&short),
+        "closed at start-up, before serving"
+    );
+    let rec = daemon
+        .audit()
+        .into_iter()
+        .rev()
+        .find(|r| r["event"] == "firewall" && r["action"] == "reconciled")
+        .expect("reconciled at restart");
+    let report: serde_json::Value =
+        serde_json::from_str(rec["detail"].as_str().expect("detail")).expect("report");
+    assert_eq!(
+        (report["expired"].as_u64(), report["kept"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    alice.sesame(&["host", "remove", "web"]);
+    alice.pin(&daemon, "web");
+    let listed = run_ok(&alice, &["run", "web", "grants"]);
+    assert!(listed.contains(&long) && !listed.contains(&short), "{listed}");
+}
+
+#[test]
+fn operators_list_and_revoke_grants_while_the_daemon_runs() {
+    let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
+    let cfg = daemon.config.to_str().expect("utf-8");
+    let out = sesamed(&["grants", "list", "--config", cfg], &[]);
+    assert!(
+        stdout(&out).contains("no live grants (dry-run back end)"),
+        "{}",
+        stdout(&out)
+    );
+    let id = grant_id(&run_ok(&alice, &["run", "web", "allow"]));
+
+    let out = sesamed(&["grants", "list", "--config", cfg], &[]);
+    let table = stdout(&out);
+    assert!(
+        table.contains(&id) && table.contains("22/tcp from 127.0.0.1") && table.contains("alice"),
+        "{table}"
+    );
+    let out = sesamed(&["grants", "list", "--json", "--config", cfg], &[]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON grant");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["holders"][0]["client"], "alice");
+
+    let out = sesamed(&["grants", "revoke", "fw-00000000000000ff", "--config", cfg], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no live grant fw-00000000000000ff"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sesamed(&["grants", "revoke", "not-an-id", "--config", cfg], &[]);
+    assert!(!out.status.success());
+
+    let out = sesamed(&["grants", "revoke", &id, "--config", cfg], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("revoked {id} (22/tcp from 127.0.0.1)")));
+    assert_eq!(run_ok(&alice, &["run", "web", "grants"]).trim(), "no live grants");
+    assert!(
+        firewall_events(&daemon)
+            .iter()
+            .any(|e| e["action"] == "revoked" && e["by"] == "operator")
+    );
+    let out = sesamed(&["grants", "revoke", "--all", "--config", cfg], &[]);
+    assert!(stdout(&out).contains("no live grants"), "{}", stdout(&out));
+}
