@@ -1,15 +1,17 @@
 //! The nftables back end.
 //!
-//! sesamed manages one regular chain (`sesame` by default) in a table the operator owns
-//! (`inet filter` by default); the operator's input chain jumps to it. Each opening is one rule:
+//! sesamed manages one regular chain (`sesame`) in a table the administrator owns (`inet
+//! filter`); the table's input base chain must `jump` to it. Each opening is one rule there:
 //!
 //! ```text
-//! ip saddr 203.0.113.5 tcp dport 22 meta time < 1795394400 accept comment "sesame:fw-…"
+//! nft add rule inet filter sesame ip saddr 203.0.113.5 tcp dport 22 meta time < 1795395581 \
+//!     accept comment "sesame:fw-0123456789abcdef"
 //! ```
 //!
-//! The `meta time <` match (Unix seconds, rounded up) makes the kernel stop accepting at expiry
-//! even if the daemon is dead; the reaper then removes the inert rule. Rules are found by their
-//! comment in `nft -j -a list chain …` and changed by handle (`replace`, `delete`).
+//! The `meta time <` match (Unix seconds, the grant's end rounded up) makes the kernel stop
+//! accepting at expiry even when the daemon is not running; the reaper removes the rule itself.
+//! Rules are found again by their comment in `nft -j -a list chain …` and changed or removed by
+//! handle, so rules without our tag are never touched.
 
 use std::path::PathBuf;
 
@@ -17,18 +19,18 @@ use serde_json::Value;
 
 use super::backend::{Backend, BackendError, OwnedRule};
 use super::rule::{GrantId, Proto, Rule, Source};
-use crate::system::Tool;
+use crate::system::{Output, Tool, ToolError};
 
-/// Where nft is and which table and chain sesamed manages.
+/// Where the nftables back end finds nft and which chain it manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NftConfig {
-    /// The nft program.
+    /// The nft program (absolute path).
     pub nft: PathBuf,
-    /// The table's family: `inet`, `ip` or `ip6`.
+    /// The table's family: `ip`, `ip6` or `inet`.
     pub family: String,
-    /// The table (the operator's).
+    /// The administrator's table the chain lives in.
     pub table: String,
-    /// The regular chain sesamed owns in it.
+    /// The regular chain sesamed owns; the table's input chain must jump to it.
     pub chain: String,
 }
 
@@ -43,7 +45,7 @@ impl Default for NftConfig {
     }
 }
 
-/// The nftables back end.
+/// Opens and closes ports with rules in one nftables chain.
 #[derive(Debug)]
 pub struct Nft {
     tool: Tool,
@@ -52,38 +54,39 @@ pub struct Nft {
     chain: String,
 }
 
-/// A rule in our chain that carries one of our tags.
+/// A rule of our chain as `nft -j -a list chain` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Found {
-    id: GrantId,
+struct ChainRule {
+    /// The rule's handle, for `replace` and `delete`.
     handle: u64,
+    /// The grant id, when the comment is one of our tags.
+    id: Option<GrantId>,
+    /// What it lets in, when it has the shape sesamed writes.
     rule: Option<Rule>,
 }
 
 impl Nft {
-    /// The back end for the nft at `config.nft`, which must exist, managing `config.chain`.
+    /// The nftables back end for `config`; fails when nft is not there or a name is not one
+    /// nft can be given safely.
     pub fn new(config: NftConfig) -> Result<Self, BackendError> {
-        if !["inet", "ip", "ip6"].contains(&config.family.as_str()) {
+        if !matches!(config.family.as_str(), "ip" | "ip6" | "inet") {
             return Err(BackendError::Unusable(format!(
-                "nftables family {:?}: expected inet, ip or ip6",
+                "nftables family {:?}: expected ip, ip6 or inet",
                 config.family
             )));
         }
         for (what, name) in [("table", &config.table), ("chain", &config.chain)] {
-            let ok = (1..=64).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
+            if !is_valid_name(name) {
                 return Err(BackendError::Unusable(format!(
-                    "nftables {what} {name:?}: expected 1-64 of A-Z a-z 0-9 _ -"
+                    "nftables {what} name {name:?}: use 1 to 64 letters, digits, _ or -, starting with \
+                     a letter or _"
                 )));
             }
         }
         let tool = Tool::new(config.nft)?;
         if !tool.exists() {
             return Err(BackendError::Unusable(format!(
-                "{} not found: install nftables, or choose another firewall back end",
+                "nft not found at {}: install nftables, or point the firewall configuration at it",
                 tool.path().display()
             )));
         }
@@ -95,103 +98,173 @@ impl Nft {
         })
     }
 
-    /// `FAMILY TABLE CHAIN`, the address of our chain in nft commands.
-    fn chain_args(&self) -> [&str; 3] {
-        [&self.family, &self.table, &self.chain]
+    /// `FAMILY TABLE`, for messages.
+    fn table_name(&self) -> String {
+        format!("{} {}", self.family, self.table)
     }
 
-    /// The rule's statement after the chain: match, expiry, accept, tag.
-    fn statement(id: &GrantId, rule: &Rule, expires_ms: u64) -> Vec<String> {
-        let family = if rule.source.is_ipv6() { "ip6" } else { "ip" };
-        let expires_s = expires_ms.div_ceil(1000);
-        [
-            family,
-            "saddr",
-            &rule.source.to_string(),
-            rule.proto.as_str(),
-            "dport",
-            &rule.port.to_string(),
-            "meta",
-            "time",
-            "<",
-            &expires_s.to_string(),
-            "accept",
-            "comment",
-            &format!("\"{}\"", id.tag()),
-        ]
-        .map(str::to_owned)
-        .to_vec()
+    /// `FAMILY TABLE CHAIN`, for messages.
+    fn chain_name(&self) -> String {
+        format!("{} {} {}", self.family, self.table, self.chain)
     }
 
-    /// Our tagged rules, with handles.
-    fn found(&self) -> Result<Vec<Found>, BackendError> {
-        let mut args = vec!["-j", "-a", "list", "chain"];
-        args.extend(self.chain_args());
-        let out = self.tool.run(&args)?;
-        parse_chain(&out.stdout)
+    /// `VERB OBJECT FAMILY TABLE CHAIN`: the start of every command on our chain.
+    fn on_chain(&self, verb: &str, object: &str) -> Vec<String> {
+        [verb, object, &self.family, &self.table, &self.chain]
+            .map(str::to_owned)
+            .to_vec()
     }
 
-    fn add(&self, id: &GrantId, rule: &Rule, expires_ms: u64) -> Result<(), BackendError> {
-        let mut args: Vec<String> = ["add", "rule"].map(str::to_owned).to_vec();
-        args.extend(self.chain_args().map(str::to_owned));
-        args.extend(Self::statement(id, rule, expires_ms));
-        self.tool.run(&args)?;
-        Ok(())
+    /// The arguments that add `rule` tagged `id`, accepted until `expires_ms`.
+    fn add_args(&self, id: &GrantId, rule: &Rule, expires_ms: u64) -> Vec<String> {
+        let mut args = self.on_chain("add", "rule");
+        args.extend(rule_words(id, rule, expires_ms));
+        args
     }
-}
 
-/// Reads `nft -j -a list chain …`: every rule whose comment is one of our tags, with its handle,
-/// and the rule it lets in when it has the shape this back end writes.
-fn parse_chain(json: &str) -> Result<Vec<Found>, BackendError> {
-    let doc: Value =
-        serde_json::from_str(json).map_err(|e| BackendError::Unreadable(format!("nft -j output: {e}")))?;
-    let items = doc["nftables"]
-        .as_array()
-        .ok_or_else(|| BackendError::Unreadable("nft -j output has no \"nftables\" list".to_owned()))?;
-    Ok(items
-        .iter()
-        .filter_map(|item| {
-            let rule = item.get("rule")?;
-            let id = GrantId::from_tag(rule["comment"].as_str()?)?;
-            let handle = rule["handle"].as_u64()?;
-            Some(Found {
-                id,
-                handle,
-                rule: parse_expr(&rule["expr"]),
-            })
+    /// The arguments that turn the rule at `handle` into `rule` tagged `id` until `expires_ms`.
+    fn replace_args(&self, handle: u64, id: &GrantId, rule: &Rule, expires_ms: u64) -> Vec<String> {
+        let mut args = self.on_chain("replace", "rule");
+        args.extend(["handle".to_owned(), handle.to_string()]);
+        args.extend(rule_words(id, rule, expires_ms));
+        args
+    }
+
+    /// The arguments that delete the rule at `handle`.
+    fn delete_args(&self, handle: u64) -> Vec<String> {
+        let mut args = self.on_chain("delete", "rule");
+        args.extend(["handle".to_owned(), handle.to_string()]);
+        args
+    }
+
+    /// Runs nft and returns its output whatever its exit status.
+    fn output(&self, args: &[String]) -> Result<Output, BackendError> {
+        Ok(self.tool.output(args)?)
+    }
+
+    /// Runs nft; a failure says what nft said (its `Error:` line, not the position marker).
+    fn run(&self, args: &[String]) -> Result<Output, BackendError> {
+        let out = self.output(args)?;
+        if out.status.success() {
+            return Ok(out);
+        }
+        Err(self.failed(args, &out))
+    }
+
+    /// The error for a failed nft command.
+    fn failed(&self, args: &[String], out: &Output) -> BackendError {
+        BackendError::Tool(ToolError::Failed {
+            command: self.tool.command_line(args),
+            status: out.status,
+            detail: error_line(out),
         })
-        .collect())
-}
+    }
 
-/// `[saddr match, dport match, (meta time match), accept]` back into a [`Rule`].
-fn parse_expr(expr: &Value) -> Option<Rule> {
-    let mut source = None;
-    let mut port_proto = None;
-    for e in expr.as_array()? {
-        let Some(m) = e.get("match") else { continue };
-        let payload = &m["left"]["payload"];
-        match (payload["protocol"].as_str(), payload["field"].as_str()) {
-            (Some("ip" | "ip6"), Some("saddr")) => {
-                let right = &m["right"];
-                source = match right.as_str() {
-                    Some(addr) => addr.parse::<Source>().ok(),
-                    None => {
-                        let p = &right["prefix"];
-                        format!("{}/{}", p["addr"].as_str()?, p["len"].as_u64()?)
-                            .parse::<Source>()
-                            .ok()
-                    }
-                };
+    /// The error for a table that does not exist, saying what to create.
+    fn no_table(&self) -> BackendError {
+        let (t, c) = (self.table_name(), &self.chain);
+        BackendError::Unusable(format!(
+            "the nftables table {t} does not exist: sesamed adds its rules to a chain `{c}` in a \
+             table you own. Create the table with an input chain that jumps to `{c}`, e.g. \
+             `nft add table {t}`, `nft add chain {t} {c}`, `nft add chain {t} input '{{ type \
+             filter hook input priority 0; policy drop; }}'` (with your own accept rules) and \
+             `nft add rule {t} input jump {c}`, and make it part of your saved ruleset"
+        ))
+    }
+
+    /// The rules in our chain (none when the chain does not exist).
+    fn list(&self) -> Result<Vec<ChainRule>, BackendError> {
+        let args = [
+            "-j",
+            "-a",
+            "list",
+            "chain",
+            &self.family,
+            &self.table,
+            &self.chain,
+        ]
+        .map(str::to_owned);
+        let out = self.output(&args)?;
+        if !out.status.success() {
+            if is_missing(&out) {
+                return Ok(Vec::new());
             }
-            (Some(proto @ ("tcp" | "udp")), Some("dport")) => {
-                let port = u16::try_from(m["right"].as_u64()?).ok()?;
-                port_proto = Some((port, proto.parse::<Proto>().ok()?));
-            }
-            _ => {}
+            return Err(self.failed(&args, &out));
+        }
+        parse_chain(&out.stdout, &self.chain).map_err(|e| {
+            BackendError::Unreadable(format!("nft's listing of chain {}: {e}", self.chain_name()))
+        })
+    }
+
+    /// Handles of the rules tagged `id`.
+    fn handles(&self, id: &GrantId) -> Result<Vec<u64>, BackendError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|r| r.id.as_ref() == Some(id))
+            .map(|r| r.handle)
+            .collect())
+    }
+
+    /// Creates our chain (a no-op when it exists); the table must exist.
+    fn create_chain(&self) -> Result<(), BackendError> {
+        let args = self.on_chain("add", "chain");
+        let out = self.output(&args)?;
+        if out.status.success() {
+            Ok(())
+        } else if is_missing(&out) {
+            Err(self.no_table())
+        } else {
+            Err(self.failed(&args, &out))
         }
     }
-    let (port, proto) = port_proto?;
-    Rule::new(source?, port, proto).ok()
+
+    /// Refuses a source this table's family cannot match.
+    fn check_family(&self, rule: &Rule) -> Result<(), BackendError> {
+        let fits = match self.family.as_str() {
+            "ip" => !rule.source.is_ipv6(),
+            "ip6" => rule.source.is_ipv6(),
+            _ => true,
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(BackendError::Unusable(format!(
+            "the nftables table {} cannot match {} sources ({rule}); use an inet table",
+            self.table_name(),
+            if rule.source.is_ipv6() { "IPv6" } else { "IPv4" }
+        )))
+    }
+
+    /// Adds the rule; creates the chain first when it went missing (a reloaded ruleset).
+    fn add(&self, id: &GrantId, rule: &Rule, expires_ms: u64) -> Result<(), BackendError> {
+        let args = self.add_args(id, rule, expires_ms);
+        let out = self.output(&args)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        if !is_missing(&out) {
+            return Err(self.failed(&args, &out));
+        }
+        self.create_chain()?;
+        tracing::warn!(chain = %self.chain_name(), "the nftables chain was missing and has been created");
+        self.run(&args).map(drop)
+    }
+
+    /// Makes the rule tagged `id` be `rule` until `expires_ms`: re-timed in place when present
+    /// (extra copies removed), added when not.
+    fn put(&self, id: &GrantId, rule: &Rule, expires_ms: u64) -> Result<(), BackendError> {
+        self.check_family(rule)?;
+        let handles = self.handles(id)?;
+        let Some((&first, extra)) = handles.split_first() else {
+            return self.add(id, rule, expires_ms);
+        };
+        self.run(&self.replace_args(first, id, rule, expires_ms))?;
+        for &h in extra {
+            self.run(&self.delete_args(h))?;
+        }
+        Ok(())
+    }
 }
 
 impl Backend for Nft {
@@ -200,172 +273,680 @@ impl Backend for Nft {
     }
 
     fn check(&self) -> Result<Vec<String>, BackendError> {
-        let table = self
-            .tool
-            .output(&["-j", "list", "table", &self.family, &self.table])?;
-        if !table.status.success() {
-            return Err(BackendError::Unusable(format!(
-                "nftables table {} {} does not exist: create it with an input chain that jumps to \
-                 chain {} (see the README), or set firewall.nft_table",
-                self.family, self.table, self.chain
-            )));
+        // Terse (-t): without set elements, which can be large enough to overflow the capture
+        // (a jump from a named verdict map is then not seen, so at worst a needless warning).
+        let args = ["-t", "-j", "list", "table", &self.family, &self.table].map(str::to_owned);
+        let out = self.output(&args)?;
+        if !out.status.success() && is_missing(&out) {
+            return Err(self.no_table());
         }
-        let mut args = vec!["add", "chain"];
-        args.extend(self.chain_args());
-        self.tool.run(&args)?;
-        if jumps_to(&table.stdout, &self.chain) {
-            Ok(Vec::new())
-        } else {
-            Ok(vec![format!(
-                "no rule in table {} {} jumps to chain {}: its openings are never reached; add \
-                 `jump {}` to your input chain",
-                self.family, self.table, self.chain, self.chain
-            )])
+        if !out.status.success() {
+            return Err(self.failed(&args, &out));
         }
+        let table = parse_table(&out.stdout, &self.chain).map_err(|e| {
+            BackendError::Unreadable(format!("nft's listing of table {}: {e}", self.table_name()))
+        })?;
+        if !table.has_chain {
+            self.create_chain()?;
+            tracing::info!(chain = %self.chain_name(), "created the nftables chain");
+        }
+        let mut warnings = Vec::new();
+        if !table.jumped_to {
+            warnings.push(format!(
+                "no rule in the nftables table {} jumps to chain {}: openings are added but no \
+                 packet reaches them; add `jump {}` to the table's input chain",
+                self.table_name(),
+                self.chain,
+                self.chain
+            ));
+        }
+        if self.family != "inet" {
+            warnings.push(format!(
+                "the nftables table {} is not inet: openings for {} sources will be refused",
+                self.table_name(),
+                if self.family == "ip" { "IPv6" } else { "IPv4" }
+            ));
+        }
+        Ok(warnings)
     }
 
     fn open(&self, id: &GrantId, rule: &Rule, expires_ms: u64) -> Result<(), BackendError> {
-        if self.found()?.iter().any(|f| &f.id == id) {
-            return self.extend(id, rule, expires_ms);
-        }
-        self.add(id, rule, expires_ms)
+        self.put(id, rule, expires_ms)
     }
 
     fn extend(&self, id: &GrantId, rule: &Rule, expires_ms: u64) -> Result<(), BackendError> {
-        let found = self.found()?;
-        let mut ours = found.iter().filter(|f| &f.id == id);
-        let Some(first) = ours.next() else {
-            return self.add(id, rule, expires_ms);
-        };
-        let mut args: Vec<String> = ["replace", "rule"].map(str::to_owned).to_vec();
-        args.extend(self.chain_args().map(str::to_owned));
-        args.extend(["handle".to_owned(), first.handle.to_string()]);
-        args.extend(Self::statement(id, rule, expires_ms));
-        self.tool.run(&args)?;
-        for extra in ours {
-            self.delete(extra.handle)?;
-        }
-        Ok(())
+        self.put(id, rule, expires_ms)
     }
 
     fn close(&self, id: &GrantId, _rule: &Rule) -> Result<(), BackendError> {
-        for f in self.found()?.iter().filter(|f| &f.id == id) {
-            self.delete(f.handle)?;
+        for h in self.handles(id)? {
+            self.run(&self.delete_args(h))?;
         }
         Ok(())
     }
 
     fn owned(&self) -> Result<Vec<OwnedRule>, BackendError> {
         Ok(self
-            .found()?
+            .list()?
             .into_iter()
-            .map(|f| OwnedRule {
-                id: f.id,
-                rule: f.rule,
+            .filter_map(|r| {
+                Some(OwnedRule {
+                    id: r.id?,
+                    rule: r.rule,
+                })
             })
             .collect())
     }
 }
 
-impl Nft {
-    fn delete(&self, handle: u64) -> Result<(), BackendError> {
-        let mut args: Vec<String> = ["delete", "rule"].map(str::to_owned).to_vec();
-        args.extend(self.chain_args().map(str::to_owned));
-        args.extend(["handle".to_owned(), handle.to_string()]);
-        self.tool.run(&args)?;
-        Ok(())
+/// Whether a table or chain name is one nft takes as a plain word: 1 to 64 letters, digits, `_`
+/// or `-`, starting with a letter or `_` (nft's own rule, and never mistaken for an option).
+fn is_valid_name(name: &str) -> bool {
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    starts_well
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Unix seconds for `meta time <`: the grant's end, rounded up.
+fn expiry_seconds(expires_ms: u64) -> u64 {
+    expires_ms.div_ceil(1000)
+}
+
+/// The rule after `CHAIN`, one word each:
+/// `ip saddr SRC tcp dport PORT meta time < SECS accept comment "TAG"`. nft joins its arguments
+/// and parses them, so the comment carries its own quotes (a tag has no quote or space).
+fn rule_words(id: &GrantId, rule: &Rule, expires_ms: u64) -> Vec<String> {
+    let ip = if rule.source.is_ipv6() { "ip6" } else { "ip" };
+    vec![
+        ip.to_owned(),
+        "saddr".to_owned(),
+        rule.source.to_string(),
+        rule.proto.as_str().to_owned(),
+        "dport".to_owned(),
+        rule.port.to_string(),
+        "meta".to_owned(),
+        "time".to_owned(),
+        "<".to_owned(),
+        expiry_seconds(expires_ms).to_string(),
+        "accept".to_owned(),
+        "comment".to_owned(),
+        format!("\"{}\"", id.tag()),
+    ]
+}
+
+/// Whether nft failed because the table or chain does not exist.
+fn is_missing(out: &Output) -> bool {
+    out.stderr.contains("No such file or directory")
+}
+
+/// nft's `Error:` line (it follows it with the command and a position marker), or the first
+/// line it printed.
+fn error_line(out: &Output) -> String {
+    let lines = || out.stderr.lines().chain(out.stdout.lines()).map(str::trim);
+    lines()
+        .find(|l| l.starts_with("Error:"))
+        .or_else(|| lines().find(|l| !l.is_empty()))
+        .unwrap_or("(no output)")
+        .to_owned()
+}
+
+/// The objects of an `nft -j` listing (`{"nftables": [{"table": …}, {"rule": …}, …]}`).
+fn listing(json: &str) -> Result<Vec<Value>, String> {
+    let mut doc: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    match doc.get_mut("nftables").map(Value::take) {
+        Some(Value::Array(items)) => Ok(items),
+        _ => Err("no \"nftables\" list".to_owned()),
     }
 }
 
-/// Whether any rule in `nft -j list table …` output jumps or goes to `chain`.
-fn jumps_to(json: &str, chain: &str) -> bool {
-    let Ok(doc) = serde_json::from_str::<Value>(json) else {
-        return false;
+/// The rules of `chain` in an `nft -j -a list chain` listing.
+fn parse_chain(json: &str, chain: &str) -> Result<Vec<ChainRule>, String> {
+    let mut rules = Vec::new();
+    for item in listing(json)? {
+        let Some(rule) = item.get("rule") else {
+            continue;
+        };
+        if rule.get("chain").and_then(Value::as_str) != Some(chain) {
+            continue;
+        }
+        let handle = rule
+            .get("handle")
+            .and_then(Value::as_u64)
+            .ok_or("a rule without a handle")?;
+        let id = rule
+            .get("comment")
+            .and_then(Value::as_str)
+            .and_then(GrantId::from_tag);
+        rules.push(ChainRule {
+            handle,
+            id,
+            rule: rule.get("expr").and_then(parse_expr),
+        });
+    }
+    Ok(rules)
+}
+
+/// What `nft -j list table` says about our chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TableInfo {
+    /// The chain exists.
+    has_chain: bool,
+    /// Some rule in another chain of the table jumps or goes to it.
+    jumped_to: bool,
+}
+
+/// Reads an `nft -j list table` listing for `chain`.
+fn parse_table(json: &str, chain: &str) -> Result<TableInfo, String> {
+    let items = listing(json)?;
+    let has_chain = items.iter().any(|item| {
+        item.get("chain")
+            .and_then(|c| c.get("name"))
+            .and_then(Value::as_str)
+            == Some(chain)
+    });
+    let jumped_to = items.iter().filter_map(|item| item.get("rule")).any(|rule| {
+        rule.get("chain").and_then(Value::as_str) != Some(chain)
+            && rule.get("expr").is_some_and(|e| targets(e, chain))
+    });
+    Ok(TableInfo { has_chain, jumped_to })
+}
+
+/// Whether `expr` holds a `jump` or `goto` to `chain` anywhere (also inside verdict maps).
+fn targets(expr: &Value, chain: &str) -> bool {
+    match expr {
+        Value::Object(map) => map.iter().any(|(key, value)| {
+            let verdict = (key == "jump" || key == "goto")
+                && value.get("target").and_then(Value::as_str) == Some(chain);
+            verdict || targets(value, chain)
+        }),
+        Value::Array(items) => items.iter().any(|v| targets(v, chain)),
+        _ => false,
+    }
+}
+
+/// The opening a rule's expression lets in, when it is exactly the shape sesamed writes:
+/// `ip[6] saddr SRC`, `tcp|udp dport PORT`, `meta time < …`, `accept`.
+fn parse_expr(expr: &Value) -> Option<Rule> {
+    let [saddr, dport, time, verdict] = expr.as_array()?.as_slice() else {
+        return None;
     };
-    doc["nftables"].as_array().is_some_and(|items| {
-        items.iter().any(|item| {
-            item["rule"]["expr"].as_array().is_some_and(|exprs| {
-                exprs.iter().any(|e| {
-                    e["jump"]["target"].as_str() == Some(chain) || e["goto"]["target"].as_str() == Some(chain)
-                })
-            })
-        })
-    })
+    let (family, right) = equals(saddr, "saddr")?;
+    let source = parse_source(right)?;
+    let family_fits = match family {
+        "ip" => !source.is_ipv6(),
+        "ip6" => source.is_ipv6(),
+        _ => false,
+    };
+    let (proto, right) = equals(dport, "dport")?;
+    let proto: Proto = proto.parse().ok()?;
+    let port = u16::try_from(right.as_u64()?).ok()?;
+    let time = time.get("match")?;
+    let is_time =
+        time.get("op")?.as_str()? == "<" && time.get("left")?.get("meta")?.get("key")?.as_str()? == "time";
+    let accepts = verdict.as_object()?.keys().eq(["accept"]);
+    if !(family_fits && is_time && accepts) {
+        return None;
+    }
+    Rule::new(source, port, proto).ok()
+}
+
+/// For `{"match": {"op": "==", "left": {"payload": {"protocol": P, "field": FIELD}}, "right":
+/// R}}`, the protocol P and R.
+fn equals<'a>(expr: &'a Value, field: &str) -> Option<(&'a str, &'a Value)> {
+    let m = expr.get("match")?;
+    if m.get("op")?.as_str()? != "==" {
+        return None;
+    }
+    let payload = m.get("left")?.get("payload")?;
+    if payload.get("field")?.as_str()? != field {
+        return None;
+    }
+    Some((payload.get("protocol")?.as_str()?, m.get("right")?))
+}
+
+/// A source as nft's JSON gives it: `"203.0.113.5"` or `{"prefix": {"addr": …, "len": …}}`.
+fn parse_source(right: &Value) -> Option<Source> {
+    if let Some(addr) = right.as_str() {
+        return addr.parse().ok();
+    }
+    let prefix = right.get("prefix")?;
+    let addr = prefix.get("addr")?.as_str()?;
+    let len = prefix.get("len")?.as_u64()?;
+    format!("{addr}/{len}").parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `nft -j -a list chain inet filter sesame` from nftables 1.0.6, with two rules of ours (IPv4
-    /// host, IPv6 network), an operator's rule and a tagged rule of a shape we do not write.
-    const CHAIN: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"chain": {"family": "inet", "table": "filter", "name": "sesame", "handle": 2}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 4, "comment": "sesame:fw-0123456789abcdef", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "203.0.113.5"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:54:58"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 5, "comment": "sesame:fw-0123456789abcdee", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": {"prefix": {"addr": "2001:db8::", "len": 64}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 443}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:54:58"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 6, "comment": "operator", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 7, "comment": "sesame:fw-0123456789abcded", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 23}}, {"accept": null}]}}]}"#;
+    /// `nft -j -a list chain inet filter sesame` from nft 1.0.6, after adding (in this order)
+    /// our rules for 203.0.113.5 22/tcp (until "2026-11-23 00:59:13"), 203.0.113.5 22/tcp with a
+    /// date-string time, 2001:db8::/32 53/udp and 2001:db8::5 22/tcp, the administrator's
+    /// `ip saddr 10.0.0.0/8 tcp dport 22 accept` with comment "admin" and without, a tagged rule
+    /// for a port set, our 0.0.0.0/0, ::/0 and 203.0.113.0/24 65535/udp rules, and
+    /// `ct state established accept`.
+    const CHAIN_JSON: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"chain": {"family": "inet", "table": "filter", "name": "sesame", "handle": 2}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 4, "comment": "sesame:fw-0123456789abcdef", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "203.0.113.5"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:13"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 5, "comment": "sesame:fw-0123456789abcde1", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "203.0.113.5"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2030-01-01 00:00:00"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 6, "comment": "sesame:fw-0123456789abcde2", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": {"prefix": {"addr": "2001:db8::", "len": 32}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 53}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:13"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 9, "comment": "sesame:fw-0123456789abcde3", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": "2001:db8::5"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:13"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 10, "comment": "admin", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.0.0.0", "len": 8}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 11, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.0.0.0", "len": 8}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 12, "comment": "sesame:fw-0123456789abcdec", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": {"prefix": {"addr": "2001:db8::", "len": 32}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [22, 80]}}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 13, "comment": "sesame:fw-0123456789abcdea", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "0.0.0.0", "len": 0}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:41"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 14, "comment": "sesame:fw-0123456789abcdee", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": {"prefix": {"addr": "::", "len": 0}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:41"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 15, "comment": "sesame:fw-0123456789abcded", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "203.0.113.0", "len": 24}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 65535}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:41"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 16, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "established"}}, {"accept": null}]}}]}"#;
 
-    #[test]
-    fn tagged_rules_are_found_with_handles_and_read_back() {
-        let found = parse_chain(CHAIN).expect("parse");
-        assert_eq!(found.len(), 3, "{found:?}");
-        assert_eq!(found[0].id.as_str(), "fw-0123456789abcdef");
-        assert_eq!(found[0].handle, 4);
-        assert_eq!(
-            found[0].rule.map(|r| r.to_string()).as_deref(),
-            Some("22/tcp from 203.0.113.5")
-        );
-        assert_eq!(
-            found[1].rule.map(|r| r.to_string()).as_deref(),
-            Some("443/udp from 2001:db8::/64")
-        );
-        assert_eq!(found[2].handle, 7);
-        assert_eq!(
-            found[2].rule, None,
-            "a tagged rule we did not write is still found, unread"
-        );
-        assert!(parse_chain("not json").is_err());
-        assert!(parse_chain("{}").is_err());
+    /// `nft -j list table inet filter` from nft 1.0.6: an input chain that reaches `sesame`
+    /// through a verdict map (`meta l4proto vmap { tcp : jump sesame, udp : jump admin }`).
+    const TABLE_VMAP_JSON: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "filter", "handle": 1}}, {"chain": {"family": "inet", "table": "filter", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}}, {"chain": {"family": "inet", "table": "filter", "name": "sesame", "handle": 2}}, {"chain": {"family": "inet", "table": "filter", "name": "admin", "handle": 3}}, {"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 4, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 5, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": "lo"}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 7, "expr": [{"vmap": {"key": {"meta": {"key": "l4proto"}}, "data": {"set": [["tcp", {"jump": {"target": "sesame"}}], ["udp", {"jump": {"target": "admin"}}]]}}}]}}, {"rule": {"family": "inet", "table": "filter", "chain": "sesame", "handle": 8, "comment": "sesame:fw-0123456789abcdef", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "203.0.113.5"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:41"}}, {"accept": null}]}}]}"#;
+
+    /// `nft -j list table inet other` from nft 1.0.6: `tcp dport 22 goto sesame`.
+    const TABLE_GOTO_JSON: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "other", "handle": 2}}, {"chain": {"family": "inet", "table": "other", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "inet", "table": "other", "name": "sesame", "handle": 2}}, {"rule": {"family": "inet", "table": "other", "chain": "input", "handle": 3, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"goto": {"target": "sesame"}}]}}]}"#;
+
+    /// `nft -j list table inet filter` from nft 1.0.6 for a table with an input chain and no
+    /// `sesame` chain.
+    const TABLE_BARE_JSON: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "filter", "handle": 1}}, {"chain": {"family": "inet", "table": "filter", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}]}"#;
+
+    fn id(s: &str) -> GrantId {
+        s.parse().expect("grant id")
+    }
+
+    fn rule(src: &str, port: u16, proto: Proto) -> Rule {
+        Rule::new(src.parse().expect("source"), port, proto).expect("rule")
+    }
+
+    fn nft(family: &str, table: &str, chain: &str) -> Result<Nft, BackendError> {
+        Nft::new(NftConfig {
+            nft: PathBuf::from("/bin/true"),
+            family: family.to_owned(),
+            table: table.to_owned(),
+            chain: chain.to_owned(),
+        })
     }
 
     #[test]
-    fn statements_carry_the_expiry_and_the_tag() {
-        let id: GrantId = "fw-0123456789abcdef".parse().expect("id");
-        let v4 = Rule::new("203.0.113.5".parse().expect("src"), 22, Proto::Tcp).expect("rule");
-        assert_eq!(
-            Nft::statement(&id, &v4, 1_795_394_400_001).join(" "),
-            "ip saddr 203.0.113.5 tcp dport 22 meta time < 1795394401 accept comment \"sesame:fw-0123456789abcdef\""
-        );
-        let v6 = Rule::new("2001:db8::/64".parse().expect("src"), 443, Proto::Udp).expect("rule");
-        assert!(
-            Nft::statement(&id, &v6, 1_000)
-                .join(" ")
-                .starts_with("ip6 saddr 2001:db8::/64 udp dport 443")
-        );
-    }
-
-    #[test]
-    fn jumps_are_found_in_the_table() {
-        let table =
-            r#"{"nftables": [{"rule": {"chain": "input", "expr": [{"jump": {"target": "sesame"}}]}}]}"#;
-        assert!(jumps_to(table, "sesame"));
-        assert!(!jumps_to(table, "other"));
-        let goto =
-            r#"{"nftables": [{"rule": {"chain": "input", "expr": [{"goto": {"target": "sesame"}}]}}]}"#;
-        assert!(jumps_to(goto, "sesame"));
-        assert!(!jumps_to("garbage", "sesame"));
-    }
-
-    #[test]
-    fn names_become_arguments_only_when_plain() {
-        let bad = |family: &str, table: &str, chain: &str| {
-            Nft::new(NftConfig {
-                nft: PathBuf::from("/usr/sbin/nft"),
-                family: family.into(),
-                table: table.into(),
-                chain: chain.into(),
-            })
-            .expect_err("refused")
-            .to_string()
+    fn chain_listings_give_handles_tags_and_our_rules() {
+        let rules = parse_chain(CHAIN_JSON, "sesame").expect("parses");
+        let r = |h, i: Option<&str>, rule| ChainRule {
+            handle: h,
+            id: i.map(id),
+            rule,
         };
-        assert!(bad("bridge", "filter", "sesame").contains("family"));
-        assert!(bad("inet", "filter; flush ruleset", "sesame").contains("table"));
-        assert!(bad("inet", "filter", "").contains("chain"));
+        let ssh = rule("203.0.113.5", 22, Proto::Tcp);
+        assert_eq!(
+            rules,
+            [
+                r(4, Some("fw-0123456789abcdef"), Some(ssh)),
+                r(5, Some("fw-0123456789abcde1"), Some(ssh)),
+                r(
+                    6,
+                    Some("fw-0123456789abcde2"),
+                    Some(rule("2001:db8::/32", 53, Proto::Udp))
+                ),
+                r(
+                    9,
+                    Some("fw-0123456789abcde3"),
+                    Some(rule("2001:db8::5", 22, Proto::Tcp))
+                ),
+                r(10, None, None),
+                r(11, None, None),
+                r(12, Some("fw-0123456789abcdec"), None),
+                r(
+                    13,
+                    Some("fw-0123456789abcdea"),
+                    Some(rule("0.0.0.0/0", 22, Proto::Tcp))
+                ),
+                r(
+                    14,
+                    Some("fw-0123456789abcdee"),
+                    Some(rule("::/0", 22, Proto::Tcp))
+                ),
+                r(
+                    15,
+                    Some("fw-0123456789abcded"),
+                    Some(rule("203.0.113.0/24", 65535, Proto::Udp))
+                ),
+                r(16, None, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn listings_that_are_not_nft_json_are_refused() {
+        assert!(parse_chain("", "sesame").is_err());
+        assert!(parse_chain("{\"other\": []}", "sesame").is_err());
+        assert!(parse_chain(r#"{"nftables": [{"rule": {"chain": "sesame"}}]}"#, "sesame").is_err());
+        assert_eq!(parse_chain(r#"{"nftables": []}"#, "sesame"), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn rules_of_another_shape_are_not_read_back() {
+        let ours = r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "203.0.113.5"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"match": {"op": "<", "left": {"meta": {"key": "time"}}, "right": "2026-11-23 00:59:13"}}, {"accept": null}]"#;
+        let parse = |s: &str| parse_expr(&serde_json::from_str(s).expect("json"));
+        assert_eq!(parse(ours), Some(rule("203.0.113.5", 22, Proto::Tcp)));
+        for (from, to) in [
+            (
+                r#""ip", "field": "saddr"}}, "right": "203"#,
+                r#""ip6", "field": "saddr"}}, "right": "203"#,
+            ),
+            (r#""field": "saddr"}"#, r#""field": "daddr"}"#),
+            (r#""tcp""#, r#""sctp""#),
+            (r#""right": 22"#, r#""right": 0"#),
+            (r#""right": 22"#, r#""right": 70000"#),
+            (r#""op": "<""#, r#""op": ">""#),
+            (r#""key": "time""#, r#""key": "hour""#),
+            (r#"{"accept": null}"#, r#"{"drop": null}"#),
+            (r#", {"accept": null}"#, ""),
+            (
+                r#""op": "==", "left": {"payload": {"protocol": "ip""#,
+                r#""op": "!=", "left": {"payload": {"protocol": "ip""#,
+            ),
+        ] {
+            let changed = ours.replacen(from, to, 1);
+            assert_ne!(changed, ours, "{from}");
+            assert_eq!(parse(&changed), None, "{changed}");
+        }
+    }
+
+    #[test]
+    fn tables_are_read_for_the_chain_and_a_jump_to_it() {
+        let info = |json, chain| parse_table(json, chain).expect("parses");
+        let both = TableInfo {
+            has_chain: true,
+            jumped_to: true,
+        };
+        assert_eq!(info(TABLE_VMAP_JSON, "sesame"), both);
+        assert_eq!(info(TABLE_GOTO_JSON, "sesame"), both);
+        assert_eq!(
+            info(TABLE_BARE_JSON, "sesame"),
+            TableInfo {
+                has_chain: false,
+                jumped_to: false
+            }
+        );
+        assert_eq!(
+            info(TABLE_VMAP_JSON, "input"),
+            TableInfo {
+                has_chain: true,
+                jumped_to: false
+            }
+        );
+        // The chain's own rules do not count.
+        let self_jump = TABLE_GOTO_JSON.replace(
+            r#""chain": "input", "handle": 3"#,
+            r#""chain": "sesame", "handle": 3"#,
+        );
+        assert!(!info(&self_jump, "sesame").jumped_to);
+    }
+
+    #[test]
+    fn arguments_are_one_word_each_with_the_expiry_rounded_up() {
+        let b = nft("inet", "filter", "sesame").expect("valid");
+        let i = id("fw-0123456789abcdef");
+        assert_eq!(
+            b.add_args(&i, &rule("203.0.113.5", 22, Proto::Tcp), 1_795_395_581_001),
+            [
+                "add",
+                "rule",
+                "inet",
+                "filter",
+                "sesame",
+                "ip",
+                "saddr",
+                "203.0.113.5",
+                "tcp",
+                "dport",
+                "22",
+                "meta",
+                "time",
+                "<",
+                "1795395582",
+                "accept",
+                "comment",
+                "\"sesame:fw-0123456789abcdef\""
+            ]
+        );
+        assert_eq!(
+            b.replace_args(7, &i, &rule("2001:db8::/32", 53, Proto::Udp), 1_795_395_581_000),
+            [
+                "replace",
+                "rule",
+                "inet",
+                "filter",
+                "sesame",
+                "handle",
+                "7",
+                "ip6",
+                "saddr",
+                "2001:db8::/32",
+                "udp",
+                "dport",
+                "53",
+                "meta",
+                "time",
+                "<",
+                "1795395581",
+                "accept",
+                "comment",
+                "\"sesame:fw-0123456789abcdef\""
+            ]
+        );
+        assert_eq!(
+            b.delete_args(7),
+            ["delete", "rule", "inet", "filter", "sesame", "handle", "7"]
+        );
+        assert_eq!(expiry_seconds(0), 0);
+        assert_eq!(expiry_seconds(1), 1);
+        assert_eq!(expiry_seconds(999), 1);
+        assert_eq!(expiry_seconds(1000), 1);
+    }
+
+    #[test]
+    fn names_and_families_are_checked() {
+        assert!(nft("inet", "filter", "sesame").is_ok());
+        assert!(nft("ip6", "my_table-2", "S").is_ok());
+        assert!(nft("ip", &"t".repeat(64), "sesame").is_ok());
+        for (family, table, chain) in [
+            ("bridge", "filter", "sesame"),
+            ("INET", "filter", "sesame"),
+            ("inet", "", "sesame"),
+            ("inet", &"t".repeat(65), "sesame"),
+            ("inet", "filter", "ses ame"),
+            ("inet", "filter", "sesame;"),
+            ("inet", "filter", "\"x\""),
+            ("inet", "filter", "{"),
+            ("inet", "-f", "sesame"),
+            ("inet", "filter", "-ffile"),
+            ("inet", "1filter", "sesame"),
+        ] {
+            let err = nft(family, table, chain).expect_err(chain);
+            assert!(matches!(err, BackendError::Unusable(_)), "{err:?}");
+        }
+        let missing = Nft::new(NftConfig {
+            nft: PathBuf::from("/nonexistent/nft"),
+            ..NftConfig::default()
+        });
+        assert!(matches!(missing, Err(BackendError::Unusable(ref m)) if m.contains("/nonexistent/nft")));
+    }
+
+    #[test]
+    fn a_table_of_one_family_refuses_the_other() {
+        let v4 = rule("203.0.113.5", 22, Proto::Tcp);
+        let v6 = rule("2001:db8::5", 22, Proto::Tcp);
+        let only4 = nft("ip", "filter", "sesame").expect("valid");
+        assert!(only4.check_family(&v4).is_ok());
+        assert!(matches!(only4.check_family(&v6), Err(BackendError::Unusable(_))));
+        let only6 = nft("ip6", "filter", "sesame").expect("valid");
+        assert!(only6.check_family(&v4).is_err());
+        assert!(only6.check_family(&v6).is_ok());
+        let both = nft("inet", "filter", "sesame").expect("valid");
+        assert!(both.check_family(&v4).is_ok() && both.check_family(&v6).is_ok());
+    }
+
+    #[test]
+    fn nft_errors_are_reported_by_their_error_line() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = Output {
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stdout: String::new(),
+            stderr: "Error: No such file or directory\nlist table inet nosuch\n                ^^^^^^\n"
+                .to_owned(),
+        };
+        assert_eq!(error_line(&out), "Error: No such file or directory");
+        assert!(is_missing(&out));
+    }
+
+    /// Why the live test must not run here, if it must not.
+    fn live_refusal() -> Option<&'static str> {
+        if std::env::var_os("SESAME_FW_LIVE").is_none_or(|v| v != "1") {
+            return Some("set SESAME_FW_LIVE=1, in a private network namespace, to run it");
+        }
+        let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+        if ns("self").is_none() || ns("self") == ns("1") {
+            return Some("not in a private network namespace");
+        }
+        None
+    }
+
+    /// Whether a TCP connection to 127.0.0.1:`port` gets through within a short while.
+    fn connects(port: u16) -> bool {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).is_ok()
+    }
+
+    /// Drives the real nft, in its own table `inet sesame_live`, and checks that the kernel stops
+    /// accepting at the rule's `meta time`. Run it only inside a private network namespace:
+    ///
+    /// ```text
+    /// unshare --net sh -c 'ip link set lo up; \
+    ///   SESAME_FW_LIVE=1 cargo test -p sesamed --lib firewall::nft -- --ignored --nocapture'
+    /// ```
+    #[test]
+    #[ignore = "changes the firewall: run in a private network namespace with SESAME_FW_LIVE=1"]
+    fn live_nft() {
+        use std::time::{Duration, Instant};
+        if let Some(why) = live_refusal() {
+            println!("skipped: {why}");
+            return;
+        }
+        let b = Nft::new(NftConfig {
+            table: "sesame_live".to_owned(),
+            ..NftConfig::default()
+        })
+        .expect("nft installed");
+        let nft_cmd = |words: &[&str]| {
+            let args: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+            b.run(&args).expect("nft runs");
+        };
+        // Left over from an earlier run, if any.
+        let _ = b.output(&["delete", "table", "inet", "sesame_live"].map(str::to_owned));
+        let err = b.check().expect_err("no table");
+        assert!(
+            matches!(err, BackendError::Unusable(ref m) if m.contains("nft add table inet sesame_live")),
+            "{err:?}"
+        );
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || for _ in listener.incoming() {});
+        let p = port.to_string();
+        nft_cmd(&["add", "table", "inet", "sesame_live"]);
+        nft_cmd(&[
+            "add",
+            "chain",
+            "inet",
+            "sesame_live",
+            "input",
+            "{ type filter hook input priority 0; policy accept; }",
+        ]);
+        let warnings = b.check().expect("check creates the chain");
+        assert!(warnings.iter().any(|w| w.contains("jump sesame")), "{warnings:?}");
+        nft_cmd(&[
+            "add",
+            "rule",
+            "inet",
+            "sesame_live",
+            "input",
+            "tcp",
+            "dport",
+            &p,
+            "jump",
+            "sesame",
+        ]);
+        nft_cmd(&[
+            "add",
+            "rule",
+            "inet",
+            "sesame_live",
+            "input",
+            "tcp",
+            "dport",
+            &p,
+            "drop",
+        ]);
+        assert!(b.check().expect("check").is_empty());
+        assert!(!connects(port), "dropped before any opening");
+
+        let (a, other) = (GrantId::random(), GrantId::random());
+        let local = rule("127.0.0.1", port, Proto::Tcp);
+        let v6 = rule("2001:db8::/48", 53, Proto::Udp);
+        let now = crate::now_ms();
+        let started = Instant::now();
+        b.open(&a, &local, now + 2_000).expect("open");
+        println!("one open took {:?}", started.elapsed());
+        b.open(&other, &v6, now + 60_000).expect("open v6");
+        let owned = b.owned().expect("owned");
+        assert_eq!(
+            owned,
+            [
+                OwnedRule {
+                    id: a.clone(),
+                    rule: Some(local)
+                },
+                OwnedRule {
+                    id: other.clone(),
+                    rule: Some(v6)
+                }
+            ]
+        );
+        assert!(connects(port), "open while the time has not come");
+        let handle = b.handles(&a).expect("handles");
+
+        // Past the rule's time the kernel drops again, with the rule still there.
+        std::thread::sleep(Duration::from_millis(
+            expiry_seconds(now + 2_000) * 1000 - crate::now_ms() + 200,
+        ));
+        assert_eq!(b.handles(&a).expect("handles"), handle, "still there");
+        assert!(!connects(port), "the kernel stopped accepting at expiry");
+
+        // Extending re-times the same rule in place.
+        b.extend(&a, &local, crate::now_ms() + 60_000).expect("extend");
+        assert_eq!(b.handles(&a).expect("handles"), handle, "replaced in place");
+        assert!(connects(port), "open again after extending");
+
+        // A rule removed behind our back comes back on extend; duplicates are dropped.
+        b.close(&a, &local).expect("close");
+        assert!(!connects(port));
+        b.extend(&a, &local, crate::now_ms() + 60_000)
+            .expect("extend re-adds");
+        b.run(&b.add_args(&a, &local, crate::now_ms() + 60_000))
+            .expect("a duplicate");
+        assert_eq!(b.handles(&a).expect("handles").len(), 2);
+        b.extend(&a, &local, crate::now_ms() + 60_000).expect("extend");
+        assert_eq!(b.handles(&a).expect("handles").len(), 1);
+
+        let started = Instant::now();
+        b.close(&a, &local).expect("close");
+        println!("one close took {:?}", started.elapsed());
+        b.close(&a, &local).expect("closing again is a no-op");
+        b.close(&other, &v6).expect("close v6");
+        assert!(b.owned().expect("owned").is_empty());
+        assert!(!connects(port));
+
+        // A chain lost to a reloaded ruleset is created again on the next opening.
+        nft_cmd(&["flush", "chain", "inet", "sesame_live", "input"]);
+        nft_cmd(&["delete", "chain", "inet", "sesame_live", "sesame"]);
+        assert!(b.owned().expect("no chain, no rules").is_empty());
+        b.open(&a, &local, crate::now_ms() + 60_000)
+            .expect("open recreates the chain");
+        assert_eq!(b.owned().expect("owned").len(), 1);
+        nft_cmd(&["delete", "table", "inet", "sesame_live"]);
     }
 }
