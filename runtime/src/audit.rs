@@ -130,6 +130,9 @@ pub struct RequestRecord {
     /// Host calls refused (outside the grant), with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied: Vec<String>,
+    /// Changes the module made on the host through its capabilities (accounts, keys, groups).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<String>,
     /// Result code (0 ok).
     pub code: u16,
     /// Outcome message (errors: what the client was told; detail stays in the daemon log).

@@ -4,15 +4,19 @@
 //! [`crate::sandbox`]), and every call checks the request's [`Grant`] before anything happens.
 //! Calls are counted and recorded in the [`CallContext`] so the runner can report and audit them.
 //!
-//! The firewall interface is served by [`crate::firewall::Firewall`]. The salt and users back ends
-//! are not part of this release yet: their calls are refused with `denied`, so a module written
-//! against the full interface already links and handles the refusal like any policy refusal.
+//! The firewall interface is served by [`crate::firewall::Firewall`] and the users interface by
+//! [`crate::users::Users`]. The salt back end is not part of this release yet: its calls are
+//! refused with `denied`, so a module written against the full interface already links and
+//! handles the refusal like any policy refusal.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::firewall::{self as fw, Firewall, FirewallError, GrantId, Revoker};
 use crate::policy::Grant;
+use crate::users::{
+    Comment, GroupName, InvalidArg as UsersArgError, Shell, SshKey, UserName, Users, UsersError,
+};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -44,6 +48,10 @@ pub struct CallContext {
     pub source_ip: Option<IpAddr>,
     /// The firewall service, when this host has one.
     pub firewall: Option<Arc<Firewall>>,
+    /// The accounts service, when this host manages accounts.
+    pub users: Option<Arc<Users>>,
+    /// Changes made on the host (accounts, keys, groups), for the audit record.
+    pub effects: Vec<String>,
     /// Messages the module logged (level, text).
     pub log: Vec<(LogLevel, String)>,
     /// Host calls refused, with why.
@@ -70,6 +78,8 @@ impl CallContext {
             client: String::new(),
             source_ip: None,
             firewall: None,
+            users: None,
+            effects: Vec::new(),
             log: Vec::new(),
             denied: Vec::new(),
             host_calls: 0,
@@ -88,6 +98,13 @@ impl CallContext {
     #[must_use]
     pub fn with_firewall(mut self, firewall: Option<Arc<Firewall>>) -> Self {
         self.firewall = firewall;
+        self
+    }
+
+    /// The same context with an accounts service to serve `users` calls.
+    #[must_use]
+    pub fn with_users(mut self, users: Option<Arc<Users>>) -> Self {
+        self.users = users;
         self
     }
 
@@ -256,39 +273,195 @@ impl salt::Host for CallContext {
 }
 
 impl users::Host for CallContext {
-    fn create(&mut self, _user: users::NewUser) -> Result<(), HostError> {
-        Err(self.unavailable("users.create"))
+    fn create(&mut self, user: users::NewUser) -> Result<(), HostError> {
+        self.enter("users.create")?;
+        let svc = self.users_service("users.create")?;
+        let name: UserName = parse(&user.name)?;
+        let shell = user.shell.as_deref().map(parse::<Shell>).transpose()?;
+        let comment = user.comment.as_deref().map(parse::<Comment>).transpose()?;
+        let groups = user
+            .groups
+            .iter()
+            .map(|g| parse::<GroupName>(g))
+            .collect::<Result<Vec<_>, _>>()?;
+        let existing = svc
+            .account(&name)
+            .map_err(|e| self.users_failure("users.create", e))?;
+        self.grant_user("users.create", &name, existing.as_ref())?;
+        for g in &groups {
+            let gid = svc
+                .group_id(g)
+                .map_err(|e| self.users_failure("users.create", e))?;
+            self.grant_group("users.create", g, gid)?;
+        }
+        svc.create(&name, shell.as_ref(), comment.as_ref(), &groups)
+            .map_err(|e| self.users_failure("users.create", e))?;
+        self.effect(format!("users.create {name}"));
+        Ok(())
     }
 
-    fn lock(&mut self, _name: String) -> Result<(), HostError> {
-        Err(self.unavailable("users.lock"))
+    fn lock(&mut self, name: String) -> Result<(), HostError> {
+        let (svc, name) = self.users_target("users.lock", &name)?;
+        svc.lock(&name).map_err(|e| self.users_failure("users.lock", e))?;
+        self.effect(format!("users.lock {name}"));
+        Ok(())
     }
 
-    fn unlock(&mut self, _name: String) -> Result<(), HostError> {
-        Err(self.unavailable("users.unlock"))
+    fn unlock(&mut self, name: String) -> Result<(), HostError> {
+        let (svc, name) = self.users_target("users.unlock", &name)?;
+        svc.unlock(&name)
+            .map_err(|e| self.users_failure("users.unlock", e))?;
+        self.effect(format!("users.unlock {name}"));
+        Ok(())
     }
 
-    fn remove(&mut self, _name: String) -> Result<(), HostError> {
-        Err(self.unavailable("users.remove"))
+    fn remove(&mut self, name: String) -> Result<(), HostError> {
+        let (svc, name) = self.users_target("users.remove", &name)?;
+        svc.remove(&name)
+            .map_err(|e| self.users_failure("users.remove", e))?;
+        self.effect(format!("users.remove {name}"));
+        Ok(())
     }
 
-    fn add_key(&mut self, _name: String, _key: String) -> Result<bool, HostError> {
-        Err(self.unavailable("users.add-key"))
+    fn add_key(&mut self, name: String, key: String) -> Result<bool, HostError> {
+        let key: SshKey = parse(&key)?;
+        let (svc, name) = self.users_target("users.add-key", &name)?;
+        let added = svc
+            .add_key(&name, &key)
+            .map_err(|e| self.users_failure("users.add-key", e))?;
+        if added {
+            self.effect(format!("users.add-key {name} {}", key.summary()));
+        }
+        Ok(added)
     }
 
-    fn remove_key(&mut self, _name: String, _key: String) -> Result<bool, HostError> {
-        Err(self.unavailable("users.remove-key"))
+    fn remove_key(&mut self, name: String, key: String) -> Result<bool, HostError> {
+        let key: SshKey = parse(&key)?;
+        let (svc, name) = self.users_target("users.remove-key", &name)?;
+        let removed = svc
+            .remove_key(&name, &key)
+            .map_err(|e| self.users_failure("users.remove-key", e))?;
+        if removed {
+            self.effect(format!("users.remove-key {name} {}", key.summary()));
+        }
+        Ok(removed)
     }
 
-    fn add_to_group(&mut self, _name: String, _group: String) -> Result<(), HostError> {
-        Err(self.unavailable("users.add-to-group"))
+    fn add_to_group(&mut self, name: String, group: String) -> Result<(), HostError> {
+        let group: GroupName = parse(&group)?;
+        let (svc, name) = self.users_target("users.add-to-group", &name)?;
+        let gid = svc
+            .group_id(&group)
+            .map_err(|e| self.users_failure("users.add-to-group", e))?;
+        self.grant_group("users.add-to-group", &group, gid)?;
+        svc.add_to_group(&name, &group)
+            .map_err(|e| self.users_failure("users.add-to-group", e))?;
+        self.effect(format!("users.add-to-group {name} {group}"));
+        Ok(())
     }
 
-    fn remove_from_group(&mut self, _name: String, _group: String) -> Result<(), HostError> {
-        Err(self.unavailable("users.remove-from-group"))
+    fn remove_from_group(&mut self, name: String, group: String) -> Result<(), HostError> {
+        let group: GroupName = parse(&group)?;
+        let (svc, name) = self.users_target("users.remove-from-group", &name)?;
+        let gid = svc
+            .group_id(&group)
+            .map_err(|e| self.users_failure("users.remove-from-group", e))?;
+        self.grant_group("users.remove-from-group", &group, gid)?;
+        svc.remove_from_group(&name, &group)
+            .map_err(|e| self.users_failure("users.remove-from-group", e))?;
+        self.effect(format!("users.remove-from-group {name} {group}"));
+        Ok(())
     }
 
     fn list(&mut self) -> Result<Vec<users::Account>, HostError> {
-        Err(self.unavailable("users.list"))
+        self.enter("users.list")?;
+        let svc = self.users_service("users.list")?;
+        let accounts = svc.accounts().map_err(|e| self.users_failure("users.list", e))?;
+        Ok(accounts
+            .into_iter()
+            .filter(|a| {
+                a.name
+                    .parse::<UserName>()
+                    .is_ok_and(|n| crate::users::check_user(&self.grant.users, &n, Some(a)).is_ok())
+            })
+            .map(|a| users::Account {
+                name: a.name,
+                uid: a.uid,
+                groups: a.groups,
+                shell: a.shell,
+                locked: a.locked,
+            })
+            .collect())
+    }
+}
+
+/// Parses a module's argument, or says why it is invalid.
+fn parse<T: std::str::FromStr<Err = UsersArgError>>(s: &str) -> Result<T, HostError> {
+    s.parse().map_err(|e: UsersArgError| HostError::Invalid(e.0))
+}
+
+impl CallContext {
+    /// The users service, or a refusal when this host has none.
+    fn users_service(&mut self, call: &str) -> Result<Arc<Users>, HostError> {
+        match &self.users {
+            Some(u) => Ok(Arc::clone(u)),
+            None => Err(self.deny(format!("{call}: this host does not manage accounts"))),
+        }
+    }
+
+    /// Counts the call, parses the account name, checks it exists and that the grant covers it.
+    fn users_target(&mut self, call: &str, name: &str) -> Result<(Arc<Users>, UserName), HostError> {
+        self.enter(call)?;
+        let svc = self.users_service(call)?;
+        let name: UserName = parse(name)?;
+        let existing = svc.account(&name).map_err(|e| self.users_failure(call, e))?;
+        self.grant_user(call, &name, existing.as_ref())?;
+        if existing.is_none() {
+            return Err(HostError::Invalid(format!("no account {name}")));
+        }
+        Ok((svc, name))
+    }
+
+    fn grant_user(
+        &mut self,
+        call: &str,
+        name: &UserName,
+        existing: Option<&crate::users::Account>,
+    ) -> Result<(), HostError> {
+        crate::users::check_user(&self.grant.users, name, existing)
+            .map_err(|why| self.deny(format!("{call} {name}: {why}")))
+    }
+
+    fn grant_group(&mut self, call: &str, group: &GroupName, gid: Option<u32>) -> Result<(), HostError> {
+        crate::users::check_group(&self.grant.users, group, gid)
+            .map_err(|why| self.deny(format!("{call} {group}: {why}")))
+    }
+
+    /// Turns a users service error into what the module sees; tool failures keep their detail in
+    /// the daemon log.
+    fn users_failure(&mut self, call: &str, e: UsersError) -> HostError {
+        match e {
+            UsersError::Invalid(_)
+            | UsersError::NoSuchUser(_)
+            | UsersError::NoSuchGroup(_)
+            | UsersError::Exists(_)
+            | UsersError::UnlistedShell(_) => HostError::Invalid(e.to_string()),
+            UsersError::Home(h) => {
+                tracing::warn!(request = %self.request_id, "{call}: {h}");
+                HostError::Failed(format!("{call}: {h}"))
+            }
+            other => {
+                tracing::error!(request = %self.request_id, "{call}: {other}");
+                HostError::Failed(format!("{call}: the system tool failed (see the daemon log)"))
+            }
+        }
+    }
+
+    /// Records a change made on the host, for the request's audit record.
+    fn effect(&mut self, what: String) {
+        tracing::info!(request = %self.request_id, client = %self.client, "{what}");
+        if self.effects.len() < MAX_LOG_LINES {
+            self.effects.push(what);
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod sandbox;
 pub mod seen;
 pub mod system;
 pub mod transport;
+pub mod users;
 
 /// Milliseconds since the Unix epoch, from the system clock.
 ///

@@ -69,6 +69,8 @@ pub struct Runner {
     audit: Arc<AuditLog>,
     /// The grants service, when a cluster grants the firewall capability.
     firewall: Option<Arc<Firewall>>,
+    /// The accounts service, when a cluster grants the users capability.
+    users: Option<Arc<crate::users::Users>>,
     /// Modules running now (bounded by `limits.max_concurrent`).
     running: AtomicUsize,
     /// Requests inside `handle` now.
@@ -97,6 +99,9 @@ pub enum StartError {
     /// The firewall back end or its grants ledger.
     #[error("firewall: {0}")]
     Firewall(#[from] FirewallError),
+    /// The account tools.
+    #[error("users: {0}")]
+    Users(#[from] crate::users::UsersError),
     /// The replay log.
     #[error("replay log {path}: {source}")]
     Seen {
@@ -159,6 +164,15 @@ impl Runner {
         } else {
             None
         };
+        let users = if config
+            .clusters
+            .values()
+            .any(|c| c.capabilities.iter().any(|cap| cap == "users"))
+        {
+            Some(Arc::new(crate::users::Users::new()?))
+        } else {
+            None
+        };
         audit.append(
             now_ms,
             &AuditEvent::Started {
@@ -178,6 +192,7 @@ impl Runner {
             sandbox,
             audit,
             firewall,
+            users,
             running: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             config,
@@ -533,7 +548,8 @@ impl Runner {
             &invocation,
             CallContext::new(request.id.to_string(), grant)
                 .with_caller(client.name.clone(), peer.source_ip)
-                .with_firewall(self.firewall.clone()),
+                .with_firewall(self.firewall.clone())
+                .with_users(self.users.clone()),
             limits,
         );
         if !outcome.stderr.is_empty() {
@@ -542,6 +558,7 @@ impl Runner {
         tracing::debug!(request = %request.id, elapsed_us = outcome.elapsed.as_micros(), calls = outcome.calls.host_calls, "ran");
         record.host_calls = outcome.calls.host_calls;
         record.denied.clone_from(&outcome.calls.denied);
+        record.effects.clone_from(&outcome.calls.effects);
         outcome.result.map_err(|e| {
             let message = match &e {
                 crate::sandbox::RunError::Internal(detail) => {

@@ -264,6 +264,25 @@ pub fn access_cluster() -> String {
     )
 }
 
+/// The `[clusters.accounts]` section with the stock account modules.
+pub fn accounts_cluster() -> String {
+    let mut text =
+        "[clusters.accounts]\ncapabilities = [\"users\"]\n[clusters.accounts.commands]\n".to_owned();
+    for name in [
+        "user-add",
+        "user-lock",
+        "user-unlock",
+        "user-remove",
+        "key-add",
+        "key-remove",
+        "group-add",
+        "group-remove",
+    ] {
+        text.push_str(&format!("{name} = {:?}\n", module(name)));
+    }
+    text
+}
+
 /// A daemon with the default setup and one client enrolled in `groups`, pinned as `web`.
 pub fn daemon_with_client(name: &str, groups: &[&str]) -> (Daemon, Client) {
     let daemon = Daemon::start(&Setup::default());

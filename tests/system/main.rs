@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use sesame_tests::{Client, Daemon, Setup, access_cluster};
 
+
 const ALPHA: &str = "10.77.1.5";
 const BETA: &str = "10.77.2.6";
 const SERVER_FOR_ALPHA: &str = "10.77.1.1";
 const SERVER_FOR_BETA: &str = "10.77.2.1";
 
 /// Refuses to go on unless this process is inside scripts/netns-run.
-fn require_private_namespace() {
+pub(crate) fn require_private_namespace() {
     assert!(
         std::env::var_os("SESAME_NETNS").is_some_and(|v| v == "1"),
         "refusing to change this machine's firewall: run scripts/system-tests (root, private network namespace)"
@@ -31,7 +32,7 @@ fn require_private_namespace() {
 }
 
 /// Runs a system tool and returns its stdout; panics with its stderr on failure.
-fn sh(program: &str, args: &[&str]) -> String {
+pub(crate) fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()
