@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use sesame_tests::{Client, Daemon, Setup, access_cluster};
 
-
 const ALPHA: &str = "10.77.1.5";
 const BETA: &str = "10.77.2.6";
 const SERVER_FOR_ALPHA: &str = "10.77.1.1";
