@@ -168,13 +168,13 @@ test_args_unbounded_without_max_args if {
 # --- salt grant --------------------------------------------------------------------
 
 test_operators_may_apply_listed_salt_states if {
-	d := decide("olga", ["operators"], "config", "apply")
+	d := decide("olga", ["operators"], "config", "salt-apply")
 	d.allow
 	d.grant == {"salt": {"states": ["motd", "nginx", "ntp"]}}
 }
 
 test_users_may_not_apply_salt_states if {
-	not decide("alice", ["users"], "config", "apply").allow
+	not decide("alice", ["users"], "config", "salt-apply").allow
 }
 
 # --- accounts: self service ----------------------------------------------------------

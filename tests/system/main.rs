@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use sesame_tests::{Client, Daemon, Setup, access_cluster};
 
+mod users;
+
 const ALPHA: &str = "10.77.1.5";
 const BETA: &str = "10.77.2.6";
 const SERVER_FOR_ALPHA: &str = "10.77.1.1";

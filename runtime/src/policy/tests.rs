@@ -489,8 +489,8 @@ fn a_top_level_examples_directory_is_not_part_of_the_set() {
 #[test]
 fn default_policy_grants_salt_users_and_masks() {
     let policy = Policy::load(&default_policies()).expect("load default policies");
-    let Decision::Allow(grant) = policy.decide(&input("olga", &["operators"], "config", "apply")) else {
-        panic!("operators -> config::apply should be allowed");
+    let Decision::Allow(grant) = policy.decide(&input("olga", &["operators"], "config", "salt-apply")) else {
+        panic!("operators -> config::salt-apply should be allowed");
     };
     assert_eq!(grant.salt.states, ["motd", "nginx", "ntp"]);
     let mut add = input("oscar", &["onboarders"], "accounts", "user-add");

@@ -1,0 +1,156 @@
+//! `key-add [--user NAME] KEY...`: adds an OpenSSH public key to an account's
+//! `authorized_keys`; the account is the caller's own (the account named like the client)
+//! unless `--user` names another:
+//!
+//! ```text
+//! added key ssh-ed25519 …6ELIpKiD6cti dave@laptop to dave
+//! ```
+//!
+//! or `key already present for dave` when the account has the key already (same type and key
+//! data, whatever the comment). KEY is the public key line, `TYPE BASE64 [COMMENT]`; it may
+//! come as one argument or split at its spaces (`key-add ssh-ed25519 AAAA… dave@laptop`), and
+//! is joined again with single spaces. The key in messages is a short form (type, the key
+//! data's last 12 characters, comment), not a fingerprint.
+//!
+//! Arguments are checked here before the host is asked; the host checks the key (a known type
+//! whose data really is such a key; no options such as `command=`), and the policy's users
+//! grant decides whose keys the caller may manage.
+//!
+//! Needs the users capability.
+
+use admintext::{Usage, account, key_line, key_summary};
+use sesame_guest::users;
+use sesame_guest::{Command, HostError, Invocation};
+
+const USAGE: Usage = Usage {
+    line: "key-add [--user NAME] KEY...",
+    value_flags: &["--user"],
+    switches: &[],
+    max_positionals: None,
+};
+
+/// The `key-add` command.
+#[derive(Debug)]
+pub struct KeyAdd;
+
+impl Command for KeyAdd {
+    fn run(inv: Invocation) -> Result<String, String> {
+        add_key(&inv.args, &inv.client, users::add_key)
+    }
+}
+
+sesame_guest::export_command!(KeyAdd);
+
+/// Checks the arguments and adds the key through `add_key` (the host's `users::add_key`, or a
+/// test double); `client` is the caller, whose account it is without `--user`.
+fn add_key(
+    raw: &[String],
+    client: &str,
+    add_key: impl FnOnce(&str, &str) -> Result<bool, HostError>,
+) -> Result<String, String> {
+    let args = USAGE.check(raw)?;
+    let name = account(&args, client)?;
+    let key = key_line(&USAGE, &args)?;
+    match add_key(name, &key) {
+        Ok(true) => Ok(format!("added key {} to {name}", key_summary(&key))),
+        Ok(false) => Ok(format!("key already present for {name}")),
+        Err(e) => Err(format!("cannot add key to {name}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOB: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIDpyo4ZeTj/fgjh+FvzKwzxzIh8WWnHh6ELIpKiD6cti";
+
+    fn run(
+        args: &[&str],
+        host: impl FnOnce(&str, &str) -> Result<bool, HostError>,
+    ) -> Result<String, String> {
+        let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        add_key(&raw, "dave", host)
+    }
+
+    #[test]
+    fn own_account_by_default() {
+        let mut asked = None;
+        let out = run(&["ssh-ed25519", BLOB, "dave@laptop"], |name, key| {
+            asked = Some((name.to_owned(), key.to_owned()));
+            Ok(true)
+        });
+        assert_eq!(
+            out,
+            Ok("added key ssh-ed25519 …6ELIpKiD6cti dave@laptop to dave".into())
+        );
+        assert_eq!(
+            asked,
+            Some(("dave".into(), format!("ssh-ed25519 {BLOB} dave@laptop")))
+        );
+    }
+
+    #[test]
+    fn another_account_with_user() {
+        let mut asked = None;
+        let key = format!("ssh-ed25519 {BLOB}");
+        let out = run(&["--user", "erin", &key], |name, key| {
+            asked = Some((name.to_owned(), key.to_owned()));
+            Ok(true)
+        });
+        assert_eq!(out, Ok("added key ssh-ed25519 …6ELIpKiD6cti to erin".into()));
+        assert_eq!(asked, Some(("erin".into(), key.clone())));
+        assert_eq!(
+            run(&[&key, "--user=erin"], |_, _| Ok(true)),
+            Ok("added key ssh-ed25519 …6ELIpKiD6cti to erin".into())
+        );
+    }
+
+    #[test]
+    fn already_present() {
+        assert_eq!(
+            run(&["ssh-ed25519", BLOB], |_, _| Ok(false)),
+            Ok("key already present for dave".into())
+        );
+    }
+
+    #[test]
+    fn bad_arguments_never_reach_the_host() {
+        let usage = USAGE.line;
+        for (args, err) in [
+            (&[][..], "missing argument KEY"),
+            (&["--user", "erin"], "missing argument KEY"),
+            (
+                &["ssh-ed25519"],
+                "KEY must be an OpenSSH public key line: TYPE BASE64 [COMMENT]",
+            ),
+            (&["--user"], "--user needs a value"),
+            (&["--user=", "ssh-ed25519", BLOB], "--user needs a value"),
+            (&["--for", "erin", "ssh-ed25519", BLOB], "unknown flag --for"),
+        ] {
+            assert_eq!(
+                run(args, |_, _| panic!("the host was called")),
+                Err(format!("{err} (usage: {usage})")),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_errors_name_the_account() {
+        assert_eq!(
+            run(&["ssh-dss", "AAAAB3NzaC1kc3M="], |_, _| Err(HostError::Invalid(
+                "ssh key: type \"ssh-dss\" is not one of ssh-ed25519, ssh-rsa".into()
+            ))),
+            Err(
+                "cannot add key to dave: invalid: ssh key: type \"ssh-dss\" is not one of ssh-ed25519, ssh-rsa"
+                    .into()
+            )
+        );
+        assert_eq!(
+            run(&["--user", "root", "ssh-ed25519", BLOB], |_, _| Err(
+                HostError::Denied("account root is protected".into())
+            )),
+            Err("cannot add key to root: denied: account root is protected".into())
+        );
+    }
+}
