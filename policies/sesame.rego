@@ -37,7 +37,9 @@
 #   acl.clusters[CLUSTER].limits                  overrides acl.limits, key by key.
 #   acl.clusters[CLUSTER].max_args                deny requests with more arguments.
 #   acl.clusters[CLUSTER].salt                    the salt grant given to CLUSTER's commands:
-#                                                 {"states": [STATE, ...]}.
+#                                                 {"states": [STATE, ...], "pillar_keys": [KEY, ...]};
+#                                                 a STATE may be "PREFIX.*" or "*", and pillar
+#                                                 data may only use the listed top-level keys.
 #   acl.clusters[CLUSTER].users                   the users grant of CLUSTER's commands:
 #     .self      [COMMAND, ...]                   these commands manage the caller's own account
 #                                                 (the account named like the client), e.g. key-add;

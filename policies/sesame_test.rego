@@ -170,7 +170,8 @@ test_args_unbounded_without_max_args if {
 test_operators_may_apply_listed_salt_states if {
 	d := decide("olga", ["operators"], "config", "salt-apply")
 	d.allow
-	d.grant == {"salt": {"states": ["motd", "nginx", "ntp"]}}
+	d.grant == {"salt": {"states": ["motd", "nginx", "ntp"], "pillar_keys": ["motd_text"]}}
+	d.limits.timeout_ms == 300000
 }
 
 test_users_may_not_apply_salt_states if {

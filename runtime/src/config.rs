@@ -42,6 +42,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, Cluster>,
     /// The firewall back end and its ceilings (`[firewall]`).
     pub firewall: FirewallConfig,
+    /// Where salt-call and its minion configuration are (`[salt]`).
+    pub salt: crate::salt::SaltConfig,
 }
 
 /// `[firewall]`: which firewall grants are made in, and ceilings no policy can raise.
@@ -99,9 +101,14 @@ impl Default for FirewallConfig {
 impl Config {
     /// Whether any cluster grants the firewall capability (and so needs a working back end).
     pub fn uses_firewall(&self) -> bool {
+        self.uses("firewall")
+    }
+
+    /// Whether any cluster grants `capability`.
+    pub fn uses(&self, capability: &str) -> bool {
         self.clusters
             .values()
-            .any(|c| c.capabilities.iter().any(|cap| cap == "firewall"))
+            .any(|c| c.capabilities.iter().any(|cap| cap == capability))
     }
 }
 
@@ -268,9 +275,16 @@ impl Config {
                 )));
             }
         }
+        let mut salt = raw.salt;
+        if salt.timeout_s == 0 || salt.timeout_s > 3600 {
+            return Err(invalid("salt.timeout_s: must be between 1 and 3600".into()));
+        }
+        salt.salt_call = resolve(salt.salt_call);
+        salt.config_dir = resolve(salt.config_dir);
         let state_dir = resolve(raw.host.state_dir);
         Ok(Config {
             firewall,
+            salt,
             path: path.to_owned(),
             host_name: raw.host.name,
             host_labels: raw.host.labels,
@@ -374,6 +388,8 @@ struct RawConfig {
     clusters: BTreeMap<String, RawCluster>,
     #[serde(default)]
     firewall: FirewallConfig,
+    #[serde(default)]
+    salt: crate::salt::SaltConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,6 +485,20 @@ mod tests {
     }
 
     #[test]
+    fn salt_settings() {
+        let c = parse(GOOD).expect("valid config");
+        assert_eq!(c.salt, crate::salt::SaltConfig::default());
+        assert!(!c.uses("salt"));
+        let c = parse(&format!(
+            "{GOOD}\n[salt]\nsalt_call = \"venv/bin/salt-call\"\nconfig_dir = \"salt\"\ntimeout_s = 60"
+        ))
+        .expect("valid config");
+        assert_eq!(c.salt.salt_call, Path::new("/etc/sesame/venv/bin/salt-call"));
+        assert_eq!(c.salt.config_dir, Path::new("/etc/sesame/salt"));
+        assert_eq!(c.salt.timeout_s, 60);
+    }
+
+    #[test]
     fn resolves_commands() {
         let c = parse(GOOD).expect("valid config");
         assert_eq!(c.resolve_command(None, "allow").map(|(cl, _)| cl), Ok("access"));
@@ -526,6 +556,14 @@ mod tests {
             (
                 format!("{GOOD}\n[firewall]\nports = [22]"),
                 "unknown field `ports`",
+            ),
+            (
+                format!("{GOOD}\n[salt]\ntimeout_s = 0"),
+                "salt.timeout_s: must be between 1 and 3600",
+            ),
+            (
+                format!("{GOOD}\n[salt]\nstates = [\"motd\"]"),
+                "unknown field `states`",
             ),
         ];
         for (text, needle) in cases {

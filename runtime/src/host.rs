@@ -4,16 +4,16 @@
 //! [`crate::sandbox`]), and every call checks the request's [`Grant`] before anything happens.
 //! Calls are counted and recorded in the [`CallContext`] so the runner can report and audit them.
 //!
-//! The firewall interface is served by [`crate::firewall::Firewall`] and the users interface by
-//! [`crate::users::Users`]. The salt back end is not part of this release yet: its calls are
-//! refused with `denied`, so a module written against the full interface already links and
-//! handles the refusal like any policy refusal.
+//! The firewall interface is served by [`crate::firewall::Firewall`], the users interface by
+//! [`crate::users::Users`] and the salt interface by [`crate::salt::Salt`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::firewall::{self as fw, Firewall, FirewallError, GrantId, Revoker};
 use crate::policy::Grant;
+use crate::salt::{Pillar, Salt, SaltError, StateName};
 use crate::users::{
     Comment, GroupName, InvalidArg as UsersArgError, Shell, SshKey, UserName, Users, UsersError,
 };
@@ -50,12 +50,18 @@ pub struct CallContext {
     pub firewall: Option<Arc<Firewall>>,
     /// The accounts service, when this host manages accounts.
     pub users: Option<Arc<Users>>,
+    /// salt-call, when this host applies Salt states.
+    pub salt: Option<Arc<Salt>>,
+    /// When the request's time limit runs out (a host call that runs a tool stops by then).
+    pub deadline: Option<Instant>,
     /// Changes made on the host (accounts, keys, groups), for the audit record.
     pub effects: Vec<String>,
     /// Messages the module logged (level, text).
     pub log: Vec<(LogLevel, String)>,
     /// Host calls refused, with why.
     pub denied: Vec<String>,
+    /// Host calls whose system tool failed (the module sees `failed`).
+    pub tool_failures: u32,
     /// Host calls made (allowed or not).
     pub host_calls: u32,
 }
@@ -79,9 +85,12 @@ impl CallContext {
             source_ip: None,
             firewall: None,
             users: None,
+            salt: None,
+            deadline: None,
             effects: Vec::new(),
             log: Vec::new(),
             denied: Vec::new(),
+            tool_failures: 0,
             host_calls: 0,
         }
     }
@@ -105,6 +114,14 @@ impl CallContext {
     #[must_use]
     pub fn with_users(mut self, users: Option<Arc<Users>>) -> Self {
         self.users = users;
+        self
+    }
+
+    /// The same context with salt-call to serve `salt` calls, which must finish by `deadline`.
+    #[must_use]
+    pub fn with_salt(mut self, salt: Option<Arc<Salt>>, deadline: Instant) -> Self {
+        self.salt = salt;
+        self.deadline = Some(deadline);
         self
     }
 
@@ -134,26 +151,17 @@ impl CallContext {
         HostError::Denied(why)
     }
 
-    /// A call to a back end this daemon does not provide yet.
-    fn unavailable(&mut self, call: &str) -> HostError {
-        if let Err(e) = self.enter(call) {
-            return e;
-        }
-        self.deny(format!("{call}: this host provides no back end for it yet"))
+    /// A host call whose system tool failed; the module sees `message`.
+    fn failed(&mut self, message: String) -> HostError {
+        self.tool_failures = self.tool_failures.saturating_add(1);
+        HostError::Failed(message)
     }
 
     fn push_log(&mut self, level: LogLevel, mut msg: String) {
         if self.log.len() >= MAX_LOG_LINES {
             return;
         }
-        if msg.len() > MAX_LOG_MESSAGE {
-            let mut cut = MAX_LOG_MESSAGE;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
-            msg.push('…');
-        }
+        truncate(&mut msg, MAX_LOG_MESSAGE);
         tracing::info!(request = %self.request_id, level = ?level, "module: {msg}");
         self.log.push((level, msg));
     }
@@ -253,7 +261,7 @@ impl CallContext {
             }
             other => {
                 tracing::error!(request = %self.request_id, "{call} {what}: {other}");
-                HostError::Failed(format!(
+                self.failed(format!(
                     "{call} {what}: the firewall could not be changed (see the daemon log)"
                 ))
             }
@@ -264,11 +272,84 @@ impl CallContext {
 impl salt::Host for CallContext {
     fn apply(
         &mut self,
-        _state: String,
-        _pillar: Option<String>,
-        _test: bool,
+        state: String,
+        pillar: Option<String>,
+        test: bool,
     ) -> Result<salt::ApplyReport, HostError> {
-        Err(self.unavailable("salt.apply"))
+        self.enter("salt.apply")?;
+        let Some(service) = self.salt.clone() else {
+            return Err(self.deny("salt.apply: this host does not apply Salt states".to_owned()));
+        };
+        let state: StateName = state
+            .parse()
+            .map_err(|e: SaltError| HostError::Invalid(e.to_string()))?;
+        let pillar = pillar
+            .as_deref()
+            .map(str::parse::<Pillar>)
+            .transpose()
+            .map_err(|e| HostError::Invalid(e.to_string()))?;
+        if let Err(why) = crate::salt::check_grant(&self.grant.salt, &state, pillar.as_ref()) {
+            return Err(self.deny(format!("salt.apply {state}: {why}")));
+        }
+        let time_left = self.deadline.map_or(std::time::Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let mode = if test { " (test)" } else { "" };
+        let report = match service.apply(&state, pillar.as_ref(), test, time_left) {
+            Ok(report) => report,
+            Err(e) => return Err(self.salt_failure(&state, mode, e)),
+        };
+        let (changed, failed) = (report.changed(), report.failed());
+        self.effect(format!(
+            "salt.apply {state}{mode}: {changed} changed, {failed} failed"
+        ));
+        if failed > 0 {
+            // salt-call exited 2: a module that gives up on this report failed because of it.
+            self.tool_failures = self.tool_failures.saturating_add(1);
+        }
+        Ok(salt::ApplyReport {
+            succeeded: report.succeeded(),
+            changed: u32::try_from(changed).unwrap_or(u32::MAX),
+            failed: u32::try_from(failed).unwrap_or(u32::MAX),
+            states: report
+                .states
+                .into_iter()
+                .map(|s| salt::StateOutcome {
+                    id: s.id,
+                    result: s.result,
+                    changed: s.changed,
+                    comment: s.comment,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl CallContext {
+    /// Turns a salt error into what the module sees. Salt's own refusal (a missing or broken
+    /// state) is passed on; a tool failure keeps its detail in the daemon log. A run that was
+    /// killed may have changed things, so it is recorded as an effect.
+    fn salt_failure(&mut self, state: &StateName, mode: &str, e: SaltError) -> HostError {
+        match e {
+            SaltError::Invalid(why) => HostError::Invalid(why),
+            SaltError::Busy | SaltError::NoTime(_) | SaltError::Refused(_) => {
+                tracing::warn!(request = %self.request_id, "salt.apply {state}{mode}: {e}");
+                let mut message = format!("salt.apply {state}: {e}");
+                truncate(&mut message, MAX_LOG_MESSAGE);
+                self.failed(message)
+            }
+            other => {
+                tracing::error!(request = %self.request_id, "salt.apply {state}{mode}: {other}");
+                if matches!(other, SaltError::Tool(crate::system::ToolError::Timeout { .. })) {
+                    self.effect(format!(
+                        "salt.apply {state}{mode}: killed at its deadline, outcome unknown"
+                    ));
+                }
+                self.failed(format!(
+                    "salt.apply {state}: salt-call failed (see the daemon log)"
+                ))
+            }
+        }
     }
 }
 
@@ -395,6 +476,18 @@ impl users::Host for CallContext {
     }
 }
 
+/// Cuts `msg` to at most `max` bytes (on a character boundary), marking the cut with `…`.
+fn truncate(msg: &mut String, max: usize) {
+    if msg.len() > max {
+        let mut cut = max;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push('…');
+    }
+}
+
 /// Parses a module's argument, or says why it is invalid.
 fn parse<T: std::str::FromStr<Err = UsersArgError>>(s: &str) -> Result<T, HostError> {
     s.parse().map_err(|e: UsersArgError| HostError::Invalid(e.0))
@@ -448,11 +541,11 @@ impl CallContext {
             | UsersError::UnlistedShell(_) => HostError::Invalid(e.to_string()),
             UsersError::Home(h) => {
                 tracing::warn!(request = %self.request_id, "{call}: {h}");
-                HostError::Failed(format!("{call}: {h}"))
+                self.failed(format!("{call}: {h}"))
             }
             other => {
                 tracing::error!(request = %self.request_id, "{call}: {other}");
-                HostError::Failed(format!("{call}: the system tool failed (see the daemon log)"))
+                self.failed(format!("{call}: the system tool failed (see the daemon log)"))
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod host;
 pub mod identity;
 pub mod policy;
 pub mod runner;
+pub mod salt;
 pub mod sandbox;
 pub mod seen;
 pub mod system;

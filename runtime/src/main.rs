@@ -201,14 +201,18 @@ fn check_everything(config_path: &Path) -> Result<String> {
             modules += 1;
         }
     }
-    let mut firewall = String::new();
+    let mut backends = String::new();
     if config.uses_firewall() {
         let audit = Arc::new(AuditLog::open(&config.audit_log)?);
         let fw = Firewall::from_config(&config, audit)?;
         for warning in fw.check()? {
             eprintln!("sesamed: warning: {warning}");
         }
-        firewall = format!(", firewall {}", fw.backend_name());
+        backends = format!(", firewall {}", fw.backend_name());
+    }
+    if config.uses("salt") {
+        let salt = sesamed::salt::Salt::from_config(&config.salt)?;
+        backends.push_str(&format!(", {}", salt.check()?));
     }
     if config.quic_listen.is_none() {
         bail!(
@@ -217,7 +221,7 @@ fn check_everything(config_path: &Path) -> Result<String> {
         );
     }
     Ok(format!(
-        "host {}, {} clients, {} modules, policy {}{firewall}",
+        "host {}, {} clients, {} modules, policy {}{backends}",
         config.host_name,
         clients.len(),
         modules,

@@ -71,6 +71,8 @@ pub struct Runner {
     firewall: Option<Arc<Firewall>>,
     /// The accounts service, when a cluster grants the users capability.
     users: Option<Arc<crate::users::Users>>,
+    /// salt-call, when a cluster grants the salt capability.
+    salt: Option<Arc<crate::salt::Salt>>,
     /// Modules running now (bounded by `limits.max_concurrent`).
     running: AtomicUsize,
     /// Requests inside `handle` now.
@@ -102,6 +104,9 @@ pub enum StartError {
     /// The account tools.
     #[error("users: {0}")]
     Users(#[from] crate::users::UsersError),
+    /// salt-call or its configuration.
+    #[error("salt: {0}")]
+    Salt(#[from] crate::salt::SaltError),
     /// The replay log.
     #[error("replay log {path}: {source}")]
     Seen {
@@ -164,12 +169,13 @@ impl Runner {
         } else {
             None
         };
-        let users = if config
-            .clusters
-            .values()
-            .any(|c| c.capabilities.iter().any(|cap| cap == "users"))
-        {
+        let users = if config.uses("users") {
             Some(Arc::new(crate::users::Users::new()?))
+        } else {
+            None
+        };
+        let salt = if config.uses("salt") {
+            Some(Arc::new(crate::salt::Salt::from_config(&config.salt)?))
         } else {
             None
         };
@@ -193,6 +199,7 @@ impl Runner {
             audit,
             firewall,
             users,
+            salt,
             running: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             config,
@@ -498,7 +505,7 @@ impl Runner {
         };
         self.log_decision(now_ms, &input, &logged_request, policy.revision(), &decision)?;
         let grant = match decision {
-            Decision::Allow(grant) => grant,
+            Decision::Allow(grant) => *grant,
             Decision::Deny(reasons) => {
                 record.decision = Some("deny");
                 record.reasons = reasons.0.clone();
@@ -549,7 +556,8 @@ impl Runner {
             CallContext::new(request.id.to_string(), grant)
                 .with_caller(client.name.clone(), peer.source_ip)
                 .with_firewall(self.firewall.clone())
-                .with_users(self.users.clone()),
+                .with_users(self.users.clone())
+                .with_salt(self.salt.clone(), Instant::now() + limits.timeout),
             limits,
         );
         if !outcome.stderr.is_empty() {
@@ -606,7 +614,7 @@ impl Runner {
             allow: decision.is_allowed(),
             reasons: decision.reasons(),
             grant: match decision {
-                Decision::Allow(g) => Some(g),
+                Decision::Allow(g) => Some(g.as_ref()),
                 Decision::Deny(_) => None,
             },
         };

@@ -153,6 +153,9 @@ pub enum RunError {
     /// The module failed after the host refused a call it needed.
     #[error("host call denied: {0}")]
     HostCallDenied(String),
+    /// The module failed after a system tool it needed failed (its own message).
+    #[error("{0}")]
+    HostToolFailed(String),
     /// The module returned an error.
     #[error("{0}")]
     Module(String),
@@ -169,6 +172,7 @@ impl RunError {
             RunError::TimeLimit(_) => ErrorCode::TimeLimit,
             RunError::MemoryLimit(_) | RunError::OutputLimit { .. } => ErrorCode::MemoryLimit,
             RunError::HostCallDenied(_) => ErrorCode::HostCallDenied,
+            RunError::HostToolFailed(_) => ErrorCode::HostToolFailed,
             RunError::Module(_) => ErrorCode::ModuleError,
             RunError::Internal(_) => ErrorCode::Internal,
         }
@@ -316,6 +320,7 @@ impl Sandbox {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(message)) => match state.calls.denied.first() {
                 Some(denied) => Err(RunError::HostCallDenied(denied.clone())),
+                None if state.calls.tool_failures > 0 => Err(RunError::HostToolFailed(message)),
                 None => Err(RunError::Module(message)),
             },
             Err(err) if state.memory.hit => {

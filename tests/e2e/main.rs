@@ -1,11 +1,12 @@
 //! End to end: `sesamed` and `sesame` as separate processes, real QUIC on loopback, real
 //! WebAssembly modules, the default policy from `policies/`.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sesame_client::exchange;
 use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
-use sesame_tests::{Client, Daemon, HOST, Setup, daemon_with_client, module, sesamed};
+use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_client, module, sesamed};
 
 mod firewall;
 
@@ -231,6 +232,37 @@ fn configtest_accepts_a_good_config_and_names_what_is_wrong() {
     let out = sesamed(&["configtest", "--config"], &[config.as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
+}
+
+#[test]
+fn configtest_names_a_missing_salt_call_or_minion_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |salt_call: &Path, config_dir: &Path| {
+        let setup = Setup {
+            clusters: format!(
+                "{}\n{}",
+                Setup::default().clusters,
+                config_cluster(salt_call, config_dir)
+            ),
+            ..Setup::default()
+        };
+        let daemon_dir = tempfile::tempdir().expect("tempdir");
+        let config = Daemon::prepare(daemon_dir.path(), &setup);
+        let out = sesamed(&["configtest", "--config"], &[config.as_os_str()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        stderr(&out)
+    };
+    let missing = dir.path().join("no-salt-call");
+    let err = check(&missing, dir.path());
+    assert!(
+        err.contains("no-salt-call") && err.contains("set [salt] salt_call"),
+        "{err}"
+    );
+    let err = check(Path::new("/bin/true"), dir.path());
+    assert!(
+        err.contains("minion") && err.contains("set [salt] config_dir"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -283,6 +283,17 @@ pub fn accounts_cluster() -> String {
     text
 }
 
+/// The `[clusters.config]` section with the stock `salt-apply` module, and a `[salt]` section
+/// that runs `salt_call` with the minion configuration in `config_dir`.
+pub fn config_cluster(salt_call: &Path, config_dir: &Path) -> String {
+    format!(
+        "[clusters.config]\ncapabilities = [\"salt\"]\n[clusters.config.commands]\nsalt-apply = {:?}\n\n[salt]\nsalt_call = {:?}\nconfig_dir = {:?}\n",
+        module("salt-apply"),
+        salt_call,
+        config_dir,
+    )
+}
+
 /// A daemon with the default setup and one client enrolled in `groups`, pinned as `web`.
 pub fn daemon_with_client(name: &str, groups: &[&str]) -> (Daemon, Client) {
     let daemon = Daemon::start(&Setup::default());

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use sesame_tests::{Client, Daemon, Setup, access_cluster};
 
+mod salt;
 mod users;
 
 const ALPHA: &str = "10.77.1.5";

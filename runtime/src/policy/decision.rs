@@ -32,7 +32,7 @@ pub(super) fn interpret(value: &regorus::Value) -> Decision {
     match read(&json) {
         Ok((true, reasons, mut grant)) => {
             grant.reasons = reasons;
-            Decision::Allow(grant)
+            Decision::Allow(Box::new(grant))
         }
         Ok((false, reasons, _)) if reasons.is_empty() => deny("denied by policy (no reason given)"),
         Ok((false, reasons, _)) => Decision::Deny(Reasons(reasons)),

@@ -120,7 +120,7 @@ pub struct ModuleInput {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// The request may run, with this grant.
-    Allow(Grant),
+    Allow(Box<Grant>),
     /// The request must not run, for these reasons.
     Deny(Reasons),
 }
@@ -179,8 +179,12 @@ pub struct FirewallGrant {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SaltGrant {
-    /// State names that may be applied.
+    /// States that may be applied: exact sls names, `"PREFIX.*"` for any state below PREFIX, or
+    /// `"*"`.
     pub states: Vec<String>,
+    /// Top-level pillar keys a caller may pass (`"*"`: any). None by default: pillar data can
+    /// steer what a state does (a path, a package), so it is granted key by key.
+    pub pillar_keys: Vec<String>,
 }
 
 /// `grant.users`: the accounts a command may manage.

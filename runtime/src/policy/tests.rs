@@ -493,6 +493,7 @@ fn default_policy_grants_salt_users_and_masks() {
         panic!("operators -> config::salt-apply should be allowed");
     };
     assert_eq!(grant.salt.states, ["motd", "nginx", "ntp"]);
+    assert_eq!(grant.salt.pillar_keys, ["motd_text"]);
     let mut add = input("oscar", &["onboarders"], "accounts", "user-add");
     add.request.args = vec!["bob".to_owned(), "hash".to_owned()];
     let Decision::Allow(grant) = policy.decide(&add) else {

@@ -1,0 +1,200 @@
+//! Salt states through the stock `salt-apply` module, with the real masterless `salt-call`
+//! (salt 3008.3 from `scripts/salt-venv`, named by `SESAME_SALT_CALL`), in the private namespace:
+//! the state manages `/etc/motd`, which there is on the /etc overlay.
+
+use std::path::{Path, PathBuf};
+
+use sesame_tests::{Client, Daemon, Setup, config_cluster};
+
+use crate::require_private_namespace;
+
+const MOTD: &str = "/etc/motd";
+
+/// The state the test applies: /etc/motd from pillar `motd_text`.
+const MOTD_SLS: &str = r#"motd:
+  file.managed:
+    - name: /etc/motd
+    - mode: '0644'
+    - contents: {{ pillar.get('motd_text', 'Authorised use only.') | json }}
+"#;
+
+/// A state in the grant (`nginx`) that fails: its source file does not exist.
+const FAILING_SLS: &str = r#"nginx-conf:
+  file.managed:
+    - name: /etc/nginx-sesame-test.conf
+    - source: salt://no/such/file
+"#;
+
+/// A masterless minion whose every file is under `dir`.
+fn minion(dir: &Path) -> PathBuf {
+    let conf = dir.join("conf");
+    for sub in ["conf", "root", "states", "pillar"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+    }
+    std::fs::write(
+        conf.join("minion"),
+        format!(
+            "id: sesame-test\nfile_client: local\nmaster_type: disable\nroot_dir: {root}\n\
+             file_roots: {{base: [{states}]}}\npillar_roots: {{base: [{pillar}]}}\n",
+            root = dir.join("root").display(),
+            states = dir.join("states").display(),
+            pillar = dir.join("pillar").display(),
+        ),
+    )
+    .expect("minion");
+    std::fs::write(dir.join("states/motd.sls"), MOTD_SLS).expect("motd.sls");
+    std::fs::write(dir.join("states/nginx.sls"), FAILING_SLS).expect("nginx.sls");
+    conf
+}
+
+fn run(client: &Client, args: &[&str]) -> (bool, String, String) {
+    let mut argv = vec!["run", "web"];
+    argv.extend(args);
+    let out = client.sesame(&argv);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn motd() -> Option<String> {
+    std::fs::read_to_string(MOTD).ok()
+}
+
+#[test]
+#[ignore = "applies Salt states to /etc: run scripts/system-tests"]
+fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
+    require_private_namespace();
+    let salt_call = PathBuf::from(
+        std::env::var_os("SESAME_SALT_CALL")
+            .expect("SESAME_SALT_CALL names salt-call (scripts/system-tests sets it from scripts/salt-venv)"),
+    );
+    let salt_dir = tempfile::tempdir().expect("tempdir");
+    let conf = minion(salt_dir.path());
+    let setup = Setup {
+        clusters: config_cluster(&salt_call, &conf),
+        ..Setup::default()
+    };
+    let daemon = Daemon::start(&setup);
+    let olga = Client::new();
+    daemon.enrol("olga", &olga.key, &["operators"]);
+    olga.pin(&daemon, "web");
+    let alice = Client::new();
+    daemon.enrol("alice", &alice.key, &["users"]);
+    alice.pin(&daemon, "web");
+
+    let text = "Maintenance on Friday at 18:00 UTC.";
+    let pillar = format!(r#"{{"motd_text": "{text}"}}"#);
+    let before = motd();
+    assert_ne!(before.as_deref(), Some(text), "the test starts from another motd");
+
+    // Test mode reports what would change and changes nothing.
+    let (ok, out, err) = run(&olga, &["salt-apply", "motd", "--test", "--pillar", &pillar]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("motd: 1 changed, 0 failed (test mode: nothing was changed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[would change] file_|-motd_|-/etc/motd_|-managed"),
+        "{out}"
+    );
+    assert_eq!(motd(), before, "test mode changed nothing");
+
+    // Applied: /etc/motd (the overlay's) has the pillar's text; a second apply changes nothing.
+    let (ok, out, err) = run(&olga, &["salt-apply", "motd", "--pillar", &pillar]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("motd: 1 changed, 0 failed\n"), "{out}");
+    assert!(
+        out.contains("[changed] file_|-motd_|-/etc/motd_|-managed"),
+        "{out}"
+    );
+    assert_eq!(motd().as_deref().map(str::trim_end), Some(text));
+    let (ok, out, err) = run(&olga, &["salt-apply", "motd", "--pillar", &pillar]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("motd: 0 changed, 0 failed\n"), "{out}");
+    assert!(out.contains("[ok] file_|-motd_|-/etc/motd_|-managed"), "{out}");
+
+    // A failing state: the command fails with the same summary, naming the state.
+    let (ok, _, err) = run(&olga, &["salt-apply", "nginx"]);
+    assert!(!ok);
+    assert!(
+        err.contains("error 3005") && err.contains("nginx: 0 changed, 1 failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[FAILED] file_|-nginx-conf_|-/etc/nginx-sesame-test.conf_|-managed"),
+        "{err}"
+    );
+    // A state in the grant that this host does not have: Salt's own message comes back.
+    let (ok, _, err) = run(&olga, &["salt-apply", "ntp"]);
+    assert!(!ok);
+    assert!(
+        err.contains("error 3005") && err.contains("No matching sls found for 'ntp'"),
+        "{err}"
+    );
+
+    // Outside the grant, nothing runs: a state not in it, a pillar key not in it (3004), and a
+    // client whose group may not run salt-apply at all (1010).
+    let (ok, _, err) = run(&olga, &["salt-apply", "users"]);
+    assert!(
+        !ok && err.contains("error 3004") && err.contains("state users is not in the grant"),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        &olga,
+        &[
+            "salt-apply",
+            "motd",
+            "--pillar",
+            r#"{"motd_text": "x", "path": "/etc/shadow"}"#,
+        ],
+    );
+    assert!(
+        !ok && err.contains("error 3004") && err.contains("pillar key \"path\""),
+        "{err}"
+    );
+    let (ok, _, err) = run(&alice, &["salt-apply", "motd"]);
+    assert!(!ok && err.contains("error 1010"), "{err}");
+    assert_eq!(
+        motd().as_deref().map(str::trim_end),
+        Some(text),
+        "refusals changed nothing"
+    );
+
+    // Every apply is in the audit record, test mode marked; refusals are audited with why.
+    let ends: Vec<serde_json::Value> = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "request" && r["phase"] == "end")
+        .collect();
+    let effects: Vec<&str> = ends
+        .iter()
+        .flat_map(|r| r["effects"].as_array().into_iter().flatten())
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(
+        effects,
+        [
+            "salt.apply motd (test): 1 changed, 0 failed",
+            "salt.apply motd: 1 changed, 0 failed",
+            "salt.apply motd: 0 changed, 0 failed",
+            "salt.apply nginx: 0 changed, 1 failed",
+        ]
+    );
+    let denied: Vec<&str> = ends
+        .iter()
+        .flat_map(|r| r["denied"].as_array().into_iter().flatten())
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert!(
+        denied[0].starts_with("salt.apply users: state users is not in the grant"),
+        "{denied:?}"
+    );
+    assert!(denied[1].contains("pillar key \"path\""), "{denied:?}");
+
+    // Salt kept to its own directory: nothing in /etc/salt or /var/cache/salt.
+    assert!(!Path::new("/etc/salt").exists() && !Path::new("/var/cache/salt").exists());
+}
