@@ -133,6 +133,80 @@ impl Usage {
     }
 }
 
+/// A command that takes exactly the names in its usage line (`user-lock NAME`,
+/// `group-add NAME GROUP`), makes one host call with them and says what it did.
+///
+/// `doing` and `done` are templates in which each placeholder of `names` (`{NAME}`, `{GROUP}`)
+/// stands for its argument: a host refusal reads `cannot DOING: ERROR`, success reads `DONE`.
+///
+/// ```
+/// use admintext::NameCommand;
+/// use sesame_guest::HostError;
+///
+/// const LOCK: NameCommand<1> = NameCommand {
+///     line: "user-lock NAME",
+///     names: ["NAME"],
+///     doing: "lock {NAME}",
+///     done: "locked {NAME}",
+/// };
+/// let raw = vec!["dave".to_owned()];
+/// assert_eq!(LOCK.run(&raw, |[name]| { assert_eq!(name, "dave"); Ok(()) }), Ok("locked dave".into()));
+/// assert_eq!(
+///     LOCK.run(&raw, |_| Err(HostError::Denied("not yours".into()))),
+///     Err("cannot lock dave: denied: not yours".into())
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct NameCommand<const N: usize> {
+    /// The usage line: `group-add NAME GROUP`.
+    pub line: &'static str,
+    /// The placeholders of the arguments, in order: `["NAME", "GROUP"]`.
+    pub names: [&'static str; N],
+    /// What the command does, for refusals: `add {NAME} to group {GROUP}`.
+    pub doing: &'static str,
+    /// What the command did: `added {NAME} to group {GROUP}`.
+    pub done: &'static str,
+}
+
+impl<const N: usize> NameCommand<N> {
+    /// The command's [`Usage`]: no flags, exactly `N` arguments.
+    pub const fn usage(&self) -> Usage {
+        Usage {
+            line: self.line,
+            value_flags: &[],
+            switches: &[],
+            max_positionals: Some(N),
+        }
+    }
+
+    /// Checks `raw`, then calls `call` (the host function, or a test double) with the names.
+    pub fn run(
+        &self,
+        raw: &[String],
+        call: impl FnOnce([&str; N]) -> Result<(), sesame_guest::HostError>,
+    ) -> Result<String, String> {
+        let usage = self.usage();
+        let args = usage.check(raw)?;
+        let mut values = [""; N];
+        for (i, (value, what)) in values.iter_mut().zip(self.names).enumerate() {
+            *value = usage.name(&args, i, what)?;
+        }
+        match call(values) {
+            Ok(()) => Ok(self.fill(self.done, &values)),
+            Err(e) => Err(format!("cannot {}: {e}", self.fill(self.doing, &values))),
+        }
+    }
+
+    fn fill(&self, template: &str, values: &[&str; N]) -> String {
+        self.names
+            .iter()
+            .zip(values)
+            .fold(template.to_owned(), |text, (what, value)| {
+                text.replace(&format!("{{{what}}}"), value)
+            })
+    }
+}
+
 /// A flag and its value, if it has one.
 struct Token<'a> {
     name: &'a str,
@@ -354,6 +428,51 @@ mod tests {
                 key_line(&KEY_ADD, &args),
                 Err(format!("{err} (usage: {line})")),
                 "{raw:?}"
+            );
+        }
+    }
+
+    const GROUP_ADD: NameCommand<2> = NameCommand {
+        line: "group-add NAME GROUP",
+        names: ["NAME", "GROUP"],
+        doing: "add {NAME} to group {GROUP}",
+        done: "added {NAME} to group {GROUP}",
+    };
+
+    #[test]
+    fn name_commands_pass_the_names_and_say_what_they_did() {
+        let mut asked = None;
+        let out = GROUP_ADD.run(&strings(&["dave", "developers"]), |names| {
+            asked = Some(names.map(str::to_owned));
+            Ok(())
+        });
+        assert_eq!(out, Ok("added dave to group developers".into()));
+        assert_eq!(asked, Some(["dave".to_owned(), "developers".to_owned()]));
+        let out = GROUP_ADD.run(&strings(&["dave", "sudo"]), |_| {
+            Err(sesame_guest::HostError::Denied(
+                "group sudo is not in the grant".into(),
+            ))
+        });
+        assert_eq!(
+            out,
+            Err("cannot add dave to group sudo: denied: group sudo is not in the grant".into())
+        );
+    }
+
+    #[test]
+    fn name_commands_never_call_the_host_with_bad_arguments() {
+        for (args, err) in [
+            (&[][..], "missing argument NAME"),
+            (&["dave"], "missing argument GROUP"),
+            (&["dave", " "], "GROUP is empty"),
+            (&["dave", "developers", "more"], "unexpected argument `more`"),
+            (&["dave", "developers", "--force"], "unknown flag --force"),
+            (&["--", "dave", "developers", "x"], "unexpected argument `x`"),
+        ] {
+            assert_eq!(
+                GROUP_ADD.run(&strings(args), |_| panic!("the host was called")),
+                Err(format!("{err} (usage: group-add NAME GROUP)")),
+                "{args:?}"
             );
         }
     }

@@ -10,15 +10,15 @@
 //!
 //! Needs the users capability.
 
-use admintext::Usage;
+use admintext::NameCommand;
 use sesame_guest::users;
-use sesame_guest::{Command, HostError, Invocation};
+use sesame_guest::{Command, Invocation};
 
-const USAGE: Usage = Usage {
+const COMMAND: NameCommand<2> = NameCommand {
     line: "group-add NAME GROUP",
-    value_flags: &[],
-    switches: &[],
-    max_positionals: Some(2),
+    names: ["NAME", "GROUP"],
+    doing: "add {NAME} to group {GROUP}",
+    done: "added {NAME} to group {GROUP}",
 };
 
 /// The `group-add` command.
@@ -27,72 +27,39 @@ pub struct GroupAdd;
 
 impl Command for GroupAdd {
     fn run(inv: Invocation) -> Result<String, String> {
-        group_add(&inv.args, users::add_to_group)
+        COMMAND.run(&inv.args, |[name, group]| users::add_to_group(name, group))
     }
 }
 
 sesame_guest::export_command!(GroupAdd);
 
-/// Checks the arguments and calls `add_to_group` (the host's `users::add_to_group`, or a test double).
-fn group_add(
-    raw: &[String],
-    add_to_group: impl FnOnce(&str, &str) -> Result<(), HostError>,
-) -> Result<String, String> {
-    let args = USAGE.check(raw)?;
-    let name = USAGE.name(&args, 0, "NAME")?;
-    let group = USAGE.name(&args, 1, "GROUP")?;
-    add_to_group(name, group).map_err(|e| format!("cannot add {name} to group {group}: {e}"))?;
-    Ok(format!("added {name} to group {group}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sesame_guest::HostError;
 
-    fn run(args: &[&str], host: impl FnOnce(&str, &str) -> Result<(), HostError>) -> Result<String, String> {
-        let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        group_add(&raw, host)
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn success() {
+    fn messages() {
         let mut asked = None;
-        let out = run(&["dave", "developers"], |name, group| {
-            asked = Some((name.to_owned(), group.to_owned()));
+        let out = COMMAND.run(&strings(&["dave", "developers"]), |names| {
+            asked = Some(names.map(str::to_owned));
             Ok(())
         });
         assert_eq!(out, Ok("added dave to group developers".into()));
-        assert_eq!(asked, Some(("dave".into(), "developers".into())));
-    }
-
-    #[test]
-    fn bad_arguments_never_reach_the_host() {
-        for (args, err) in [
-            (&[][..], "missing argument NAME"),
-            (&["dave"], "missing argument GROUP"),
-            (&["", "developers"], "NAME is empty"),
-            (&["dave", " "], "GROUP is empty"),
-            (
-                &["dave", "developers", "operators"],
-                "unexpected argument `operators`",
-            ),
-            (&["dave", "--group", "developers"], "unknown flag --group"),
-        ] {
-            assert_eq!(
-                run(args, |_, _| panic!("the host was called")),
-                Err(format!("{err} (usage: group-add NAME GROUP)")),
-                "{args:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn host_errors_name_the_account_and_group() {
+        assert_eq!(asked, Some(["dave", "developers"].map(str::to_owned)));
         assert_eq!(
-            run(&["dave", "sudo"], |_, _| Err(HostError::Denied(
-                "group sudo is not in the grant".into()
+            COMMAND.run(&strings(&["dave", "developers"]), |_| Err(HostError::Denied(
+                "not in the grant".into()
             ))),
-            Err("cannot add dave to group sudo: denied: group sudo is not in the grant".into())
+            Err("cannot add dave to group developers: denied: not in the grant".into())
+        );
+        assert_eq!(
+            COMMAND.run(&strings(&[]), |_| panic!("the host was called")),
+            Err("missing argument NAME (usage: group-add NAME GROUP)".into())
         );
     }
 }

@@ -9,15 +9,15 @@
 //!
 //! Needs the users capability.
 
-use admintext::Usage;
+use admintext::NameCommand;
 use sesame_guest::users;
-use sesame_guest::{Command, HostError, Invocation};
+use sesame_guest::{Command, Invocation};
 
-const USAGE: Usage = Usage {
+const COMMAND: NameCommand<2> = NameCommand {
     line: "group-remove NAME GROUP",
-    value_flags: &[],
-    switches: &[],
-    max_positionals: Some(2),
+    names: ["NAME", "GROUP"],
+    doing: "remove {NAME} from group {GROUP}",
+    done: "removed {NAME} from group {GROUP}",
 };
 
 /// The `group-remove` command.
@@ -26,73 +26,39 @@ pub struct GroupRemove;
 
 impl Command for GroupRemove {
     fn run(inv: Invocation) -> Result<String, String> {
-        group_remove(&inv.args, users::remove_from_group)
+        COMMAND.run(&inv.args, |[name, group]| users::remove_from_group(name, group))
     }
 }
 
 sesame_guest::export_command!(GroupRemove);
 
-/// Checks the arguments and calls `remove_from_group` (the host's `users::remove_from_group`,
-/// or a test double).
-fn group_remove(
-    raw: &[String],
-    remove_from_group: impl FnOnce(&str, &str) -> Result<(), HostError>,
-) -> Result<String, String> {
-    let args = USAGE.check(raw)?;
-    let name = USAGE.name(&args, 0, "NAME")?;
-    let group = USAGE.name(&args, 1, "GROUP")?;
-    remove_from_group(name, group).map_err(|e| format!("cannot remove {name} from group {group}: {e}"))?;
-    Ok(format!("removed {name} from group {group}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sesame_guest::HostError;
 
-    fn run(args: &[&str], host: impl FnOnce(&str, &str) -> Result<(), HostError>) -> Result<String, String> {
-        let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        group_remove(&raw, host)
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn success() {
+    fn messages() {
         let mut asked = None;
-        let out = run(&["dave", "developers"], |name, group| {
-            asked = Some((name.to_owned(), group.to_owned()));
+        let out = COMMAND.run(&strings(&["dave", "developers"]), |names| {
+            asked = Some(names.map(str::to_owned));
             Ok(())
         });
         assert_eq!(out, Ok("removed dave from group developers".into()));
-        assert_eq!(asked, Some(("dave".into(), "developers".into())));
-    }
-
-    #[test]
-    fn bad_arguments_never_reach_the_host() {
-        for (args, err) in [
-            (&[][..], "missing argument NAME"),
-            (&["dave"], "missing argument GROUP"),
-            (&["", "developers"], "NAME is empty"),
-            (&["dave", " "], "GROUP is empty"),
-            (
-                &["dave", "developers", "operators"],
-                "unexpected argument `operators`",
-            ),
-            (&["dave", "--group", "developers"], "unknown flag --group"),
-        ] {
-            assert_eq!(
-                run(args, |_, _| panic!("the host was called")),
-                Err(format!("{err} (usage: group-remove NAME GROUP)")),
-                "{args:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn host_errors_name_the_account_and_group() {
+        assert_eq!(asked, Some(["dave", "developers"].map(str::to_owned)));
         assert_eq!(
-            run(&["dave", "sudo"], |_, _| Err(HostError::Denied(
-                "group sudo is not in the grant".into()
+            COMMAND.run(&strings(&["dave", "developers"]), |_| Err(HostError::Denied(
+                "not in the grant".into()
             ))),
-            Err("cannot remove dave from group sudo: denied: group sudo is not in the grant".into())
+            Err("cannot remove dave from group developers: denied: not in the grant".into())
+        );
+        assert_eq!(
+            COMMAND.run(&strings(&[]), |_| panic!("the host was called")),
+            Err("missing argument NAME (usage: group-remove NAME GROUP)".into())
         );
     }
 }

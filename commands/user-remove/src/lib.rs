@@ -10,15 +10,15 @@
 //!
 //! Needs the users capability.
 
-use admintext::Usage;
+use admintext::NameCommand;
 use sesame_guest::users;
-use sesame_guest::{Command, HostError, Invocation};
+use sesame_guest::{Command, Invocation};
 
-const USAGE: Usage = Usage {
+const COMMAND: NameCommand<1> = NameCommand {
     line: "user-remove NAME",
-    value_flags: &[],
-    switches: &[],
-    max_positionals: Some(1),
+    names: ["NAME"],
+    doing: "remove {NAME}",
+    done: "removed {NAME} and its home directory",
 };
 
 /// The `user-remove` command.
@@ -27,70 +27,39 @@ pub struct UserRemove;
 
 impl Command for UserRemove {
     fn run(inv: Invocation) -> Result<String, String> {
-        remove_account(&inv.args, users::remove)
+        COMMAND.run(&inv.args, |[name]| users::remove(name))
     }
 }
 
 sesame_guest::export_command!(UserRemove);
 
-/// Checks the arguments and calls `remove` (the host's `users::remove`, or a test double).
-fn remove_account(
-    raw: &[String],
-    remove: impl FnOnce(&str) -> Result<(), HostError>,
-) -> Result<String, String> {
-    let args = USAGE.check(raw)?;
-    let name = USAGE.name(&args, 0, "NAME")?;
-    remove(name).map_err(|e| format!("cannot remove {name}: {e}"))?;
-    Ok(format!("removed {name} and its home directory"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sesame_guest::HostError;
 
-    fn run(args: &[&str], host: impl FnOnce(&str) -> Result<(), HostError>) -> Result<String, String> {
-        let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        remove_account(&raw, host)
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn success() {
+    fn messages() {
         let mut asked = None;
-        let out = run(&["dave"], |name| {
-            asked = Some(name.to_owned());
+        let out = COMMAND.run(&strings(&["dave"]), |names| {
+            asked = Some(names.map(str::to_owned));
             Ok(())
         });
         assert_eq!(out, Ok("removed dave and its home directory".into()));
-        assert_eq!(asked.as_deref(), Some("dave"));
-    }
-
-    #[test]
-    fn bad_arguments_never_reach_the_host() {
-        for (args, err) in [
-            (&[][..], "missing argument NAME"),
-            (&[" "], "NAME is empty"),
-            (&["dave", "erin"], "unexpected argument `erin`"),
-            (&["dave", "--force"], "unknown flag --force"),
-        ] {
-            assert_eq!(
-                run(args, |_| panic!("the host was called")),
-                Err(format!("{err} (usage: user-remove NAME)")),
-                "{args:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn host_errors_name_the_account() {
+        assert_eq!(asked, Some(["dave"].map(str::to_owned)));
         assert_eq!(
-            run(&["root"], |_| Err(HostError::Denied(
-                "account root is protected".into()
+            COMMAND.run(&strings(&["dave"]), |_| Err(HostError::Denied(
+                "not in the grant".into()
             ))),
-            Err("cannot remove root: denied: account root is protected".into())
+            Err("cannot remove dave: denied: not in the grant".into())
         );
         assert_eq!(
-            run(&["ghost"], |_| Err(HostError::Failed("no such account".into()))),
-            Err("cannot remove ghost: failed: no such account".into())
+            COMMAND.run(&strings(&[]), |_| panic!("the host was called")),
+            Err("missing argument NAME (usage: user-remove NAME)".into())
         );
     }
 }
