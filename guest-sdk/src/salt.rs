@@ -14,6 +14,13 @@ pub use wit::ApplyReport;
 
 /// Applies `state` (an sls name such as `web.nginx`) with optional pillar data as JSON.
 /// With `test`, reports what would change and changes nothing.
+///
+/// The host refuses with [`HostError::Invalid`] a malformed state name or a pillar that is not
+/// a JSON object of at most 64 KiB, and with [`HostError::Denied`] a state or top-level pillar
+/// key outside the grant (`grant.salt.states`, `grant.salt.pillar_keys`). A state that fails
+/// is not an error: the report says so (`succeeded` false, `failed` > 0). Salt refusing to run
+/// the state at all (no such sls, a render error), another state run in progress, or
+/// `salt-call` failing is [`HostError::Failed`].
 pub fn apply(state: &str, pillar_json: Option<&str>, test: bool) -> Result<ApplyReport, HostError> {
     wit::apply(state, pillar_json, test).map_err(HostError::from)
 }
