@@ -2,12 +2,15 @@
 //!
 //! Every system tool is named by an absolute path and started directly (no shell), with an empty
 //! environment apart from a fixed `PATH` and `LC_ALL=C` (tools' messages are parsed), stdin closed,
-//! output capped and a deadline after which the tool is killed. Arguments are passed as separate
+//! output capped and a deadline after which the tool is killed. Each tool runs in a process
+//! group of its own, so a tool past its deadline is killed together with whatever it started
+//! (salt-call's state commands, ufw's iptables). Arguments are passed as separate
 //! strings that the callers have already parsed into newtypes, so nothing a client sends is ever
 //! interpreted by a shell.
 
 use std::ffi::OsStr;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -112,6 +115,7 @@ impl Tool {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|source| ToolError::Spawn {
                 path: self.path.clone(),
@@ -125,6 +129,8 @@ impl Tool {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if started.elapsed() >= self.deadline => {
+                    let group = rustix::process::Pid::from_child(&child);
+                    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(ToolError::Timeout {
@@ -254,6 +260,29 @@ mod tests {
         let err = sleep.run(&["10"]).expect_err("killed");
         assert!(matches!(err, ToolError::Timeout { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn what_a_tool_started_dies_with_it_at_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let sh = Tool::new("/bin/sh")
+            .expect("absolute")
+            .with_deadline(Duration::from_millis(300));
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let err = sh.run(&["-c", &script]).expect_err("killed");
+        assert!(matches!(err, ToolError::Timeout { .. }), "{err:?}");
+        let pid = std::fs::read_to_string(&pid_file).expect("pid written");
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let started = Instant::now();
+        // Gone, or a zombie waiting for whoever reaps orphans here.
+        while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the grandchild outlived its tool"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
