@@ -99,12 +99,8 @@ impl Default for FirewallConfig {
 }
 
 impl Config {
-    /// Whether any cluster grants the firewall capability (and so needs a working back end).
-    pub fn uses_firewall(&self) -> bool {
-        self.uses("firewall")
-    }
-
-    /// Whether any cluster grants `capability`.
+    /// Whether any cluster grants `capability` (and so needs its back end: a firewall,
+    /// shadow's tools, salt-call).
     pub fn uses(&self, capability: &str) -> bool {
         self.clusters
             .values()
@@ -467,7 +463,7 @@ mod tests {
         );
         assert_eq!(c.freshness_window_ms, 60_000);
         assert_eq!(c.firewall, FirewallConfig::default(), "ufw unless configured");
-        assert!(c.uses_firewall());
+        assert!(c.uses("firewall"));
     }
 
     #[test]

@@ -117,10 +117,16 @@ impl CallContext {
         self
     }
 
-    /// The same context with salt-call to serve `salt` calls, which must finish by `deadline`.
+    /// The same context with salt-call to serve `salt` calls.
     #[must_use]
-    pub fn with_salt(mut self, salt: Option<Arc<Salt>>, deadline: Instant) -> Self {
+    pub fn with_salt(mut self, salt: Option<Arc<Salt>>) -> Self {
         self.salt = salt;
+        self
+    }
+
+    /// The same context with the request's time limit running out at `deadline`.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
     }

@@ -202,7 +202,7 @@ fn check_everything(config_path: &Path) -> Result<String> {
         }
     }
     let mut backends = String::new();
-    if config.uses_firewall() {
+    if config.uses("firewall") {
         let audit = Arc::new(AuditLog::open(&config.audit_log)?);
         let fw = Firewall::from_config(&config, audit)?;
         for warning in fw.check()? {

@@ -164,7 +164,7 @@ impl Runner {
             tracing::warn!(path = %seen_path.display(), skipped, "malformed lines in the replay log were skipped");
         }
         let audit = Arc::new(AuditLog::open(&config.audit_log)?);
-        let firewall = if config.uses_firewall() {
+        let firewall = if config.uses("firewall") {
             Some(Arc::new(start_firewall(&config, &audit, now_ms)?))
         } else {
             None
@@ -557,7 +557,8 @@ impl Runner {
                 .with_caller(client.name.clone(), peer.source_ip)
                 .with_firewall(self.firewall.clone())
                 .with_users(self.users.clone())
-                .with_salt(self.salt.clone(), Instant::now() + limits.timeout),
+                .with_salt(self.salt.clone())
+                .with_deadline(Instant::now() + limits.timeout),
             limits,
         );
         if !outcome.stderr.is_empty() {

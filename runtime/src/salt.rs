@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use crate::policy::SaltGrant;
-use crate::system::{Tool, ToolError};
+use crate::system::{Tool, ToolError, last_line};
 
 /// The longest state name accepted.
 pub const MAX_STATE_NAME: usize = 128;
@@ -381,7 +381,7 @@ impl Salt {
             Ok(v) if v.get("local") == Some(&Json::Bool(true)) => Ok(version.stdout.trim().to_owned()),
             _ => Err(SaltError::Output(format!(
                 "test.ping answered {}",
-                last_line(&ping.stdout, &ping.stderr)
+                last_line(&[&ping.stdout, &ping.stderr])
             ))),
         }
     }
@@ -433,24 +433,16 @@ impl Salt {
             // Exit status 2 is a report with a failed state (--retcode-passthrough).
             Ok(report) if out.status.success() || out.status.code() == Some(2) => Ok(report),
             Ok(_) | Err(SaltError::Output(_)) if !out.status.success() => {
-                Err(SaltError::Tool(ToolError::Failed {
-                    command: self.salt_call.command_line(&args[..args.len().min(10)]),
-                    status: out.status,
-                    detail: last_line(&out.stderr, &out.stdout),
-                }))
+                // The pillar may hold secrets: the logged command line stops before it.
+                let logged = args
+                    .iter()
+                    .position(|a| a.starts_with("pillar="))
+                    .unwrap_or(args.len());
+                Err(SaltError::Tool(self.salt_call.failure(&args[..logged], &out)))
             }
             other => other,
         }
     }
-}
-
-/// The last non-empty line of `first`, else of `second`.
-fn last_line(first: &str, second: &str) -> String {
-    [first, second]
-        .into_iter()
-        .find_map(|s| s.lines().rev().map(str::trim).find(|l| !l.is_empty()))
-        .unwrap_or("(no output)")
-        .to_owned()
 }
 
 #[cfg(test)]

@@ -169,11 +169,17 @@ impl Tool {
         if out.status.success() {
             return Ok(out);
         }
-        Err(ToolError::Failed {
+        Err(self.failure(args, &out))
+    }
+
+    /// [`ToolError::Failed`] for `out`, a run with `args` that the caller judged a failure
+    /// (for tools whose exit status alone does not say: salt-call's 2 is a report).
+    pub fn failure<S: AsRef<OsStr>>(&self, args: &[S], out: &Output) -> ToolError {
+        ToolError::Failed {
             command: self.command_line(args),
             status: out.status,
-            detail: last_line(&out),
-        })
+            detail: last_line(&[&out.stderr, &out.stdout]),
+        }
     }
 
     /// The command line as text, for messages (never run through a shell).
@@ -187,10 +193,11 @@ impl Tool {
     }
 }
 
-/// The last non-empty line of a failed tool's output: stderr first, then stdout.
-fn last_line(out: &Output) -> String {
-    [&out.stderr, &out.stdout]
-        .into_iter()
+/// The last non-empty line of the first of `texts` that has one (a failed tool's stderr, then
+/// its stdout), or `(no output)`.
+pub fn last_line(texts: &[&str]) -> String {
+    texts
+        .iter()
         .find_map(|s| s.lines().rev().map(str::trim).find(|l| !l.is_empty()))
         .unwrap_or("(no output)")
         .to_owned()

@@ -18,9 +18,7 @@ fn setup() -> Setup {
 
 fn daemon_with(setup: &Setup, name: &str, groups: &[&str]) -> (Daemon, Client) {
     let daemon = Daemon::start(setup);
-    let client = Client::new();
-    daemon.enrol(name, &client.key, groups);
-    client.pin(&daemon, "web");
+    let client = daemon.client(name, groups);
     (daemon, client)
 }
 
@@ -49,12 +47,6 @@ fn grant_id(output: &str) -> String {
     output[start..start + 19].to_owned()
 }
 
-fn run_ok(client: &Client, args: &[&str]) -> String {
-    let out = client.sesame(args);
-    assert!(out.status.success(), "sesame {args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
 fn firewall_events(daemon: &Daemon) -> Vec<serde_json::Value> {
     daemon
         .audit()
@@ -66,7 +58,7 @@ fn firewall_events(daemon: &Daemon) -> Vec<serde_json::Value> {
 #[test]
 fn allow_opens_for_the_caller_and_asking_again_extends() {
     let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
-    let out = run_ok(&alice, &["run", "web", "allow"]);
+    let out = alice.run_ok(&["run", "web", "allow"]);
     assert!(out.starts_with("opened 22/tcp for 127.0.0.1 until "), "{out}");
     let id = grant_id(&out);
     assert_eq!(
@@ -74,10 +66,10 @@ fn allow_opens_for_the_caller_and_asking_again_extends() {
         [("open".to_owned(), id.clone(), "127.0.0.1".to_owned(), 22)]
     );
 
-    let listed = run_ok(&alice, &["run", "web", "grants"]);
+    let listed = alice.run_ok(&["run", "web", "grants"]);
     assert!(listed.contains(&id) && listed.contains("22/tcp"), "{listed}");
 
-    let again = run_ok(&alice, &["run", "web", "allow", "22", "--ttl", "600"]);
+    let again = alice.run_ok(&["run", "web", "allow", "22", "--ttl", "600"]);
     assert_eq!(grant_id(&again), id, "same opening, same grant");
     let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
     assert_eq!(
@@ -103,12 +95,12 @@ fn allow_opens_for_the_caller_and_asking_again_extends() {
 #[test]
 fn revoke_closes_the_callers_grants() {
     let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
-    let id = grant_id(&run_ok(&alice, &["run", "web", "allow"]));
-    let out = run_ok(&alice, &["run", "web", "revoke", &id]);
+    let id = grant_id(&alice.run_ok(&["run", "web", "allow"]));
+    let out = alice.run_ok(&["run", "web", "revoke", &id]);
     assert!(out.contains(&format!("revoked {id}")), "{out}");
     let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
     assert_eq!(actions, ["open", "close"]);
-    assert_eq!(run_ok(&alice, &["run", "web", "grants"]).trim(), "no live grants");
+    assert_eq!(alice.run_ok(&["run", "web", "grants"]).trim(), "no live grants");
     // Revoking it again, or an id that was never granted, is an error the user can read.
     let again = alice.sesame(&["run", "web", "revoke", &id]);
     assert!(!again.status.success());
@@ -151,21 +143,19 @@ fn asks_outside_the_grant_fail_with_3004_and_are_audited() {
 #[test]
 fn clients_see_and_revoke_only_their_own_grants() {
     let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
-    let bob = Client::new();
-    daemon.enrol("bob", &bob.key, &["users"]);
-    bob.pin(&daemon, "web");
-    let id = grant_id(&run_ok(&alice, &["run", "web", "allow"]));
-    assert_eq!(run_ok(&bob, &["run", "web", "grants"]).trim(), "no live grants");
+    let bob = daemon.client("bob", &["users"]);
+    let id = grant_id(&alice.run_ok(&["run", "web", "allow"]));
+    assert_eq!(bob.run_ok(&["run", "web", "grants"]).trim(), "no live grants");
     let out = bob.sesame(&["run", "web", "revoke", &id]);
     assert!(!out.status.success(), "bob revoked alice's grant");
     assert_eq!(record(&daemon).len(), 1, "still open");
     // Bob asking for the same opening shares the rule (re-timed to his longer hold); alice
     // leaving keeps it open for him.
-    assert_eq!(grant_id(&run_ok(&bob, &["run", "web", "allow"])), id);
-    run_ok(&alice, &["run", "web", "revoke", &id]);
+    assert_eq!(grant_id(&bob.run_ok(&["run", "web", "allow"])), id);
+    alice.run_ok(&["run", "web", "revoke", &id]);
     let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
     assert_eq!(actions, ["open", "extend"], "bob still holds it");
-    run_ok(&bob, &["run", "web", "revoke"]);
+    bob.run_ok(&["run", "web", "revoke"]);
     let actions: Vec<String> = record(&daemon).into_iter().map(|r| r.0).collect();
     assert_eq!(actions, ["open", "extend", "close"]);
 }
@@ -173,7 +163,7 @@ fn clients_see_and_revoke_only_their_own_grants() {
 #[test]
 fn openings_close_by_themselves_at_expiry() {
     let (daemon, alice) = daemon_with(&setup(), "alice", &["users"]);
-    let id = grant_id(&run_ok(&alice, &["run", "web", "allow", "--ttl", "1"]));
+    let id = grant_id(&alice.run_ok(&["run", "web", "allow", "--ttl", "1"]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !record(&daemon).iter().any(|r| r.0 == "close") {
         assert!(Instant::now() < deadline, "not closed: {:?}", record(&daemon));
@@ -194,8 +184,8 @@ fn a_killed_daemon_closes_what_expired_while_it_was_down_and_keeps_the_rest() {
         ..setup()
     };
     let (mut daemon, alice) = daemon_with(&setup, "alice", &["users"]);
-    let short = grant_id(&run_ok(&alice, &["run", "web", "allow", "443", "--ttl", "2"]));
-    let long = grant_id(&run_ok(&alice, &["run", "web", "allow", "--ttl", "3600"]));
+    let short = grant_id(&alice.run_ok(&["run", "web", "allow", "443", "--ttl", "2"]));
+    let long = grant_id(&alice.run_ok(&["run", "web", "allow", "--ttl", "3600"]));
     daemon.kill_hard();
     std::thread::sleep(Duration::from_millis(2_500));
     assert!(
@@ -228,7 +218,7 @@ fn a_killed_daemon_closes_what_expired_while_it_was_down_and_keeps_the_rest() {
     );
     alice.sesame(&["host", "remove", "web"]);
     alice.pin(&daemon, "web");
-    let listed = run_ok(&alice, &["run", "web", "grants"]);
+    let listed = alice.run_ok(&["run", "web", "grants"]);
     assert!(listed.contains(&long) && !listed.contains(&short), "{listed}");
 }
 
@@ -242,7 +232,7 @@ fn operators_list_and_revoke_grants_while_the_daemon_runs() {
         "{}",
         stdout(&out)
     );
-    let id = grant_id(&run_ok(&alice, &["run", "web", "allow"]));
+    let id = grant_id(&alice.run_ok(&["run", "web", "allow"]));
 
     let out = sesamed(&["grants", "list", "--config", cfg], &[]);
     let table = stdout(&out);
@@ -268,7 +258,7 @@ fn operators_list_and_revoke_grants_while_the_daemon_runs() {
     let out = sesamed(&["grants", "revoke", &id, "--config", cfg], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("revoked {id} (22/tcp from 127.0.0.1)")));
-    assert_eq!(run_ok(&alice, &["run", "web", "grants"]).trim(), "no live grants");
+    assert_eq!(alice.run_ok(&["run", "web", "grants"]).trim(), "no live grants");
     assert!(
         firewall_events(&daemon)
             .iter()

@@ -276,9 +276,7 @@ fn a_firewall_call_outside_the_grant_is_refused_with_3004() {
         ..Setup::default()
     };
     let daemon = Daemon::start(&setup);
-    let root = Client::new();
-    daemon.enrol("root", &root.key, &["admins"]);
-    root.pin(&daemon, "web");
+    let root = daemon.client("root", &["admins"]);
     let out = root.sesame(&["run", "web", "access::fw"]);
     let err = stderr(&out);
     // fw-call asks for 192.0.2.1; the grant covers only the caller (127.0.0.1).
@@ -444,9 +442,7 @@ fn masked_arguments_never_reach_the_logs() {
         policy_data: Some(data),
         ..Setup::default()
     });
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let alice = daemon.client("alice", &["users"]);
     let out = alice.sesame(&["run", "web", "basic::echo", "user", "hunter2"]);
     assert_eq!(
         stdout(&out),

@@ -161,7 +161,15 @@ impl Daemon {
         config
     }
 
-    /// Enrols a client.
+    /// A new client enrolled as `name` in `groups`, with this daemon pinned as `web`.
+    pub fn client(&self, name: &str, groups: &[&str]) -> Client {
+        let client = Client::new();
+        self.enrol(name, &client.key, groups);
+        client.pin(self, "web");
+        client
+    }
+
+    /// Enrols `key` as client `name` in `groups`.
     pub fn enrol(&self, name: &str, key: &str, groups: &[&str]) {
         let mut args = vec!["client", "add", name, "--key", key, "--config"];
         let cfg = self.config.to_str().expect("utf-8 path");
@@ -297,9 +305,7 @@ pub fn config_cluster(salt_call: &Path, config_dir: &Path) -> String {
 /// A daemon with the default setup and one client enrolled in `groups`, pinned as `web`.
 pub fn daemon_with_client(name: &str, groups: &[&str]) -> (Daemon, Client) {
     let daemon = Daemon::start(&Setup::default());
-    let client = Client::new();
-    daemon.enrol(name, &client.key, groups);
-    client.pin(&daemon, "web");
+    let client = daemon.client(name, groups);
     (daemon, client)
 }
 
@@ -377,6 +383,24 @@ impl Client {
             .env("SESAME_HOME", self.home.path())
             .output()
             .expect("run sesame")
+    }
+
+    /// Runs `sesame ARGS`, which must succeed; returns its standard output.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.sesame(args);
+        assert!(
+            out.status.success(),
+            "sesame {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `sesame ARGS`, which must fail; returns its standard error.
+    pub fn run_err(&self, args: &[&str]) -> String {
+        let out = self.sesame(args);
+        assert!(!out.status.success(), "sesame {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// Runs `sesame ARGS` with this client's home inside the named network namespace

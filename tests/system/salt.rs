@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sesame_tests::{Client, Daemon, Setup, config_cluster};
+use sesame_tests::{Daemon, Setup, config_cluster};
 
 use crate::require_private_namespace;
 
@@ -47,17 +47,6 @@ fn minion(dir: &Path) -> PathBuf {
     conf
 }
 
-fn run(client: &Client, args: &[&str]) -> (bool, String, String) {
-    let mut argv = vec!["run", "web"];
-    argv.extend(args);
-    let out = client.sesame(&argv);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn motd() -> Option<String> {
     std::fs::read_to_string(MOTD).ok()
 }
@@ -77,12 +66,8 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         ..Setup::default()
     };
     let daemon = Daemon::start(&setup);
-    let olga = Client::new();
-    daemon.enrol("olga", &olga.key, &["operators"]);
-    olga.pin(&daemon, "web");
-    let alice = Client::new();
-    daemon.enrol("alice", &alice.key, &["users"]);
-    alice.pin(&daemon, "web");
+    let olga = daemon.client("olga", &["operators"]);
+    let alice = daemon.client("alice", &["users"]);
 
     let text = "Maintenance on Friday at 18:00 UTC.";
     let pillar = format!(r#"{{"motd_text": "{text}"}}"#);
@@ -90,8 +75,7 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
     assert_ne!(before.as_deref(), Some(text), "the test starts from another motd");
 
     // Test mode reports what would change and changes nothing.
-    let (ok, out, err) = run(&olga, &["salt-apply", "motd", "--test", "--pillar", &pillar]);
-    assert!(ok, "{err}");
+    let out = olga.run_ok(&["run", "web", "salt-apply", "motd", "--test", "--pillar", &pillar]);
     assert!(
         out.starts_with("motd: 1 changed, 0 failed (test mode: nothing was changed)"),
         "{out}"
@@ -103,22 +87,19 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
     assert_eq!(motd(), before, "test mode changed nothing");
 
     // Applied: /etc/motd (the overlay's) has the pillar's text; a second apply changes nothing.
-    let (ok, out, err) = run(&olga, &["salt-apply", "motd", "--pillar", &pillar]);
-    assert!(ok, "{err}");
+    let out = olga.run_ok(&["run", "web", "salt-apply", "motd", "--pillar", &pillar]);
     assert!(out.starts_with("motd: 1 changed, 0 failed\n"), "{out}");
     assert!(
         out.contains("[changed] file_|-motd_|-/etc/motd_|-managed"),
         "{out}"
     );
     assert_eq!(motd().as_deref().map(str::trim_end), Some(text));
-    let (ok, out, err) = run(&olga, &["salt-apply", "motd", "--pillar", &pillar]);
-    assert!(ok, "{err}");
+    let out = olga.run_ok(&["run", "web", "salt-apply", "motd", "--pillar", &pillar]);
     assert!(out.starts_with("motd: 0 changed, 0 failed\n"), "{out}");
     assert!(out.contains("[ok] file_|-motd_|-/etc/motd_|-managed"), "{out}");
 
     // A failing state: the command fails with the same summary, naming the state.
-    let (ok, _, err) = run(&olga, &["salt-apply", "nginx"]);
-    assert!(!ok);
+    let err = olga.run_err(&["run", "web", "salt-apply", "nginx"]);
     assert!(
         err.contains("error 3005") && err.contains("nginx: 0 changed, 1 failed"),
         "{err}"
@@ -128,8 +109,7 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         "{err}"
     );
     // A state in the grant that this host does not have: Salt's own message comes back.
-    let (ok, _, err) = run(&olga, &["salt-apply", "ntp"]);
-    assert!(!ok);
+    let err = olga.run_err(&["run", "web", "salt-apply", "ntp"]);
     assert!(
         err.contains("error 3005") && err.contains("No matching sls found for 'ntp'"),
         "{err}"
@@ -137,26 +117,25 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
 
     // Outside the grant, nothing runs: a state not in it, a pillar key not in it (3004), and a
     // client whose group may not run salt-apply at all (1010).
-    let (ok, _, err) = run(&olga, &["salt-apply", "users"]);
+    let err = olga.run_err(&["run", "web", "salt-apply", "users"]);
     assert!(
-        !ok && err.contains("error 3004") && err.contains("state users is not in the grant"),
+        err.contains("error 3004") && err.contains("state users is not in the grant"),
         "{err}"
     );
-    let (ok, _, err) = run(
-        &olga,
-        &[
-            "salt-apply",
-            "motd",
-            "--pillar",
-            r#"{"motd_text": "x", "path": "/etc/shadow"}"#,
-        ],
-    );
+    let err = olga.run_err(&[
+        "run",
+        "web",
+        "salt-apply",
+        "motd",
+        "--pillar",
+        r#"{"motd_text": "x", "path": "/etc/shadow"}"#,
+    ]);
     assert!(
-        !ok && err.contains("error 3004") && err.contains("pillar key \"path\""),
+        err.contains("error 3004") && err.contains("pillar key \"path\""),
         "{err}"
     );
-    let (ok, _, err) = run(&alice, &["salt-apply", "motd"]);
-    assert!(!ok && err.contains("error 1010"), "{err}");
+    let err = alice.run_err(&["run", "web", "salt-apply", "motd"]);
+    assert!(err.contains("error 1010"), "{err}");
     assert_eq!(
         motd().as_deref().map(str::trim_end),
         Some(text),

@@ -4,35 +4,13 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use sesame_tests::{Client, Daemon, Setup, accounts_cluster};
+use sesame_tests::{Daemon, Setup, accounts_cluster};
 
 use crate::{require_private_namespace, sh};
 
 /// A real ed25519 key (ssh-keygen).
 const DAVE_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpyo4ZeTj/fgjh+FvzKwzxzIh8WWnHh6ELIpKiD6cti dave@laptop";
-
-fn run(client: &Client, args: &[&str]) -> std::process::Output {
-    let mut argv = vec!["run", "web"];
-    argv.extend(args);
-    client.sesame(&argv)
-}
-
-fn run_ok(client: &Client, args: &[&str]) -> String {
-    let out = run(client, args);
-    assert!(
-        out.status.success(),
-        "sesame {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_err(client: &Client, args: &[&str]) -> String {
-    let out = run(client, args);
-    assert!(!out.status.success(), "sesame {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The shadow entry's fields for `name`, if any.
 fn shadow(name: &str) -> Option<Vec<String>> {
@@ -56,25 +34,20 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
         ..Setup::default()
     };
     let daemon = Daemon::start(&setup);
-    let olga = Client::new();
-    daemon.enrol("olga", &olga.key, &["onboarders"]);
-    olga.pin(&daemon, "web");
-    let dave = Client::new();
-    daemon.enrol("dave", &dave.key, &["staff"]);
-    dave.pin(&daemon, "web");
+    let olga = daemon.client("olga", &["onboarders"]);
+    let dave = daemon.client("dave", &["staff"]);
 
     // Onboarding: an onboarder creates the account in a group the policy lets her manage.
-    let out = run_ok(
-        &olga,
-        &[
-            "user-add",
-            "dave",
-            "--group",
-            "developers",
-            "--comment",
-            "Dave Example",
-        ],
-    );
+    let out = olga.run_ok(&[
+        "run",
+        "web",
+        "user-add",
+        "dave",
+        "--group",
+        "developers",
+        "--comment",
+        "Dave Example",
+    ]);
     assert!(out.contains("created dave"), "{out}");
     let groups = sh("id", &["-nG", "dave"]);
     assert!(groups.split_whitespace().any(|g| g == "developers"), "{groups}");
@@ -83,14 +56,14 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
     assert_eq!(std::fs::metadata(home).expect("home").uid(), uid);
 
     // Outside the grant: a group she may not manage (3004), a protected account (1010).
-    let err = run_err(&olga, &["user-add", "erin", "--group", "sudo"]);
+    let err = olga.run_err(&["run", "web", "user-add", "erin", "--group", "sudo"]);
     assert!(err.contains("error 3004") && err.contains("sudo"), "{err}");
     assert!(shadow("erin").is_none(), "nothing was created");
-    let err = run_err(&olga, &["user-lock", "root"]);
+    let err = olga.run_err(&["run", "web", "user-lock", "root"]);
     assert!(err.contains("error 1010") && err.contains("protected"), "{err}");
 
     // Dave adds his own key (self service); the file is his, 0600, in a 0700 .ssh.
-    let out = run_ok(&dave, &["key-add", DAVE_KEY]);
+    let out = dave.run_ok(&["run", "web", "key-add", DAVE_KEY]);
     assert!(out.contains("added key"), "{out}");
     let keys = home.join(".ssh/authorized_keys");
     let meta = std::fs::metadata(&keys).expect("authorized_keys");
@@ -101,26 +74,26 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
         std::fs::read_to_string(&keys).expect("read"),
         format!("{DAVE_KEY}\n")
     );
-    let out = run_ok(&dave, &["key-add", DAVE_KEY]);
+    let out = dave.run_ok(&["run", "web", "key-add", DAVE_KEY]);
     assert!(out.contains("already present"), "no duplicate: {out}");
     assert_eq!(std::fs::read_to_string(&keys).expect("read").lines().count(), 1);
     // Dave may not touch other accounts, and may not pass options with his key.
-    let err = run_err(&dave, &["user-lock", "dave"]);
+    let err = dave.run_err(&["run", "web", "user-lock", "dave"]);
     assert!(err.contains("error 1010"), "{err}");
-    let err = run_err(&dave, &["key-add", "command=\"/bin/sh\"", DAVE_KEY]);
+    let err = dave.run_err(&["run", "web", "key-add", "command=\"/bin/sh\"", DAVE_KEY]);
     assert!(err.contains("not one of") || err.contains("options"), "{err}");
 
     // Offboarding: lock (password locked AND account expired, so keys stop working too).
-    run_ok(&olga, &["user-lock", "dave"]);
+    olga.run_ok(&["run", "web", "user-lock", "dave"]);
     let status = sh("passwd", &["-S", "dave"]);
     assert_eq!(status.split_whitespace().nth(1), Some("L"), "{status}");
     let fields = shadow("dave").expect("dave");
     assert!(fields[1].starts_with('!'), "password locked: {fields:?}");
     assert_eq!(fields[7], "1", "expired on 1970-01-02: {fields:?}");
-    run_ok(&olga, &["user-unlock", "dave"]);
+    olga.run_ok(&["run", "web", "user-unlock", "dave"]);
     assert_eq!(shadow("dave").expect("dave")[7], "", "expiry cleared");
-    run_ok(&olga, &["user-lock", "dave"]);
-    run_ok(&olga, &["user-remove", "dave"]);
+    olga.run_ok(&["run", "web", "user-lock", "dave"]);
+    olga.run_ok(&["run", "web", "user-remove", "dave"]);
     assert!(shadow("dave").is_none());
     assert!(!home.exists(), "home removed");
 
