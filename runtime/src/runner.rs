@@ -324,10 +324,12 @@ impl Runner {
 
     /// Reloads the policy if any file in its directory changed since the last (attempted) load.
     pub fn refresh_policy(&self, now_ms: u64) {
+        let mut stamp = lock(&self.policy_stamp);
         let current = dir_stamp(&self.config.policy_dir);
-        if !swap_if_changed(&self.policy_stamp, current) {
+        if *stamp == current {
             return;
         }
+        *stamp = current;
         let _ = self.reload_policy(now_ms);
     }
 
@@ -373,11 +375,17 @@ impl Runner {
 
     /// Reloads the client registry if its file changed since it was last read. Called for every
     /// request (one `stat`), so enrolling or removing a client takes effect at the next request.
+    ///
+    /// The stamp stays locked through the reload: a request that arrives meanwhile waits for the
+    /// new registry. (Swapping the stamp first and loading after let a concurrent request see the
+    /// new stamp with the old registry, and a just-enrolled client was turned away as unknown.)
     pub fn refresh_clients(&self, now_ms: u64) {
+        let mut stamp = lock(&self.clients_stamp);
         let current = FileStamp::of(&self.config.clients_file);
-        if !swap_if_changed(&self.clients_stamp, current) {
+        if *stamp == current {
             return;
         }
+        *stamp = current;
         self.reload_clients(now_ms);
     }
 
@@ -744,14 +752,9 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// Stores `current` in `slot` and says whether it differed from what was there.
-fn swap_if_changed<T: PartialEq>(slot: &Mutex<T>, current: T) -> bool {
-    let mut stamp = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if *stamp == current {
-        return false;
-    }
-    *stamp = current;
-    true
+/// Locks `m`, carrying on past a panic elsewhere (the stamps it guards stay meaningful).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the logs show for a masked argument.

@@ -177,6 +177,26 @@ fn enrolment_and_removal_take_effect_without_a_restart() {
 }
 
 #[test]
+fn a_just_enrolled_client_is_known_to_every_concurrent_first_request() {
+    // Each round changes the registry, then sends its first requests all at once: every one must
+    // see the new registry, however the reload and the requests interleave.
+    let daemon = Daemon::start(&Setup::default());
+    for round in 0..4 {
+        let client = daemon.client(&format!("c{round}"), &["users"]);
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| client.sesame(&["run", "web", "echo", "hi"])))
+                .collect();
+            for run in runs {
+                let out = run.join().expect("thread");
+                assert!(out.status.success(), "round {round}: {}", stderr(&out));
+            }
+        });
+    }
+    assert!(!daemon.audit().iter().any(|r| r["event"] == "rejected"));
+}
+
+#[test]
 fn unknown_commands_and_clusters_have_their_codes() {
     let (_daemon, alice) = daemon_with_client("alice", &["users"]);
     let out = alice.sesame(&["run", "web", "nope::echo"]);
