@@ -1,10 +1,14 @@
-//! The sesame client: its key, the hosts it trusts (pinned), and sending a request to one.
+//! The sesame client: its key, the hosts it trusts (pinned), and sending requests to them over
+//! QUIC or SQS, one host or many at once.
 //!
 //! The `sesame` command is a thin layer over this library; other programs can use it too.
 #![forbid(unsafe_code)]
 
+pub mod fleet;
 pub mod home;
 pub mod quic;
+pub mod sqs;
 
-pub use home::{ClientHome, HomeError, HostEntry};
-pub use quic::{ClientError, Session, exchange, send_request};
+pub use home::{ClientHome, HomeError, HostEntry, SqsRoute, Transport};
+pub use quic::{ClientError, Session, exchange, open_response, send_request};
+pub use sqs::SqsLink;

@@ -1,11 +1,14 @@
 //! `sesame`: the client. Make a key, pin hosts, run commands on them.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use sesame_client::{ClientError, ClientHome, HostEntry, send_request};
-use sesame_proto::{ErrorCode, Request, Sealer, Status};
+use sesame_client::fleet::{self, Outcome, Target};
+use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
+use sesame_proto::{ErrorCode, Sealer, Status};
 
 /// Exit status when the host answered with an error code.
 const EXIT_REMOTE_ERROR: u8 = 1;
@@ -32,18 +35,61 @@ enum Command {
     /// Pin, list and forget hosts.
     #[command(subcommand)]
     Host(HostCommand),
-    /// Run a command on a host: `sesame run web1 access::allow 22`.
-    Run {
-        /// The host, as pinned with `sesame host add`.
-        host: String,
-        /// `COMMAND` or `CLUSTER::COMMAND`.
-        command: String,
-        /// Arguments for the command.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-        /// Give up waiting after this many seconds.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
+    /// Run a command on a host: `sesame run web1 access::allow 22`; on many hosts at once:
+    /// `sesame run --hosts web1,web2 whoami` or `sesame run --group web whoami`.
+    Run(RunArgs),
+    /// Name sets of hosts for `sesame run --group`.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// `HOST COMMAND [ARGS...]`, or `COMMAND [ARGS...]` with --hosts or --group. COMMAND is
+    /// `COMMAND` or `CLUSTER::COMMAND`; options for sesame go before HOST.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "HOST COMMAND ARGS"
+    )]
+    words: Vec<String>,
+    /// Run on these hosts (comma-separated), concurrently.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
+    /// Run on the hosts of this group (see `sesame group`), concurrently.
+    #[arg(long)]
+    group: Option<String>,
+    /// The transport; by default QUIC for hosts with an address, else SQS.
+    #[arg(long, value_enum)]
+    via: Option<Transport>,
+    /// Give up waiting for a host after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Hosts asked at once.
+    #[arg(long, default_value_t = 32)]
+    parallel: usize,
+    /// Print one JSON object per host instead of the table (many hosts).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Define (or redefine) a group: `sesame group set web web1,web2`.
+    Set {
+        /// The group's name.
+        name: String,
+        /// Its hosts, comma-separated; each must be pinned.
+        #[arg(value_delimiter = ',', required = true)]
+        hosts: Vec<String>,
+    },
+    /// List groups.
+    List,
+    /// Forget a group (its hosts stay pinned).
+    Remove {
+        /// The group's name.
+        name: String,
     },
 }
 
@@ -55,19 +101,32 @@ enum KeyCommand {
 
 #[derive(Debug, Subcommand)]
 enum HostCommand {
-    /// Pin a host by its key and certificate fingerprint (from `sesamed show`).
+    /// Pin a host by its key (from `sesamed show`), with its QUIC address and certificate
+    /// fingerprint, its SQS request queue, or both.
     Add {
         /// The name you will use for it.
         name: String,
-        /// Its QUIC address, HOST:PORT.
-        #[arg(long)]
-        addr: String,
         /// Its public key, 64 hex characters.
         #[arg(long)]
         key: String,
-        /// SHA-256 of its TLS certificate, 64 hex characters.
-        #[arg(long = "cert-sha256")]
-        cert_sha256: String,
+        /// Its QUIC address, HOST:PORT.
+        #[arg(long, requires = "cert_sha256")]
+        addr: Option<String>,
+        /// SHA-256 of its TLS certificate, 64 hex characters (with --addr).
+        #[arg(long = "cert-sha256", requires = "addr")]
+        cert_sha256: Option<String>,
+        /// Its SQS request queue, a name (`sesame-req-HOST`) or URL.
+        #[arg(long = "sqs-queue")]
+        sqs_queue: Option<String>,
+        /// The queue's AWS region (else AWS_REGION or the profile's).
+        #[arg(long = "sqs-region", requires = "sqs_queue")]
+        sqs_region: Option<String>,
+        /// The SQS endpoint (else AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, or AWS's own).
+        #[arg(long = "sqs-endpoint", requires = "sqs_queue")]
+        sqs_endpoint: Option<String>,
+        /// The AWS profile for the queue (else AWS_PROFILE).
+        #[arg(long = "sqs-profile", requires = "sqs_queue")]
+        sqs_profile: Option<String>,
         /// The daemon's configured host name, if it differs from NAME.
         #[arg(long = "host-name")]
         host_name: Option<String>,
@@ -106,12 +165,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(KeyCommand::Show) => println!("{}", home.key()?.public_key()),
         Command::Host(HostCommand::Add {
             name,
-            addr,
             key,
+            addr,
             cert_sha256,
+            sqs_queue,
+            sqs_region,
+            sqs_endpoint,
+            sqs_profile,
             host_name,
         }) => {
             let key = key.parse().map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            if addr.is_none() && sqs_queue.is_none() {
+                anyhow::bail!("give --addr and --cert-sha256 (QUIC), --sqs-queue (SQS), or both");
+            }
             home.add_host(
                 &name,
                 HostEntry {
@@ -119,65 +185,136 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     key,
                     cert_sha256,
                     name: host_name,
+                    sqs: sqs_queue.map(|queue| SqsRoute {
+                        queue,
+                        region: sqs_region,
+                        endpoint_url: sqs_endpoint,
+                        profile: sqs_profile,
+                    }),
                 },
             )?;
             println!("pinned {name}");
         }
         Command::Host(HostCommand::List) => {
             for (name, h) in home.hosts()? {
-                println!("{name}\t{}\t{}\t{}", h.addr, h.key, h.cert_sha256);
+                let mut routes = Vec::new();
+                if let Some((addr, fp)) = h.quic() {
+                    routes.push(format!("quic {addr} cert {fp}"));
+                }
+                if let Some(sqs) = &h.sqs {
+                    routes.push(format!("sqs {}", sqs.queue));
+                }
+                println!("{name}\t{}\t{}", h.key, routes.join("\t"));
             }
         }
         Command::Host(HostCommand::Remove { name }) => {
             home.remove_host(&name)?;
             println!("forgot {name}");
         }
-        Command::Run {
-            host,
-            command,
-            args,
-            timeout,
-        } => {
-            return run_command(&home, &host, &command, args, Duration::from_secs(timeout));
+        Command::Run(args) => return run_command(&home, args),
+        Command::Group(GroupCommand::Set { name, hosts }) => {
+            home.set_group(&name, &hosts)?;
+            println!("group {name}: {}", hosts.join(", "));
+        }
+        Command::Group(GroupCommand::List) => {
+            for (name, hosts) in home.groups()? {
+                println!("{name}\t{}", hosts.join(","));
+            }
+        }
+        Command::Group(GroupCommand::Remove { name }) => {
+            home.remove_group(&name)?;
+            println!("forgot group {name}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_command(
-    home: &ClientHome,
-    alias: &str,
-    command: &str,
-    args: Vec<String>,
-    timeout: Duration,
-) -> anyhow::Result<ExitCode> {
-    let entry = home.host(alias)?;
-    let sealer = Sealer::new(home.key()?);
-    let (cluster, command) = match command.split_once("::") {
-        Some((cluster, command)) => (Some(cluster), command),
-        None => (None, command),
+fn run_command(home: &ClientHome, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let fan_out = !args.hosts.is_empty() || args.group.is_some();
+    let mut words = args.words.into_iter();
+    let mut aliases = args.hosts;
+    if let Some(group) = &args.group {
+        aliases.extend(home.group(group)?);
+    }
+    if !fan_out {
+        aliases.push(words.next().unwrap_or_default());
+    }
+    let mut seen = std::collections::HashSet::new();
+    aliases.retain(|a| seen.insert(a.clone()));
+    if aliases.is_empty() {
+        anyhow::bail!("no hosts to run on (the group is empty)");
+    }
+    let Some(spec) = words.next() else {
+        anyhow::bail!("no command given: sesame run HOST COMMAND [ARGS...]");
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let request = Request::new(
-        &mut rand_core::OsRng,
-        now_ms,
-        entry.daemon_name(alias),
+    let (cluster, command) = match spec.split_once("::") {
+        Some((cluster, command)) => (Some(cluster.to_owned()), command.to_owned()),
+        None => (None, spec),
+    };
+    let command = fleet::Command {
         cluster,
         command,
-        args,
-    );
+        args: words.collect(),
+    };
+    let mut targets = Vec::new();
+    for alias in aliases {
+        let entry = home.host(&alias)?;
+        let via = args.via.unwrap_or_else(|| entry.default_transport());
+        targets.push(Target { alias, entry, via });
+    }
+    let sealer = Arc::new(Sealer::new(home.key()?));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    match rt.block_on(send_request(&entry, &sealer, &request, timeout)) {
+    let timeout = Duration::from_secs(args.timeout);
+    if !fan_out {
+        let outcomes = rt.block_on(fleet::run_all(targets, sealer, &command, timeout, 1, |_| {}));
+        return Ok(outcomes
+            .first()
+            .map_or(ExitCode::from(EXIT_NO_ANSWER), |o| report_one(o, &command)));
+    }
+    let total = targets.len();
+    let mut progress = Progress::new(total);
+    let outcomes = rt.block_on(fleet::run_all(
+        targets,
+        sealer,
+        &command,
+        timeout,
+        args.parallel,
+        |o| {
+            progress.done(o.succeeded());
+        },
+    ));
+    progress.finish();
+    if args.json {
+        for o in &outcomes {
+            println!("{}", outcome_json(o));
+        }
+    } else {
+        print_table(&outcomes);
+    }
+    let failed = outcomes.iter().filter(|o| !o.succeeded()).count();
+    let unanswered = outcomes.iter().filter(|o| o.result.is_err()).count();
+    eprintln!("{} of {total} hosts succeeded", total - failed);
+    Ok(if unanswered > 0 {
+        ExitCode::from(EXIT_NO_ANSWER)
+    } else if failed > 0 {
+        ExitCode::from(EXIT_REMOTE_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints one host's answer as `sesame run HOST` always has; returns the exit code.
+fn report_one(o: &Outcome, command: &fleet::Command) -> ExitCode {
+    let alias = &o.alias;
+    match &o.result {
         Ok(response) if response.status == Status::Ok => {
             print!("{}", response.output);
             if !response.output.is_empty() && !response.output.ends_with('\n') {
                 println!();
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Ok(response) => {
             eprintln!(
@@ -189,25 +326,147 @@ fn run_command(
             if response.code == ErrorCode::Denied {
                 eprintln!(
                     "hint: ask the host's security team which group grants {}",
-                    request_label(&request)
+                    command_label(command)
                 );
             }
-            Ok(ExitCode::from(EXIT_REMOTE_ERROR))
-        }
-        Err(e @ (ClientError::BadResponse(_) | ClientError::WrongId { .. })) => {
-            eprintln!("sesame: {alias}: {e}");
-            Ok(ExitCode::from(EXIT_NO_ANSWER))
+            ExitCode::from(EXIT_REMOTE_ERROR)
         }
         Err(e) => {
             eprintln!("sesame: {alias}: {e}");
-            Ok(ExitCode::from(EXIT_NO_ANSWER))
+            ExitCode::from(EXIT_NO_ANSWER)
         }
     }
 }
 
-fn request_label(r: &Request) -> String {
-    match &r.cluster {
-        Some(c) => format!("{c}::{}", r.command),
-        None => r.command.clone(),
+/// One line about a host's outcome: `ok`, `error CODE (summary)` or `no answer`, and a detail.
+fn summarise(o: &Outcome) -> (String, String) {
+    match &o.result {
+        Ok(r) if r.status == Status::Ok => ("ok".into(), first_line(&r.output)),
+        Ok(r) => (
+            format!("error {} ({})", r.code.as_u16(), r.code.summary()),
+            first_line(&r.message),
+        ),
+        Err(e) => ("no answer".into(), first_line(&e.to_string())),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    const MAX: usize = 72;
+    let line = text.lines().next().unwrap_or_default();
+    let more = text.lines().nth(1).is_some();
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None if more => format!("{line} …"),
+        None => line.to_owned(),
+    }
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    let rows: Vec<_> = outcomes
+        .iter()
+        .map(|o| {
+            let (result, detail) = summarise(o);
+            let via = match o.via {
+                Transport::Quic => "quic",
+                Transport::Sqs => "sqs",
+            };
+            (
+                o.alias.clone(),
+                via,
+                result,
+                format!("{} ms", o.elapsed.as_millis()),
+                detail,
+            )
+        })
+        .collect();
+    let w_host = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0).max(4);
+    let w_result = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(0).max(6);
+    let w_time = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(4);
+    println!(
+        "{:w_host$}  {:4}  {:w_result$}  {:>w_time$}  OUTPUT",
+        "HOST", "VIA", "RESULT", "TIME"
+    );
+    for (host, via, result, time, detail) in rows {
+        println!("{host:w_host$}  {via:4}  {result:w_result$}  {time:>w_time$}  {detail}");
+    }
+}
+
+fn outcome_json(o: &Outcome) -> serde_json::Value {
+    let via = match o.via {
+        Transport::Quic => "quic",
+        Transport::Sqs => "sqs",
+    };
+    let mut v = serde_json::json!({
+        "host": o.alias,
+        "via": via,
+        "ok": o.succeeded(),
+        "elapsed_ms": u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
+    });
+    match &o.result {
+        Ok(r) => {
+            v["code"] = r.code.as_u16().into();
+            v["output"] = r.output.clone().into();
+            v["message"] = r.message.clone().into();
+        }
+        Err(e) => v["error"] = e.to_string().into(),
+    }
+    v
+}
+
+/// A one-line progress bar on standard error, drawn only when it is a terminal.
+struct Progress {
+    total: usize,
+    done: usize,
+    failed: usize,
+    draw: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let p = Self {
+            total,
+            done: 0,
+            failed: 0,
+            draw: std::io::stderr().is_terminal(),
+        };
+        p.render();
+        p
+    }
+
+    fn done(&mut self, ok: bool) {
+        self.done += 1;
+        if !ok {
+            self.failed += 1;
+        }
+        self.render();
+    }
+
+    fn render(&self) {
+        if !self.draw {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = (self.done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
+        eprint!(
+            "\r[{}{}] {}/{} hosts, {} failed",
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            self.done,
+            self.total,
+            self.failed
+        );
+    }
+
+    fn finish(&self) {
+        if self.draw {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+fn command_label(c: &fleet::Command) -> String {
+    match &c.cluster {
+        Some(cluster) => format!("{cluster}::{}", c.command),
+        None => c.command.clone(),
     }
 }

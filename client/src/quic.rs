@@ -49,8 +49,16 @@ pub enum ClientError {
     },
     /// The host closed the stream without answering: it did not accept the request as
     /// authentic (unknown client key, or a key it no longer trusts).
-    #[error("no answer from the host: it did not accept this client's key (not enrolled, or removed)")]
+    #[error(
+        "no answer from the host: it did not accept this client's key (not enrolled, or removed), or the request is a duplicate of one still running"
+    )]
     NoAnswer,
+    /// The host has no route of the asked-for kind.
+    #[error("the host is not set up for {0}; see `sesame host add --help`")]
+    NoRoute(&'static str),
+    /// An SQS call failed (network, credentials, permissions, a missing queue).
+    #[error("sqs: {0}")]
+    Sqs(#[from] sesame_sqs::SqsError),
     /// Nothing came back in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -76,7 +84,17 @@ pub async fn send_request(
 ) -> Result<Response, ClientError> {
     let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
     let reply = exchange(host, &sealed, timeout).await?;
-    let envelope = Envelope::decode(&reply)?;
+    open_response(host, sealer, request, &reply)
+}
+
+/// Opens `reply`, which must be sealed by `host` and answer `request`.
+pub fn open_response(
+    host: &HostEntry,
+    sealer: &Sealer,
+    request: &Request,
+    reply: &[u8],
+) -> Result<Response, ClientError> {
+    let envelope = Envelope::decode(reply)?;
     let plaintext = sealer.open(&envelope, |k| *k == host.key)?;
     let response = Response::decode(&plaintext)?;
     // A request the host could not parse is answered with the all-zero id (it has no other).
@@ -114,13 +132,13 @@ pub struct Session {
 impl Session {
     /// Connects to `host`, checking its certificate against the pin.
     pub async fn connect(host: &HostEntry) -> Result<Self, ClientError> {
-        let addr = host
-            .addr
+        let (addr_text, pin) = host.quic().ok_or(ClientError::NoRoute("QUIC (no addr)"))?;
+        let addr = addr_text
             .to_socket_addrs()
-            .map_err(|_| ClientError::Resolve(host.addr.clone()))?
+            .map_err(|_| ClientError::Resolve(addr_text.to_owned()))?
             .next()
-            .ok_or_else(|| ClientError::Resolve(host.addr.clone()))?;
-        let verifier = Arc::new(PinnedCert::new(&host.cert_sha256));
+            .ok_or_else(|| ClientError::Resolve(addr_text.to_owned()))?;
+        let verifier = Arc::new(PinnedCert::new(pin));
         let endpoint = client_endpoint(addr, Arc::clone(&verifier))?;
         let conn_err = |message: String| ClientError::Connection { addr, message };
         let connecting = endpoint
@@ -134,7 +152,7 @@ impl Session {
             }),
             Err(e) => match verifier.mismatch() {
                 Some(presented) => Err(ClientError::CertMismatch {
-                    pinned: host.cert_sha256.clone(),
+                    pinned: pin.to_owned(),
                     presented,
                 }),
                 None => Err(conn_err(e.to_string())),

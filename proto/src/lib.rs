@@ -43,6 +43,7 @@ mod error;
 mod hex_text;
 mod keys;
 mod message;
+pub mod queues;
 mod replay;
 mod sealer;
 

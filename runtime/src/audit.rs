@@ -84,6 +84,32 @@ pub enum AuditEvent {
         /// Why the new policy was rejected, when it was.
         error: Option<String>,
     },
+    /// A request delivered again (SQS redelivery, a client's retry, a replay) while its first
+    /// delivery ran or after it was answered: it did not run again.
+    Duplicate {
+        /// The request id.
+        id: String,
+        /// The enrolled client name.
+        client: String,
+        /// `quic` or `sqs`.
+        transport: String,
+        /// Observed source address.
+        source_ip: Option<String>,
+        /// Whether the first delivery's answer was sent again (false: it was still running).
+        answered: bool,
+    },
+    /// A queue message dropped without being run: its body is not an envelope, or it came back
+    /// too often (a reply that can never be sent). It is deleted so it is not retried forever.
+    Poison {
+        /// The queue.
+        queue: String,
+        /// The queue's message id.
+        message_id: String,
+        /// Deliveries so far.
+        receive_count: u32,
+        /// Why.
+        reason: String,
+    },
     /// The client registry was reloaded (or a reload failed and the old one was kept).
     RegistryReloaded {
         /// Clients now enrolled.

@@ -34,6 +34,8 @@ pub struct Config {
     pub decision_log: PathBuf,
     /// The QUIC listener, if any.
     pub quic_listen: Option<SocketAddr>,
+    /// The SQS request queue, if any (`[sqs]`).
+    pub sqs: Option<SqsConfig>,
     /// Limits that apply when the policy's grant names none, and their ceilings.
     pub limits: Limits,
     /// Accepted clock difference between client and daemon, in milliseconds.
@@ -44,6 +46,26 @@ pub struct Config {
     pub firewall: FirewallConfig,
     /// Where salt-call and its minion configuration are (`[salt]`).
     pub salt: crate::salt::SaltConfig,
+}
+
+/// `[sqs]`: serve requests from the host's SQS queue (nothing listens; the daemon polls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsConfig {
+    /// The request queue's name or URL (default `sesame-req-<host.name>`).
+    pub queue: String,
+    /// Region, endpoint and profile; unset ones come from the standard AWS chain.
+    pub aws: sesame_sqs::Settings,
+    /// Messages handled at once.
+    pub max_in_flight: usize,
+    /// How long a received message stays invisible to other receivers, seconds; it is extended
+    /// while its command runs.
+    pub visibility_timeout_s: u32,
+    /// How long one long poll waits for a message, seconds (1 to 20). Shorter polls cost more
+    /// calls when idle; a stop waits for the poll under way.
+    pub wait_time_s: u32,
+    /// A message received more often than this without its answer getting through is dropped
+    /// and audited as poison.
+    pub max_receives: u32,
 }
 
 /// `[firewall]`: which firewall grants are made in, and ceilings no policy can raise.
@@ -221,6 +243,16 @@ impl Config {
             ),
             None => None,
         };
+        let sqs = raw
+            .sqs
+            .map(|q| q.check(&raw.host.name, &limits))
+            .transpose()
+            .map_err(invalid)?;
+        if quic_listen.is_none() && sqs.is_none() {
+            return Err(invalid(
+                "no transport: add [quic] listen = \"ADDR:PORT\", or [sqs] (optionally with queue = \"NAME\")".into(),
+            ));
+        }
         if raw.clusters.is_empty() {
             return Err(invalid(
                 "no [clusters.*] defined: the daemon would have nothing to run".into(),
@@ -299,6 +331,7 @@ impl Config {
             policy_dir: resolve(raw.host.policies),
             state_dir,
             quic_listen,
+            sqs,
             limits,
             freshness_window_ms: raw.host.freshness_window_s * 1000,
             clusters,
@@ -378,6 +411,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 struct RawConfig {
     host: RawHost,
     quic: Option<RawQuic>,
+    sqs: Option<RawSqs>,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -411,6 +445,81 @@ fn default_window_s() -> u64 {
 #[serde(deny_unknown_fields)]
 struct RawQuic {
     listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSqs {
+    queue: Option<String>,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    profile: Option<String>,
+    max_in_flight: Option<usize>,
+    #[serde(default = "default_visibility_timeout_s")]
+    visibility_timeout_s: u32,
+    #[serde(default = "default_max_receives")]
+    max_receives: u32,
+    #[serde(default = "default_wait_time_s")]
+    wait_time_s: u32,
+}
+
+fn default_wait_time_s() -> u32 {
+    20
+}
+
+fn default_visibility_timeout_s() -> u32 {
+    30
+}
+
+fn default_max_receives() -> u32 {
+    5
+}
+
+impl RawSqs {
+    fn check(self, host: &str, limits: &Limits) -> Result<SqsConfig, String> {
+        let queue = match self.queue {
+            Some(q) => q,
+            None => sesame_sqs::request_queue(host).ok_or_else(|| {
+                format!("sqs.queue: host name {host:?} cannot be part of a queue name; set queue = \"NAME\"")
+            })?,
+        };
+        let is_url = queue.starts_with("https://") || queue.starts_with("http://");
+        let name = if is_url {
+            queue.rsplit('/').next().unwrap_or_default()
+        } else {
+            &queue
+        };
+        if !sesame_sqs::is_queue_name(name) {
+            return Err(format!(
+                "sqs.queue: {queue:?} is not a queue name (1-80 of A-Z a-z 0-9 _ -) or queue URL"
+            ));
+        }
+        let max_in_flight = self.max_in_flight.unwrap_or(limits.max_concurrent);
+        if !(1..=1024).contains(&max_in_flight) {
+            return Err("sqs.max_in_flight: must be between 1 and 1024".into());
+        }
+        if !(10..=43_200).contains(&self.visibility_timeout_s) {
+            return Err("sqs.visibility_timeout_s: must be between 10 and 43200".into());
+        }
+        if !(1..=20).contains(&self.wait_time_s) {
+            return Err("sqs.wait_time_s: must be between 1 and 20".into());
+        }
+        if !(1..=1000).contains(&self.max_receives) {
+            return Err("sqs.max_receives: must be between 1 and 1000".into());
+        }
+        Ok(SqsConfig {
+            queue,
+            aws: sesame_sqs::Settings {
+                region: self.region,
+                endpoint_url: self.endpoint_url,
+                profile: self.profile,
+            },
+            max_in_flight,
+            visibility_timeout_s: self.visibility_timeout_s,
+            wait_time_s: self.wait_time_s,
+            max_receives: self.max_receives,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 //! and seals the answer. Every step lands in the [`audit`] log.
 #![forbid(unsafe_code)]
 
+pub mod answers;
 pub mod audit;
 pub mod clients;
 pub mod config;

@@ -15,6 +15,7 @@ use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
 use sesamed::sandbox::Sandbox;
 use sesamed::transport::quic::QuicServer;
+use sesamed::transport::sqs::SqsServer;
 
 /// sesame host daemon: runs narrow, policy-checked commands for enrolled clients.
 #[derive(Debug, Parser)]
@@ -214,11 +215,15 @@ fn check_everything(config_path: &Path) -> Result<String> {
         let salt = sesamed::salt::Salt::from_config(&config.salt)?;
         backends.push_str(&format!(", {}", salt.check()?));
     }
-    if config.quic_listen.is_none() {
-        bail!(
-            "{}: no transport configured (add [quic] listen = \"ADDR:PORT\")",
-            config_path.display()
-        );
+    if let Some(sqs) = config.sqs.clone() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let queue = rt
+            .block_on(async { SqsServer::new(sqs).await.check().await })
+            .context("sqs")?;
+        backends.push_str(&format!(", sqs queue {}", queue.url()));
     }
     Ok(format!(
         "host {}, {} clients, {} modules, policy {}{backends}",
@@ -352,9 +357,6 @@ fn audit(config: &Config, event: AuditEvent) -> Result<()> {
 
 fn serve(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
-    let listen = config
-        .quic_listen
-        .with_context(|| format!("{}: no [quic] listen address", config_path.display()))?;
     let identity = HostIdentity::load(&config.state_dir)?;
     let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
 
@@ -363,20 +365,38 @@ fn serve(config_path: &Path) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let server = QuicServer::bind(listen, &identity)?;
-        let addr = server.local_addr()?;
-        tracing::info!(%addr, host = %runner.config().host_name, "serving QUIC");
-        // Tests and scripts wait for this line on stdout.
-        println!("listening on {addr}");
-
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = Duration::from_secs(30);
+        let mut serving = Vec::new();
+        if let Some(listen) = runner.config().quic_listen {
+            let server = QuicServer::bind(listen, &identity)?;
+            let addr = server.local_addr()?;
+            tracing::info!(%addr, host = %runner.config().host_name, "serving QUIC");
+            // Tests and scripts wait for this line on stdout.
+            println!("listening on {addr}");
+            serving.push(tokio::spawn(server.serve(
+                Arc::clone(&runner),
+                stop_rx.clone(),
+                drain,
+            )));
+        }
+        if let Some(sqs) = runner.config().sqs.clone() {
+            println!("polling SQS queue {}", sqs.queue);
+            let server = Arc::new(SqsServer::new(sqs).await);
+            serving.push(tokio::spawn(server.serve(
+                Arc::clone(&runner),
+                stop_rx.clone(),
+                drain,
+            )));
+        }
         tokio::spawn(watch_reloads(Arc::clone(&runner), stop_rx.clone()));
-        tokio::spawn(reap_grants(Arc::clone(&runner), stop_rx.clone()));
-        let serving = tokio::spawn(server.serve(Arc::clone(&runner), stop_rx, Duration::from_secs(30)));
+        tokio::spawn(reap_grants(Arc::clone(&runner), stop_rx));
         let reason = shutdown_signal().await?;
         tracing::info!("{reason}: finishing requests in flight");
         let _ = stop_tx.send(true);
-        let _ = serving.await;
+        for s in serving {
+            let _ = s.await;
+        }
         runner.shutdown(sesamed::now_ms(), &reason);
         anyhow::Ok(())
     })

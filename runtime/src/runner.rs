@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sesame_proto::{Envelope, ErrorCode, ProtoError, ReplayWindow, Request, RequestId, Response, Sealer};
+use sesame_proto::{
+    Envelope, ErrorCode, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response, Sealer,
+};
 
+use crate::answers::{Answers, Seen};
 use crate::audit::{AuditEvent, AuditLog, RequestRecord};
 use crate::clients::{Client, ClientRegistry};
 use crate::config::{CommandLookupError, Config};
@@ -61,6 +64,8 @@ pub struct Runner {
     /// What the registry file looked like when last loaded; a change triggers a reload.
     clients_stamp: Mutex<Option<FileStamp>>,
     replay: Mutex<(ReplayWindow, SeenLog)>,
+    /// Recent answers, so a request delivered twice runs once.
+    answers: Answers,
     policy: RwLock<Arc<Policy>>,
     /// What the policy directory looked like when last loaded (or last failed to load).
     policy_stamp: Mutex<Vec<(PathBuf, FileStamp)>>,
@@ -192,6 +197,7 @@ impl Runner {
             clients: RwLock::new(Arc::new(clients)),
             clients_stamp: Mutex::new(clients_stamp),
             replay: Mutex::new((window, seen)),
+            answers: Answers::new(config.freshness_window_ms.saturating_mul(2)),
             policy: RwLock::new(Arc::new(policy)),
             policy_stamp: Mutex::new(policy_stamp),
             decisions: AuditLog::open(&config.decision_log)?,
@@ -268,6 +274,7 @@ impl Runner {
             source_ip: peer.source_ip.map(|ip| ip.to_string()),
             ..RequestRecord::default()
         };
+        let mut pending = None;
         let response = match Request::decode(&plaintext) {
             Err(e) => {
                 let id = lenient_id(&plaintext);
@@ -277,6 +284,10 @@ impl Runner {
             }
             Ok(request) => {
                 record.id = request.id.to_string();
+                match self.answers.begin(now_ms, client.key, request.id) {
+                    Seen::New => pending = Some(Pending::new(&self.answers, client.key, request.id)),
+                    seen => return self.duplicate(now_ms, &record, seen),
+                }
                 record.command = Some(request.command.clone());
                 record.cluster = request.cluster.clone();
                 match self.process(now_ms, &request, client, peer, &mut record) {
@@ -304,12 +315,38 @@ impl Runner {
             .sealer
             .seal(&client.key, &mut rand_core::OsRng, &response.encode())
         {
-            Ok(sealed) => Some(sealed),
+            Ok(sealed) => {
+                if let Some(p) = pending {
+                    p.finish(&sealed);
+                }
+                Some(sealed)
+            }
             Err(e) => {
                 tracing::error!(client = %client.name, "sealing the response failed: {e}");
                 None
             }
         }
+    }
+
+    /// Answers a request delivered again: the first delivery's sealed answer, or nothing while
+    /// that one still runs (its answer is on its way). Audited either way.
+    fn duplicate(&self, now_ms: u64, record: &RequestRecord, seen: Seen) -> Option<Vec<u8>> {
+        let answer = match seen {
+            Seen::Answered(sealed) => Some(sealed.as_ref().clone()),
+            Seen::New | Seen::Running => None,
+        };
+        tracing::info!(id = %record.id, client = %record.client, answered = answer.is_some(), "duplicate delivery, not run again");
+        let event = AuditEvent::Duplicate {
+            id: record.id.clone(),
+            client: record.client.clone(),
+            transport: record.transport.clone(),
+            source_ip: record.source_ip.clone(),
+            answered: answer.is_some(),
+        };
+        if let Err(e) = self.audit.append(now_ms, &event) {
+            tracing::error!("{e}");
+        }
+        answer
     }
 
     /// The policy in force.
@@ -458,6 +495,17 @@ impl Runner {
         peer: &Peer,
         record: &mut RequestRecord,
     ) -> Result<String, Failure> {
+        // Answers go to the queue derived from the sealing key (the SQS transport sends them
+        // there); a request naming another queue is refused rather than quietly re-routed.
+        if let Some(reply_to) = &request.reply_to {
+            let own = sesame_proto::queues::reply_queue(&client.key);
+            if *reply_to != own {
+                return Err(Failure::new(
+                    ErrorCode::MalformedRequest,
+                    format!("reply_to {reply_to:?} is not this client's reply queue ({own})"),
+                ));
+            }
+        }
         self.admit(now_ms, request)?;
 
         let (cluster, module_path) = self
@@ -677,6 +725,33 @@ impl Runner {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Records a queue message dropped unrun (not an envelope, or delivered too often), under
+    /// the same flood limit as other unauthenticated input.
+    pub fn record_poison(
+        &self,
+        now_ms: u64,
+        queue: &str,
+        message_id: &str,
+        receive_count: u32,
+        reason: &str,
+    ) {
+        tracing::warn!(
+            queue,
+            message_id,
+            receive_count,
+            "poison message dropped: {reason}"
+        );
+        let event = AuditEvent::Poison {
+            queue: queue.to_owned(),
+            message_id: message_id.to_owned(),
+            receive_count,
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self.audit.append_rejected(now_ms, &event) {
+            tracing::error!("{e}");
+        }
+    }
+
     /// Records input a transport threw away before it reached [`Runner::handle`] (too large, say).
     pub fn reject_unauthenticated(&self, now_ms: u64, peer: &Peer, e: &ProtoError) {
         let _ = self.reject(now_ms, peer, None, e);
@@ -741,6 +816,39 @@ fn dir_stamp(dir: &std::path::Path) -> Vec<(PathBuf, FileStamp)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A request being answered for the first time; forgotten again if no answer gets stored (the
+/// handler failed to seal one, or panicked), so a later delivery is not left waiting forever.
+struct Pending<'a> {
+    answers: &'a Answers,
+    key: PublicKey,
+    id: RequestId,
+    done: bool,
+}
+
+impl<'a> Pending<'a> {
+    fn new(answers: &'a Answers, key: PublicKey, id: RequestId) -> Self {
+        Self {
+            answers,
+            key,
+            id,
+            done: false,
+        }
+    }
+
+    fn finish(mut self, sealed: &[u8]) {
+        self.answers.finish(self.key, self.id, Some(sealed));
+        self.done = true;
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.answers.finish(self.key, self.id, None);
+        }
+    }
 }
 
 /// Releases a concurrency slot when dropped.

@@ -64,17 +64,34 @@ fn an_unknown_client_gets_no_answer_and_is_audited() {
 }
 
 #[test]
-fn a_replayed_envelope_is_rejected_and_audited() {
-    let (daemon, raw) = RawClient::enrolled();
+fn a_replayed_envelope_runs_once_and_after_a_restart_is_rejected() {
+    let (mut daemon, mut raw) = RawClient::enrolled();
     let request = raw.request(sesame_now(), HOST, vec!["once".into()]);
     let sealed = raw.seal(&request);
     let first = raw.send(&sealed);
     assert_eq!(first.status, Status::Ok, "{first:?}");
     assert_eq!(first.output, "once");
+    // Delivered again: not run again, and answered with the first delivery's answer.
     let second = raw.send(&sealed);
-    assert_eq!(second.code, ErrorCode::Replay, "{second:?}");
-    assert_eq!(second.id, request.id);
+    assert_eq!(second, first);
+    let dup = daemon.wait_audit("duplicate", |r| r["event"] == "duplicate");
+    assert_eq!(dup["id"], request.id.to_string());
+    assert_eq!(dup["client"], "alice");
+    assert_eq!(dup["answered"], true);
+    let runs = |d: &Daemon| {
+        d.audit()
+            .iter()
+            .filter(|r| r["event"] == "request" && r["phase"] == "end")
+            .count()
+    };
+    assert_eq!(runs(&daemon), 1);
 
+    // A restart forgets the answers but not the ids: now it is a replay.
+    daemon.restart();
+    raw.host.addr = Some(daemon.addr.to_string());
+    let third = raw.send(&sealed);
+    assert_eq!(third.code, ErrorCode::Replay, "{third:?}");
+    assert_eq!(third.id, request.id);
     let rec = daemon.wait_audit("replay", |r| r["code"] == 1003);
     assert_eq!(rec["id"], request.id.to_string());
     assert_eq!(rec["client"], "alice");

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod moto;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,8 +57,12 @@ pub struct Setup {
     /// The `[firewall]` section. The default is the dry-run back end: tests outside a private
     /// network namespace must never change the machine's firewall.
     pub firewall: String,
-    /// The QUIC listen address (port 0: any free port).
+    /// The QUIC listen address (port 0: any free port); empty for no `[quic]` section.
     pub listen: String,
+    /// An `[sqs]` section, if the daemon serves a queue.
+    pub sqs: Option<String>,
+    /// Extra environment for the daemon (AWS credentials for a local SQS server).
+    pub env: Vec<(String, String)>,
 }
 
 /// The `[firewall]` section tests use unless they run in a private network namespace.
@@ -76,6 +82,8 @@ impl Default for Setup {
             policy_data: None,
             firewall: DRY_RUN_FIREWALL.to_owned(),
             listen: "127.0.0.1:0".to_owned(),
+            sqs: None,
+            env: Vec::new(),
         }
     }
 }
@@ -84,6 +92,7 @@ impl Default for Setup {
 #[derive(Debug)]
 pub struct Daemon {
     child: Option<Child>,
+    env: Vec<(String, String)>,
     /// The temporary directory holding config, state, policies and logs.
     pub dir: tempfile::TempDir,
     /// The config file.
@@ -105,9 +114,10 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Self::prepare(dir.path(), setup);
         let (host_key, cert_sha256) = show(&config);
-        let (child, addr) = spawn_serve(dir.path(), &config);
+        let (child, addr) = spawn_serve(dir.path(), &config, &setup.env);
         Self {
             child: Some(child),
+            env: setup.env.clone(),
             dir,
             config,
             addr,
@@ -128,7 +138,7 @@ impl Daemon {
     /// on a new port, so clients must pin it again.
     pub fn restart(&mut self) {
         self.kill_hard();
-        let (child, addr) = spawn_serve(self.dir.path(), &self.config);
+        let (child, addr) = spawn_serve(self.dir.path(), &self.config, &self.env);
         self.child = Some(child);
         self.addr = addr;
     }
@@ -147,9 +157,16 @@ impl Daemon {
             std::fs::write(policies.join("data.json"), data).expect("write data");
         }
         let config = dir.join("sesamed.toml");
+        let quic = if setup.listen.is_empty() {
+            String::new()
+        } else {
+            format!("[quic]\nlisten = \"{}\"\n", setup.listen)
+        };
         let text = format!(
-            "[host]\nname = \"{HOST}\"\nstate_dir = \"state\"\npolicies = \"policies\"\n\n[quic]\nlisten = \"{}\"\n\n{}\n{}",
-            setup.listen, setup.firewall, setup.clusters
+            "[host]\nname = \"{HOST}\"\nstate_dir = \"state\"\npolicies = \"policies\"\n\n{quic}\n{}\n{}\n{}",
+            setup.sqs.as_deref().unwrap_or_default(),
+            setup.firewall,
+            setup.clusters
         );
         std::fs::write(&config, text).expect("write config");
         let out = sesamed(&["init"], &[dir.join("state").as_os_str()]);
@@ -244,7 +261,7 @@ impl Drop for Daemon {
 
 /// Starts `sesamed serve` for `config`, logging (appending) to `dir/daemon.log`; returns it and
 /// the address it announced.
-fn spawn_serve(dir: &Path, config: &Path) -> (Child, SocketAddr) {
+fn spawn_serve(dir: &Path, config: &Path, env: &[(String, String)]) -> (Child, SocketAddr) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -254,6 +271,7 @@ fn spawn_serve(dir: &Path, config: &Path) -> (Child, SocketAddr) {
         .args(["serve", "--config"])
         .arg(config)
         .env("SESAME_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()
@@ -316,6 +334,8 @@ pub struct Client {
     pub home: tempfile::TempDir,
     /// Its public key.
     pub key: String,
+    /// Extra environment for `sesame` (AWS credentials for a local SQS server).
+    pub env: Vec<(String, String)>,
 }
 
 impl Client {
@@ -325,6 +345,7 @@ impl Client {
         let c = Self {
             home,
             key: String::new(),
+            env: Vec::new(),
         };
         let out = c.sesame(&["keygen"]);
         assert!(
@@ -381,6 +402,7 @@ impl Client {
         Command::new(binary("sesame"))
             .args(args)
             .env("SESAME_HOME", self.home.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run sesame")
     }
@@ -460,6 +482,9 @@ fn wait_listening(child: &mut Child, dir: &Path) -> SocketAddr {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("listening on ") {
                 let _ = tx.send(addr.trim().to_owned());
+            } else if line.starts_with("polling SQS queue ") {
+                // An SQS-only daemon listens nowhere (with QUIC too, its line came first).
+                let _ = tx.send("0.0.0.0:0".to_owned());
             }
         }
     });

@@ -146,6 +146,8 @@ fn start(firewall: &str, policy_data: Option<String>) -> (Daemon, Client) {
         firewall: firewall.to_owned(),
         listen: "0.0.0.0:0".to_owned(),
         policy_data,
+        sqs: None,
+        env: Vec::new(),
     };
     let daemon = Daemon::start(&setup);
     let alice = Client::new();
@@ -357,6 +359,8 @@ fn start_nft() -> (Daemon, Client) {
         firewall: NFT.to_owned(),
         listen: format!("0.0.0.0:{port}"),
         policy_data: None,
+        sqs: None,
+        env: Vec::new(),
     };
     let daemon = Daemon::start(&setup);
     let alice = Client::new();

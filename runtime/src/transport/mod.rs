@@ -3,6 +3,7 @@
 //! is a bug.
 
 pub mod quic;
+pub mod sqs;
 
 /// The ALPN protocol id sesame speaks over QUIC.
 pub const ALPN: &[u8] = b"sesame/1";

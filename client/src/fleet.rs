@@ -1,0 +1,151 @@
+//! Running one command on many hosts at once, over QUIC and SQS alike.
+//!
+//! Every host gets its own request (its own id, its own host name, sealed to its own key), so
+//! each daemon judges and audits it on its own. Hosts reached over SQS in the same region and
+//! account share one reply queue reader.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sesame_proto::{Request, Response, Sealer};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::home::{HostEntry, Transport};
+use crate::quic::{ClientError, send_request};
+use crate::sqs::SqsLink;
+
+/// A host to run on, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The name the client knows it by.
+    pub alias: String,
+    /// Its entry in hosts.toml.
+    pub entry: HostEntry,
+    /// The transport to use.
+    pub via: Transport,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The cluster, if named.
+    pub cluster: Option<String>,
+    /// The command.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// How one host's request ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The host's alias.
+    pub alias: String,
+    /// The transport used.
+    pub via: Transport,
+    /// Its answer, or why none came.
+    pub result: Result<Response, ClientError>,
+    /// From sending to the answer.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Whether the command ran and succeeded.
+    pub fn succeeded(&self) -> bool {
+        matches!(&self.result, Ok(r) if r.status == sesame_proto::Status::Ok)
+    }
+}
+
+/// Runs `command` on every target, at most `parallel` at once, each with its own `timeout`.
+/// `on_done` is called as each host finishes (for progress); the outcomes come back in the
+/// targets' order.
+pub async fn run_all(
+    targets: Vec<Target>,
+    sealer: Arc<Sealer>,
+    command: &Command,
+    timeout: Duration,
+    parallel: usize,
+    mut on_done: impl FnMut(&Outcome),
+) -> Vec<Outcome> {
+    // One SQS link per distinct set of AWS settings.
+    let mut links: HashMap<sesame_sqs::Settings, Result<Arc<SqsLink>, String>> = HashMap::new();
+    for t in targets.iter().filter(|t| t.via == Transport::Sqs) {
+        let Some(route) = &t.entry.sqs else { continue };
+        if let std::collections::hash_map::Entry::Vacant(slot) = links.entry(route.settings()) {
+            let link = SqsLink::connect(slot.key(), Arc::clone(&sealer))
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string());
+            slot.insert(link);
+        }
+    }
+    let gate = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut tasks = JoinSet::new();
+    let count = targets.len();
+    for (index, target) in targets.into_iter().enumerate() {
+        let link = target
+            .entry
+            .sqs
+            .as_ref()
+            .and_then(|r| links.get(&r.settings()).cloned());
+        let (sealer, gate, command) = (Arc::clone(&sealer), Arc::clone(&gate), command.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let started = Instant::now();
+            let result = run_one(&target, &sealer, &command, timeout, link).await;
+            let outcome = Outcome {
+                alias: target.alias,
+                via: target.via,
+                result,
+                elapsed: started.elapsed(),
+            };
+            (index, outcome)
+        });
+    }
+    let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, outcome)) = joined {
+            on_done(&outcome);
+            outcomes[index] = Some(outcome);
+        }
+    }
+    outcomes.into_iter().flatten().collect()
+}
+
+async fn run_one(
+    target: &Target,
+    sealer: &Sealer,
+    command: &Command,
+    timeout: Duration,
+    link: Option<Result<Arc<SqsLink>, String>>,
+) -> Result<Response, ClientError> {
+    let request = Request::new(
+        &mut rand_core::OsRng,
+        now_ms(),
+        target.entry.daemon_name(&target.alias),
+        command.cluster.as_deref(),
+        &command.command,
+        command.args.clone(),
+    );
+    match target.via {
+        Transport::Quic => send_request(&target.entry, sealer, &request, timeout).await,
+        Transport::Sqs => match link {
+            Some(Ok(link)) => link.send_request(&target.entry, sealer, &request, timeout).await,
+            Some(Err(e)) => Err(ClientError::Sqs(sesame_sqs::SqsError::Call {
+                op: "connect",
+                queue: sesame_sqs::reply_queue(&sealer.public_key()),
+                message: e,
+            })),
+            None => Err(ClientError::NoRoute("SQS (no queue)")),
+        },
+    }
+}
+
+/// The wall clock, Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,234 @@
+//! Sending requests through SQS and collecting their answers from this client's reply queue.
+//!
+//! The reply queue, `sesame-reply-<16 hex of SHA-256(client key)>`, is created on first use (it
+//! keeps unread messages 15 minutes). One background task polls it and hands each answer to
+//! the request waiting for it, so many hosts can be asked at once. An answer no request of this
+//! process waits for may belong to another `sesame` process with the same key: it is left in
+//! the queue (hidden for two seconds) unless this process already had its answer, or it has
+//! been passed over [`ORPHAN_RECEIVES`] times (its requester is gone). Anything that does not
+//! open with this client's key is deleted.
+//!
+//! Several `sesame` processes sharing one key at once therefore compete for one queue: every
+//! answer still arrives, but may be seconds late. Ask many hosts from one process
+//! (`--hosts`, `--group`), or give concurrent automation its own key.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sesame_proto::{Envelope, Request, RequestId, Response, Sealer};
+use sesame_sqs::{Queue, QueueAttributeName, Received};
+use tokio::sync::oneshot;
+
+use crate::HostEntry;
+use crate::quic::{ClientError, open_response};
+
+/// Deadline of one SQS call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the reply queue keeps an unread answer, seconds.
+pub const REPLY_RETENTION_S: &str = "900";
+/// How long one poll of the reply queue waits, seconds. Short on purpose: SQS finishes a long
+/// poll whose caller has exited and hides what it finds for [`REPLY_VISIBILITY_S`], so a
+/// `sesame` that just exited can delay the answers of the next one with the same key by at most
+/// about the sum of the two.
+pub const REPLY_WAIT_S: i32 = 2;
+/// How long a received answer stays hidden (answers are deleted as soon as they are read).
+pub const REPLY_VISIBILITY_S: i32 = 4;
+/// How long an answer for another process stays hidden from this one, seconds.
+pub const OTHERS_HIDDEN_S: i32 = 2;
+/// An answer received this often without its requester taking it is deleted as orphaned.
+pub const ORPHAN_RECEIVES: u32 = 60;
+
+type Waiters = HashMap<RequestId, oneshot::Sender<Vec<u8>>>;
+
+/// This client's link to SQS in one region/account: its reply queue and a task reading it.
+#[derive(Debug)]
+pub struct SqsLink {
+    client: sesame_sqs::Client,
+    replies: Queue,
+    requests: tokio::sync::Mutex<HashMap<String, Queue>>,
+    state: Arc<Mutex<State>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    waiting: Waiters,
+    /// Requests of this process that are over (answered or given up): their late or repeated
+    /// answers are deleted.
+    done: HashSet<RequestId>,
+    /// The last failure reading the reply queue, for a timeout's message.
+    last_error: Option<String>,
+}
+
+impl SqsLink {
+    /// Connects with `settings`, creating the reply queue of `sealer`'s key if needed.
+    pub async fn connect(settings: &sesame_sqs::Settings, sealer: Arc<Sealer>) -> Result<Self, ClientError> {
+        let client = sesame_sqs::client(settings, CALL_TIMEOUT).await;
+        let name = sesame_sqs::reply_queue(&sealer.public_key());
+        let replies = Queue::open_or_create(
+            &client,
+            &name,
+            &[(QueueAttributeName::MessageRetentionPeriod, REPLY_RETENTION_S)],
+        )
+        .await?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let reader = tokio::spawn(read_replies(replies.clone(), sealer, Arc::clone(&state)));
+        Ok(Self {
+            client,
+            replies,
+            requests: tokio::sync::Mutex::new(HashMap::new()),
+            state,
+            reader,
+        })
+    }
+
+    /// The reply queue's name.
+    pub fn reply_queue(&self) -> &str {
+        self.replies.name()
+    }
+
+    /// Sends `request` to `host`'s request queue and waits up to `timeout` for its answer.
+    pub async fn send_request(
+        &self,
+        host: &HostEntry,
+        sealer: &Sealer,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let route = host.sqs.as_ref().ok_or(ClientError::NoRoute("SQS (no queue)"))?;
+        let request = Request {
+            reply_to: Some(self.replies.name().to_owned()),
+            ..request.clone()
+        };
+        let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
+        let (tx, rx) = oneshot::channel();
+        lock(&self.state).waiting.insert(request.id, tx);
+        let _over = Over(&self.state, request.id);
+        let exchange = async {
+            self.request_queue(&route.queue).await?.send(&sealed).await?;
+            rx.await.map_err(|_| ClientError::NoAnswer)
+        };
+        let reply = match tokio::time::timeout(timeout, exchange).await {
+            Ok(reply) => reply?,
+            Err(_) => {
+                return Err(match lock(&self.state).last_error.clone() {
+                    Some(e) => ClientError::Sqs(sesame_sqs::SqsError::Call {
+                        op: "ReceiveMessage",
+                        queue: self.replies.name().to_owned(),
+                        message: format!("no answer within {timeout:?}; reading replies failed: {e}"),
+                    }),
+                    None => ClientError::Timeout(timeout),
+                });
+            }
+        };
+        open_response(host, sealer, &request, &reply)
+    }
+
+    async fn request_queue(&self, name: &str) -> Result<Queue, ClientError> {
+        let mut queues = self.requests.lock().await;
+        if let Some(q) = queues.get(name) {
+            return Ok(q.clone());
+        }
+        let q = Queue::open(&self.client, name).await?;
+        queues.insert(name.to_owned(), q.clone());
+        Ok(q)
+    }
+}
+
+impl Drop for SqsLink {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Marks a request over when its wait ends, however it ends.
+struct Over<'a>(&'a Mutex<State>, RequestId);
+
+impl Drop for Over<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(self.0);
+        state.waiting.remove(&self.1);
+        state.done.insert(self.1);
+    }
+}
+
+async fn read_replies(queue: Queue, sealer: Arc<Sealer>, state: Arc<Mutex<State>>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match queue
+            .receive(sesame_sqs::MAX_BATCH, REPLY_WAIT_S, REPLY_VISIBILITY_S)
+            .await
+        {
+            Ok(messages) => {
+                lock(&state).last_error = None;
+                backoff = Duration::from_millis(200);
+                for m in messages {
+                    dispatch(&queue, &sealer, &state, m).await;
+                }
+            }
+            Err(e) => {
+                lock(&state).last_error = Some(e.to_string());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// What to do with one message from the reply queue.
+enum Fate {
+    /// A waiting request's answer.
+    Deliver(oneshot::Sender<Vec<u8>>),
+    /// Noise, or an answer this process no longer needs.
+    Delete,
+    /// Perhaps another process's answer.
+    Leave,
+}
+
+async fn dispatch(queue: &Queue, sealer: &Sealer, state: &Mutex<State>, m: Received) {
+    // Any sender's seal is opened here only to read the id; the waiting request checks that its
+    // own host sealed the answer.
+    let id = m
+        .envelope
+        .as_ref()
+        .ok()
+        .and_then(|bytes| Envelope::decode(bytes).ok())
+        .and_then(|env| sealer.open(&env, |_| true).ok())
+        .and_then(|plain| Response::decode(&plain).ok())
+        .map(|r| r.id);
+    let fate = match id {
+        None => Fate::Delete,
+        Some(id) => {
+            let mut s = lock(state);
+            match s.waiting.remove(&id) {
+                Some(tx) => Fate::Deliver(tx),
+                None if s.done.contains(&id) => Fate::Delete,
+                // Passed over this often, its requester is gone (each pass hides it for
+                // OTHERS_HIDDEN_S, so that is minutes of nobody taking it).
+                None if m.receive_count >= ORPHAN_RECEIVES => Fate::Delete,
+                None => Fate::Leave,
+            }
+        }
+    };
+    let result = match fate {
+        Fate::Deliver(tx) => {
+            // Delete first: once the answer is handed over the process may exit at once, and
+            // an answer left in the queue would come back to haunt the next run.
+            let deleted = queue.delete(&m.receipt).await;
+            if let Ok(bytes) = m.envelope {
+                let _ = tx.send(bytes);
+            }
+            deleted
+        }
+        Fate::Delete => queue.delete(&m.receipt).await,
+        Fate::Leave => queue.set_visibility(&m.receipt, OTHERS_HIDDEN_S).await,
+    };
+    if let Err(e) = result {
+        lock(state).last_error = Some(e.to_string());
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
