@@ -2,7 +2,8 @@
 #   local_host_start BIN_DIR WORK_DIR   builds config, keys, enrols client "alice" (group given by
 #                                       $LOCAL_GROUP, default users), starts sesamed, pins host "demo"
 # Exports SESAMED_CONFIG, SESAME_HOME and LOCAL_HOST_PID; echoes the commands it runs when
-# LOCAL_HOST_VERBOSE=1.
+# LOCAL_HOST_VERBOSE=1. With LOCAL_SQS_ENDPOINT set (a local SQS server, credentials in the
+# environment), the host also polls the queue sesame-req-demo there, and "demo" gets that route.
 local_host_say() { [ "${LOCAL_HOST_VERBOSE:-0}" = 1 ] && printf '\n\033[1m$ %s\033[0m\n' "$*" >&2 || true; }
 
 local_host_start() {
@@ -39,6 +40,10 @@ grants = "$mods/grants.wasm"
 [firewall]
 backend = "dry-run"
 TOML
+    if [ -n "${LOCAL_SQS_ENDPOINT:-}" ]; then
+        printf '\n[sqs]\nqueue = "sesame-req-demo"\nregion = "us-east-1"\nendpoint_url = "%s"\n' \
+            "$LOCAL_SQS_ENDPOINT" >> "$work/host/sesamed.toml"
+    fi
     export SESAMED_CONFIG="$work/host/sesamed.toml" SESAME_HOME="$work/client"
 
     local_host_say "sesamed init $work/host/state"
@@ -58,5 +63,8 @@ TOML
     host_key=$("$bin/sesamed" show | sed -n 's/^host key: *//p')
     cert=$("$bin/sesamed" show | sed -n 's/^cert sha256: *//p')
     local_host_say "sesame host add demo --addr $addr --key ${host_key:0:16}… --cert-sha256 ${cert:0:16}…"
-    "$bin/sesame" host add demo --addr "$addr" --key "$host_key" --cert-sha256 "$cert" >&2
+    local sqs=()
+    [ -n "${LOCAL_SQS_ENDPOINT:-}" ] &&
+        sqs=(--sqs-queue sesame-req-demo --sqs-region us-east-1 --sqs-endpoint "$LOCAL_SQS_ENDPOINT")
+    "$bin/sesame" host add demo --addr "$addr" --key "$host_key" --cert-sha256 "$cert" "${sqs[@]}" >&2
 }

@@ -7,6 +7,12 @@
 //!
 //! `sesame-bench policy [--dir policies] [--count N]` measures one policy decision
 //! (`Policy::decide`, as the daemon calls it) for an allowed and a denied request.
+//!
+//! `sesame-bench sqs HOST [--count N]` measures sequential requests over SQS to a daemon polling
+//! the host's queue, and, in the same run against the same SQS, the baseline they cannot beat:
+//! a bare relay in this process that receives each message, sends it back on another queue and
+//! deletes it, the same six SQS calls with no crypto, policy or sandbox. The difference is the
+//! daemon's own cost. The host's queue is created if missing.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +52,17 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         count: usize,
     },
+    /// Sequential requests over SQS, and a bare SQS relay as the baseline.
+    Sqs {
+        /// The pinned host (with an SQS route).
+        host: String,
+        /// Measured requests (each way).
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Unmeasured requests first.
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+    },
     /// Policy decisions in-process: what the daemon spends per request on Rego.
     Policy {
         /// The policy directory.
@@ -69,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             warmup,
             command,
         } => rt.block_on(rtt(&host, count, warmup, &command)),
+        Command::Sqs { host, count, warmup } => rt.block_on(sqs(&host, count, warmup)),
         Command::Policy { dir, count } => policy(&dir, count),
         Command::Sandbox { module, count } => sandbox(&module, count),
     }
@@ -88,14 +106,7 @@ async fn rtt(alias: &str, count: usize, warmup: usize, command: &[String]) -> an
     let session = Session::connect(&host).await?;
     let mut samples = Vec::with_capacity(count);
     for i in 0..warmup + count {
-        let request = Request::new(
-            &mut rand_core::OsRng,
-            now_ms(),
-            host.daemon_name(alias),
-            cluster,
-            name,
-            args.to_vec(),
-        );
+        let request = new_request(&host, alias, cluster, name, args);
         let started = Instant::now();
         let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
         let reply = session.exchange(&sealed, Duration::from_secs(10)).await?;
@@ -111,6 +122,80 @@ async fn rtt(alias: &str, count: usize, warmup: usize, command: &[String]) -> an
     }
     session.close().await;
     println!("rtt {}", summary(samples));
+    Ok(())
+}
+
+async fn sqs(alias: &str, count: usize, warmup: usize) -> anyhow::Result<()> {
+    use sesame_sqs::Queue;
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let home = ClientHome::from_env()?;
+    let host = home.host(alias)?;
+    let route = host.sqs.clone().context("the host has no SQS route")?;
+    let sealer = std::sync::Arc::new(Sealer::new(home.key()?));
+    let settings = route.settings();
+    let client = sesame_sqs::client(&settings, Duration::from_secs(10)).await;
+    Queue::open_or_create(&client, &route.queue, &[]).await?;
+
+    // sesame over SQS: the daemon must be polling the host's queue.
+    let link = sesame_client::SqsLink::connect(&settings, std::sync::Arc::clone(&sealer)).await?;
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..warmup + count {
+        let request = new_request(&host, alias, Some("basic"), "echo", &["hello".to_owned()]);
+        let started = Instant::now();
+        // The first requests may wait for a daemon still backing off from a missing queue.
+        let response = link
+            .send_request(&host, &sealer, &request, Duration::from_secs(60))
+            .await?;
+        let elapsed = started.elapsed();
+        if response.status != Status::Ok {
+            bail!("request failed: {} {}", response.code, response.message);
+        }
+        if i >= warmup {
+            samples.push(elapsed);
+        }
+    }
+    drop(link);
+    println!("sqs-sesame {}", summary(samples));
+
+    // The baseline: the same SQS calls through a relay that does nothing else.
+    let inbound = Queue::open_or_create(&client, "sesame-bench-relay-in", &[]).await?;
+    let outbound = Queue::open_or_create(&client, "sesame-bench-relay-out", &[]).await?;
+    let relay = {
+        let (inbound, outbound) = (inbound.clone(), outbound.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok(messages) = inbound.receive(10, 20, 30).await else {
+                    continue;
+                };
+                for m in messages {
+                    if let Ok(body) = m.envelope {
+                        let _ = outbound.send(&body).await;
+                    }
+                    let _ = inbound.delete(&m.receipt).await;
+                }
+            }
+        })
+    };
+    let payload = vec![0u8; 200];
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..warmup + count {
+        let started = Instant::now();
+        inbound.send(&payload).await?;
+        let reply = loop {
+            if let Some(m) = outbound.receive(10, 20, 30).await?.into_iter().next() {
+                break m;
+            }
+        };
+        outbound.delete(&reply.receipt).await?;
+        let elapsed = started.elapsed();
+        if i >= warmup {
+            samples.push(elapsed);
+        }
+    }
+    relay.abort();
+    println!("sqs-relay {}", summary(samples));
     Ok(())
 }
 
@@ -219,6 +304,24 @@ fn summary(mut samples: Vec<Duration>) -> String {
         us(pct(0.99)),
         us(samples[samples.len() - 1]),
         us(samples.iter().sum::<Duration>()) / samples.len() as f64,
+    )
+}
+
+/// A fresh request for `alias`'s daemon.
+fn new_request(
+    host: &sesame_client::HostEntry,
+    alias: &str,
+    cluster: Option<&str>,
+    command: &str,
+    args: &[String],
+) -> Request {
+    Request::new(
+        &mut rand_core::OsRng,
+        now_ms(),
+        host.daemon_name(alias),
+        cluster,
+        command,
+        args.to_vec(),
     )
 }
 

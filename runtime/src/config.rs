@@ -604,6 +604,53 @@ mod tests {
     }
 
     #[test]
+    fn sqs_settings() {
+        let c = parse(&format!("{GOOD}\n[sqs]\n")).expect("valid config");
+        let q = c.sqs.expect("sqs");
+        assert_eq!(q.queue, "sesame-req-web1", "named after the host by default");
+        assert_eq!(q.max_in_flight, c.limits.max_concurrent);
+        assert_eq!(
+            (q.visibility_timeout_s, q.wait_time_s, q.max_receives),
+            (30, 20, 5)
+        );
+        assert_eq!(q.aws, sesame_sqs::Settings::default());
+
+        let url = "https://sqs.eu-west-1.amazonaws.com/111122223333/sesame-req-db";
+        let c = parse(&format!(
+            "{GOOD}\n[sqs]\nqueue = \"{url}\"\nregion = \"eu-west-1\"\n"
+        ))
+        .expect("a queue URL");
+        assert_eq!(c.sqs.as_ref().map(|q| q.queue.as_str()), Some(url));
+
+        let sqs_only = GOOD
+            .replace("[quic]", "[sqs]")
+            .replace("listen = \"127.0.0.1:7443\"", "");
+        assert!(parse(&sqs_only).expect("SQS only").quic_listen.is_none());
+        let neither = GOOD
+            .replace("[quic]", "")
+            .replace("listen = \"127.0.0.1:7443\"", "");
+        for (text, key) in [
+            (neither, "no transport"),
+            (format!("{GOOD}\n[sqs]\nqueue = \"a.b\"\n"), "sqs.queue"),
+            (format!("{GOOD}\n[sqs]\nwait_time_s = 21\n"), "sqs.wait_time_s"),
+            (
+                format!("{GOOD}\n[sqs]\nvisibility_timeout_s = 5\n"),
+                "sqs.visibility_timeout_s",
+            ),
+            (format!("{GOOD}\n[sqs]\nmax_receives = 0\n"), "sqs.max_receives"),
+            (format!("{GOOD}\n[sqs]\nmax_in_flight = 0\n"), "sqs.max_in_flight"),
+        ] {
+            let err = parse(&text).expect_err(key).to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let dotted = GOOD.replace("name = \"web1\"", "name = \"web1.example\"");
+        let err = parse(&format!("{dotted}\n[sqs]\n"))
+            .expect_err("dotted host")
+            .to_string();
+        assert!(err.contains("set queue"), "{err}");
+    }
+
+    #[test]
     fn resolves_commands() {
         let c = parse(GOOD).expect("valid config");
         assert_eq!(c.resolve_command(None, "allow").map(|(cl, _)| cl), Ok("access"));
