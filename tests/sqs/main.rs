@@ -471,3 +471,44 @@ fn three_hosts_at_once_over_sqs_and_quic_with_a_table_and_an_honest_exit_code() 
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("error 1010"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_long_command_keeps_its_message_hidden_until_it_is_answered() {
+    // The command runs 13 s; the queue's visibility timeout is 10 s. Unless the daemon extends
+    // it, SQS hands the message out again mid-run and the daemon sees a duplicate.
+    let moto = Moto::start();
+    let queue = "sesame-req-long";
+    moto.create_queue(queue);
+    let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
+        .expect("data.json")
+        .replace(
+            "\"limits\": {\"timeout_ms\": 1000}",
+            "\"limits\": {\"timeout_ms\": 13000}",
+        );
+    let daemon = Daemon::start(&Setup {
+        listen: String::new(),
+        sqs: Some(format!(
+            "{}\n[limits]\ntimeout_ms = 13000\n",
+            moto.daemon_section(queue)
+        )),
+        env: moto.env(),
+        policy_data: Some(data),
+        ..Setup::default()
+    });
+    let mut tester = Client::new();
+    tester.env = moto.env();
+    daemon.enrol("tess", &tester.key, &["testers"]);
+    pin_sqs(&tester, &moto, &daemon, "web", queue);
+
+    let out = tester.sesame(&["run", "--timeout", "40", "web", "testing::spin"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error 3002"), "{}", stderr(&out));
+    let audit = daemon.audit();
+    let starts = audit.iter().filter(|r| r["phase"] == "start").count();
+    assert_eq!(starts, 1, "ran once");
+    assert!(
+        !audit.iter().any(|r| r["event"] == "duplicate"),
+        "the message was handed out again mid-run"
+    );
+    assert_queue_empty(&moto, queue);
+}
