@@ -10,9 +10,10 @@
 //!
 //! `sesame-bench sqs HOST [--count N]` measures sequential requests over SQS to a daemon polling
 //! the host's queue, and, in the same run against the same SQS, the baseline they cannot beat:
-//! a bare relay in this process that receives each message, sends it back on another queue and
-//! deletes it, the same six SQS calls with no crypto, policy or sandbox. The difference is the
-//! daemon's own cost. The host's queue is created if missing.
+//! a bare relay that receives each message, sends it back on another queue and
+//! deletes it (in a process of its own, as the daemon is), the same six SQS calls with no crypto,
+//! policy or sandbox. The difference is the daemon's own cost. The host's queue is created if
+//! missing.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         warmup: usize,
     },
+    /// The baseline relay of `sqs`, run as its own process (as the daemon is); runs until killed.
+    #[command(hide = true)]
+    SqsRelay {
+        /// The pinned host whose SQS settings to use.
+        host: String,
+    },
     /// Policy decisions in-process: what the daemon spends per request on Rego.
     Policy {
         /// The policy directory.
@@ -87,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             command,
         } => rt.block_on(rtt(&host, count, warmup, &command)),
         Command::Sqs { host, count, warmup } => rt.block_on(sqs(&host, count, warmup)),
+        Command::SqsRelay { host } => rt.block_on(sqs_relay(&host)),
         Command::Policy { dir, count } => policy(&dir, count),
         Command::Sandbox { module, count } => sandbox(&module, count),
     }
@@ -159,25 +167,13 @@ async fn sqs(alias: &str, count: usize, warmup: usize) -> anyhow::Result<()> {
     drop(link);
     println!("sqs-sesame {}", summary(samples));
 
-    // The baseline: the same SQS calls through a relay that does nothing else.
-    let inbound = Queue::open_or_create(&client, "sesame-bench-relay-in", &[]).await?;
-    let outbound = Queue::open_or_create(&client, "sesame-bench-relay-out", &[]).await?;
-    let relay = {
-        let (inbound, outbound) = (inbound.clone(), outbound.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok(messages) = inbound.receive(10, 20, 30).await else {
-                    continue;
-                };
-                for m in messages {
-                    if let Ok(body) = m.envelope {
-                        let _ = outbound.send(&body).await;
-                    }
-                    let _ = inbound.delete(&m.receipt).await;
-                }
-            }
-        })
-    };
+    // The baseline: the same SQS calls through a relay, in its own process like the daemon,
+    // that does nothing else.
+    let (inbound, outbound) = relay_queues(&client).await?;
+    let mut relay = std::process::Command::new(std::env::current_exe()?)
+        .args(["sqs-relay", alias])
+        .spawn()
+        .context("starting the relay")?;
     let payload = vec![0u8; 200];
     let mut samples = Vec::with_capacity(count);
     for i in 0..warmup + count {
@@ -194,9 +190,34 @@ async fn sqs(alias: &str, count: usize, warmup: usize) -> anyhow::Result<()> {
             samples.push(elapsed);
         }
     }
-    relay.abort();
+    let _ = relay.kill();
+    let _ = relay.wait();
     println!("sqs-relay {}", summary(samples));
     Ok(())
+}
+
+async fn relay_queues(client: &sesame_sqs::Client) -> anyhow::Result<(sesame_sqs::Queue, sesame_sqs::Queue)> {
+    use sesame_sqs::Queue;
+    Ok((
+        Queue::open_or_create(client, "sesame-bench-relay-in", &[]).await?,
+        Queue::open_or_create(client, "sesame-bench-relay-out", &[]).await?,
+    ))
+}
+
+/// Receives each message on the relay's inbound queue, sends it to the outbound one, deletes it.
+async fn sqs_relay(alias: &str) -> anyhow::Result<()> {
+    let host = ClientHome::from_env()?.host(alias)?;
+    let route = host.sqs.context("the host has no SQS route")?;
+    let client = sesame_sqs::client(&route.settings(), Duration::from_secs(10)).await;
+    let (inbound, outbound) = relay_queues(&client).await?;
+    loop {
+        for m in inbound.receive(10, 20, 30).await? {
+            if let Ok(body) = m.envelope {
+                outbound.send(&body).await?;
+            }
+            inbound.delete(&m.receipt).await?;
+        }
+    }
 }
 
 fn policy(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
