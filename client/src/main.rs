@@ -260,6 +260,16 @@ fn run_command(home: &ClientHome, args: RunArgs) -> anyhow::Result<ExitCode> {
     for alias in aliases {
         let entry = home.host(&alias)?;
         let via = args.via.unwrap_or_else(|| entry.default_transport());
+        let routed = match via {
+            Transport::Quic => entry.quic().is_some(),
+            Transport::Sqs => entry.sqs.is_some(),
+        };
+        if !routed {
+            anyhow::bail!(
+                "host {alias} has no {} route (see `sesame host list`)",
+                if via == Transport::Quic { "QUIC" } else { "SQS" }
+            );
+        }
         targets.push(Target { alias, entry, via });
     }
     let sealer = Arc::new(Sealer::new(home.key()?));

@@ -84,6 +84,11 @@ fn a_request_over_sqs_is_answered_sealed_and_audited() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("error 1010"), "{}", stderr(&out));
 
+    // Asking for a route the host does not have is a local error (2), before anything is sent.
+    let out = alice.sesame(&["run", "--via", "quic", "web", "whoami"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no QUIC route"), "{}", stderr(&out));
+
     // The reply queue is the client's own, named after its key.
     let home = alice.home();
     let own = sesame_sqs::reply_queue(&home.key().expect("key").public_key());
