@@ -97,6 +97,8 @@ enum GroupCommand {
 enum KeyCommand {
     /// Print the public key (give it to the host's operator for `sesamed client add`).
     Show,
+    /// Print the name of this key's SQS reply queue (for its IAM policy).
+    ReplyQueue,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +165,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", key.public_key());
         }
         Command::Key(KeyCommand::Show) => println!("{}", home.key()?.public_key()),
+        Command::Key(KeyCommand::ReplyQueue) => {
+            println!("{}", sesame_sqs::reply_queue(&home.key()?.public_key()));
+        }
         Command::Host(HostCommand::Add {
             name,
             key,

@@ -92,6 +92,7 @@ fn a_request_over_sqs_is_answered_sealed_and_audited() {
     // The reply queue is the client's own, named after its key.
     let home = alice.home();
     let own = sesame_sqs::reply_queue(&home.key().expect("key").public_key());
+    assert_eq!(alice.run_ok(&["key", "reply-queue"]), format!("{own}\n"));
     moto.with_client(async |c| Queue::open(c, &own).await.expect("reply queue exists"));
 }
 
