@@ -106,11 +106,10 @@ impl HostEntry {
             (Some(_), None) => return Err("addr needs cert_sha256 (the pinned certificate)".into()),
             (None, Some(_)) => return Err("cert_sha256 without addr".into()),
         }
-        if let Some(sqs) = &self.sqs {
-            let name = sqs.queue.rsplit('/').next().unwrap_or_default();
-            if !sesame_sqs::is_queue_name(name) {
-                return Err(format!("sqs.queue {:?} is not a queue name or URL", sqs.queue));
-            }
+        if let Some(sqs) = &self.sqs
+            && sesame_sqs::queue_name(&sqs.queue).is_none()
+        {
+            return Err(format!("sqs.queue {:?} is not a queue name or URL", sqs.queue));
         }
         if self.addr.is_none() && self.sqs.is_none() {
             return Err("no route: give it addr (QUIC) or sqs (a queue)".into());

@@ -483,13 +483,7 @@ impl RawSqs {
                 format!("sqs.queue: host name {host:?} cannot be part of a queue name; set queue = \"NAME\"")
             })?,
         };
-        let is_url = queue.starts_with("https://") || queue.starts_with("http://");
-        let name = if is_url {
-            queue.rsplit('/').next().unwrap_or_default()
-        } else {
-            &queue
-        };
-        if !sesame_sqs::is_queue_name(name) {
+        if sesame_sqs::queue_name(&queue).is_none() {
             return Err(format!(
                 "sqs.queue: {queue:?} is not a queue name (1-80 of A-Z a-z 0-9 _ -) or queue URL"
             ));

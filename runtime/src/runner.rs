@@ -467,10 +467,7 @@ impl Runner {
 
     /// Flushes the replay and audit logs and records the stop.
     pub fn shutdown(&self, now_ms: u64, reason: &str) {
-        let replay = self
-            .replay
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let replay = lock(&self.replay);
         if let Err(e) = replay.1.sync() {
             tracing::error!("syncing the replay log: {e}");
         }
@@ -682,10 +679,7 @@ impl Runner {
     }
 
     fn admit(&self, now_ms: u64, request: &Request) -> Result<(), Failure> {
-        let mut guard = self
-            .replay
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = lock(&self.replay);
         let (window, seen) = &mut *guard;
         window.admit(now_ms, &self.config.host_name, request)?;
         // Persist before running: a crash after this point must not reopen the id.
@@ -860,7 +854,7 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// Locks `m`, carrying on past a panic elsewhere (the stamps it guards stay meaningful).
+/// Locks `m`, carrying on past a panic elsewhere, as every lock in the runner does.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -149,23 +149,33 @@ pub struct Queue {
     url: String,
 }
 
+/// Whether `name_or_url` is a full queue URL (used as is) rather than a name.
+fn is_url(name_or_url: &str) -> bool {
+    name_or_url.starts_with("https://") || name_or_url.starts_with("http://")
+}
+
+/// The queue name in `name_or_url`: the name itself, or a queue URL's last segment; `None` when
+/// that is not a valid queue name.
+pub fn queue_name(name_or_url: &str) -> Option<&str> {
+    let name = if is_url(name_or_url) {
+        name_or_url.rsplit('/').next().unwrap_or_default()
+    } else {
+        name_or_url
+    };
+    is_queue_name(name).then_some(name)
+}
+
 impl Queue {
     /// Finds the queue `name_or_url` (a name in this account and region, or a full queue URL,
     /// used as is).
     pub async fn open(client: &Client, name_or_url: &str) -> Result<Self, SqsError> {
-        if name_or_url.starts_with("https://") || name_or_url.starts_with("http://") {
-            let name = name_or_url.rsplit('/').next().unwrap_or_default();
-            if !is_queue_name(name) {
-                return Err(SqsError::BadName(name_or_url.to_owned()));
-            }
+        let name = queue_name(name_or_url).ok_or_else(|| SqsError::BadName(name_or_url.to_owned()))?;
+        if is_url(name_or_url) {
             return Ok(Self {
                 client: client.clone(),
                 name: name.to_owned(),
                 url: name_or_url.to_owned(),
             });
-        }
-        if !is_queue_name(name_or_url) {
-            return Err(SqsError::BadName(name_or_url.to_owned()));
         }
         match client.get_queue_url().queue_name(name_or_url).send().await {
             Ok(out) => Ok(Self {
@@ -315,6 +325,17 @@ fn call_error<E: std::error::Error + 'static>(op: &'static str, queue: &str, e: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_is_named_or_given_by_url() {
+        assert_eq!(queue_name("sesame-req-web1"), Some("sesame-req-web1"));
+        let url = "https://sqs.eu-west-1.amazonaws.com/111122223333/sesame-req-db";
+        assert_eq!(queue_name(url), Some("sesame-req-db"));
+        assert_eq!(queue_name("http://127.0.0.1:9324/000000000000/q_1"), Some("q_1"));
+        for bad in ["", "a.b", "a/b", "https://host/", "https://host/q.fifo"] {
+            assert_eq!(queue_name(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn bodies_round_trip_and_garbage_is_refused() {
