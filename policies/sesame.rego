@@ -11,7 +11,7 @@
 #       "salt":     {"states": ["nginx"]},
 #       "users":    {"names": ["alice"], "groups": ["ops"]}
 #     },
-#     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64}
+#     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64, "host_calls": 1000}
 #   }
 #
 # The daemon fails closed: if `decision` is undefined, raises an error, has a key

@@ -294,6 +294,7 @@ fn sandbox(module: &std::path::Path, count: usize) -> anyhow::Result<()> {
         timeout: Duration::from_secs(5),
         memory_bytes: 64 << 20,
         output_bytes: 64 << 10,
+        host_calls: sesamed::host::DEFAULT_MAX_HOST_CALLS,
     };
     let mut samples = Vec::with_capacity(count);
     for i in 0..count + count / 10 {

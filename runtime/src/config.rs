@@ -140,6 +140,8 @@ pub struct Limits {
     pub memory_mb: u64,
     /// Output a command may return.
     pub output_kb: u64,
+    /// Host calls (log lines included) a command may make; the next one stops it (3004).
+    pub host_calls: u32,
     /// Requests run at once; beyond this the daemon answers 3007 busy.
     pub max_concurrent: usize,
 }
@@ -150,6 +152,7 @@ impl Default for Limits {
             timeout_ms: 5_000,
             memory_mb: 64,
             output_kb: 64,
+            host_calls: crate::host::DEFAULT_MAX_HOST_CALLS,
             max_concurrent: 64,
         }
     }
@@ -226,6 +229,7 @@ impl Config {
         if limits.timeout_ms == 0
             || limits.memory_mb == 0
             || limits.output_kb == 0
+            || limits.host_calls == 0
             || limits.max_concurrent == 0
         {
             return Err(invalid("limits: every limit must be greater than zero".into()));

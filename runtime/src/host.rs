@@ -22,14 +22,20 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "command",
         path: "../wit",
+        // Every import may trap: a module past its host-call budget is stopped, not just
+        // refused (a refusal it could ignore and loop on).
+        imports: { default: trappable },
+        trappable_error_type: {
+            "sesame:host/types.host-error" => super::HostFault,
+        },
     });
 }
 
 pub use bindings::sesame::host::types::{HostError, Invocation};
 use bindings::sesame::host::{firewall, log, salt, types, users};
 
-/// Host calls one request may make before further calls are refused.
-pub const MAX_HOST_CALLS: u32 = 1_000;
+/// Host calls one request may make unless the configuration or the grant says otherwise.
+pub const DEFAULT_MAX_HOST_CALLS: u32 = 1_000;
 /// Log messages kept per request; longer messages are cut at [`MAX_LOG_MESSAGE`] bytes.
 pub const MAX_LOG_LINES: usize = 100;
 /// The longest log message kept.
@@ -64,6 +70,25 @@ pub struct CallContext {
     pub tool_failures: u32,
     /// Host calls made (allowed or not).
     pub host_calls: u32,
+    /// Host calls allowed; the call after the last one stops the module (3004).
+    pub max_host_calls: u32,
+    /// The module made more than [`CallContext::max_host_calls`] calls and was stopped.
+    pub flooded: bool,
+}
+
+/// Why a host call did not return a value: an error the module sees, or a trap that ends it.
+#[derive(Debug)]
+pub enum HostFault {
+    /// Returned to the module as the WIT `host-error`.
+    Error(HostError),
+    /// Ends the run (the module exceeded its host-call budget).
+    Trap(wasmtime::Error),
+}
+
+impl From<HostError> for HostFault {
+    fn from(e: HostError) -> Self {
+        HostFault::Error(e)
+    }
 }
 
 /// The level of a module's log message.
@@ -92,6 +117,8 @@ impl CallContext {
             denied: Vec::new(),
             tool_failures: 0,
             host_calls: 0,
+            max_host_calls: DEFAULT_MAX_HOST_CALLS,
+            flooded: false,
         }
     }
 
@@ -132,35 +159,39 @@ impl CallContext {
     }
 
     /// The firewall service, or a refusal when this host has none.
-    fn firewall_service(&mut self, call: &str) -> Result<Arc<Firewall>, HostError> {
+    fn firewall_service(&mut self, call: &str) -> Result<Arc<Firewall>, HostFault> {
         match &self.firewall {
             Some(f) => Ok(Arc::clone(f)),
             None => Err(self.deny(format!("{call}: this host has no firewall back end"))),
         }
     }
 
-    /// Counts a host call; refuses it past [`MAX_HOST_CALLS`].
-    fn enter(&mut self, what: &str) -> Result<(), HostError> {
+    /// Counts a host call; past [`CallContext::max_host_calls`] the module is stopped.
+    fn enter(&mut self, what: &str) -> Result<(), HostFault> {
         self.host_calls = self.host_calls.saturating_add(1);
-        if self.host_calls > MAX_HOST_CALLS {
-            return Err(self.deny(format!(
-                "{what}: more than {MAX_HOST_CALLS} host calls in one request"
-            )));
+        if self.host_calls > self.max_host_calls {
+            self.flooded = true;
+            let why = format!(
+                "{what}: more than {} host calls in one request",
+                self.max_host_calls
+            );
+            let _ = self.deny(why.clone());
+            return Err(HostFault::Trap(wasmtime::Error::msg(why)));
         }
         Ok(())
     }
 
-    fn deny(&mut self, why: String) -> HostError {
+    fn deny(&mut self, why: String) -> HostFault {
         if self.denied.len() < 32 {
             self.denied.push(why.clone());
         }
-        HostError::Denied(why)
+        HostFault::Error(HostError::Denied(why))
     }
 
     /// A host call whose system tool failed; the module sees `message`.
-    fn failed(&mut self, message: String) -> HostError {
+    fn failed(&mut self, message: String) -> HostFault {
         self.tool_failures = self.tool_failures.saturating_add(1);
-        HostError::Failed(message)
+        HostFault::Error(HostError::Failed(message))
     }
 
     fn push_log(&mut self, level: LogLevel, mut msg: String) {
@@ -182,24 +213,40 @@ impl wasmtime::component::HasData for HostCalls {
     type Data<'a> = &'a mut CallContext;
 }
 
-impl types::Host for CallContext {}
-
-impl log::Host for CallContext {
-    fn info(&mut self, msg: String) {
-        if self.enter("log.info").is_ok() {
-            self.push_log(LogLevel::Info, msg);
+impl types::Host for CallContext {
+    fn convert_host_error(&mut self, fault: HostFault) -> wasmtime::Result<HostError> {
+        match fault {
+            HostFault::Error(e) => Ok(e),
+            HostFault::Trap(trap) => Err(trap),
         }
     }
+}
 
-    fn warn(&mut self, msg: String) {
-        if self.enter("log.warn").is_ok() {
-            self.push_log(LogLevel::Warn, msg);
+impl log::Host for CallContext {
+    fn info(&mut self, msg: String) -> wasmtime::Result<()> {
+        self.log_call("log.info", LogLevel::Info, msg)
+    }
+
+    fn warn(&mut self, msg: String) -> wasmtime::Result<()> {
+        self.log_call("log.warn", LogLevel::Warn, msg)
+    }
+}
+
+impl CallContext {
+    fn log_call(&mut self, call: &str, level: LogLevel, msg: String) -> wasmtime::Result<()> {
+        match self.enter(call) {
+            Ok(()) => {
+                self.push_log(level, msg);
+                Ok(())
+            }
+            Err(HostFault::Trap(trap)) => Err(trap),
+            Err(HostFault::Error(_)) => Ok(()),
         }
     }
 }
 
 impl firewall::Host for CallContext {
-    fn allow(&mut self, r: firewall::Rule) -> Result<String, HostError> {
+    fn allow(&mut self, r: firewall::Rule) -> Result<String, HostFault> {
         self.enter("firewall.allow")?;
         let service = self.firewall_service("firewall.allow")?;
         let source = r
@@ -221,7 +268,7 @@ impl firewall::Host for CallContext {
         Ok(opened.id.to_string())
     }
 
-    fn revoke(&mut self, grant_id: String) -> Result<(), HostError> {
+    fn revoke(&mut self, grant_id: String) -> Result<(), HostFault> {
         self.enter("firewall.revoke")?;
         let service = self.firewall_service("firewall.revoke")?;
         let id: GrantId = grant_id
@@ -233,7 +280,7 @@ impl firewall::Host for CallContext {
         Ok(())
     }
 
-    fn list(&mut self) -> Result<Vec<firewall::Grant>, HostError> {
+    fn list(&mut self) -> Result<Vec<firewall::Grant>, HostFault> {
         self.enter("firewall.list")?;
         let service = self.firewall_service("firewall.list")?;
         let views = service
@@ -259,11 +306,11 @@ impl CallContext {
     /// Turns a firewall service error into what the module sees: a ceiling is a refusal, an
     /// unknown grant is an invalid argument, and anything else a failure whose detail stays in
     /// the daemon log.
-    fn firewall_failure(&mut self, call: &str, what: &str, e: FirewallError) -> HostError {
+    fn firewall_failure(&mut self, call: &str, what: &str, e: FirewallError) -> HostFault {
         match e {
             FirewallError::Limit(why) => self.deny(format!("{call} {what}: {why}")),
             FirewallError::NotFound(id) => {
-                HostError::Invalid(format!("no live grant {id} held by {}", self.client))
+                HostError::Invalid(format!("no live grant {id} held by {}", self.client)).into()
             }
             other => {
                 tracing::error!(request = %self.request_id, "{call} {what}: {other}");
@@ -281,7 +328,7 @@ impl salt::Host for CallContext {
         state: String,
         pillar: Option<String>,
         test: bool,
-    ) -> Result<salt::ApplyReport, HostError> {
+    ) -> Result<salt::ApplyReport, HostFault> {
         self.enter("salt.apply")?;
         let Some(service) = self.salt.clone() else {
             return Err(self.deny("salt.apply: this host does not apply Salt states".to_owned()));
@@ -335,9 +382,9 @@ impl CallContext {
     /// Turns a salt error into what the module sees. Salt's own refusal (a missing or broken
     /// state) is passed on; a tool failure keeps its detail in the daemon log. A run that was
     /// killed may have changed things, so it is recorded as an effect.
-    fn salt_failure(&mut self, state: &StateName, mode: &str, e: SaltError) -> HostError {
+    fn salt_failure(&mut self, state: &StateName, mode: &str, e: SaltError) -> HostFault {
         match e {
-            SaltError::Invalid(why) => HostError::Invalid(why),
+            SaltError::Invalid(why) => HostError::Invalid(why).into(),
             SaltError::Busy | SaltError::NoTime(_) | SaltError::Refused(_) => {
                 tracing::warn!(request = %self.request_id, "salt.apply {state}{mode}: {e}");
                 let mut message = format!("salt.apply {state}: {e}");
@@ -360,7 +407,7 @@ impl CallContext {
 }
 
 impl users::Host for CallContext {
-    fn create(&mut self, user: users::NewUser) -> Result<(), HostError> {
+    fn create(&mut self, user: users::NewUser) -> Result<(), HostFault> {
         self.enter("users.create")?;
         let svc = self.users_service("users.create")?;
         let name: UserName = parse(&user.name)?;
@@ -387,14 +434,14 @@ impl users::Host for CallContext {
         Ok(())
     }
 
-    fn lock(&mut self, name: String) -> Result<(), HostError> {
+    fn lock(&mut self, name: String) -> Result<(), HostFault> {
         let (svc, name) = self.users_target("users.lock", &name)?;
         svc.lock(&name).map_err(|e| self.users_failure("users.lock", e))?;
         self.effect(format!("users.lock {name}"));
         Ok(())
     }
 
-    fn unlock(&mut self, name: String) -> Result<(), HostError> {
+    fn unlock(&mut self, name: String) -> Result<(), HostFault> {
         let (svc, name) = self.users_target("users.unlock", &name)?;
         svc.unlock(&name)
             .map_err(|e| self.users_failure("users.unlock", e))?;
@@ -402,7 +449,7 @@ impl users::Host for CallContext {
         Ok(())
     }
 
-    fn remove(&mut self, name: String) -> Result<(), HostError> {
+    fn remove(&mut self, name: String) -> Result<(), HostFault> {
         let (svc, name) = self.users_target("users.remove", &name)?;
         svc.remove(&name)
             .map_err(|e| self.users_failure("users.remove", e))?;
@@ -410,7 +457,7 @@ impl users::Host for CallContext {
         Ok(())
     }
 
-    fn add_key(&mut self, name: String, key: String) -> Result<bool, HostError> {
+    fn add_key(&mut self, name: String, key: String) -> Result<bool, HostFault> {
         let key: SshKey = parse(&key)?;
         let (svc, name) = self.users_target("users.add-key", &name)?;
         let added = svc
@@ -422,7 +469,7 @@ impl users::Host for CallContext {
         Ok(added)
     }
 
-    fn remove_key(&mut self, name: String, key: String) -> Result<bool, HostError> {
+    fn remove_key(&mut self, name: String, key: String) -> Result<bool, HostFault> {
         let key: SshKey = parse(&key)?;
         let (svc, name) = self.users_target("users.remove-key", &name)?;
         let removed = svc
@@ -434,7 +481,7 @@ impl users::Host for CallContext {
         Ok(removed)
     }
 
-    fn add_to_group(&mut self, name: String, group: String) -> Result<(), HostError> {
+    fn add_to_group(&mut self, name: String, group: String) -> Result<(), HostFault> {
         let group: GroupName = parse(&group)?;
         let (svc, name) = self.users_target("users.add-to-group", &name)?;
         let gid = svc
@@ -447,7 +494,7 @@ impl users::Host for CallContext {
         Ok(())
     }
 
-    fn remove_from_group(&mut self, name: String, group: String) -> Result<(), HostError> {
+    fn remove_from_group(&mut self, name: String, group: String) -> Result<(), HostFault> {
         let group: GroupName = parse(&group)?;
         let (svc, name) = self.users_target("users.remove-from-group", &name)?;
         let gid = svc
@@ -460,7 +507,7 @@ impl users::Host for CallContext {
         Ok(())
     }
 
-    fn list(&mut self) -> Result<Vec<users::Account>, HostError> {
+    fn list(&mut self) -> Result<Vec<users::Account>, HostFault> {
         self.enter("users.list")?;
         let svc = self.users_service("users.list")?;
         let accounts = svc.accounts().map_err(|e| self.users_failure("users.list", e))?;
@@ -495,13 +542,14 @@ fn truncate(msg: &mut String, max: usize) {
 }
 
 /// Parses a module's argument, or says why it is invalid.
-fn parse<T: std::str::FromStr<Err = UsersArgError>>(s: &str) -> Result<T, HostError> {
-    s.parse().map_err(|e: UsersArgError| HostError::Invalid(e.0))
+fn parse<T: std::str::FromStr<Err = UsersArgError>>(s: &str) -> Result<T, HostFault> {
+    s.parse()
+        .map_err(|e: UsersArgError| HostError::Invalid(e.0).into())
 }
 
 impl CallContext {
     /// The users service, or a refusal when this host has none.
-    fn users_service(&mut self, call: &str) -> Result<Arc<Users>, HostError> {
+    fn users_service(&mut self, call: &str) -> Result<Arc<Users>, HostFault> {
         match &self.users {
             Some(u) => Ok(Arc::clone(u)),
             None => Err(self.deny(format!("{call}: this host does not manage accounts"))),
@@ -509,14 +557,14 @@ impl CallContext {
     }
 
     /// Counts the call, parses the account name, checks it exists and that the grant covers it.
-    fn users_target(&mut self, call: &str, name: &str) -> Result<(Arc<Users>, UserName), HostError> {
+    fn users_target(&mut self, call: &str, name: &str) -> Result<(Arc<Users>, UserName), HostFault> {
         self.enter(call)?;
         let svc = self.users_service(call)?;
         let name: UserName = parse(name)?;
         let existing = svc.account(&name).map_err(|e| self.users_failure(call, e))?;
         self.grant_user(call, &name, existing.as_ref())?;
         if existing.is_none() {
-            return Err(HostError::Invalid(format!("no account {name}")));
+            return Err(HostError::Invalid(format!("no account {name}")).into());
         }
         Ok((svc, name))
     }
@@ -526,25 +574,25 @@ impl CallContext {
         call: &str,
         name: &UserName,
         existing: Option<&crate::users::Account>,
-    ) -> Result<(), HostError> {
+    ) -> Result<(), HostFault> {
         crate::users::check_user(&self.grant.users, name, existing)
             .map_err(|why| self.deny(format!("{call} {name}: {why}")))
     }
 
-    fn grant_group(&mut self, call: &str, group: &GroupName, gid: Option<u32>) -> Result<(), HostError> {
+    fn grant_group(&mut self, call: &str, group: &GroupName, gid: Option<u32>) -> Result<(), HostFault> {
         crate::users::check_group(&self.grant.users, group, gid)
             .map_err(|why| self.deny(format!("{call} {group}: {why}")))
     }
 
     /// Turns a users service error into what the module sees; tool failures keep their detail in
     /// the daemon log.
-    fn users_failure(&mut self, call: &str, e: UsersError) -> HostError {
+    fn users_failure(&mut self, call: &str, e: UsersError) -> HostFault {
         match e {
             UsersError::Invalid(_)
             | UsersError::NoSuchUser(_)
             | UsersError::NoSuchGroup(_)
             | UsersError::Exists(_)
-            | UsersError::UnlistedShell(_) => HostError::Invalid(e.to_string()),
+            | UsersError::UnlistedShell(_) => HostError::Invalid(e.to_string()).into(),
             UsersError::Home(h) => {
                 tracing::warn!(request = %self.request_id, "{call}: {h}");
                 self.failed(format!("{call}: {h}"))

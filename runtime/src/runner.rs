@@ -297,10 +297,10 @@ impl Runner {
             }
         };
         let duration_us = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let response = Response {
+        let (response, plaintext) = fit_in_envelope(Response {
             duration_us,
             ..response
-        };
+        });
         record.code = response.code.as_u16();
         record.message = if response.code == ErrorCode::Ok {
             String::new()
@@ -311,10 +311,7 @@ impl Runner {
         if let Err(e) = self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
             tracing::error!("{e}");
         }
-        match self
-            .sealer
-            .seal(&client.key, &mut rand_core::OsRng, &response.encode())
-        {
+        match self.sealer.seal(&client.key, &mut rand_core::OsRng, &plaintext) {
             Ok(sealed) => {
                 if let Some(p) = pending {
                     p.finish(&sealed);
@@ -701,6 +698,7 @@ impl Runner {
             timeout: Duration::from_millis(pick(asked.timeout_ms, cfg.timeout_ms)),
             memory_bytes: usize::try_from(pick(asked.memory_mb, cfg.memory_mb) << 20).unwrap_or(usize::MAX),
             output_bytes: usize::try_from(pick(asked.output_kb, cfg.output_kb) << 10).unwrap_or(usize::MAX),
+            host_calls: asked.host_calls.map_or(cfg.host_calls, |a| a.min(cfg.host_calls)),
         }
     }
 
@@ -874,6 +872,30 @@ fn mask_args(args: &[String], positions: &[usize]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The response and its encoding, when the encoding fits in one envelope. Output under the
+/// output limit can still be too big once JSON escapes it (a control character takes six bytes):
+/// such a response becomes a 3003 error rather than an answer that cannot be sealed.
+fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
+    let plaintext = response.encode();
+    let room = sesame_proto::MAX_ENVELOPE_LEN - sesame_proto::HEADER_LEN - sesame_proto::TAG_LEN;
+    if plaintext.len() <= room {
+        return (response, plaintext);
+    }
+    let too_big = Response {
+        duration_us: response.duration_us,
+        ..Response::error(
+            response.id,
+            ErrorCode::MemoryLimit,
+            format!(
+                "output of {} bytes does not fit in one reply ({room} bytes, encoded)",
+                response.output.len()
+            ),
+        )
+    };
+    let plaintext = too_big.encode();
+    (too_big, plaintext)
 }
 
 /// The largest linear memory any request may get: the configured ceiling, in bytes.

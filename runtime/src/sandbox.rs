@@ -114,6 +114,8 @@ pub struct RunLimits {
     pub memory_bytes: usize,
     /// Output returned to the client, bytes.
     pub output_bytes: usize,
+    /// Host calls (log lines included); the next one stops the module.
+    pub host_calls: u32,
 }
 
 /// The result of one run, with what the module did on the way.
@@ -153,6 +155,9 @@ pub enum RunError {
     /// The module failed after the host refused a call it needed.
     #[error("host call denied: {0}")]
     HostCallDenied(String),
+    /// The module made more host calls than its limit allows, and was stopped.
+    #[error("host call limit of {0} calls exceeded")]
+    HostCallLimit(u32),
     /// The module failed after a system tool it needed failed (its own message).
     #[error("{0}")]
     HostToolFailed(String),
@@ -171,7 +176,7 @@ impl RunError {
             RunError::Trapped(_) => ErrorCode::Trapped,
             RunError::TimeLimit(_) => ErrorCode::TimeLimit,
             RunError::MemoryLimit(_) | RunError::OutputLimit { .. } => ErrorCode::MemoryLimit,
-            RunError::HostCallDenied(_) => ErrorCode::HostCallDenied,
+            RunError::HostCallDenied(_) | RunError::HostCallLimit(_) => ErrorCode::HostCallDenied,
             RunError::HostToolFailed(_) => ErrorCode::HostToolFailed,
             RunError::Module(_) => ErrorCode::ModuleError,
             RunError::Internal(_) => ErrorCode::Internal,
@@ -279,10 +284,11 @@ impl Sandbox {
         &self,
         module: &LoadedModule,
         invocation: &Invocation,
-        calls: CallContext,
+        mut calls: CallContext,
         limits: RunLimits,
     ) -> RunOutcome {
         let started = Instant::now();
+        calls.max_host_calls = limits.host_calls;
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         let wasi = WasiCtxBuilder::new()
@@ -323,10 +329,8 @@ impl Sandbox {
                 None if state.calls.tool_failures > 0 => Err(RunError::HostToolFailed(message)),
                 None => Err(RunError::Module(message)),
             },
-            Err(err) if state.memory.hit => {
-                let _ = err;
-                Err(RunError::MemoryLimit(limits.memory_bytes >> 20))
-            }
+            Err(_) if state.memory.hit => Err(RunError::MemoryLimit(limits.memory_bytes >> 20)),
+            Err(_) if state.calls.flooded => Err(RunError::HostCallLimit(limits.host_calls)),
             Err(err) => match err.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => Err(RunError::TimeLimit(timeout_ms)),
                 Some(trap) => Err(RunError::Trapped(trap.to_string())),

@@ -9,6 +9,7 @@ use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
 use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_client, module, sesamed};
 
 mod firewall;
+mod hostile;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

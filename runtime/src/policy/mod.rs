@@ -207,6 +207,8 @@ pub struct Limits {
     pub memory_mb: Option<u64>,
     /// Output limit, KiB.
     pub output_kb: Option<u64>,
+    /// Host calls one run may make (log lines included).
+    pub host_calls: Option<u32>,
 }
 
 /// Why a policy directory could not be loaded or tested.

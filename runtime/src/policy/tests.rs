@@ -111,7 +111,8 @@ fn default_policy_allows_users_to_echo() {
         Limits {
             timeout_ms: Some(5000),
             memory_mb: Some(64),
-            output_kb: Some(64)
+            output_kb: Some(64),
+            host_calls: None
         }
     );
     assert_eq!(grant.firewall, FirewallGrant::default());
@@ -349,7 +350,8 @@ fn full_grant_and_null_limits_are_read() {
         Limits {
             timeout_ms: Some(10),
             memory_mb: None,
-            output_kb: None
+            output_kb: None,
+            host_calls: None
         }
     );
     assert_eq!(grant.reasons, ["of reasons", "set"]);

@@ -1,0 +1,182 @@
+//! Hostile modules (`commands/testing/`): each ends with its own 30xx code, the daemon stays up,
+//! and it keeps serving other clients while they run.
+
+use std::time::{Duration, Instant};
+
+use sesame_tests::{Daemon, Setup, module, repo_root, sesamed};
+
+use super::{stderr, stdout};
+
+/// The default policy with the testing cluster's limits lowered to `limits` (JSON object).
+fn policy_with_testing_limits(limits: serde_json::Value) -> String {
+    let path = repo_root().join("policies/data.json");
+    let mut data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read data.json")).expect("json");
+    data["acl"]["clusters"]["testing"]["limits"] = limits;
+    data.to_string()
+}
+
+/// A daemon whose testing cluster has every hostile module, 1 s and 50 host calls per request.
+fn hostile_daemon(extra_config: &str) -> Daemon {
+    let hostile = ["mem-bomb", "big-output", "deep-recursion", "call-flood"]
+        .iter()
+        .map(|m| format!("{m} = {:?}\n", module(m)))
+        .collect::<String>();
+    let setup = Setup {
+        clusters: format!("{}{hostile}\n{extra_config}", Setup::default().clusters),
+        policy_data: Some(policy_with_testing_limits(
+            serde_json::json!({"timeout_ms": 1000, "host_calls": 50}),
+        )),
+        ..Setup::default()
+    };
+    Daemon::start(&setup)
+}
+
+#[test]
+fn each_hostile_module_gets_its_code_while_the_daemon_keeps_serving_others() {
+    let mut daemon = hostile_daemon("");
+    let tess = daemon.client("tess", &["testers"]);
+    let alice = daemon.client("alice", &["users"]);
+
+    // (command, expected code, words the error must contain)
+    let cases: [(&str, u16, &str); 6] = [
+        ("spin", 3002, "time limit of 1000 ms"),
+        ("mem-bomb", 3003, "memory limit of 64 MiB"),
+        ("big-output", 3003, "exceeds the limit of 65536 bytes"),
+        ("deep-recursion", 3001, "call stack exhausted"),
+        ("call-flood", 3004, "host call limit of 50 calls"),
+        ("panic", 3001, "module trapped"),
+    ];
+    let (answers, echoes) = std::thread::scope(|s| {
+        let hostile: Vec<_> = cases
+            .iter()
+            .map(|(cmd, _, _)| {
+                let tess = &tess;
+                s.spawn(move || tess.sesame(&["run", "web", &format!("testing::{cmd}")]))
+            })
+            .collect();
+        // Meanwhile another client is served, promptly.
+        let echoes: Vec<Duration> = (0..10)
+            .map(|i| {
+                let started = Instant::now();
+                let out = alice.run_ok(&["run", "web", "echo", &i.to_string()]);
+                assert_eq!(out, format!("{i}\n"));
+                started.elapsed()
+            })
+            .collect();
+        let answers: Vec<_> = hostile
+            .into_iter()
+            .map(|h| h.join().expect("hostile run"))
+            .collect();
+        (answers, echoes)
+    });
+    for ((cmd, code, words), out) in cases.iter().zip(&answers) {
+        let err = stderr(out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains(&format!("error {code}")), "{cmd}: {err}");
+        assert!(err.contains(words), "{cmd}: {err}");
+        daemon.wait_audit(cmd, |r| {
+            r["phase"] == "end" && r["command"] == *cmd && r["code"] == *code
+        });
+    }
+    // Every echo (each a whole `sesame` process) came back while the hostile ones ran; none
+    // waited for them (a 1 s time limit would show).
+    let slowest = echoes.iter().max().copied().unwrap_or_default();
+    assert!(slowest < Duration::from_millis(900), "slowest echo: {slowest:?}");
+    assert!(daemon.is_running());
+    assert_eq!(tess.run_ok(&["run", "web", "echo", "after"]), "after\n");
+    let log = daemon.log();
+    assert!(
+        log.contains("panicked on purpose"),
+        "the panic message reaches the daemon log"
+    );
+}
+
+#[test]
+fn the_policy_lowers_limits_but_never_raises_them() {
+    // The configuration caps host calls at 20; the policy's 50 cannot raise it.
+    let daemon = hostile_daemon("[limits]\nhost_calls = 20\n");
+    let tess = daemon.client("tess", &["testers"]);
+    let err = tess.run_err(&["run", "web", "testing::call-flood"]);
+    assert!(err.contains("error 3004"), "{err}");
+    assert!(err.contains("host call limit of 20 calls"), "{err}");
+    let rec = daemon.wait_audit("flood", |r| r["phase"] == "end" && r["code"] == 3004);
+    assert_eq!(rec["host_calls"], 21, "the 21st call stopped it: {rec}");
+
+    // Output under the 64 KiB limit passes; over it is 3003; and output under the limit that
+    // does not fit in one reply once encoded is 3003 too, not a lost answer.
+    assert_eq!(
+        tess.run_ok(&["run", "web", "testing::big-output", "65000"]).len(),
+        65000 + 1
+    );
+    let err = tess.run_err(&["run", "web", "testing::big-output", "65537"]);
+    assert!(
+        err.contains("error 3003") && err.contains("exceeds the limit of 65536 bytes"),
+        "{err}"
+    );
+    let err = tess.run_err(&["run", "web", "testing::big-output", "65536"]);
+    assert!(
+        err.contains("error 3003") && err.contains("does not fit in one reply"),
+        "{err}"
+    );
+}
+
+#[test]
+fn past_max_concurrent_a_request_is_told_busy_at_once() {
+    let daemon = hostile_daemon("[limits]\nmax_concurrent = 2\n");
+    let tess = daemon.client("tess", &["testers"]);
+    std::thread::scope(|s| {
+        let spinners: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| tess.sesame(&["run", "web", "testing::spin"])))
+            .collect();
+        // Both slots are taken once both spins have started.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while daemon
+            .audit()
+            .iter()
+            .filter(|r| r["phase"] == "start" && r["command"] == "spin")
+            .count()
+            < 2
+        {
+            assert!(Instant::now() < deadline, "the spins never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started = Instant::now();
+        let err = tess.run_err(&["run", "web", "echo", "squeezed"]);
+        assert!(err.contains("error 3007"), "{err}");
+        assert!(err.contains("busy: 2 requests already running"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "busy is answered at once, not after a wait: {:?}",
+            started.elapsed()
+        );
+        for s in spinners {
+            let out = s.join().expect("spinner");
+            assert!(stderr(&out).contains("error 3002"), "{}", stderr(&out));
+        }
+    });
+    // The slots are free again.
+    assert_eq!(tess.run_ok(&["run", "web", "echo", "again"]), "again\n");
+}
+
+#[test]
+fn modules_that_import_the_filesystem_or_sockets_are_refused_at_load() {
+    for (module_name, import) in [("fs-import", "wasi:filesystem"), ("sock-import", "wasi:sockets")] {
+        let setup = Setup {
+            clusters: format!(
+                "{}\n[clusters.bad.commands]\nbad = {:?}\n",
+                Setup::default().clusters,
+                module(module_name)
+            ),
+            ..Setup::default()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Daemon::prepare(dir.path(), &setup);
+        for verb in ["configtest", "serve"] {
+            let out = sesamed(&[verb, "--config"], &[config.as_os_str()]);
+            assert!(!out.status.success(), "{verb} {module_name}: {}", stdout(&out));
+            let err = stderr(&out);
+            assert!(err.contains("bad::bad") && err.contains(import), "{verb}: {err}");
+        }
+    }
+}
