@@ -280,7 +280,11 @@ fn sandbox(module: &std::path::Path, count: usize) -> anyhow::Result<()> {
         bail!("--count must be at least 1");
     }
     let mut sandbox = Sandbox::new(4, 64 << 20)?;
-    let loaded = sandbox.load("bench", "module", module, &[])?;
+    let spec = sesamed::config::CommandModule {
+        path: module.to_owned(),
+        digest: None,
+    };
+    let loaded = sandbox.load("bench", "module", &spec, &[])?;
     let invocation = Invocation {
         id: "00".repeat(16),
         cluster: "bench".into(),

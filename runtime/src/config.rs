@@ -164,7 +164,16 @@ pub struct Cluster {
     /// Host interfaces (from [`CAPABILITIES`]) this cluster's modules may import.
     pub capabilities: Vec<String>,
     /// Command name to component file.
-    pub commands: BTreeMap<String, PathBuf>,
+    pub commands: BTreeMap<String, CommandModule>,
+}
+
+/// A command's component file, and the digest the configuration pins it to, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandModule {
+    /// The component file.
+    pub path: PathBuf,
+    /// `sha256:<64 hex>`: the daemon refuses to start when the file's digest differs.
+    pub digest: Option<String>,
 }
 
 /// Why a configuration could not be used.
@@ -277,9 +286,24 @@ impl Config {
                 return Err(invalid(format!("clusters.{name}.commands: empty")));
             }
             let mut commands = BTreeMap::new();
-            for (cmd, file) in cluster.commands {
-                check_name(&cmd).map_err(|e| invalid(format!("clusters.{name}.commands.{cmd}: {e}")))?;
-                commands.insert(cmd, resolve(file));
+            for (cmd, raw) in cluster.commands {
+                let at = format!("clusters.{name}.commands.{cmd}");
+                check_name(&cmd).map_err(|e| invalid(format!("{at}: {e}")))?;
+                let (file, digest) = match raw {
+                    RawCommand::Path(file) => (file, None),
+                    RawCommand::Pinned { path, digest } => {
+                        let digest =
+                            parse_digest(&digest).map_err(|e| invalid(format!("{at}.digest: {e}")))?;
+                        (path, Some(digest))
+                    }
+                };
+                commands.insert(
+                    cmd,
+                    CommandModule {
+                        path: resolve(file),
+                        digest,
+                    },
+                );
             }
             clusters.insert(
                 name,
@@ -355,17 +379,18 @@ impl Config {
                     .clusters
                     .get(c)
                     .ok_or_else(|| CommandLookupError::UnknownCluster(c.into()))?;
-                let file = cl
+                let module = cl
                     .commands
                     .get(command)
                     .ok_or_else(|| CommandLookupError::UnknownCommand(format!("{c}::{command}")))?;
-                Ok((c, file))
+                Ok((c, &module.path))
             }
             None => {
-                let mut found = self
-                    .clusters
-                    .iter()
-                    .filter_map(|(name, cl)| cl.commands.get(command).map(|f| (name.as_str(), f.as_path())));
+                let mut found = self.clusters.iter().filter_map(|(name, cl)| {
+                    cl.commands
+                        .get(command)
+                        .map(|m| (name.as_str(), m.path.as_path()))
+                });
                 match (found.next(), found.next()) {
                     (Some(hit), None) => Ok(hit),
                     (None, _) => Err(CommandLookupError::UnknownCommand(command.into())),
@@ -525,7 +550,26 @@ impl RawSqs {
 struct RawCluster {
     #[serde(default)]
     capabilities: Vec<String>,
-    commands: BTreeMap<String, PathBuf>,
+    commands: BTreeMap<String, RawCommand>,
+}
+
+/// `name = "file.wasm"`, or `name = { path = "file.wasm", digest = "sha256:…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum RawCommand {
+    Path(PathBuf),
+    Pinned { path: PathBuf, digest: String },
+}
+
+/// Checks a pinned digest: `sha256:` and 64 hex digits (either case; kept lower case).
+pub fn parse_digest(text: &str) -> Result<String, String> {
+    let hex = text
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            format!("{text:?} is not a module digest (sha256: and 64 hex digits, as `sesamed module inspect` prints)")
+        })?;
+    Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -553,6 +597,34 @@ mod tests {
     }
 
     #[test]
+    fn a_command_may_pin_its_module_digest() {
+        let hex = "AB".repeat(32);
+        let pinned = GOOD.replace(
+            r#"echo = "modules/echo.wasm"
+        [clusters.access]"#,
+            &format!(
+                "echo = {{ path = \"modules/echo.wasm\", digest = \"sha256:{hex}\" }}\n[clusters.access]"
+            ),
+        );
+        let c = parse(&pinned).expect("valid");
+        let echo = &c.clusters["basic"].commands["echo"];
+        assert_eq!(echo.path, Path::new("/etc/sesame/modules/echo.wasm"));
+        assert_eq!(
+            echo.digest.as_deref(),
+            Some(format!("sha256:{}", "ab".repeat(32)).as_str())
+        );
+
+        let short = pinned.replace(&hex, "abcd");
+        let err = parse(&short).expect_err("short digest").to_string();
+        assert!(
+            err.contains("clusters.basic.commands.echo.digest") && err.contains("64 hex"),
+            "{err}"
+        );
+        let unknown = pinned.replace("digest =", "sha =");
+        assert!(parse(&unknown).is_err(), "an unknown key is refused");
+    }
+
+    #[test]
     fn parses_and_resolves_relative_paths() {
         let c = parse(GOOD).expect("valid config");
         assert_eq!(c.host_name, "web1");
@@ -561,13 +633,14 @@ mod tests {
         assert_eq!(c.limits.timeout_ms, 2000);
         assert_eq!(c.limits.memory_mb, 64, "unset limits keep their defaults");
         assert_eq!(
-            c.clusters["basic"].commands["echo"],
+            c.clusters["basic"].commands["echo"].path,
             Path::new("/etc/sesame/modules/echo.wasm")
         );
         assert_eq!(
-            c.clusters["access"].commands["allow"],
+            c.clusters["access"].commands["allow"].path,
             Path::new("/opt/allow.wasm")
         );
+        assert_eq!(c.clusters["access"].commands["allow"].digest, None);
         assert_eq!(c.freshness_window_ms, 60_000);
         assert_eq!(c.firewall, FirewallConfig::default(), "ufw unless configured");
         assert!(c.uses("firewall"));

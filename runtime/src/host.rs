@@ -74,6 +74,8 @@ pub struct CallContext {
     pub max_host_calls: u32,
     /// The module made more than [`CallContext::max_host_calls`] calls and was stopped.
     pub flooded: bool,
+    /// Every host call's name, in order, when tracing (`sesamed module run`).
+    pub trace: Option<Vec<String>>,
 }
 
 /// Why a host call did not return a value: an error the module sees, or a trap that ends it.
@@ -119,7 +121,15 @@ impl CallContext {
             host_calls: 0,
             max_host_calls: DEFAULT_MAX_HOST_CALLS,
             flooded: false,
+            trace: None,
         }
+    }
+
+    /// The same context recording every host call's name in [`CallContext::trace`].
+    #[must_use]
+    pub fn with_trace(mut self) -> Self {
+        self.trace = Some(Vec::new());
+        self
     }
 
     /// The same context acting for `client`, seen at `source_ip`.
@@ -169,6 +179,11 @@ impl CallContext {
     /// Counts a host call; past [`CallContext::max_host_calls`] the module is stopped.
     fn enter(&mut self, what: &str) -> Result<(), HostFault> {
         self.host_calls = self.host_calls.saturating_add(1);
+        if let Some(trace) = &mut self.trace
+            && trace.len() < MAX_LOG_LINES
+        {
+            trace.push(what.to_owned());
+        }
         if self.host_calls > self.max_host_calls {
             self.flooded = true;
             let why = format!(

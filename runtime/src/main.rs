@@ -13,7 +13,6 @@ use sesamed::config::Config;
 use sesamed::firewall::{Firewall, GrantId, Revoker};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
-use sesamed::sandbox::Sandbox;
 use sesamed::transport::quic::QuicServer;
 use sesamed::transport::sqs::SqsServer;
 
@@ -53,6 +52,9 @@ enum Command {
     /// Test, evaluate and check Rego policies (for security teams).
     #[command(subcommand)]
     Policy(sesamed::policy::cli::PolicyCommand),
+    /// Inspect command modules, and run one locally against dry-run back ends (for authors).
+    #[command(subcommand)]
+    Module(sesamed::sandbox::cli::ModuleCommand),
     /// List and revoke live firewall openings (works while the daemon runs).
     #[command(subcommand)]
     Grants(GrantsCommand),
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
         Command::Show { config } => show(&config.config),
         Command::Client(cmd) => client(cmd),
         Command::Policy(cmd) => return cmd.run(),
+        Command::Module(cmd) => return cmd.run(),
         Command::Grants(cmd) => grants(cmd),
     };
     match result {
@@ -148,6 +151,8 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for people at a terminal; plain text for journald and log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -191,17 +196,7 @@ fn check_everything(config_path: &Path) -> Result<String> {
     let clients = ClientRegistry::load(&config.clients_file)?;
     let policy = sesamed::policy::Policy::load(&config.policy_dir)
         .with_context(|| format!("policy {}", config.policy_dir.display()))?;
-    let mut sandbox = Sandbox::new(
-        config.limits.max_concurrent,
-        sesamed::runner::memory_ceiling(&config),
-    )?;
-    let mut modules = 0;
-    for (name, cluster) in &config.clusters {
-        for (command, file) in &cluster.commands {
-            sandbox.load(name, command, file, &cluster.capabilities)?;
-            modules += 1;
-        }
-    }
+    let loaded = sesamed::runner::sandbox_for(&config)?.load_config(&config)?;
     let mut backends = String::new();
     if config.uses("firewall") {
         let audit = Arc::new(AuditLog::open(&config.audit_log)?);
@@ -226,10 +221,11 @@ fn check_everything(config_path: &Path) -> Result<String> {
         backends.push_str(&format!(", sqs queue {}", queue.url()));
     }
     Ok(format!(
-        "host {}, {} clients, {} modules, policy {}{backends}",
+        "host {}, {} clients, {} modules ({} precompiled), policy {}{backends}",
         config.host_name,
         clients.len(),
-        modules,
+        loaded.modules,
+        loaded.cached,
         policy.revision()
     ))
 }

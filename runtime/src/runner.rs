@@ -151,13 +151,15 @@ impl Runner {
         let clients = ClientRegistry::load(&config.clients_file)?;
         let policy_stamp = dir_stamp(&config.policy_dir);
         let policy = Policy::load(&config.policy_dir)?;
-        let mut sandbox = Sandbox::new(config.limits.max_concurrent, memory_ceiling(&config))?;
-        for (cluster_name, cluster) in &config.clusters {
-            for (command, file) in &cluster.commands {
-                let module = sandbox.load(cluster_name, command, file, &cluster.capabilities)?;
-                tracing::info!(module = %module.name, digest = %module.digest, "loaded");
-            }
-        }
+        let mut sandbox = sandbox_for(&config)?;
+        let loaded = sandbox.load_config(&config)?;
+        tracing::info!(
+            modules = loaded.modules,
+            precompiled = loaded.cached,
+            pruned = loaded.pruned,
+            ms = loaded.elapsed.as_millis(),
+            "modules loaded"
+        );
         let seen_path = config.state_dir.join(SEEN_FILE);
         let mut window = ReplayWindow::new(config.freshness_window_ms, REPLAY_CAPACITY);
         let (seen, skipped) =
@@ -570,7 +572,7 @@ impl Runner {
         record.decision = Some("allow");
         record.reasons = grant.reasons.clone();
 
-        let limits = self.limits_for(&grant.limits);
+        let limits = run_limits(&self.config.limits, &grant.limits);
         let _slot = self.try_slot().ok_or_else(|| {
             Failure::new(
                 ErrorCode::Busy,
@@ -688,18 +690,6 @@ impl Runner {
             tracing::warn!("replay log compaction failed (will retry): {e}");
         }
         Ok(())
-    }
-
-    /// The policy's limits, capped by the configured ones (which are also the defaults).
-    fn limits_for(&self, asked: &crate::policy::Limits) -> RunLimits {
-        let cfg = &self.config.limits;
-        let pick = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |a| a.min(ceiling));
-        RunLimits {
-            timeout: Duration::from_millis(pick(asked.timeout_ms, cfg.timeout_ms)),
-            memory_bytes: usize::try_from(pick(asked.memory_mb, cfg.memory_mb) << 20).unwrap_or(usize::MAX),
-            output_bytes: usize::try_from(pick(asked.output_kb, cfg.output_kb) << 10).unwrap_or(usize::MAX),
-            host_calls: asked.host_calls.map_or(cfg.host_calls, |a| a.min(cfg.host_calls)),
-        }
     }
 
     fn try_slot(&self) -> Option<SlotGuard<'_>> {
@@ -872,6 +862,29 @@ fn mask_args(args: &[String], positions: &[usize]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The policy's limits, capped by the configured ones (which are also the defaults).
+pub fn run_limits(cfg: &crate::config::Limits, asked: &crate::policy::Limits) -> RunLimits {
+    let pick = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |a| a.min(ceiling));
+    RunLimits {
+        timeout: Duration::from_millis(pick(asked.timeout_ms, cfg.timeout_ms)),
+        memory_bytes: usize::try_from(pick(asked.memory_mb, cfg.memory_mb) << 20).unwrap_or(usize::MAX),
+        output_bytes: usize::try_from(pick(asked.output_kb, cfg.output_kb) << 10).unwrap_or(usize::MAX),
+        host_calls: asked.host_calls.map_or(cfg.host_calls, |a| a.min(cfg.host_calls)),
+    }
+}
+
+/// The daemon's sandbox: pooled instances for `max_concurrent` runs, and the precompiled-module
+/// cache in the state directory (without it, when the directory cannot be used: every start
+/// then compiles, which is slower but no less safe).
+pub fn sandbox_for(config: &Config) -> Result<Sandbox, LoadError> {
+    let mut sandbox = Sandbox::new(config.limits.max_concurrent, memory_ceiling(config))?;
+    let dir = config.state_dir.join(crate::sandbox::cache::CACHE_DIR);
+    if let Err(e) = sandbox.use_cache(&dir) {
+        tracing::warn!("{e}; compiling every module at start");
+    }
+    Ok(sandbox)
 }
 
 /// The response and its encoding, when the encoding fits in one envelope. Output under the

@@ -362,6 +362,17 @@ impl Salt {
         })
     }
 
+    /// A dry run: applies are recorded in `recorder` (the salt-call command line, the pillar
+    /// left out) and report no states; nothing runs and nothing needs to be installed.
+    pub fn dry_run(config: &SaltConfig, recorder: crate::system::Recorder) -> Result<Self, SaltError> {
+        Ok(Self {
+            salt_call: Tool::new(&config.salt_call)?.recording(recorder),
+            config_dir: config.config_dir.clone(),
+            timeout: Duration::from_secs(config.timeout_s),
+            running: Mutex::new(()),
+        })
+    }
+
     /// Runs `salt-call --local test.ping` with the configuration (as `sesamed configtest` does);
     /// returns salt-call's version.
     pub fn check(&self) -> Result<String, SaltError> {
@@ -428,6 +439,22 @@ impl Salt {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
         let args = self.arguments(state, pillar, test);
+        if self.salt_call.is_dry_run() {
+            let shown = if pillar.is_some() {
+                &args[..args.len() - usize::from(test) - 1]
+            } else {
+                &args[..]
+            };
+            let mut shown = shown.to_vec();
+            if pillar.is_some() {
+                shown.push("pillar=…".to_owned());
+            }
+            if test {
+                shown.push("test=True".to_owned());
+            }
+            self.salt_call.output(&shown)?;
+            return Ok(ApplyReport { states: Vec::new() });
+        }
         let out = self.salt_call.clone().with_deadline(deadline).output(&args)?;
         match parse_report(&out.stdout) {
             // Exit status 2 is a report with a failed state (--retcode-passthrough).

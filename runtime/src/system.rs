@@ -13,6 +13,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Output kept per stream; the rest is read and dropped so the tool never blocks on a full pipe.
@@ -28,7 +29,34 @@ const TOOL_ENV: &[(&str, &str)] = &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), (
 pub struct Tool {
     path: PathBuf,
     deadline: Duration,
+    recorder: Option<Recorder>,
 }
+
+/// Where dry runs write the command lines they would have run (`sesamed module run`): a tool
+/// with a recorder never starts a process; it records its command line and reports success
+/// with no output.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl Recorder {
+    /// Records one line.
+    pub fn record(&self, line: String) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+    }
+
+    /// Everything recorded so far, oldest first, leaving the record empty.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl PartialEq for Recorder {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Recorder {}
 
 /// What a tool printed and how it ended.
 #[derive(Debug, Clone)]
@@ -86,7 +114,21 @@ impl Tool {
         Ok(Self {
             path,
             deadline: DEFAULT_DEADLINE,
+            recorder: None,
         })
+    }
+
+    /// The same tool in dry-run mode: it records its command lines in `recorder` and runs
+    /// nothing.
+    #[must_use]
+    pub fn recording(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Whether this tool only records (see [`Tool::recording`]).
+    pub fn is_dry_run(&self) -> bool {
+        self.recorder.is_some()
     }
 
     /// The same tool with another deadline.
@@ -108,6 +150,14 @@ impl Tool {
 
     /// Runs the tool with `args` and returns its output whatever its exit status.
     pub fn output<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Output, ToolError> {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(self.command_line(args));
+            return Ok(Output {
+                status: std::os::unix::process::ExitStatusExt::from_raw(0),
+                stdout: String::new(),
+                stderr: String::new(),
+            });
+        }
         let mut child = Command::new(&self.path)
             .args(args)
             .env_clear()

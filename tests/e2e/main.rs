@@ -10,6 +10,7 @@ use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_clie
 
 mod firewall;
 mod hostile;
+mod modules;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -92,6 +92,8 @@ pub struct Users {
     userdel: Tool,
     gpasswd: Tool,
     etc: PathBuf,
+    /// Dry run: tools record their command lines here and key files are not written.
+    dry_run: Option<crate::system::Recorder>,
 }
 
 impl Users {
@@ -116,7 +118,26 @@ impl Users {
             userdel: tool("/usr/sbin/userdel")?,
             gpasswd: tool("/usr/bin/gpasswd")?,
             etc: PathBuf::from("/etc"),
+            dry_run: None,
         })
+    }
+
+    /// A dry run over this machine's account databases (read, never written): the shadow
+    /// tools' command lines and key-file edits are recorded in `recorder`, nothing runs.
+    pub fn dry_run(recorder: crate::system::Recorder) -> Self {
+        let tool = |p: &str| {
+            Tool::new(p)
+                .unwrap_or_else(|_| unreachable!("{p} is absolute"))
+                .recording(recorder.clone())
+        };
+        Self {
+            useradd: tool("/usr/sbin/useradd"),
+            usermod: tool("/usr/sbin/usermod"),
+            userdel: tool("/usr/sbin/userdel"),
+            gpasswd: tool("/usr/bin/gpasswd"),
+            etc: PathBuf::from("/etc"),
+            dry_run: Some(recorder),
+        }
     }
 
     fn read_db(&self, name: &str) -> Result<String, UsersError> {
@@ -246,6 +267,14 @@ impl Users {
     /// Adds `key` to the account's `authorized_keys`; `false` when it was there already.
     pub fn add_key(&self, name: &UserName, key: &SshKey) -> Result<bool, UsersError> {
         let a = self.existing(name)?;
+        if let Some(recorder) = &self.dry_run {
+            recorder.record(format!(
+                "add {} to {}/.ssh/authorized_keys",
+                key.summary(),
+                a.home.display()
+            ));
+            return Ok(true);
+        }
         Ok(home::edit_authorized_keys(&a.home, owner(&a), |text| {
             keys::with_key(text, key)
         })?)
@@ -254,6 +283,14 @@ impl Users {
     /// Removes `key` from the account's `authorized_keys`; `false` when it was not there.
     pub fn remove_key(&self, name: &UserName, key: &SshKey) -> Result<bool, UsersError> {
         let a = self.existing(name)?;
+        if let Some(recorder) = &self.dry_run {
+            recorder.record(format!(
+                "remove {} from {}/.ssh/authorized_keys",
+                key.summary(),
+                a.home.display()
+            ));
+            return Ok(true);
+        }
         Ok(home::edit_authorized_keys(&a.home, owner(&a), |text| {
             keys::without_key(text, key)
         })?)

@@ -8,8 +8,14 @@
 //! arguments, stdin empty, stdout and stderr into small memory pipes. A module that imports
 //! anything else (filesystem, sockets, HTTP, or a capability its cluster lacks) is refused when
 //! it is loaded, with the offending imports named.
+//!
+//! A module's identity is the SHA-256 digest of its file: the policy sees it, the configuration
+//! may pin it, and the [`cache`] of precompiled modules is keyed by it.
 
-use std::collections::HashMap;
+pub mod cache;
+pub mod cli;
+
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,14 +24,14 @@ use std::time::{Duration, Instant};
 use sesame_proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
-};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::config::{CommandModule, Config};
 use crate::host::bindings::{CommandPre, sesame::host as sesame_host};
 use crate::host::{CallContext, HostCalls, Invocation};
+use cache::ModuleCache;
 
 /// How often the epoch ticks; time limits are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -65,10 +71,60 @@ const WASI_ALLOWED: &[&str] = &[
     "wasi:random/insecure-seed",
 ];
 
+/// How instances get their memory. The daemon uses [`Strategy::Pooling`]; the others exist so
+/// the benchmark can measure what the tuning buys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// wasmtime's default: `mmap` a fresh memory for every instance, `munmap` it after.
+    OnDemand,
+    /// The pooling allocator with wasmtime's defaults (memory is decommitted between runs).
+    PoolingDefault,
+    /// The pooling allocator tuned for short runs: the first 1 MiB of each memory and table
+    /// stays resident (zeroed, not unmapped) and, on Linux 6.7+, only dirtied pages are reset.
+    Pooling,
+}
+
+impl Strategy {
+    fn allocation(self, slots: usize, max_memory_bytes: usize) -> InstanceAllocationStrategy {
+        let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_RUN))
+            .total_memories(slots.saturating_mul(MEMORIES_PER_RUN))
+            .total_tables(slots.saturating_mul(TABLES_PER_RUN))
+            .max_memory_size(max_memory_bytes);
+        match self {
+            Strategy::OnDemand => InstanceAllocationStrategy::OnDemand,
+            Strategy::PoolingDefault => InstanceAllocationStrategy::Pooling(pool),
+            Strategy::Pooling => {
+                pool.linear_memory_keep_resident(KEEP_RESIDENT)
+                    .table_keep_resident(KEEP_RESIDENT)
+                    // Linux >= 6.7: reset only the pages a run dirtied (off elsewhere, by detection).
+                    .pagemap_scan(wasmtime::Enabled::Auto);
+                InstanceAllocationStrategy::Pooling(pool)
+            }
+        }
+    }
+}
+
+/// Engine settings every sandbox shares (the cache's compatibility hash covers them).
+fn engine_config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config
+}
+
+/// `sha256:<hex>` of a module file.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 /// The engine and the loaded modules.
 pub struct Sandbox {
     engine: Engine,
     modules: HashMap<(String, String), Arc<LoadedModule>>,
+    cache: Option<ModuleCache>,
     _ticker: EpochTicker,
 }
 
@@ -92,6 +148,8 @@ pub struct LoadedModule {
     pub imports: Vec<String>,
     /// File size in bytes.
     pub size: usize,
+    /// Loaded from the precompiled cache rather than compiled.
+    pub cached: bool,
     pre: CommandPre<RunState>,
 }
 
@@ -218,9 +276,55 @@ pub enum LoadError {
         /// Which imports, and why.
         message: String,
     },
+    /// The file's digest is not the one the configuration pins.
+    #[error(
+        "module {name} ({path}) refused: its digest is {actual} but the configuration pins {pinned} (a changed or replaced file)"
+    )]
+    DigestMismatch {
+        /// `cluster::command`.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// The pinned digest.
+        pinned: String,
+        /// The file's digest.
+        actual: String,
+    },
     /// The engine could not be set up.
     #[error("wasmtime engine: {0}")]
     Engine(String),
+}
+
+/// What loading every configured module did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Modules loaded.
+    pub modules: usize,
+    /// Of those, loaded precompiled from the cache.
+    pub cached: usize,
+    /// Stale cache entries removed.
+    pub pruned: usize,
+    /// Time spent.
+    pub elapsed: Duration,
+}
+
+/// What `sesamed module inspect` reports about a component file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModuleInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// `sha256:<hex>` of the file.
+    pub digest: String,
+    /// File size in bytes.
+    pub size: usize,
+    /// Every import, with its version.
+    pub imports: Vec<String>,
+    /// Every export, with its version.
+    pub exports: Vec<String>,
+    /// The sesame capabilities the module needs its cluster to grant.
+    pub capabilities: Vec<String>,
+    /// Why no cluster could run it (foreign imports, or no sesame `run` export).
+    pub refused: Option<String>,
 }
 
 impl Sandbox {
@@ -232,28 +336,98 @@ impl Sandbox {
     /// unmapped), so a request does not pay for `mmap`, `munmap` and page faults. Where the kernel
     /// has `PAGEMAP_SCAN`, only the pages a run dirtied are reset.
     pub fn new(slots: usize, max_memory_bytes: usize) -> Result<Self, LoadError> {
-        let slots = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_RUN))
-            .total_memories(slots.saturating_mul(MEMORIES_PER_RUN))
-            .total_tables(slots.saturating_mul(TABLES_PER_RUN))
-            .max_memory_size(max_memory_bytes)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT)
-            // Linux >= 6.7: reset only the pages a run dirtied (off elsewhere, by detection).
-            .pagemap_scan(wasmtime::Enabled::Auto);
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Self::with_strategy(Strategy::Pooling, slots, max_memory_bytes)
+    }
+
+    /// [`Sandbox::new`] with another instance allocation strategy (for benchmarks).
+    pub fn with_strategy(
+        strategy: Strategy,
+        slots: usize,
+        max_memory_bytes: usize,
+    ) -> Result<Self, LoadError> {
+        let mut config = engine_config();
+        config.allocation_strategy(strategy.allocation(slots, max_memory_bytes));
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
         Ok(Self {
             engine,
             modules: HashMap::new(),
+            cache: None,
             _ticker: ticker,
+        })
+    }
+
+    /// Keeps precompiled modules in `dir` (see [`cache`]); without it every start compiles.
+    pub fn use_cache(&mut self, dir: &Path) -> Result<(), LoadError> {
+        let cache = ModuleCache::open(dir, &self.engine)
+            .map_err(|e| LoadError::Engine(format!("module cache: {e}")))?;
+        self.cache = Some(cache);
+        Ok(())
+    }
+
+    /// Loads every module the configuration names, checking pinned digests, and prunes cache
+    /// entries no module uses any more.
+    pub fn load_config(&mut self, config: &Config) -> Result<LoadSummary, LoadError> {
+        let started = Instant::now();
+        let mut summary = LoadSummary::default();
+        let mut used = HashSet::new();
+        for (cluster_name, cluster) in &config.clusters {
+            for (command, module) in &cluster.commands {
+                let loaded = self.load(cluster_name, command, module, &cluster.capabilities)?;
+                tracing::debug!(module = %loaded.name, digest = %loaded.digest, cached = loaded.cached, "loaded");
+                summary.modules += 1;
+                summary.cached += usize::from(loaded.cached);
+                if let Some(cache) = &self.cache {
+                    used.insert(cache.entry(&loaded.digest));
+                }
+            }
+        }
+        if let Some(cache) = &self.cache {
+            summary.pruned = cache.retain(&used);
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+
+    /// Reports a component file's digest, imports, exports and needed capabilities, and whether
+    /// sesame would refuse it, without a configuration.
+    pub fn inspect(path: &Path) -> Result<ModuleInfo, LoadError> {
+        let engine = Engine::new(&engine_config()).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            name: name.clone(),
+            path: path.to_owned(),
+            source,
+        })?;
+        let component = Component::new(&engine, &bytes).map_err(|e| LoadError::Invalid {
+            name,
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(&engine).map(|(i, _)| i.to_owned()).collect();
+        let exports: Vec<String> = ty.exports(&engine).map(|(e, _)| e.to_owned()).collect();
+        let unversioned_imports: Vec<String> = imports.iter().map(|i| unversioned(i).to_owned()).collect();
+        let capabilities: Vec<String> = unversioned_imports
+            .iter()
+            .filter_map(|i| i.strip_prefix("sesame:host/"))
+            .filter(|c| !matches!(*c, "log" | "types"))
+            .map(str::to_owned)
+            .collect();
+        let mut refused = check_imports("", &unversioned_imports, &capabilities).err();
+        if refused.is_none() && !exports.iter().any(|e| e == "run") {
+            refused =
+                Some("it does not export `run` (build it with sesame-guest's export_command!)".to_owned());
+        }
+        Ok(ModuleInfo {
+            path: path.to_owned(),
+            digest: digest_of(&bytes),
+            size: bytes.len(),
+            imports,
+            exports,
+            capabilities,
+            refused,
         })
     }
 
@@ -263,10 +437,10 @@ impl Sandbox {
         &mut self,
         cluster: &str,
         command: &str,
-        path: &Path,
+        module: &CommandModule,
         capabilities: &[String],
     ) -> Result<Arc<LoadedModule>, LoadError> {
-        let module = Arc::new(self.compile(cluster, command, path, capabilities)?);
+        let module = Arc::new(self.compile(cluster, command, module, capabilities)?);
         self.modules
             .insert((cluster.to_owned(), command.to_owned()), Arc::clone(&module));
         Ok(module)
@@ -350,10 +524,11 @@ impl Sandbox {
         &self,
         cluster: &str,
         command: &str,
-        path: &Path,
+        module: &CommandModule,
         capabilities: &[String],
     ) -> Result<LoadedModule, LoadError> {
         let name = format!("{cluster}::{command}");
+        let path = module.path.as_path();
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             name: name.clone(),
             path: path.to_owned(),
@@ -369,40 +544,35 @@ impl Sandbox {
             path: path.to_owned(),
             message,
         };
-        let component = Component::new(&self.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        let digest = digest_of(&bytes);
+        if let Some(pinned) = &module.digest
+            && *pinned != digest
+        {
+            return Err(LoadError::DigestMismatch {
+                name,
+                path: path.to_owned(),
+                pinned: pinned.clone(),
+                actual: digest,
+            });
+        }
+        let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &digest));
+        let (component, from_cache) = match cached {
+            Some((component, _)) => (component, true),
+            None => {
+                let component =
+                    Component::new(&self.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
+                (component, false)
+            }
+        };
 
         let imports: Vec<String> = component
             .component_type()
             .imports(&self.engine)
             .map(|(import, _)| unversioned(import).to_owned())
             .collect();
-        let sesame_allowed = |iface: &str| match iface.strip_prefix("sesame:host/") {
-            Some("log" | "types") => true,
-            Some(cap) => capabilities.iter().any(|c| c == cap),
-            None => false,
-        };
-        let (mut missing_caps, mut foreign) = (Vec::new(), Vec::new());
-        for import in &imports {
-            if WASI_ALLOWED.contains(&import.as_str()) || sesame_allowed(import) {
-                continue;
-            }
-            match import.strip_prefix("sesame:host/") {
-                Some(cap) => missing_caps.push(cap.to_owned()),
-                None => foreign.push(import.clone()),
-            }
-        }
-        if !foreign.is_empty() {
-            return Err(refused(format!(
-                "it imports {} which sesame does not provide (modules get no filesystem, sockets or network)",
-                foreign.join(", ")
-            )));
-        }
-        if !missing_caps.is_empty() {
-            return Err(refused(format!(
-                "it imports the {} capability but cluster {cluster} grants only [{}]",
-                missing_caps.join(", "),
-                capabilities.join(", ")
-            )));
+        check_imports(cluster, &imports, capabilities).map_err(refused)?;
+        if !from_cache && let Some(cache) = &self.cache {
+            cache.put(&digest, &component);
         }
 
         let mut linker: Linker<RunState> = Linker::new(&self.engine);
@@ -444,12 +614,47 @@ impl Sandbox {
         Ok(LoadedModule {
             name,
             path: path.to_owned(),
-            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+            digest,
             imports,
             size: bytes.len(),
+            cached: from_cache,
             pre,
         })
     }
+}
+
+/// Checks a module's imports (without versions) against what sesame provides and what the
+/// cluster grants; the error says which imports are refused and why.
+fn check_imports(cluster: &str, imports: &[String], capabilities: &[String]) -> Result<(), String> {
+    let sesame_allowed = |iface: &str| match iface.strip_prefix("sesame:host/") {
+        Some("log" | "types") => true,
+        Some(cap) => capabilities.iter().any(|c| c == cap),
+        None => false,
+    };
+    let (mut missing_caps, mut foreign) = (Vec::new(), Vec::new());
+    for import in imports {
+        if WASI_ALLOWED.contains(&import.as_str()) || sesame_allowed(import) {
+            continue;
+        }
+        match import.strip_prefix("sesame:host/") {
+            Some(cap) if crate::config::CAPABILITIES.contains(&cap) => missing_caps.push(cap.to_owned()),
+            _ => foreign.push(import.clone()),
+        }
+    }
+    if !foreign.is_empty() {
+        return Err(format!(
+            "it imports {} which sesame does not provide (modules get no filesystem, sockets or network)",
+            foreign.join(", ")
+        ));
+    }
+    if !missing_caps.is_empty() {
+        return Err(format!(
+            "it imports the {} capability but cluster {cluster} grants only [{}]",
+            missing_caps.join(", "),
+            capabilities.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// Per-request store data.

@@ -1,0 +1,376 @@
+//! `sesamed module ...`: the module author's toolkit — inspect a component file, and run it
+//! locally as a client would, against dry-run host back ends.
+//!
+//! Exit status: 0 success, 1 the module was denied or failed (its error code is printed), 2 the
+//! file, configuration or client could not be used.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use super::{ModuleInfo, Sandbox};
+use crate::audit::AuditLog;
+use crate::clients::ClientRegistry;
+use crate::config::{CommandModule, Config, FirewallBackendKind};
+use crate::firewall::Firewall;
+use crate::host::{CallContext, Invocation};
+use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
+use crate::system::Recorder;
+
+/// `sesamed module <command>`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModuleCommand {
+    /// Show a component's digest, size, imports, exports and the capabilities it needs.
+    ///
+    /// The digest is what policies see as `input.module.digest` and what a configuration pins
+    /// with `name = { path = "…", digest = "sha256:…" }`. Exit status 1 when no cluster could
+    /// run the module (it imports what sesame does not provide).
+    Inspect {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a module locally, as a client's request would run it, against dry-run back ends.
+    ///
+    /// The request goes through the configuration's policy as if CLIENT (enrolled in the
+    /// client registry) had sent it, with the grant and limits the daemon would use. Host calls
+    /// are checked against that grant as in production, but nothing changes on this machine:
+    /// firewall openings, account changes and salt-call runs are printed instead. Prints the
+    /// decision, every host call, what would have run, and the module's output or error.
+    Run {
+        /// The component file (`.wasm`); it need not be the configured one.
+        file: PathBuf,
+        /// The enrolled client to act as.
+        #[arg(long = "as", value_name = "CLIENT")]
+        client: String,
+        /// The cluster to run in (its capabilities and policy); default: the cluster whose
+        /// configuration names FILE.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// The command name the policy sees; default: FILE's name in the configuration, or its
+        /// file stem.
+        #[arg(long)]
+        command: Option<String>,
+        /// The caller's address as a transport would observe it (`"caller"` in a firewall grant).
+        #[arg(long, value_name = "IP")]
+        source_ip: Option<IpAddr>,
+        /// The daemon's configuration (policy, client registry, clusters, limits).
+        #[arg(
+            long,
+            short = 'c',
+            env = "SESAMED_CONFIG",
+            default_value = "/etc/sesame/sesamed.toml"
+        )]
+        config: PathBuf,
+        /// The command's arguments (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+impl ModuleCommand {
+    /// Runs the subcommand and returns the process exit status.
+    pub fn run(self) -> ExitCode {
+        let result = match self {
+            ModuleCommand::Inspect { file, json } => inspect(&file, json),
+            ModuleCommand::Run {
+                file,
+                client,
+                cluster,
+                command,
+                source_ip,
+                config,
+                args,
+            } => run_local(&RunArgs {
+                file,
+                client,
+                cluster,
+                command,
+                source_ip,
+                config,
+                args,
+            }),
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("sesamed: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
+    let info = Sandbox::inspect(file)?;
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        print!("{}", describe(&info));
+    }
+    Ok(if info.refused.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `sesamed module inspect`'s text.
+fn describe(info: &ModuleInfo) -> String {
+    let mut text = format!(
+        "file:         {}\ndigest:       {}\nsize:         {} bytes\n",
+        info.path.display(),
+        info.digest,
+        info.size
+    );
+    let needs = if info.capabilities.is_empty() {
+        "none (runs in any cluster)".to_owned()
+    } else {
+        info.capabilities.join(", ")
+    };
+    text.push_str(&format!("capabilities: {needs}\n"));
+    text.push_str(&format!("exports:      {}\n", info.exports.join(", ")));
+    text.push_str("imports:\n");
+    for import in &info.imports {
+        text.push_str(&format!("  {import}\n"));
+    }
+    match &info.refused {
+        Some(why) => text.push_str(&format!("verdict:      refused: {why}\n")),
+        None => text.push_str("verdict:      loadable\n"),
+    }
+    text
+}
+
+struct RunArgs {
+    file: PathBuf,
+    client: String,
+    cluster: Option<String>,
+    command: Option<String>,
+    source_ip: Option<IpAddr>,
+    config: PathBuf,
+    args: Vec<String>,
+}
+
+fn run_local(a: &RunArgs) -> Result<ExitCode> {
+    let config = Config::load(&a.config)?;
+    let registry = ClientRegistry::load(&config.clients_file)?;
+    let Some(client) = registry.iter().find(|c| c.name == a.client) else {
+        bail!(
+            "no enrolled client {:?} in {} (sesamed client list shows them)",
+            a.client,
+            config.clients_file.display()
+        );
+    };
+    let (cluster_name, command) = place(&config, &a.file, a.cluster.as_deref(), a.command.as_deref())?;
+    let cluster = &config.clusters[&cluster_name];
+    let request = sesame_proto::Request::new(
+        &mut rand_core::OsRng,
+        crate::now_ms(),
+        &config.host_name,
+        Some(&cluster_name),
+        &command,
+        a.args.clone(),
+    );
+    request.validate().context("the request a client would send")?;
+
+    let mut sandbox = Sandbox::new(1, crate::runner::memory_ceiling(&config))?;
+    let module_spec = CommandModule {
+        path: a.file.clone(),
+        digest: None,
+    };
+    let module = sandbox.load(&cluster_name, &command, &module_spec, &cluster.capabilities)?;
+    println!(
+        "module:   {} ({}, {} bytes)",
+        module.name, module.digest, module.size
+    );
+    println!("client:   {} [{}]", client.name, client.groups.join(", "));
+
+    let policy = Policy::load(&config.policy_dir)
+        .with_context(|| format!("policy {}", config.policy_dir.display()))?;
+    let input = PolicyInput {
+        client: ClientInput {
+            name: client.name.clone(),
+            key: client.key.to_string(),
+            groups: client.groups.clone(),
+        },
+        request: RequestInput {
+            id: request.id.to_string(),
+            cluster: cluster_name.clone(),
+            command: command.clone(),
+            args: a.args.clone(),
+            transport: "local".to_owned(),
+            source_ip: a.source_ip.map(|ip| ip.to_string()),
+        },
+        host: HostInput {
+            name: config.host_name.clone(),
+            labels: config.host_labels.clone(),
+        },
+        module: ModuleInput {
+            name: module.name.clone(),
+            digest: module.digest.clone(),
+            imports: module.imports.clone(),
+        },
+        now_ns: i64::try_from(u128::from(crate::now_ms()) * 1_000_000).unwrap_or(i64::MAX),
+    };
+    let grant = match policy.decide(&input) {
+        Decision::Allow(grant) => *grant,
+        Decision::Deny(reasons) => {
+            println!("decision: deny (policy {})", policy.revision());
+            for r in &reasons.0 {
+                println!("  {r}");
+            }
+            println!("result:   error 1010 (denied by policy)");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!("decision: allow (policy {})", policy.revision());
+    for r in &grant.reasons {
+        println!("  {r}");
+    }
+    println!("grant:    {}", serde_json::to_string(&grant_json(&grant))?);
+    let limits = crate::runner::run_limits(&config.limits, &grant.limits);
+    println!(
+        "limits:   {} ms, {} MiB, {} KiB output, {} host calls",
+        limits.timeout.as_millis(),
+        limits.memory_bytes >> 20,
+        limits.output_bytes >> 10,
+        limits.host_calls
+    );
+
+    // Dry-run back ends in a scratch directory: nothing on this machine changes.
+    let scratch = tempfile::tempdir().context("scratch directory")?;
+    let recorder = Recorder::default();
+    let mut dry = config.clone();
+    dry.state_dir = scratch.path().to_owned();
+    dry.firewall.backend = FirewallBackendKind::DryRun;
+    let audit = Arc::new(AuditLog::open(&scratch.path().join("audit.jsonl"))?);
+    let firewall = Firewall::from_config(&dry, audit)?;
+    let salt = crate::salt::Salt::dry_run(&config.salt, recorder.clone())?;
+    let users = crate::users::Users::dry_run(recorder.clone());
+    let invocation = Invocation {
+        id: request.id.to_string(),
+        cluster: cluster_name.clone(),
+        command: command.clone(),
+        args: a.args.clone(),
+        client: client.name.clone(),
+        groups: client.groups.clone(),
+        source_ip: a.source_ip.map(|ip| ip.to_string()),
+    };
+    let started = Instant::now();
+    let outcome = sandbox.run(
+        &module,
+        &invocation,
+        CallContext::new(request.id.to_string(), grant)
+            .with_caller(client.name.clone(), a.source_ip)
+            .with_firewall(Some(Arc::new(firewall)))
+            .with_users(Some(Arc::new(users)))
+            .with_salt(Some(Arc::new(salt)))
+            .with_deadline(started + limits.timeout)
+            .with_trace(),
+        limits,
+    );
+    let calls = &outcome.calls;
+    println!("host calls ({}):", calls.host_calls);
+    for call in calls.trace.iter().flatten() {
+        println!("  {call}");
+    }
+    for (level, line) in &calls.log {
+        println!("log:      [{level:?}] {line}");
+    }
+    for why in &calls.denied {
+        println!("denied:   {why}");
+    }
+    for effect in &calls.effects {
+        println!("effect:   {effect}");
+    }
+    let record =
+        std::fs::read_to_string(scratch.path().join(crate::firewall::DRY_RUN_RECORD)).unwrap_or_default();
+    for line in record.lines() {
+        println!("would:    firewall {line}");
+    }
+    for line in recorder.take() {
+        println!("would:    {line}");
+    }
+    if !outcome.stderr.is_empty() {
+        println!("stderr:   {}", outcome.stderr.trim_end());
+    }
+    let elapsed_us = outcome.elapsed.as_micros();
+    match outcome.result {
+        Ok(output) => {
+            println!("result:   ok ({elapsed_us} µs), output:");
+            println!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let code = e.code();
+            println!(
+                "result:   error {} ({}): {e} ({elapsed_us} µs)",
+                code.as_u16(),
+                code.summary()
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The grant as the policy wrote it, for printing.
+fn grant_json(grant: &crate::policy::Grant) -> serde_json::Value {
+    serde_json::json!({
+        "firewall": grant.firewall,
+        "salt": grant.salt,
+        "users": grant.users,
+    })
+}
+
+/// The cluster and command name FILE runs as: as given, or as the configuration maps it.
+fn place(
+    config: &Config,
+    file: &Path,
+    cluster: Option<&str>,
+    command: Option<&str>,
+) -> Result<(String, String)> {
+    let wanted = std::fs::canonicalize(file).with_context(|| format!("{}", file.display()))?;
+    let configured: Vec<(&str, &str)> = config
+        .clusters
+        .iter()
+        .flat_map(|(name, cl)| {
+            cl.commands
+                .iter()
+                .filter(|(_, m)| std::fs::canonicalize(&m.path).is_ok_and(|p| p == wanted))
+                .map(move |(cmd, _)| (name.as_str(), cmd.as_str()))
+        })
+        .filter(|(name, _)| cluster.is_none_or(|c| c == *name))
+        .collect();
+    let cluster = match (cluster, configured.as_slice()) {
+        (Some(c), _) => c.to_owned(),
+        (None, [(c, _)]) => (*c).to_owned(),
+        (None, []) => bail!(
+            "{} is not configured in any cluster; name one with --cluster (known: {})",
+            file.display(),
+            config.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        (None, _) => bail!(
+            "{} is configured in several clusters; name one with --cluster",
+            file.display()
+        ),
+    };
+    if !config.clusters.contains_key(&cluster) {
+        bail!("no cluster {cluster:?} in {}", config.path.display());
+    }
+    let command = match (command, configured.first()) {
+        (Some(c), _) => c.to_owned(),
+        (None, Some((_, c))) => (*c).to_owned(),
+        (None, None) => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-"))
+            .context("FILE has no name")?,
+    };
+    crate::config::check_name(&command).map_err(|e| anyhow::anyhow!("command name: {e}"))?;
+    Ok((cluster, command))
+}
