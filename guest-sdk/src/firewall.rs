@@ -6,6 +6,12 @@
 use crate::__private::bindings::sesame::host::firewall as wit;
 use crate::HostError;
 
+// The imports, or on non-wasm targets (tests) the fake host that stands in for them.
+#[cfg(not(target_family = "wasm"))]
+use crate::testing::fake::firewall as imports;
+#[cfg(target_family = "wasm")]
+use wit as imports;
+
 /// The transport protocol of an opening.
 pub use wit::Proto;
 
@@ -19,15 +25,15 @@ pub use wit::Grant;
 /// Opens `rule` until its ttl runs out and returns the grant id. Asking again for the same
 /// source, port and proto extends the existing grant.
 pub fn allow(rule: &Rule) -> Result<String, HostError> {
-    wit::allow(rule).map_err(HostError::from)
+    imports::allow(rule).map_err(HostError::from)
 }
 
 /// Closes a grant of the calling client before it expires.
 pub fn revoke(grant_id: &str) -> Result<(), HostError> {
-    wit::revoke(grant_id).map_err(HostError::from)
+    imports::revoke(grant_id).map_err(HostError::from)
 }
 
 /// The calling client's live grants.
 pub fn list() -> Result<Vec<Grant>, HostError> {
-    wit::list().map_err(HostError::from)
+    imports::list().map_err(HostError::from)
 }

@@ -4,7 +4,7 @@
 //! request: it receives an [`Invocation`] (who asked, for which command, with which arguments)
 //! and returns the text shown to the client, or an error message. It can ask the host for
 //! work through the interfaces of `wit/sesame.wit`, wrapped here as [`firewall`], [`salt`],
-//! [`users`] and [`log`]. Calling one of them is asking for a capability: the daemon links
+//! [`users`] and [`log`] (and, for tests on the host, faked by [`testing`]). Calling one of them is asking for a capability: the daemon links
 //! only the interfaces the module's cluster allows, and checks every call against the grant
 //! the policy issued for the request, so any call can fail with [`HostError::Denied`].
 //!
@@ -33,6 +33,77 @@
 //!
 //! sesame_guest::export_command!(Open);
 //! ```
+//!
+//! # Testing a module on the host
+//!
+//! `cargo test` for the host target (not `wasm32-wasip2`) can call [`Command::run`] directly:
+//! there, [`testing`] replaces the daemon with a [`FakeHost`](testing::FakeHost) that answers
+//! each host function as the test scripts it, denies the ones it does not script, and records
+//! every call and log line. Tests for the module above, in its own crate:
+//!
+//! ```rust,test_harness
+//! # use sesame_guest::{Args, Command, Invocation, firewall, log};
+//! # struct Open;
+//! # impl Command for Open {
+//! #     fn run(inv: Invocation) -> Result<String, String> {
+//! #         let args = inv.args().value_flags(&["--ttl"]);
+//! #         let port: u16 = args.parse(0, "PORT")?;
+//! #         let ttl_secs: u32 = args.parse_flag("--ttl")?.unwrap_or(300);
+//! #         let proto = if args.has_flag("--udp") { firewall::Proto::Udp } else { firewall::Proto::Tcp };
+//! #         let source = inv.source_ip.clone().ok_or("no source address (SQS request?)")?;
+//! #         let rule = firewall::Rule { source, port, proto, ttl_secs };
+//! #         let grant_id = firewall::allow(&rule)?;
+//! #         log::info(&format!("opened port {port} for {}", inv.client));
+//! #         Ok(format!("grant={grant_id} ttl={ttl_secs}s"))
+//! #     }
+//! # }
+//! #[cfg(test)]
+//! mod tests {
+//!     use super::*;
+//!     use sesame_guest::HostError;
+//!     use sesame_guest::firewall::{Proto, Rule};
+//!     use sesame_guest::testing::{Call, FakeHost, LogLine, invocation};
+//!
+//!     fn alice(args: &[&str]) -> Invocation {
+//!         invocation("alice", args).with_source_ip("203.0.113.5")
+//!     }
+//!
+//!     #[test]
+//!     fn opens_the_port_for_the_caller() {
+//!         let run = FakeHost::new()
+//!             .firewall_allow(|_rule| Ok("fw-1".into()))
+//!             .run::<Open>(alice(&["22", "--ttl", "60"]));
+//!         assert_eq!(run.output, Ok("grant=fw-1 ttl=60s".into()));
+//!         let rule = Rule { source: "203.0.113.5".into(), port: 22, proto: Proto::Tcp, ttl_secs: 60 };
+//!         assert_eq!(run.calls, [Call::FirewallAllow(rule)]);
+//!         assert_eq!(run.logs, [LogLine::info("opened port 22 for alice")]);
+//!     }
+//!
+//!     #[test]
+//!     fn host_errors_reach_the_client() {
+//!         // Unscripted: denied, as by a daemon whose policy does not grant the opening.
+//!         let run = FakeHost::new().run::<Open>(alice(&["22"]));
+//!         assert_eq!(run.output, Err("denied: not scripted in this test: firewall.allow".into()));
+//!
+//!         let run = FakeHost::new()
+//!             .firewall_allow(|_rule| Err(HostError::Failed("nft exited 1".into())))
+//!             .run::<Open>(alice(&["22"]));
+//!         assert_eq!(run.output, Err("failed: nft exited 1".into()));
+//!         assert!(run.logs.is_empty());
+//!     }
+//!
+//!     #[test]
+//!     fn bad_arguments_never_reach_the_host() {
+//!         let run = FakeHost::new().run::<Open>(alice(&["ssh"]));
+//!         assert_eq!(run.output, Err("invalid PORT `ssh`: invalid digit found in string".into()));
+//!         assert_eq!(run.calls, []);
+//!     }
+//! }
+//! ```
+//!
+//! A helper below `run` that takes the host function as a parameter can be tested the same way
+//! inside [`FakeHost::scope`](testing::FakeHost::scope). `scripts/new-command NAME` starts a
+//! new module from `commands/template`, a small module with such tests.
 //!
 //! # Building it
 //!
@@ -94,6 +165,8 @@ mod error;
 pub mod firewall;
 pub mod log;
 pub mod salt;
+#[cfg(not(target_family = "wasm"))]
+pub mod testing;
 pub mod users;
 
 pub use args::Args;
@@ -166,6 +239,8 @@ pub mod __private {
             pub_export_macro: true,
             export_macro_name: "__export_command_impl",
             default_bindings_module: "::sesame_guest::__private::bindings",
+            // Records compare in tests (`testing::Call`, assertions on `Rule`, `Grant`, ...).
+            additional_derives: [PartialEq, Eq],
         });
     }
 }

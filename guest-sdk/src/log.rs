@@ -3,14 +3,18 @@
 //! The client never sees them; return output from [`Command::run`](crate::Command::run).
 //! The daemon keeps a bounded number of messages per request and cuts long ones.
 
-use crate::__private::bindings::sesame::host::log as wit;
+// The imports, or on non-wasm targets (tests) the fake host that stands in for them.
+#[cfg(target_family = "wasm")]
+use crate::__private::bindings::sesame::host::log as imports;
+#[cfg(not(target_family = "wasm"))]
+use crate::testing::fake::log as imports;
 
 /// Logs `msg` at info level.
 pub fn info(msg: &str) {
-    wit::info(msg);
+    imports::info(msg);
 }
 
 /// Logs `msg` at warn level.
 pub fn warn(msg: &str) {
-    wit::warn(msg);
+    imports::warn(msg);
 }

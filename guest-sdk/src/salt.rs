@@ -5,6 +5,12 @@
 use crate::__private::bindings::sesame::host::salt as wit;
 use crate::HostError;
 
+// The imports, or on non-wasm targets (tests) the fake host that stands in for them.
+#[cfg(not(target_family = "wasm"))]
+use crate::testing::fake::salt as imports;
+#[cfg(target_family = "wasm")]
+use wit as imports;
+
 /// The outcome of one state in an apply (`result` is `None` in test mode when the state
 /// would change something).
 pub use wit::StateOutcome;
@@ -22,5 +28,5 @@ pub use wit::ApplyReport;
 /// the state at all (no such sls, a render error), another state run in progress, or
 /// `salt-call` failing is [`HostError::Failed`].
 pub fn apply(state: &str, pillar_json: Option<&str>, test: bool) -> Result<ApplyReport, HostError> {
-    wit::apply(state, pillar_json, test).map_err(HostError::from)
+    imports::apply(state, pillar_json, test).map_err(HostError::from)
 }

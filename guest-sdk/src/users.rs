@@ -6,6 +6,12 @@
 use crate::__private::bindings::sesame::host::users as wit;
 use crate::HostError;
 
+// The imports, or on non-wasm targets (tests) the fake host that stands in for them.
+#[cfg(not(target_family = "wasm"))]
+use crate::testing::fake::users as imports;
+#[cfg(target_family = "wasm")]
+use wit as imports;
+
 /// An account to create: login shell and GECOS comment default on the host when `None`;
 /// supplementary `groups` must exist.
 pub use wit::NewUser;
@@ -15,45 +21,45 @@ pub use wit::Account;
 
 /// Creates the account with a home directory.
 pub fn create(user: &NewUser) -> Result<(), HostError> {
-    wit::create(user).map_err(HostError::from)
+    imports::create(user).map_err(HostError::from)
 }
 
 /// Locks the password and expires the account, which also stops key logins.
 pub fn lock(name: &str) -> Result<(), HostError> {
-    wit::lock(name).map_err(HostError::from)
+    imports::lock(name).map_err(HostError::from)
 }
 
 /// Undoes [`lock`].
 pub fn unlock(name: &str) -> Result<(), HostError> {
-    wit::unlock(name).map_err(HostError::from)
+    imports::unlock(name).map_err(HostError::from)
 }
 
 /// Removes the account and its home directory.
 pub fn remove(name: &str) -> Result<(), HostError> {
-    wit::remove(name).map_err(HostError::from)
+    imports::remove(name).map_err(HostError::from)
 }
 
 /// Adds an OpenSSH public key line; `false` when it was already there.
 pub fn add_key(name: &str, key: &str) -> Result<bool, HostError> {
-    wit::add_key(name, key).map_err(HostError::from)
+    imports::add_key(name, key).map_err(HostError::from)
 }
 
 /// Removes a key (matched by type and key data); `false` when it was absent.
 pub fn remove_key(name: &str, key: &str) -> Result<bool, HostError> {
-    wit::remove_key(name, key).map_err(HostError::from)
+    imports::remove_key(name, key).map_err(HostError::from)
 }
 
 /// Adds the account to a supplementary group.
 pub fn add_to_group(name: &str, group: &str) -> Result<(), HostError> {
-    wit::add_to_group(name, group).map_err(HostError::from)
+    imports::add_to_group(name, group).map_err(HostError::from)
 }
 
 /// Removes the account from a supplementary group.
 pub fn remove_from_group(name: &str, group: &str) -> Result<(), HostError> {
-    wit::remove_from_group(name, group).map_err(HostError::from)
+    imports::remove_from_group(name, group).map_err(HostError::from)
 }
 
 /// The accounts the grant lets this request see.
 pub fn list() -> Result<Vec<Account>, HostError> {
-    wit::list().map_err(HostError::from)
+    imports::list().map_err(HostError::from)
 }
