@@ -161,6 +161,9 @@ fn report(what: &str, grant_id: &str, expires_at_ms: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sesame_guest::HostError;
+    use sesame_guest::firewall::Grant;
+    use sesame_guest::testing::{Call, FakeHost, Run, invocation};
 
     fn parse(args: &[&str]) -> Result<Request, String> {
         let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -297,5 +300,151 @@ mod tests {
             report("53/udp for 198.51.100.0/24", "fw-0123456789abcdef", None),
             "opened 53/udp for 198.51.100.0/24 (grant fw-0123456789abcdef)"
         );
+    }
+
+    // End to end through `Allow::run`, with a scripted host.
+
+    const CALLER: &str = "203.0.113.5";
+    const EXPIRES_AT_MS: u64 = 1_795_352_645_000;
+
+    fn run_allow(host: FakeHost, args: &[&str], source_ip: Option<&str>) -> Run {
+        let inv = invocation("alice", args);
+        let inv = match source_ip {
+            Some(ip) => inv.with_source_ip(ip),
+            None => inv,
+        };
+        host.run::<Allow>(inv)
+    }
+
+    fn rule(source: &str, port: u16, proto: Proto, ttl_secs: u32) -> Rule {
+        Rule {
+            source: source.into(),
+            port,
+            proto,
+            ttl_secs,
+        }
+    }
+
+    fn grant(id: &str, rule: &Rule) -> Grant {
+        Grant {
+            id: id.into(),
+            source: rule.source.clone(),
+            port: rule.port,
+            proto: rule.proto,
+            expires_at_ms: EXPIRES_AT_MS,
+        }
+    }
+
+    /// A host that opens anything as `fw-1` and lists it with an expiry time.
+    fn opening_host() -> FakeHost {
+        let listed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let lists = listed.clone();
+        FakeHost::new()
+            .firewall_allow(move |rule| {
+                listed.borrow_mut().push(grant("fw-1", rule));
+                Ok("fw-1".into())
+            })
+            .firewall_list(move || Ok(lists.borrow().clone()))
+    }
+
+    #[test]
+    fn run_opens_the_default_for_the_caller() {
+        let run = run_allow(opening_host(), &[], Some(CALLER));
+        assert_eq!(
+            run.output,
+            Ok("opened 22/tcp for 203.0.113.5 until 2026-11-22 13:04:05 UTC (grant fw-1)".into())
+        );
+        assert_eq!(
+            run.calls,
+            [
+                Call::FirewallAllow(rule(CALLER, 22, Proto::Tcp, 3600)),
+                Call::FirewallList
+            ]
+        );
+    }
+
+    #[test]
+    fn run_passes_every_argument_and_prefers_from() {
+        let run = run_allow(
+            opening_host(),
+            &["53", "--proto=udp", "--ttl", "60", "--from", "198.51.100.0/24"],
+            Some("::ffff:203.0.113.5"),
+        );
+        assert_eq!(
+            run.output,
+            Ok("opened 53/udp for 198.51.100.0/24 until 2026-11-22 13:04:05 UTC (grant fw-1)".into())
+        );
+        assert_eq!(
+            run.calls[0],
+            Call::FirewallAllow(rule("198.51.100.0/24", 53, Proto::Udp, 60))
+        );
+        // An IPv4-mapped caller is opened for as IPv4.
+        let run = run_allow(opening_host(), &[], Some("::ffff:203.0.113.5"));
+        assert_eq!(
+            run.calls[0],
+            Call::FirewallAllow(rule(CALLER, 22, Proto::Tcp, 3600))
+        );
+    }
+
+    #[test]
+    fn run_without_the_expiry_when_the_list_fails_or_misses_the_grant() {
+        let host = FakeHost::new()
+            .firewall_allow(|_| Ok("fw-1".into()))
+            .firewall_list(|| Err(HostError::Failed("nft list exited 1".into())));
+        let run = run_allow(host, &["22"], Some(CALLER));
+        assert_eq!(
+            run.output,
+            Ok("opened 22/tcp for 203.0.113.5 (grant fw-1)".into())
+        );
+        assert_eq!(run.calls.len(), 2);
+
+        let other = grant("fw-2", &rule(CALLER, 443, Proto::Tcp, 60));
+        let host = FakeHost::new()
+            .firewall_allow(|_| Ok("fw-1".into()))
+            .firewall_list(move || Ok(vec![other.clone()]));
+        let run = run_allow(host, &["22"], Some(CALLER));
+        assert_eq!(
+            run.output,
+            Ok("opened 22/tcp for 203.0.113.5 (grant fw-1)".into())
+        );
+    }
+
+    #[test]
+    fn run_reports_a_denied_or_failed_opening() {
+        let run = run_allow(FakeHost::new(), &["22"], Some(CALLER));
+        assert_eq!(
+            run.output,
+            Err(
+                "cannot open 22/tcp for 203.0.113.5: denied: not scripted in this test: firewall.allow"
+                    .into()
+            )
+        );
+        // Nothing opened, so nothing to look up.
+        assert_eq!(
+            run.calls,
+            [Call::FirewallAllow(rule(CALLER, 22, Proto::Tcp, 3600))]
+        );
+
+        let host = FakeHost::new().firewall_allow(|_| Err(HostError::Failed("ufw exited 1".into())));
+        let run = run_allow(host, &["8443", "--from", "2001:db8::/32"], None);
+        assert_eq!(
+            run.output,
+            Err("cannot open 8443/tcp for 2001:db8::/32: failed: ufw exited 1".into())
+        );
+        assert_eq!(run.calls.len(), 1);
+    }
+
+    #[test]
+    fn run_never_asks_the_host_with_bad_arguments_or_no_source() {
+        for (args, source_ip) in [
+            (&["0"][..], Some(CALLER)),
+            (&["22", "--proto", "icmp"], Some(CALLER)),
+            (&["22", "--from", "host.example"], Some(CALLER)),
+            (&["22"], None),
+        ] {
+            let run = run_allow(opening_host(), args, source_ip);
+            assert!(run.output.is_err(), "{args:?}");
+            assert_eq!(run.calls, [], "{args:?}");
+        }
     }
 }

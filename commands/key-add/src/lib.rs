@@ -61,6 +61,7 @@ fn add_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sesame_guest::testing::{Call, FakeHost, Run, invocation};
 
     const BLOB: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIDpyo4ZeTj/fgjh+FvzKwzxzIh8WWnHh6ELIpKiD6cti";
 
@@ -152,5 +153,78 @@ mod tests {
             )),
             Err("cannot add key to root: denied: account root is protected".into())
         );
+    }
+
+    // End to end through `KeyAdd::run`, with a scripted host.
+
+    fn run_key_add(host: FakeHost, args: &[&str]) -> Run {
+        host.run::<KeyAdd>(invocation("dave", args))
+    }
+
+    fn add_key_call(name: &str, key: &str) -> Call {
+        Call::UsersAddKey {
+            name: name.into(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn run_adds_the_key_to_the_callers_account() {
+        let host = FakeHost::new().users_add_key(|_, _| Ok(true));
+        let run = run_key_add(host, &["ssh-ed25519", BLOB, "dave@laptop"]);
+        assert_eq!(
+            run.output,
+            Ok("added key ssh-ed25519 …6ELIpKiD6cti dave@laptop to dave".into())
+        );
+        assert_eq!(
+            run.calls,
+            [add_key_call("dave", &format!("ssh-ed25519 {BLOB} dave@laptop"))]
+        );
+    }
+
+    #[test]
+    fn run_with_user_and_a_key_already_there() {
+        let host = FakeHost::new().users_add_key(|name, _| Ok(name != "erin"));
+        let key = format!("ssh-ed25519 {BLOB}");
+        let run = run_key_add(host, &["--user", "erin", &key]);
+        assert_eq!(run.output, Ok("key already present for erin".into()));
+        assert_eq!(run.calls, [add_key_call("erin", &key)]);
+    }
+
+    #[test]
+    fn run_reports_denied_invalid_and_failed() {
+        let run = run_key_add(FakeHost::new(), &["--user=root", "ssh-ed25519", BLOB]);
+        assert_eq!(
+            run.output,
+            Err("cannot add key to root: denied: not scripted in this test: users.add-key".into())
+        );
+        assert_eq!(run.calls.len(), 1);
+        for (error, shown) in [
+            (
+                HostError::Invalid("ssh key: bad base64".into()),
+                "invalid: ssh key: bad base64",
+            ),
+            (
+                HostError::Failed("cannot write authorized_keys".into()),
+                "failed: cannot write authorized_keys",
+            ),
+        ] {
+            let host = FakeHost::new().users_add_key(move |_, _| Err(error.clone()));
+            let run = run_key_add(host, &["ssh-ed25519", BLOB]);
+            assert_eq!(run.output, Err(format!("cannot add key to dave: {shown}")));
+        }
+    }
+
+    #[test]
+    fn run_never_asks_the_host_with_bad_arguments() {
+        let run = run_key_add(FakeHost::new().users_add_key(|_, _| Ok(true)), &["ssh-ed25519"]);
+        assert_eq!(
+            run.output,
+            Err(format!(
+                "KEY must be an OpenSSH public key line: TYPE BASE64 [COMMENT] (usage: {})",
+                USAGE.line
+            ))
+        );
+        assert_eq!(run.calls, []);
     }
 }
