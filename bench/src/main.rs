@@ -273,18 +273,32 @@ fn policy(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
 }
 
 fn sandbox(module: &std::path::Path, count: usize) -> anyhow::Result<()> {
+    use sesamed::config::CommandModule;
     use sesamed::host::{CallContext, Invocation};
     use sesamed::policy::Grant;
-    use sesamed::sandbox::{RunLimits, Sandbox};
+    use sesamed::sandbox::{RunLimits, Sandbox, Strategy};
     if count == 0 {
         bail!("--count must be at least 1");
     }
-    let mut sandbox = Sandbox::new(4, 64 << 20)?;
-    let spec = sesamed::config::CommandModule {
+    let spec = CommandModule {
         path: module.to_owned(),
         digest: None,
     };
-    let loaded = sandbox.load("bench", "module", &spec, &[])?;
+    // Start-up: compiling the module, then loading it from the precompiled cache.
+    let cache = std::env::temp_dir().join(format!("sesame-bench-cache-{}", std::process::id()));
+    for (label, round) in [("compile", 0), ("cached", 1)] {
+        let mut sandbox = Sandbox::new(1, 64 << 20)?;
+        sandbox.use_cache(&cache)?;
+        let started = Instant::now();
+        let loaded = sandbox.load("bench", "module", &spec, &[])?;
+        let elapsed = started.elapsed();
+        if loaded.cached != (round == 1) {
+            bail!("cache round {round}: cached = {}", loaded.cached);
+        }
+        println!("load-{label} us={:.1}", elapsed.as_secs_f64() * 1e6);
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+
     let invocation = Invocation {
         id: "00".repeat(16),
         cluster: "bench".into(),
@@ -300,20 +314,41 @@ fn sandbox(module: &std::path::Path, count: usize) -> anyhow::Result<()> {
         output_bytes: 64 << 10,
         host_calls: sesamed::host::DEFAULT_MAX_HOST_CALLS,
     };
-    let mut samples = Vec::with_capacity(count);
-    for i in 0..count + count / 10 {
-        let calls = CallContext::new(invocation.id.clone(), Grant::default());
-        let started = Instant::now();
-        let outcome = sandbox.run(&loaded, &invocation, calls, limits);
-        let elapsed = started.elapsed();
-        if let Err(e) = outcome.result {
-            bail!("run failed: {e}");
-        }
-        if i >= count / 10 {
-            samples.push(elapsed);
+    // The same run with each instance allocation strategy, in rounds so that machine noise
+    // falls on all three alike.
+    let strategies = [
+        ("on-demand", Strategy::OnDemand),
+        ("pooling-default", Strategy::PoolingDefault),
+        ("pooling", Strategy::Pooling),
+    ];
+    let mut sandboxes = Vec::new();
+    for (label, strategy) in strategies {
+        let mut sandbox = Sandbox::with_strategy(strategy, 4, 64 << 20)?;
+        let loaded = sandbox.load("bench", "module", &spec, &[])?;
+        sandboxes.push((label, sandbox, loaded, Vec::with_capacity(count)));
+    }
+    let rounds = 10;
+    let per_round = count.div_ceil(rounds);
+    for round in 0..=rounds {
+        for (_, sandbox, loaded, samples) in &mut sandboxes {
+            for _ in 0..per_round {
+                let calls = CallContext::new(invocation.id.clone(), Grant::default());
+                let started = Instant::now();
+                let outcome = sandbox.run(loaded, &invocation, calls, limits);
+                let elapsed = started.elapsed();
+                if let Err(e) = outcome.result {
+                    bail!("run failed: {e}");
+                }
+                // Round 0 warms up.
+                if round > 0 {
+                    samples.push(elapsed);
+                }
+            }
         }
     }
-    println!("sandbox {}", summary(samples));
+    for (label, _, _, samples) in sandboxes {
+        println!("sandbox-{label} {}", summary(samples));
+    }
     Ok(())
 }
 
