@@ -25,7 +25,8 @@ pub struct PublicKey([u8; KEY_LEN]);
 
 impl PublicKey {
     /// Wraps 32 raw key bytes. Any 32 bytes are accepted here; keys of small order (see
-    /// [`is_small_order`](Self::is_small_order)) are refused when a [`Sealer`](crate::Sealer) uses them.
+    /// [`is_small_order`](Self::is_small_order)) and non-canonical encodings (see
+    /// [`is_canonical`](Self::is_canonical)) are refused when a [`Sealer`](crate::Sealer) uses them.
     #[must_use]
     pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         Self(bytes)
@@ -48,6 +49,21 @@ impl PublicKey {
         SMALL_ORDER_POINTS
             .iter()
             .any(|point| point[..KEY_LEN - 1] == *rest && point[KEY_LEN - 1] == last)
+    }
+
+    /// Whether these bytes are the one canonical encoding of their key: top bit clear and the
+    /// u-coordinate below p = 2^255 - 19. Keys made by [`SecretKey::public_key`] always are.
+    ///
+    /// X25519 ignores the top bit and reduces modulo p, so every key has other encodings giving the
+    /// same Diffie-Hellman results. [`Sealer`](crate::Sealer) refuses the others,
+    /// so the `sender` of an envelope that opens cannot be rewritten; a daemon should also refuse to
+    /// register them, or one secret key could be enrolled under two names.
+    #[must_use]
+    pub fn is_canonical(&self) -> bool {
+        // p little-endian is ed ff ff .. ff 7f.
+        let (first, middle, last) = (self.0[0], &self.0[1..KEY_LEN - 1], self.0[KEY_LEN - 1]);
+        let at_least_p = last == 0x7f && middle.iter().all(|&b| b == 0xff) && first >= 0xed;
+        last & 0x80 == 0 && !at_least_p
     }
 
     /// The key as `crypto_box` wants it.
@@ -226,6 +242,32 @@ mod tests {
         assert_eq!(text.to_ascii_uppercase().parse::<PublicKey>(), Ok(key));
         assert_eq!(PublicKey::from_bytes(*key.as_bytes()), key);
         assert_eq!(format!("{key:?}"), format!("PublicKey({text})"));
+    }
+
+    #[test]
+    fn only_canonical_encodings_are_canonical() {
+        for seed in 0..20 {
+            let key = SecretKey::generate(&mut TestRng::seeded(seed)).public_key();
+            assert!(key.is_canonical(), "{key}");
+            let mut twin = *key.as_bytes();
+            twin[KEY_LEN - 1] |= 0x80;
+            assert!(!PublicKey::from_bytes(twin).is_canonical(), "{key}");
+        }
+        let p_plus = |n: u8| {
+            let mut bytes = [0xff; KEY_LEN];
+            bytes[0] = 0xed + n;
+            bytes[KEY_LEN - 1] = 0x7f;
+            PublicKey::from_bytes(bytes)
+        };
+        assert!(PublicKey::from_bytes([0; KEY_LEN]).is_canonical());
+        assert!(!PublicKey::from_bytes([0xff; KEY_LEN]).is_canonical());
+        let mut below_p = [0xff; KEY_LEN];
+        below_p[0] = 0xec;
+        below_p[KEY_LEN - 1] = 0x7f;
+        assert!(PublicKey::from_bytes(below_p).is_canonical(), "p - 1");
+        for n in 0..=18 {
+            assert!(!p_plus(n).is_canonical(), "p + {n}");
+        }
     }
 
     #[test]

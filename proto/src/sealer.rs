@@ -63,8 +63,9 @@ impl Sealer {
     /// Seals `plaintext` to `recipient` under a fresh random nonce; returns the full envelope bytes.
     ///
     /// Fails with [`ProtoError::TooLarge`] if the envelope would exceed [`MAX_ENVELOPE_LEN`], and with
-    /// [`ProtoError::BadKey`] if `recipient` has small order (anyone could read the result). Seal only
-    /// to peers you already trust: each new recipient takes a cache slot.
+    /// [`ProtoError::BadKey`] if `recipient` has small order (anyone could read the result) or is not
+    /// [canonically encoded](PublicKey::is_canonical). Seal only to peers you already trust: each new
+    /// recipient takes a cache slot.
     pub fn seal(
         &self,
         recipient: &PublicKey,
@@ -95,7 +96,9 @@ impl Sealer {
     /// `is_known` is asked about the claimed sender before any cryptography or caching; if it says no
     /// the result is [`ProtoError::UnknownSender`], so strangers cost no DH and cannot grow the cache.
     /// A failed MAC (tampering, wrong nonce, sealed to another key, forged sender) is
-    /// [`ProtoError::BadMac`]; a known sender whose key has small order is [`ProtoError::BadKey`].
+    /// [`ProtoError::BadMac`]; a known sender whose key has small order or is not
+    /// [canonically encoded](PublicKey::is_canonical) is [`ProtoError::BadKey`], so the `sender` of an
+    /// envelope that opens is exactly the key that sealed it.
     pub fn open(
         &self,
         envelope: &Envelope<'_>,
@@ -131,6 +134,11 @@ impl Sealer {
         }
         if peer.is_small_order() {
             return Err(ProtoError::BadKey("peer public key has small order".into()));
+        }
+        if !peer.is_canonical() {
+            return Err(ProtoError::BadKey(
+                "peer public key is not canonically encoded".into(),
+            ));
         }
         let fresh = Arc::new(SalsaBox::new(&peer.to_crypto_box(), self.secret.as_crypto_box()));
         if self.capacity > 0 {
@@ -452,6 +460,36 @@ mod tests {
             }
         }
         assert_eq!(daemon.cached_peers(), 0);
+    }
+
+    /// Found by the `open` fuzz target: X25519 ignores the top bit of a key, so an envelope whose
+    /// sender had that bit flipped used to open, naming a "sender" that is not the sealer's key.
+    #[test]
+    fn non_canonical_sender_encodings_are_refused() {
+        let Pair {
+            daemon,
+            client,
+            mut rng,
+        } = pair(23);
+        let bytes = client
+            .seal(&daemon.public_key(), &mut rng, b"payload")
+            .expect("seal");
+        let mut twin = bytes.clone();
+        twin[35] |= 0x80;
+        let envelope = Envelope::decode(&twin).expect("decode");
+        assert!(
+            matches!(daemon.open(&envelope, |_| true), Err(ProtoError::BadKey(_))),
+            "{envelope:?}"
+        );
+        assert!(matches!(
+            daemon.seal(&envelope.sender, &mut rng, b"x"),
+            Err(ProtoError::BadKey(_))
+        ));
+        assert_eq!(
+            open_from(&daemon, &bytes, client.public_key()).expect("the canonical sender opens"),
+            b"payload"
+        );
+        assert_eq!(daemon.cached_peers(), 1);
     }
 
     /// Checks the blocklist itself: with a small-order peer key the shared secret takes at most five

@@ -1,0 +1,84 @@
+//! Writes the seed corpora under `fuzz/corpus/`: a few valid requests, responses and envelopes, made
+//! deterministically from the fixture keys so that regenerating them changes no byte.
+//!
+//!     cargo run --manifest-path fuzz/Cargo.toml --example seeds
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sesame_fuzz::ReplayNonce;
+use sesame_proto::{
+    ErrorCode, GrantNote, MAGIC, NONCE_LEN, PROTOCOL_VERSION, PublicKey, Request, RequestId, Response,
+    Sealer, TAG_LEN,
+};
+
+fn main() -> std::io::Result<()> {
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let host = sesame_fuzz::host(0);
+    let client = sesame_fuzz::client();
+
+    let minimal = request(1, None, vec![], None);
+    let full = request(
+        2,
+        Some("nginx"),
+        vec!["--graceful".into(), String::new(), "ünïcode \"quoted\"\n".into()],
+        Some("sesame-replies_web-1"),
+    );
+    let ok = Response {
+        grants: vec![GrantNote {
+            id: "g-1".into(),
+            kind: "firewall".into(),
+            detail: "tcp/22 from 192.0.2.7".into(),
+            expires_at_ms: Some(1_700_000_060_000),
+        }],
+        ..Response::ok(full.id, "reloaded\n".into(), 1234)
+    };
+    let denied = Response::error(minimal.id, ErrorCode::Denied, "denied by policy");
+
+    let request_dir = corpus.join("request");
+    write(&request_dir, "seed-request-minimal.json", &minimal.encode())?;
+    write(&request_dir, "seed-request-full.json", &full.encode())?;
+    write(&request_dir, "seed-response-ok.json", &ok.encode())?;
+    write(&request_dir, "seed-response-denied.json", &denied.encode())?;
+
+    let to_host = seal(&client, &host.public_key(), 3, &full.encode());
+    let to_client = seal(&host, &client.public_key(), 4, &denied.encode());
+    let to_host_empty = seal(&client, &host.public_key(), 5, b"");
+    let mut shortest = MAGIC.to_vec();
+    shortest.extend_from_slice(&[0x42; 32 + NONCE_LEN + TAG_LEN]);
+
+    let envelope_dir = corpus.join("envelope");
+    write(&envelope_dir, "seed-request-to-host.bin", &to_host)?;
+    write(&envelope_dir, "seed-response-to-client.bin", &to_client)?;
+    write(&envelope_dir, "seed-shortest.bin", &shortest)?;
+
+    let open_dir = corpus.join("open");
+    write(&open_dir, "seed-request-to-host.bin", &to_host)?;
+    write(&open_dir, "seed-empty-to-host.bin", &to_host_empty)?;
+    write(&open_dir, "seed-response-to-client.bin", &to_client)?;
+    Ok(())
+}
+
+fn request(seed: u8, cluster: Option<&str>, args: Vec<String>, reply_to: Option<&str>) -> Request {
+    Request {
+        v: PROTOCOL_VERSION,
+        id: RequestId::from_bytes([seed; 16]),
+        issued_at_ms: 1_700_000_000_000,
+        host: "web-1.prod".into(),
+        cluster: cluster.map(str::to_owned),
+        command: "reload".into(),
+        args,
+        reply_to: reply_to.map(str::to_owned),
+    }
+}
+
+fn seal(sender: &Sealer, recipient: &PublicKey, nonce: u8, plaintext: &[u8]) -> Vec<u8> {
+    sender
+        .seal(recipient, &mut ReplayNonce::new([nonce; NONCE_LEN]), plaintext)
+        .expect("the fixture keys are valid and the seeds are small")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    fs::write(dir.join(name), bytes)
+}
