@@ -49,7 +49,7 @@ fn start_firewall(config: &Config, audit: &Arc<AuditLog>, now_ms: u64) -> Result
 /// Where a request came from, as its transport saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
-    /// `quic` or `sqs`.
+    /// `quic` or `sqs` (`local` for `sesamed module run`).
     pub transport: &'static str,
     /// The observed source address (QUIC), if any.
     pub source_ip: Option<IpAddr>,
@@ -525,31 +525,7 @@ impl Runner {
         let masked = mask_args(&request.args, policy.masked_args(cluster, &request.command));
         record.args = masked.clone();
 
-        let input = PolicyInput {
-            client: ClientInput {
-                name: client.name.clone(),
-                key: client.key.to_string(),
-                groups: client.groups.clone(),
-            },
-            request: RequestInput {
-                id: request.id.to_string(),
-                cluster: cluster.to_owned(),
-                command: request.command.clone(),
-                args: request.args.clone(),
-                transport: peer.transport.to_owned(),
-                source_ip: peer.source_ip.map(|ip| ip.to_string()),
-            },
-            host: HostInput {
-                name: self.config.host_name.clone(),
-                labels: self.config.host_labels.clone(),
-            },
-            module: ModuleInput {
-                name: module.name.clone(),
-                digest: module.digest.clone(),
-                imports: module.imports.clone(),
-            },
-            now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
-        };
+        let input = policy_input(&self.config, client, request, cluster, &module, peer, now_ms);
         let decision = policy.decide(&input);
         let logged_request = RequestInput {
             args: masked,
@@ -862,6 +838,44 @@ fn mask_args(args: &[String], positions: &[usize]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The policy's input for `request` from `client`, to run in `cluster` with `module`, as `peer`
+/// delivered it.
+pub fn policy_input(
+    config: &Config,
+    client: &Client,
+    request: &Request,
+    cluster: &str,
+    module: &crate::sandbox::LoadedModule,
+    peer: &Peer,
+    now_ms: u64,
+) -> PolicyInput {
+    PolicyInput {
+        client: ClientInput {
+            name: client.name.clone(),
+            key: client.key.to_string(),
+            groups: client.groups.clone(),
+        },
+        request: RequestInput {
+            id: request.id.to_string(),
+            cluster: cluster.to_owned(),
+            command: request.command.clone(),
+            args: request.args.clone(),
+            transport: peer.transport.to_owned(),
+            source_ip: peer.source_ip.map(|ip| ip.to_string()),
+        },
+        host: HostInput {
+            name: config.host_name.clone(),
+            labels: config.host_labels.clone(),
+        },
+        module: ModuleInput {
+            name: module.name.clone(),
+            digest: module.digest.clone(),
+            imports: module.imports.clone(),
+        },
+        now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
+    }
 }
 
 /// The policy's limits, capped by the configured ones (which are also the defaults).

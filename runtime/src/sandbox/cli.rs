@@ -18,7 +18,7 @@ use crate::clients::ClientRegistry;
 use crate::config::{CommandModule, Config, FirewallBackendKind};
 use crate::firewall::Firewall;
 use crate::host::{CallContext, Invocation};
-use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
+use crate::policy::{Decision, Policy};
 use crate::system::Recorder;
 
 /// `sesamed module <command>`.
@@ -43,35 +43,7 @@ pub enum ModuleCommand {
     /// are checked against that grant as in production, but nothing changes on this machine:
     /// firewall openings, account changes and salt-call runs are printed instead. Prints the
     /// decision, every host call, what would have run, and the module's output or error.
-    Run {
-        /// The component file (`.wasm`); it need not be the configured one.
-        file: PathBuf,
-        /// The enrolled client to act as.
-        #[arg(long = "as", value_name = "CLIENT")]
-        client: String,
-        /// The cluster to run in (its capabilities and policy); default: the cluster whose
-        /// configuration names FILE.
-        #[arg(long)]
-        cluster: Option<String>,
-        /// The command name the policy sees; default: FILE's name in the configuration, or its
-        /// file stem.
-        #[arg(long)]
-        command: Option<String>,
-        /// The caller's address as a transport would observe it (`"caller"` in a firewall grant).
-        #[arg(long, value_name = "IP")]
-        source_ip: Option<IpAddr>,
-        /// The daemon's configuration (policy, client registry, clusters, limits).
-        #[arg(
-            long,
-            short = 'c',
-            env = "SESAMED_CONFIG",
-            default_value = "/etc/sesame/sesamed.toml"
-        )]
-        config: PathBuf,
-        /// The command's arguments (after `--`).
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
+    Run(RunArgs),
 }
 
 impl ModuleCommand {
@@ -79,23 +51,7 @@ impl ModuleCommand {
     pub fn run(self) -> ExitCode {
         let result = match self {
             ModuleCommand::Inspect { file, json } => inspect(&file, json),
-            ModuleCommand::Run {
-                file,
-                client,
-                cluster,
-                command,
-                source_ip,
-                config,
-                args,
-            } => run_local(&RunArgs {
-                file,
-                client,
-                cluster,
-                command,
-                source_ip,
-                config,
-                args,
-            }),
+            ModuleCommand::Run(args) => run_local(&args),
         };
         match result {
             Ok(code) => code,
@@ -147,13 +103,35 @@ fn describe(info: &ModuleInfo) -> String {
     text
 }
 
-struct RunArgs {
+/// Arguments of `sesamed module run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The component file (`.wasm`); it need not be the configured one.
     file: PathBuf,
+    /// The enrolled client to act as.
+    #[arg(long = "as", value_name = "CLIENT")]
     client: String,
+    /// The cluster to run in (its capabilities and policy); default: the cluster whose
+    /// configuration names FILE.
+    #[arg(long)]
     cluster: Option<String>,
+    /// The command name the policy sees; default: FILE's name in the configuration, or its
+    /// file stem.
+    #[arg(long)]
     command: Option<String>,
+    /// The caller's address as a transport would observe it (`"caller"` in a firewall grant).
+    #[arg(long, value_name = "IP")]
     source_ip: Option<IpAddr>,
+    /// The daemon's configuration (policy, client registry, clusters, limits).
+    #[arg(
+        long,
+        short = 'c',
+        env = "SESAMED_CONFIG",
+        default_value = "/etc/sesame/sesamed.toml"
+    )]
     config: PathBuf,
+    /// The command's arguments (after `--`).
+    #[arg(last = true)]
     args: Vec<String>,
 }
 
@@ -193,31 +171,19 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
 
     let policy = Policy::load(&config.policy_dir)
         .with_context(|| format!("policy {}", config.policy_dir.display()))?;
-    let input = PolicyInput {
-        client: ClientInput {
-            name: client.name.clone(),
-            key: client.key.to_string(),
-            groups: client.groups.clone(),
-        },
-        request: RequestInput {
-            id: request.id.to_string(),
-            cluster: cluster_name.clone(),
-            command: command.clone(),
-            args: a.args.clone(),
-            transport: "local".to_owned(),
-            source_ip: a.source_ip.map(|ip| ip.to_string()),
-        },
-        host: HostInput {
-            name: config.host_name.clone(),
-            labels: config.host_labels.clone(),
-        },
-        module: ModuleInput {
-            name: module.name.clone(),
-            digest: module.digest.clone(),
-            imports: module.imports.clone(),
-        },
-        now_ns: i64::try_from(u128::from(crate::now_ms()) * 1_000_000).unwrap_or(i64::MAX),
+    let peer = crate::runner::Peer {
+        transport: "local",
+        source_ip: a.source_ip,
     };
+    let input = crate::runner::policy_input(
+        &config,
+        client,
+        &request,
+        &cluster_name,
+        &module,
+        &peer,
+        crate::now_ms(),
+    );
     let grant = match policy.decide(&input) {
         Decision::Allow(grant) => *grant,
         Decision::Deny(reasons) => {
