@@ -69,7 +69,7 @@ impl ModuleCache {
 
     /// The precompiled component for `digest`, when a sound entry exists. Anything wrong with an
     /// entry is logged and the module compiled again (a miss, not an error).
-    pub fn get(&self, engine: &Engine, digest: &str) -> Option<(Component, PathBuf)> {
+    pub fn get(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let path = self.entry(digest);
         let bytes = match self.read_entry(&path) {
             Ok(Some(bytes)) => bytes,
@@ -80,7 +80,7 @@ impl ModuleCache {
             }
         };
         match deserialize(engine, &bytes) {
-            Ok(component) => Some((component, path)),
+            Ok(component) => Some(component),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "module cache entry refused by wasmtime: {e:#}");
                 None

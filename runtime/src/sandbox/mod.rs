@@ -557,7 +557,7 @@ impl Sandbox {
         }
         let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &digest));
         let (component, from_cache) = match cached {
-            Some((component, _)) => (component, true),
+            Some(component) => (component, true),
             None => {
                 let component =
                     Component::new(&self.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
