@@ -127,6 +127,13 @@ impl ClientRegistry {
                 "the key of {name} is a weak (small-order) key; refusing it"
             )));
         }
+        if !key.is_canonical() {
+            // Another spelling of some key (top bit set, or not reduced mod p): it would let one
+            // secret key be enrolled under two names.
+            return Err(RegistryError::Conflict(format!(
+                "the key of {name} is not in canonical form; refusing it"
+            )));
+        }
         if self.by_name.contains_key(name) {
             return Err(RegistryError::Conflict(format!(
                 "client {name:?} is already enrolled"
@@ -231,6 +238,30 @@ mod tests {
             reg.add("dave", key(5), vec!["Bad Group".into()]).is_err(),
             "bad group"
         );
+    }
+
+    #[test]
+    fn refuses_other_spellings_of_a_key() {
+        let mut reg = ClientRegistry::default();
+        let real = sesame_proto::SecretKey::generate(&mut rand_core::OsRng).public_key();
+        reg.add("alice", real, vec![])
+            .expect("a generated key is canonical");
+        // The same key with the top bit set: X25519 ignores that bit, so this is alice's key.
+        let mut bytes = *real.as_bytes();
+        bytes[31] |= 0x80;
+        let err = reg
+            .add("mallory", PublicKey::from_bytes(bytes), vec![])
+            .expect_err("top bit set")
+            .to_string();
+        assert!(err.contains("canonical"), "{err}");
+        // p + 2 is another spelling of u = 2 (p itself, 0, is refused as small-order anyway).
+        let mut p2 = [0xff; 32];
+        p2[0] = 0xef;
+        p2[31] = 0x7f;
+        let p2 = PublicKey::from_bytes(p2);
+        assert!(!p2.is_small_order());
+        assert!(reg.add("p2", p2, vec![]).is_err(), "u = p + 2");
+        assert_eq!(reg.len(), 1);
     }
 
     #[test]
