@@ -4,6 +4,7 @@
 # Exports SESAMED_CONFIG, SESAME_HOME and LOCAL_HOST_PID; echoes the commands it runs when
 # LOCAL_HOST_VERBOSE=1. With LOCAL_SQS_ENDPOINT set (a local SQS server, credentials in the
 # environment), the host also polls the queue sesame-req-demo there, and "demo" gets that route.
+# $LOCAL_HOST_CONFIG, if set, is appended to sesamed.toml (bench/run raises [limits] with it).
 local_host_say() { [ "${LOCAL_HOST_VERBOSE:-0}" = 1 ] && printf '\n\033[1m$ %s\033[0m\n' "$*" >&2 || true; }
 
 local_host_start() {
@@ -44,6 +45,7 @@ TOML
         printf '\n[sqs]\nqueue = "sesame-req-demo"\nregion = "us-east-1"\nendpoint_url = "%s"\n' \
             "$LOCAL_SQS_ENDPOINT" >> "$work/host/sesamed.toml"
     fi
+    [ -n "${LOCAL_HOST_CONFIG:-}" ] && printf '\n%s\n' "$LOCAL_HOST_CONFIG" >> "$work/host/sesamed.toml"
     export SESAMED_CONFIG="$work/host/sesamed.toml" SESAME_HOME="$work/client"
 
     local_host_say "sesamed init $work/host/state"

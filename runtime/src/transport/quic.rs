@@ -49,29 +49,36 @@ pub enum QuicError {
     },
 }
 
+/// The daemon's QUIC settings: TLS 1.3 only with the host's certificate, sesame's ALPN, the
+/// stream and idle limits above. Public so that the benchmark's floor (a bare QUIC echo) runs
+/// with exactly these settings.
+pub fn server_config(identity: &HostIdentity) -> Result<quinn::ServerConfig, QuicError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| QuicError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.clone()], identity.tls_key.clone_key())
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![super::ALPN.to_vec()];
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into())
+        .max_concurrent_uni_streams(0u8.into())
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+            IDLE_TIMEOUT_MS,
+        ))));
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}
+
 impl QuicServer {
     /// Binds `addr` with the host's certificate. Must be called inside a tokio runtime.
     pub fn bind(addr: SocketAddr, identity: &HostIdentity) -> Result<Self, QuicError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| QuicError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(vec![identity.cert.clone()], identity.tls_key.clone_key())
-            .map_err(|e| QuicError::Tls(e.to_string()))?;
-        tls.alpn_protocols = vec![super::ALPN.to_vec()];
-        let crypto = QuicServerConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        transport
-            .max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into())
-            .max_concurrent_uni_streams(0u8.into())
-            .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-                IDLE_TIMEOUT_MS,
-            ))));
-        server.transport_config(Arc::new(transport));
-        let endpoint =
-            quinn::Endpoint::server(server, addr).map_err(|source| QuicError::Bind { addr, source })?;
+        let endpoint = quinn::Endpoint::server(server_config(identity)?, addr)
+            .map_err(|source| QuicError::Bind { addr, source })?;
         Ok(Self { endpoint })
     }
 
