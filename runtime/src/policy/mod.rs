@@ -482,10 +482,12 @@ fn interpret(template: &regorus::Engine, input: regorus::Value) -> Result<regoru
         .map_err(|e| EvalError::Rego(RegoMessage::from(&e)))
 }
 
-/// The input document as a regorus value.
+/// The input document as a regorus value: its serde form (the one `policy eval --input` reads),
+/// converted in memory rather than printed and parsed again.
 fn input_value(input: &PolicyInput) -> Result<regorus::Value, EvalError> {
-    let json = serde_json::to_string(input).map_err(|e| EvalError::Input(e.to_string()))?;
-    regorus::Value::from_json_str(&json).map_err(|e| EvalError::Input(e.to_string()))
+    serde_json::to_value(input)
+        .and_then(serde_json::from_value::<regorus::Value>)
+        .map_err(|e| EvalError::Input(e.to_string()))
 }
 
 impl fmt::Debug for Policy {
