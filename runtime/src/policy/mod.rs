@@ -289,7 +289,7 @@ pub struct Policy {
 }
 
 /// [`DECISION_RULE`] compiled to regorus's bytecode VM (the RVM), which decides the stock
-/// policies about four times faster than the tree-walking interpreter. The compiler does not
+/// policies about three times faster (26 against 83 µs, criterion) than the tree-walking interpreter. The compiler does not
 /// take every policy (it refuses `with`, for one); a policy it refuses is interpreted.
 #[derive(Clone)]
 struct Compiled {
