@@ -13,6 +13,20 @@ use serde::Deserialize;
 /// Host interfaces a cluster may grant its modules, beyond `log` which every module has.
 pub const CAPABILITIES: &[&str] = &["firewall", "salt", "users"];
 
+/// The `-c/--config FILE` option every `sesamed` command that reads the configuration takes
+/// (also `$SESAMED_CONFIG`; default `/etc/sesame/sesamed.toml`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        env = "SESAMED_CONFIG",
+        default_value = "/etc/sesame/sesamed.toml"
+    )]
+    pub config: PathBuf,
+}
+
 /// A parsed and checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

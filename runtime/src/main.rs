@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use sesamed::audit::{AuditEvent, AuditLog};
 use sesamed::clients::ClientRegistry;
-use sesamed::config::Config;
+use sesamed::config::{Config, ConfigArg};
 use sesamed::firewall::{Firewall, GrantId, Revoker};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
@@ -110,18 +110,6 @@ enum ClientCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
-}
-
-#[derive(Debug, clap::Args)]
-struct ConfigArg {
-    /// The configuration file.
-    #[arg(
-        long,
-        short = 'c',
-        env = "SESAMED_CONFIG",
-        default_value = "/etc/sesame/sesamed.toml"
-    )]
-    config: PathBuf,
 }
 
 fn main() -> ExitCode {

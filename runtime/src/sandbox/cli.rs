@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use super::{ModuleInfo, Sandbox};
 use crate::audit::AuditLog;
 use crate::clients::ClientRegistry;
-use crate::config::{CommandModule, Config, FirewallBackendKind};
+use crate::config::{CommandModule, Config, ConfigArg, FirewallBackendKind};
 use crate::firewall::Firewall;
 use crate::host::{CallContext, Invocation};
 use crate::policy::{Decision, Policy};
@@ -123,20 +123,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "IP")]
     source_ip: Option<IpAddr>,
     /// The daemon's configuration (policy, client registry, clusters, limits).
-    #[arg(
-        long,
-        short = 'c',
-        env = "SESAMED_CONFIG",
-        default_value = "/etc/sesame/sesamed.toml"
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     /// The command's arguments (after `--`).
     #[arg(last = true)]
     args: Vec<String>,
 }
 
 fn run_local(a: &RunArgs) -> Result<ExitCode> {
-    let config = Config::load(&a.config)?;
+    let config = Config::load(&a.config.config)?;
     let registry = ClientRegistry::load(&config.clients_file)?;
     let Some(client) = registry.iter().find(|c| c.name == a.client) else {
         bail!(
