@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use sesame_client::{ClientHome, HostEntry, Session};
-use sesame_proto::{Envelope, Request, Response, Sealer, Status};
+use sesame_proto::{Envelope, Response, Sealer, Status};
 
 use crate::stats::summary;
 
@@ -32,7 +32,7 @@ enum Mode {
     /// A sealed request for a command whose output is known.
     Sesame {
         sealer: Arc<Sealer>,
-        daemon: String,
+        alias: String,
         cluster: Option<String>,
         command: String,
         args: Vec<String>,
@@ -58,7 +58,7 @@ impl Target {
         let expect = (name == "echo").then(|| args.join(" "));
         let mode = Mode::Sesame {
             sealer,
-            daemon: host.daemon_name(alias).to_owned(),
+            alias: alias.to_owned(),
             cluster,
             command: name.to_owned(),
             args: args.to_vec(),
@@ -78,20 +78,13 @@ impl Target {
         match &self.mode {
             Mode::Sesame {
                 sealer,
-                daemon,
+                alias,
                 cluster,
                 command,
                 args,
                 ..
             } => {
-                let request = Request::new(
-                    &mut rand_core::OsRng,
-                    crate::now_ms(),
-                    daemon,
-                    cluster.as_deref(),
-                    command,
-                    args.clone(),
-                );
+                let request = crate::new_request(&self.host, alias, cluster.as_deref(), command, args);
                 Ok(sealer.seal(&self.host.key, &mut rand_core::OsRng, &request.encode())?)
             }
             Mode::Raw { payload } => Ok(payload.clone()),
