@@ -1,8 +1,9 @@
 # Sourced by bench/run: the OpenSSH baseline. Debian's sshd on a loopback port, with a forced
 # command, the way a sysadmin would give someone one narrow command without sesame.
 #
-#   ssh_start            sets SSH_ARGS (the client's arguments up to and including user@host) and
-#                        SSH_MUX_ARGS (the same through a ControlMaster connection it opens);
+#   ssh_start            sets SSH_OPTS (the ssh client and its options), SSH_DEST (user@host),
+#                        SSH_ARGS (both) and SSH_MUX_ARGS (the same through a ControlMaster
+#                        connection it opens);
 #                        returns 1, saying why, if the baseline cannot run here
 #   ssh_stop             stops sshd and the master connection
 #
@@ -75,8 +76,10 @@ CONF
         exec /usr/sbin/sshd -D -e -f "$1"' sh "$work/sshd_config" "$work" 2> "$work/sshd.log" &
     SSH_SSHD_PID=$!
     printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/host_key.pub")" > "$work/known_hosts"
-    SSH_ARGS=(ssh -F /dev/null -p "$port" -i "$work/client_key" -o IdentitiesOnly=yes -o BatchMode=yes
-        -o UserKnownHostsFile="$work/known_hosts" -o LogLevel=ERROR sesbench@127.0.0.1)
+    SSH_OPTS=(ssh -F /dev/null -p "$port" -i "$work/client_key" -o IdentitiesOnly=yes -o BatchMode=yes
+        -o UserKnownHostsFile="$work/known_hosts" -o LogLevel=ERROR)
+    SSH_DEST=sesbench@127.0.0.1
+    SSH_ARGS=("${SSH_OPTS[@]}" "$SSH_DEST")
     local ready=0
     for _ in $(seq 100); do
         if [ "$("${SSH_ARGS[@]}" x </dev/null 2>/dev/null)" = hello ]; then ready=1; break; fi
@@ -88,14 +91,14 @@ CONF
         ssh_stop
         return 1
     fi
-    SSH_MUX_ARGS=("${SSH_ARGS[@]:0:$((${#SSH_ARGS[@]} - 1))}" -o ControlPath="$work/mux" -o ControlMaster=no sesbench@127.0.0.1)
-    "${SSH_ARGS[@]:0:$((${#SSH_ARGS[@]} - 1))}" -o ControlPath="$work/mux" -o ControlMaster=yes \
-        -o ControlPersist=600 -fN sesbench@127.0.0.1 </dev/null
+    SSH_MUX_ARGS=("${SSH_OPTS[@]}" -o ControlPath="$work/mux" -o ControlMaster=no "$SSH_DEST")
+    "${SSH_OPTS[@]}" -o ControlPath="$work/mux" -o ControlMaster=yes -o ControlPersist=600 \
+        -fN "$SSH_DEST" </dev/null
 }
 
 ssh_stop() {
     if [ -n "${SSH_WORK:-}" ] && [ -S "$SSH_WORK/mux" ]; then
-        "${SSH_MUX_ARGS[@]:0:$((${#SSH_MUX_ARGS[@]} - 1))}" -O exit sesbench@127.0.0.1 2>/dev/null || true
+        "${SSH_OPTS[@]}" -o ControlPath="$SSH_WORK/mux" -O exit "$SSH_DEST" 2>/dev/null || true
     fi
     [ -n "${SSH_SSHD_PID:-}" ] && kill "$SSH_SSHD_PID" 2>/dev/null
     SSH_SSHD_PID=
