@@ -151,7 +151,7 @@ impl Runner {
         let clients = ClientRegistry::load(&config.clients_file)?;
         let policy_stamp = dir_stamp(&config.policy_dir);
         let policy = Policy::load(&config.policy_dir)?;
-        tracing::info!(revision = %policy.revision(), evaluator = %policy.evaluator(), "policy loaded");
+        tracing::info!(revision = %policy.revision(), "policy loaded");
         let mut sandbox = sandbox_for(&config)?;
         let loaded = sandbox.load_config(&config)?;
         tracing::info!(
@@ -379,12 +379,11 @@ impl Runner {
             Ok(fresh) => {
                 let revision = fresh.revision().to_owned();
                 if revision != previous {
-                    let evaluator = fresh.evaluator();
                     *self
                         .policy
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                    tracing::info!(%revision, %previous, %evaluator, "policy reloaded");
+                    tracing::info!(%revision, %previous, "policy reloaded");
                 }
                 (
                     AuditEvent::PolicyReloaded {

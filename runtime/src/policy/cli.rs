@@ -317,7 +317,6 @@ fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
         Err(error) => report["error"] = json!(error.to_string()),
     }
     report["revision"] = json!(policy.revision());
-    report["evaluator"] = json!(policy.evaluator().to_string());
     if args.explain {
         match explain::explain(&policy, &input) {
             Ok(explanation) => {

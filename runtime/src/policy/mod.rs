@@ -12,7 +12,6 @@ mod decision;
 pub mod explain;
 mod source;
 pub mod testing;
-mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -281,81 +280,10 @@ pub enum PolicyError {
 #[derive(Clone)]
 pub struct Policy {
     template: regorus::Engine,
-    compiled: Result<Compiled, String>,
     dir: PathBuf,
     revision: String,
     files: Vec<PathBuf>,
     mask: BTreeMap<String, Vec<usize>>,
-}
-
-/// [`DECISION_RULE`] compiled to regorus's bytecode VM (the RVM), which decides the stock
-/// policies about three times faster than the tree-walking interpreter (26 against 83 µs,
-/// criterion). The compiler does not take every policy (it refuses `with`, for one); a policy it
-/// refuses is interpreted.
-#[derive(Clone)]
-struct Compiled {
-    policy: regorus::CompiledPolicy,
-    program: std::sync::Arc<regorus::rvm::Program>,
-    data: regorus::Value,
-}
-
-impl Compiled {
-    fn new(template: &regorus::Engine) -> Result<Self, String> {
-        let mut engine = template.clone();
-        let rule = regorus::Rc::<str>::from(DECISION_RULE);
-        let policy = engine
-            .compile_with_entrypoint(&rule)
-            .map_err(|e| RegoMessage::from(&e).summary)?;
-        let program =
-            regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[DECISION_RULE])
-                .map_err(|e| RegoMessage::parse(&e.to_string()).summary)?;
-        Ok(Self {
-            policy,
-            program,
-            data: engine.get_data(),
-        })
-    }
-
-    fn decide(&self, input: regorus::Value) -> Result<regorus::Value, EvalError> {
-        self.evaluate(input)
-            .map_err(|e| EvalError::Rego(RegoMessage::from(&e)))
-    }
-
-    fn evaluate(&self, input: regorus::Value) -> anyhow::Result<regorus::Value> {
-        let mut vm = regorus::rvm::RegoVM::new_with_policy(self.policy.clone());
-        vm.load_program(std::sync::Arc::clone(&self.program));
-        vm.set_data(self.data.clone())?;
-        // The time limit bounds an evaluation, as for the interpreter; the VM's own default cap
-        // of 25,000 instructions would deny requests that a larger data set legitimately needs.
-        vm.set_max_instructions(usize::MAX);
-        vm.set_execution_timer_config(Some(ExecutionTimerConfig {
-            limit: DECISION_TIME_LIMIT,
-            check_interval: TIME_CHECK_INTERVAL,
-        }));
-        vm.set_input(input);
-        Ok(vm.execute()?)
-    }
-}
-
-/// How a policy set's decisions are evaluated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Evaluator {
-    /// Compiled to regorus's bytecode VM.
-    Compiled,
-    /// The tree-walking interpreter: the compiler refused the policy, or the compiled form was
-    /// not shown to decide like the interpreter (see `policy/verify.rs`), for this reason.
-    Interpreted(String),
-}
-
-impl fmt::Display for Evaluator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Evaluator::Compiled => f.write_str("compiled (regorus RVM)"),
-            Evaluator::Interpreted(why) => {
-                write!(f, "interpreted (compiled form refused or not used: {why})")
-            }
-        }
-    }
 }
 
 impl Policy {
@@ -378,23 +306,8 @@ impl Policy {
         } else {
             BTreeMap::new()
         };
-        let compiled = Compiled::new(&template).and_then(|c| {
-            // Judge the compiled rule against the interpreter before trusting it.
-            let run = |value: Result<regorus::Value, EvalError>| value.map_err(|e| e.to_string());
-            // The daemon logs the outcome (`evaluator`) when it loads or reloads the policy.
-            match verify::disagreement(
-                &c.data,
-                &bundle.revision,
-                |input| run(input_value(input).and_then(|v| interpret(&template, v))),
-                |input| run(input_value(input).and_then(|v| c.decide(v))),
-            ) {
-                None => Ok(c),
-                Some(why) => Err(format!("not shown to decide like the interpreter {why}")),
-            }
-        });
         Ok(Policy {
             template,
-            compiled,
             dir: dir.to_owned(),
             revision: bundle.revision,
             files: bundle.files.into_iter().map(|f| f.path).collect(),
@@ -452,20 +365,8 @@ impl Policy {
         &self.files
     }
 
-    /// How decisions are evaluated: compiled, or interpreted and why.
-    pub fn evaluator(&self) -> Evaluator {
-        match &self.compiled {
-            Ok(_) => Evaluator::Compiled,
-            Err(why) => Evaluator::Interpreted(why.clone()),
-        }
-    }
-
     fn evaluate(&self, input: &PolicyInput) -> Result<regorus::Value, EvalError> {
-        let value = input_value(input)?;
-        match &self.compiled {
-            Ok(compiled) => compiled.decide(value),
-            Err(_) => interpret(&self.template, value),
-        }
+        interpret(&self.template, input_value(input)?)
     }
 }
 
@@ -491,7 +392,6 @@ impl fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("dir", &self.dir)
             .field("revision", &self.revision)
-            .field("evaluator", &self.evaluator())
             .field("files", &self.files)
             .finish_non_exhaustive()
     }
