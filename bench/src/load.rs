@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use sesame_client::{ClientHome, HostEntry, Session};
 use sesame_proto::{Envelope, Response, Sealer, Status};
 
-use crate::stats::summary;
+use crate::stats::{percentile, summary};
 
 /// Requests in flight per QUIC connection: more concurrency opens more connections (as more
 /// clients would), at least one.
@@ -91,8 +91,10 @@ impl Target {
         }
     }
 
-    /// One request on `session`, checked.
-    pub async fn one(&self, session: &Session) -> anyhow::Result<()> {
+    /// One request on `session`, checked. Returns the host's own time for it (the response's
+    /// `duration_us`: from decoding the envelope to the response being built), or `None` from
+    /// the floor, which does not say.
+    pub async fn one(&self, session: &Session) -> anyhow::Result<Option<Duration>> {
         let sealed = self.sealed()?;
         let reply = session.exchange(&sealed, REQUEST_TIMEOUT).await?;
         match &self.mode {
@@ -100,6 +102,7 @@ impl Target {
                 if reply != *payload {
                     bail!("the floor answered {} bytes, not the payload", reply.len());
                 }
+                Ok(None)
             }
             Mode::Sesame { sealer, expect, .. } => {
                 let host_key = self.host.key;
@@ -113,9 +116,9 @@ impl Target {
                 {
                     bail!("unexpected output {:?}", response.output);
                 }
+                Ok(Some(Duration::from_micros(response.duration_us)))
             }
         }
-        Ok(())
     }
 
     /// Sends to `addr` instead of the host's own address (a floor server with its certificate).
@@ -151,21 +154,25 @@ pub async fn run_level(
         let session = Arc::clone(&sessions[i % conns]);
         workers.push(tokio::spawn(async move {
             let mut samples = Vec::new();
+            let mut host = Vec::new();
             loop {
                 let started = Instant::now();
                 if started >= end {
-                    return Ok::<_, anyhow::Error>(samples);
+                    return Ok::<_, anyhow::Error>((samples, host));
                 }
-                target.one(&session).await?;
+                let host_time = target.one(&session).await?;
                 if started >= measure_from {
                     samples.push(started.elapsed());
+                    host.extend(host_time);
                 }
             }
         }));
     }
-    let mut samples = Vec::new();
+    let (mut samples, mut host) = (Vec::new(), Vec::new());
     for w in workers {
-        samples.extend(w.await.context("load worker")??);
+        let (s, h) = w.await.context("load worker")??;
+        samples.extend(s);
+        host.extend(h);
     }
     for s in sessions {
         if let Ok(s) = Arc::try_unwrap(s) {
@@ -176,8 +183,20 @@ pub async fn run_level(
         bail!("no request completed in {measure:?}");
     }
     let rps = samples.len() as f64 / measure.as_secs_f64();
+    // The host's share of the latency, when it reports one: the rest is the wire, QUIC and the
+    // hand-offs between tasks and threads on both sides.
+    let host = if host.is_empty() {
+        String::new()
+    } else {
+        host.sort_unstable();
+        format!(
+            " host_p50_us={} host_p99_us={}",
+            percentile(&host, 0.50).as_micros(),
+            percentile(&host, 0.99).as_micros()
+        )
+    };
     println!(
-        "load c={concurrency} conns={conns} rps={rps:.0} {}",
+        "load c={concurrency} conns={conns} rps={rps:.0} {}{host}",
         summary(samples)
     );
     Ok(())
