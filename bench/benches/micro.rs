@@ -16,10 +16,6 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sesame_proto::{Envelope, Request, Sealer, SecretKey};
 
-/// sesamed's allocator, so each step costs what it costs in the daemon.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

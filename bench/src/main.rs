@@ -10,10 +10,6 @@ use anyhow::bail;
 use clap::{Parser, Subcommand};
 use sesame_bench::{chart, floor, inproc, load, process, sqs};
 
-/// sesamed's allocator: the in-process measurements are of the daemon's code as it runs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "sesame-bench", about)]
 struct Cli {

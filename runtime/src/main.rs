@@ -16,11 +16,6 @@ use sesamed::runner::Runner;
 use sesamed::transport::quic::QuicServer;
 use sesamed::transport::sqs::SqsServer;
 
-/// mimalloc rather than glibc's malloc: a request allocates many small short-lived objects (the
-/// policy input, the policy evaluator's values, the module's store); see the README's Performance.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// sesame host daemon: runs narrow, policy-checked commands for enrolled clients.
 #[derive(Debug, Parser)]
 #[command(name = "sesamed", version, about, propagate_version = true)]
