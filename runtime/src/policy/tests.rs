@@ -545,7 +545,7 @@ fn mask_is_read_at_load_and_a_malformed_one_fails_load() {
 fn a_conflict_only_some_inputs_reach_denies_them() {
     // Two values for one key of `m`, but only when the first argument is "x". regorus's
     // bytecode VM (0.14) keeps one of them and would allow; the interpreter reports the
-    // conflict, which denies. This is why decisions are interpreted (README, "Policies").
+    // conflict, which denies. This is why decisions are interpreted (README, "Policy").
     let dir = policy_dir(&[(
         "p.rego",
         "package sesame\n\
