@@ -48,10 +48,22 @@ fn envelope(c: &mut Criterion) {
     group.finish();
 }
 
+/// The `echo` component, built by `commands/build`.
+fn echo() -> PathBuf {
+    let path = repo().join("commands/target/wasm32-wasip2/release/echo.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run commands/build first",
+        path.display()
+    );
+    path
+}
+
 fn policy(c: &mut Criterion) {
     let policy = sesamed::policy::Policy::load(&repo().join("policies")).expect("the stock policies load");
-    let allow = sesame_bench::inproc::policy_input("basic", "echo");
-    let deny = sesame_bench::inproc::policy_input("testing", "spin");
+    let imports = sesame_bench::inproc::module_imports(&echo()).expect("load echo");
+    let allow = sesame_bench::inproc::policy_input("basic", "echo", &imports);
+    let deny = sesame_bench::inproc::policy_input("testing", "spin", &imports);
     assert!(policy.decide(&allow).is_allowed());
     assert!(!policy.decide(&deny).is_allowed());
     let mut group = c.benchmark_group("policy");
@@ -63,13 +75,10 @@ fn policy(c: &mut Criterion) {
 fn sandbox(c: &mut Criterion) {
     use sesamed::host::CallContext;
     use sesamed::policy::Grant;
-    let path = repo().join("commands/target/wasm32-wasip2/release/echo.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run commands/build first",
-        path.display()
-    );
-    let spec = sesamed::config::CommandModule { path, digest: None };
+    let spec = sesamed::config::CommandModule {
+        path: echo(),
+        digest: None,
+    };
     let mut sandbox = sesamed::sandbox::Sandbox::new(4, 64 << 20).expect("sandbox");
     let loaded = sandbox.load("bench", "module", &spec, &[]).expect("load echo");
     let invocation = sesame_bench::inproc::invocation();

@@ -8,8 +8,8 @@ use anyhow::bail;
 use crate::stats::summary;
 
 /// The policy input of an `echo hello` request from alice (group `users`) to host `demo`, as
-/// the daemon builds it, for `cluster::command`.
-pub fn policy_input(cluster: &str, command: &str) -> sesamed::policy::PolicyInput {
+/// the daemon builds it, for `cluster::command` run by a module with `imports`.
+pub fn policy_input(cluster: &str, command: &str, imports: &[String]) -> sesamed::policy::PolicyInput {
     use sesamed::policy::{ClientInput, HostInput, ModuleInput, PolicyInput, RequestInput};
     PolicyInput {
         client: ClientInput {
@@ -32,7 +32,7 @@ pub fn policy_input(cluster: &str, command: &str) -> sesamed::policy::PolicyInpu
         module: ModuleInput {
             name: format!("{cluster}::{command}"),
             digest: format!("sha256:{}", "0".repeat(64)),
-            imports: vec![],
+            imports: imports.to_vec(),
         },
         now_ns: 0,
     }
@@ -61,17 +61,29 @@ pub fn limits() -> sesamed::sandbox::RunLimits {
     }
 }
 
+/// The imports of the component at `module`, as the daemon puts them in the policy input.
+pub fn module_imports(module: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let spec = sesamed::config::CommandModule {
+        path: module.to_owned(),
+        digest: None,
+    };
+    let mut sandbox = sesamed::sandbox::Sandbox::new(1, 64 << 20)?;
+    Ok(sandbox.load("bench", "module", &spec, &[])?.imports.clone())
+}
+
 /// One policy decision (`Policy::decide`, as the daemon calls it) for an allowed and a denied
-/// request; prints `policy-allow …` and `policy-deny …`.
-pub fn policy(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
+/// request, with the imports of `module` in the input as the daemon would give them; prints
+/// `policy-allow …` and `policy-deny …`.
+pub fn policy(dir: &std::path::Path, module: &std::path::Path, count: usize) -> anyhow::Result<()> {
     use sesamed::policy::Policy;
     if count == 0 {
         bail!("--count must be at least 1");
     }
     let policy = Policy::load(dir)?;
+    let imports = module_imports(module)?;
     for (case, input, allowed) in [
-        ("allow", policy_input("basic", "echo"), true),
-        ("deny", policy_input("testing", "spin"), false),
+        ("allow", policy_input("basic", "echo", &imports), true),
+        ("deny", policy_input("testing", "spin", &imports), false),
     ] {
         let mut samples = Vec::with_capacity(count);
         for i in 0..count + count / 10 {

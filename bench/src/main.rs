@@ -97,6 +97,10 @@ enum Command {
         /// The policy directory.
         #[arg(long, default_value = "policies")]
         dir: PathBuf,
+        /// The component whose imports go in the input (the daemon gives the policy those of
+        /// the module that would run).
+        #[arg(long, default_value = "commands/target/wasm32-wasip2/release/echo.wasm")]
+        module: PathBuf,
         /// Measured decisions per case.
         #[arg(long, default_value_t = 10_000)]
         count: usize,
@@ -198,7 +202,7 @@ fn main() -> anyhow::Result<()> {
         } => process::time(&argv, count, warmup, concurrency, expect.as_deref()),
         Command::Sqs { host, count, warmup } => rt()?.block_on(sqs::run(&host, count, warmup)),
         Command::SqsRelay { host } => rt()?.block_on(sqs::relay(&host)),
-        Command::Policy { dir, count } => inproc::policy(&dir, count),
+        Command::Policy { dir, module, count } => inproc::policy(&dir, &module, count),
         Command::Sandbox { module, count } => inproc::sandbox(&module, count),
         Command::Chart { out, title, series } => {
             let mut all = Vec::new();
