@@ -13,6 +13,11 @@ use serde::Deserialize;
 /// Host interfaces a cluster may grant its modules, beyond `log` which every module has.
 pub const CAPABILITIES: &[&str] = &["firewall", "salt", "users"];
 
+/// The most decisions `host.decision_cache` may ask to keep. An entry is its key (the input as
+/// JSON, at most [`MAX_CACHE_KEY_BYTES`](crate::policy::MAX_CACHE_KEY_BYTES)) and a decision, so this
+/// bounds the cache below about 500 MiB however clients vary their requests.
+pub const MAX_DECISION_CACHE: usize = 100_000;
+
 /// The `-c/--config FILE` option every `sesamed` command that reads the configuration takes
 /// (also `$SESAMED_CONFIG`; default `/etc/sesame/sesamed.toml`).
 #[derive(Debug, Clone, clap::Args)]
@@ -54,6 +59,8 @@ pub struct Config {
     pub limits: Limits,
     /// Accepted clock difference between client and daemon, in milliseconds.
     pub freshness_window_ms: u64,
+    /// Policy decisions remembered per policy revision (`0`: every request is evaluated).
+    pub decision_cache: usize,
     /// Command clusters by name.
     pub clusters: BTreeMap<String, Cluster>,
     /// The firewall back end and its ceilings (`[firewall]`).
@@ -262,6 +269,11 @@ impl Config {
                 "host.freshness_window_s: must be between 1 and 3600".into(),
             ));
         }
+        if raw.host.decision_cache > MAX_DECISION_CACHE {
+            return Err(invalid(format!(
+                "host.decision_cache: at most {MAX_DECISION_CACHE} decisions (0 turns the cache off)"
+            )));
+        }
         let quic_listen = match raw.quic {
             Some(q) => Some(
                 q.listen
@@ -376,6 +388,7 @@ impl Config {
             sqs,
             limits,
             freshness_window_ms: raw.host.freshness_window_s * 1000,
+            decision_cache: raw.host.decision_cache,
             clusters,
         })
     }
@@ -478,6 +491,12 @@ struct RawHost {
     decision_log: Option<PathBuf>,
     #[serde(default = "default_window_s")]
     freshness_window_s: u64,
+    #[serde(default = "default_decision_cache")]
+    decision_cache: usize,
+}
+
+fn default_decision_cache() -> usize {
+    crate::policy::DEFAULT_DECISION_CACHE
 }
 
 fn default_window_s() -> u64 {
@@ -656,6 +675,7 @@ mod tests {
         );
         assert_eq!(c.clusters["access"].commands["allow"].digest, None);
         assert_eq!(c.freshness_window_ms, 60_000);
+        assert_eq!(c.decision_cache, crate::policy::DEFAULT_DECISION_CACHE);
         assert_eq!(c.firewall, FirewallConfig::default(), "ufw unless configured");
         assert!(c.uses("firewall"));
     }
@@ -774,6 +794,10 @@ mod tests {
                 "unknown field `timeout`",
             ),
             (GOOD.replace("127.0.0.1:7443", "localhost"), "quic.listen"),
+            (
+                GOOD.replace("name = \"web1\"", "name = \"web1\"\ndecision_cache = 100001"),
+                "host.decision_cache: at most 100000 decisions",
+            ),
             (
                 GOOD.replace("echo = \"modules/echo.wasm\"\n", "\"Echo!\" = \"x.wasm\"\n"),
                 "clusters.basic.commands",

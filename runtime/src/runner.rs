@@ -150,8 +150,8 @@ impl Runner {
         let clients_stamp = FileStamp::of(&config.clients_file);
         let clients = ClientRegistry::load(&config.clients_file)?;
         let policy_stamp = dir_stamp(&config.policy_dir);
-        let policy = Policy::load(&config.policy_dir)?;
-        tracing::info!(revision = %policy.revision(), "policy loaded");
+        let policy = Policy::load(&config.policy_dir)?.with_decision_cache(config.decision_cache);
+        tracing::info!(revision = %policy.revision(), cache = %policy.cache_summary(), "policy loaded");
         let mut sandbox = sandbox_for(&config)?;
         let loaded = sandbox.load_config(&config)?;
         tracing::info!(
@@ -374,7 +374,8 @@ impl Runner {
     /// keeps serving (never fail open), and the failure is logged and audited.
     pub fn reload_policy(&self, now_ms: u64) -> Result<String, crate::policy::PolicyError> {
         let previous = self.current_policy().revision().to_owned();
-        let result = Policy::load(&self.config.policy_dir);
+        let result =
+            Policy::load(&self.config.policy_dir).map(|p| p.with_decision_cache(self.config.decision_cache));
         let (event, outcome) = match result {
             Ok(fresh) => {
                 let revision = fresh.revision().to_owned();
@@ -383,7 +384,7 @@ impl Runner {
                         .policy
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                    tracing::info!(%revision, %previous, "policy reloaded");
+                    tracing::info!(%revision, %previous, cache = %self.current_policy().cache_summary(), "policy reloaded");
                 }
                 (
                     AuditEvent::PolicyReloaded {
@@ -527,12 +528,19 @@ impl Runner {
         record.args = masked.clone();
 
         let input = policy_input(&self.config, client, request, cluster, &module, peer, now_ms);
-        let decision = policy.decide(&input);
+        let (decision, cached) = policy.decide_cached(&input);
         let logged_request = RequestInput {
             args: masked,
             ..input.request.clone()
         };
-        self.log_decision(now_ms, &input, &logged_request, policy.revision(), &decision)?;
+        self.log_decision(
+            now_ms,
+            &input,
+            &logged_request,
+            policy.revision(),
+            &decision,
+            cached,
+        )?;
         let grant = match decision {
             Decision::Allow(grant) => *grant,
             Decision::Deny(reasons) => {
@@ -618,6 +626,7 @@ impl Runner {
         request: &RequestInput,
         revision: &str,
         decision: &Decision,
+        cached: bool,
     ) -> Result<(), Failure> {
         #[derive(serde::Serialize)]
         struct DecisionRecord<'a> {
@@ -628,6 +637,9 @@ impl Runner {
             request: &'a RequestInput,
             module_digest: &'a str,
             policy_revision: &'a str,
+            /// Whether the decision was remembered from an earlier request with the same input
+            /// (less its id and time) rather than evaluated now.
+            cached: bool,
             allow: bool,
             reasons: &'a [String],
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -641,6 +653,7 @@ impl Runner {
             request,
             module_digest: &input.module.digest,
             policy_revision: revision,
+            cached,
             allow: decision.is_allowed(),
             reasons: decision.reasons(),
             grant: match decision {

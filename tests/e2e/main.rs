@@ -448,13 +448,21 @@ fn every_decision_is_in_the_decision_log() {
     let (daemon, alice) = daemon_with_client("alice", &["users"]);
     assert!(alice.sesame(&["run", "web", "echo", "x"]).status.success());
     let _ = alice.sesame(&["run", "web", "testing::spin"]);
+    assert!(alice.sesame(&["run", "web", "echo", "x"]).status.success());
     let text =
         std::fs::read_to_string(daemon.dir.path().join("state/decisions.jsonl")).expect("decision log");
     let records: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    // The same request again is decided from the cache, with the same result, and says so.
+    assert_eq!(records[0]["cached"], false);
+    assert_eq!(records[2]["cached"], true);
+    assert_ne!(records[2]["decision_id"], records[0]["decision_id"]);
+    for field in ["allow", "reasons", "grant", "policy_revision"] {
+        assert_eq!(records[2][field], records[0][field], "{field}");
+    }
     let audit = daemon.wait_audit("echo", |r| r["phase"] == "end" && r["command"] == "echo");
     assert_eq!(records[0]["decision_id"], audit["id"]);
     assert_eq!(records[0]["allow"], true);

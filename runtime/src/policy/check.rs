@@ -37,6 +37,9 @@ pub struct CheckReport {
     pub errors: Vec<Diagnostic>,
     /// Problems that do not: unused rules.
     pub warnings: Vec<Diagnostic>,
+    /// Whether the daemon would remember this set's decisions, and if not, why
+    /// ([`Policy::cache_summary`]); `None` when the set does not load.
+    pub cache: Option<String>,
 }
 
 /// Checks the policy directory `dir`: every Rego file (tests included) parses, every data file is
@@ -59,11 +62,10 @@ pub fn check(dir: &Path) -> CheckReport {
     if report.errors.is_empty() {
         // Parsing is per file; loading finds conflicts between files, compile errors and a
         // missing decision. Tests are compiled with the policies last.
-        let loaded = Policy::load(dir)
-            .map(drop)
-            .and_then(|()| bundle.engine().map(drop));
-        if let Err(error) = loaded {
-            report.errors.push(Diagnostic::from(&error));
+        let loaded = Policy::load(dir).and_then(|policy| bundle.engine().map(|_| policy));
+        match loaded {
+            Ok(policy) => report.cache = Some(policy.cache_summary()),
+            Err(error) => report.errors.push(Diagnostic::from(&error)),
         }
     }
     report.warnings = unused_rules(&bundle);

@@ -358,6 +358,9 @@ fn run_check(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
             report.warnings.len(),
             if report.warnings.len() == 1 { "" } else { "s" }
         )?;
+        if let Some(cache) = &report.cache {
+            writeln!(out, "{cache}")?;
+        }
         Ok(Status::Success)
     } else {
         Ok(Status::Error)

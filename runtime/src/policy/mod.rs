@@ -10,6 +10,8 @@ pub mod check;
 pub mod cli;
 mod decision;
 pub mod explain;
+mod memo;
+mod purity;
 mod source;
 pub mod testing;
 
@@ -23,6 +25,10 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use serde::{Deserialize, Serialize};
 
 use bundle::Bundle;
+pub use memo::{
+    CacheStats, DEFAULT_CAPACITY as DEFAULT_DECISION_CACHE, MAX_KEY_BYTES as MAX_CACHE_KEY_BYTES,
+};
+pub use purity::Varying;
 
 /// The rule sesamed evaluates for every request.
 pub const DECISION_RULE: &str = "data.sesame.decision";
@@ -276,7 +282,13 @@ pub enum PolicyError {
 /// plus every `*.json` file merged into `data`.
 ///
 /// Cheap to share: [`Policy::decide`] takes `&self` and clones a prepared engine per call, so one
-/// `Policy` (e.g. in an `Arc`) serves any number of threads without a lock.
+/// `Policy` (e.g. in an `Arc`) serves any number of threads; the only lock is the decision
+/// cache's, held for a hash lookup.
+///
+/// When the policy set's decisions depend only on the parts of the input that repeat
+/// ([`Policy::cacheable`]), a policy remembers up to [`DEFAULT_DECISION_CACHE`] of them
+/// ([`Policy::with_decision_cache`] sets the number): a repeated request is decided by a lookup
+/// instead of an evaluation, with the same result.
 #[derive(Clone)]
 pub struct Policy {
     template: regorus::Engine,
@@ -284,6 +296,9 @@ pub struct Policy {
     revision: String,
     files: Vec<PathBuf>,
     mask: BTreeMap<String, Vec<usize>>,
+    cacheable: Result<(), Varying>,
+    /// Shared by clones: they hold the same revision.
+    cache: Option<std::sync::Arc<memo::DecisionCache>>,
 }
 
 impl Policy {
@@ -296,6 +311,7 @@ impl Policy {
             return Err(PolicyError::NoDecisionRule { dir: dir.to_owned() });
         }
         let has_mask = loaded.declares(bundle::DECISION_PACKAGE, "mask");
+        let cacheable = purity::check(&bundle.files);
         let mut template = loaded.engine;
         template.set_execution_timer_config(ExecutionTimerConfig {
             limit: DECISION_TIME_LIMIT,
@@ -312,7 +328,44 @@ impl Policy {
             revision: bundle.revision,
             files: bundle.files.into_iter().map(|f| f.path).collect(),
             mask,
-        })
+            cacheable,
+            cache: None,
+        }
+        .with_decision_cache(DEFAULT_DECISION_CACHE))
+    }
+
+    /// The same policy remembering up to `entries` decisions (`0`: none), when its decisions can
+    /// be remembered at all ([`Policy::cacheable`]). Starts with an empty cache.
+    pub fn with_decision_cache(mut self, entries: usize) -> Policy {
+        self.cache = (entries > 0 && self.cacheable.is_ok())
+            .then(|| std::sync::Arc::new(memo::DecisionCache::new(entries)));
+        self
+    }
+
+    /// Whether decisions can be remembered: `Err` names the first place in the policy set that
+    /// reads a varying part of the input (`input.request.id`, `input.now_ns`) or calls something
+    /// that may answer differently next time (see [`Varying`]).
+    pub fn cacheable(&self) -> Result<(), &Varying> {
+        self.cacheable.as_ref().map(|_| ())
+    }
+
+    /// What the decision cache has done; `None` when there is none.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// One line on the decision cache, for logs and `sesamed policy check`.
+    pub fn cache_summary(&self) -> String {
+        match (&self.cacheable, &self.cache) {
+            (Err(varying), _) => format!("decisions are not cached: {varying}"),
+            (Ok(()), None) => {
+                "decisions are not cached: the cache is off (host.decision_cache = 0)".to_owned()
+            }
+            (Ok(()), Some(cache)) => format!(
+                "decisions are cached (up to {}): they depend only on parts of the input that repeat",
+                cache.stats().capacity
+            ),
+        }
     }
 
     /// Argument positions (0-based) whose values the daemon masks in its audit and decision
@@ -328,11 +381,37 @@ impl Policy {
     /// Never fails: an undefined or malformed decision, or any evaluation error, is a
     /// [`Decision::Deny`] whose reasons say what went wrong (details also go to the log).
     pub fn decide(&self, input: &PolicyInput) -> Decision {
+        self.decide_cached(input).0
+    }
+
+    /// [`Policy::decide`], also saying whether the decision came from the cache (`true`) or was
+    /// evaluated now (`false`).
+    pub fn decide_cached(&self, input: &PolicyInput) -> (Decision, bool) {
+        let Some(cache) = &self.cache else {
+            return (self.evaluate_decision(input).0, false);
+        };
+        let Some(key) = memo::DecisionCache::key(input) else {
+            cache.note_uncacheable();
+            return (self.evaluate_decision(input).0, false);
+        };
+        if let Some(decision) = cache.get(&key) {
+            return (decision, true);
+        }
+        let (decision, evaluated) = self.evaluate_decision(input);
+        if evaluated {
+            cache.insert(key, decision.clone());
+        }
+        (decision, false)
+    }
+
+    /// Evaluates the decision, never from the cache; the flag is `false` when evaluating failed
+    /// (the decision is then a denial saying why, and is not to be remembered).
+    fn evaluate_decision(&self, input: &PolicyInput) -> (Decision, bool) {
         match self.evaluate(input) {
-            Ok(value) => decision::interpret(&value),
+            Ok(value) => (decision::interpret(&value), true),
             Err(error) => {
                 tracing::warn!(policy = %self.dir.display(), revision = %self.revision, "{error}");
-                Decision::Deny(Reasons(vec![error.reason()]))
+                (Decision::Deny(Reasons(vec![error.reason()])), false)
             }
         }
     }

@@ -31,15 +31,50 @@ pub(super) struct RuleHead {
     pub(super) function: bool,
 }
 
-/// Every identifier of `source` outside strings and comments, in order. Keywords are included.
-pub(super) fn identifiers(source: &str) -> Vec<Identifier<'_>> {
+/// What a [`Token`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenKind<'a> {
+    /// An identifier or keyword.
+    Ident(&'a str),
+    /// One punctuation byte: `.`, `[`, `(`, `:`, `=` and so on.
+    Punct(u8),
+    /// A string, raw string or number (its text is not kept).
+    Literal,
+}
+
+/// One token of Rego source outside comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Token<'a> {
+    pub(super) kind: TokenKind<'a>,
+    /// 1-based line where the token starts.
+    pub(super) line: u32,
+    /// Whether the token starts its line outside any brace, bracket, parenthesis or raw string.
+    pub(super) first: bool,
+}
+
+impl<'a> Token<'a> {
+    /// Whether the token is the punctuation byte `c`.
+    pub(super) fn is(&self, c: u8) -> bool {
+        self.kind == TokenKind::Punct(c)
+    }
+
+    /// The identifier's text; `None` for other tokens.
+    pub(super) fn ident(&self) -> Option<&'a str> {
+        match self.kind {
+            TokenKind::Ident(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// The tokens of `source`, in order, comments left out.
+pub(super) fn tokens(source: &str) -> Vec<Token<'_>> {
     let mut found = Vec::new();
     let mut depth = 0_i64;
     let mut in_raw = false;
     for (index, line) in source.lines().enumerate() {
         let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let mut first = depth == 0 && !in_raw;
-        let mut after_default = false;
         let bytes = line.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -49,60 +84,78 @@ pub(super) fn identifiers(source: &str) -> Vec<Identifier<'_>> {
                 i += 1;
                 continue;
             }
+            let mut push = |kind| {
+                found.push(Token {
+                    kind,
+                    line: line_no,
+                    first,
+                });
+                first = false;
+            };
             match c {
                 b'#' => break,
                 b'"' => {
+                    push(TokenKind::Literal);
                     i += 1;
                     while i < bytes.len() && bytes[i] != b'"' {
                         i += if bytes[i] == b'\\' { 2 } else { 1 };
                     }
-                    first = false;
                 }
                 b'`' => {
+                    push(TokenKind::Literal);
                     in_raw = true;
-                    first = false;
-                }
-                b'{' | b'[' | b'(' => {
-                    depth += 1;
-                    first = false;
-                }
-                b'}' | b']' | b')' => {
-                    depth -= 1;
-                    first = false;
                 }
                 _ if c.is_ascii_alphabetic() || c == b'_' => {
                     let start = i;
                     while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                         i += 1;
                     }
-                    let text = &line[start..i];
-                    let called = line[i..].trim_start().starts_with('(');
-                    let head = (first || after_default) && !KEYWORDS.contains(&text);
-                    after_default = first && text == "default";
-                    first = false;
-                    found.push(Identifier {
-                        text,
-                        line: line_no,
-                        head,
-                        called,
-                    });
+                    push(TokenKind::Ident(&line[start..i]));
+                    continue;
+                }
+                _ if c.is_ascii_digit() => {
+                    // a number: skip it whole so `1e5` is not an identifier
+                    while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                        i += 1;
+                    }
+                    push(TokenKind::Literal);
                     continue;
                 }
                 _ if c.is_ascii_whitespace() => {}
                 _ => {
-                    if c.is_ascii_digit() {
-                        // a number: skip it whole so `1e5` is not an identifier
-                        while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
-                            i += 1;
-                        }
-                        first = false;
-                        continue;
+                    match c {
+                        b'{' | b'[' | b'(' => depth += 1,
+                        b'}' | b']' | b')' => depth -= 1,
+                        _ => {}
                     }
-                    first = false;
+                    push(TokenKind::Punct(c));
                 }
             }
             i += 1;
         }
+    }
+    found
+}
+
+/// Every identifier of `source` outside strings and comments, in order. Keywords are included.
+pub(super) fn identifiers(source: &str) -> Vec<Identifier<'_>> {
+    let tokens = tokens(source);
+    let mut found = Vec::new();
+    let mut after_default = false;
+    for (index, token) in tokens.iter().enumerate() {
+        let Some(text) = token.ident() else {
+            continue;
+        };
+        let next = tokens.get(index + 1);
+        let called = next.is_some_and(|n| n.is(b'(') && n.line == token.line);
+        let head = (token.first || after_default) && !KEYWORDS.contains(&text);
+        after_default = token.first && text == "default";
+        found.push(Identifier {
+            text,
+            line: token.line,
+            head,
+            called,
+        });
     }
     found
 }

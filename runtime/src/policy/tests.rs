@@ -9,7 +9,7 @@ fn default_policies() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
 }
 
-fn input(client: &str, groups: &[&str], cluster: &str, command: &str) -> PolicyInput {
+pub(super) fn input(client: &str, groups: &[&str], cluster: &str, command: &str) -> PolicyInput {
     PolicyInput {
         client: ClientInput {
             name: client.to_owned(),
@@ -565,4 +565,112 @@ fn a_conflict_only_some_inputs_reach_denies_them() {
         reasons[0].starts_with("policy evaluation failed: ") && reasons[0].contains("conflicts"),
         "{reasons:?}"
     );
+}
+
+#[test]
+fn cached_decisions_are_the_decisions_an_evaluation_gives() {
+    let cached = Policy::load(&default_policies()).expect("load");
+    assert!(cached.cacheable().is_ok(), "{}", cached.cache_summary());
+    let evaluated = cached.clone().with_decision_cache(0);
+    assert_eq!(evaluated.cache_stats(), None);
+    let requests = [
+        ("basic", "echo"),
+        ("basic", "whoami"),
+        ("testing", "spin"),
+        ("access", "allow"),
+        ("accounts", "user-add"),
+        ("accounts", "key-add"),
+        ("config", "salt-apply"),
+        ("nope", "echo"),
+    ];
+    let mut decisions = 0;
+    for round in 0..2 {
+        for groups in [
+            &[][..],
+            &["users"],
+            &["admins"],
+            &["onboarders", "staff"],
+            &["operators"],
+        ] {
+            for (cluster, command) in requests {
+                for args in [
+                    vec![],
+                    vec!["bob".to_owned()],
+                    vec!["root".to_owned()],
+                    vec!["B@d".to_owned()],
+                ] {
+                    let mut i = input("alice", groups, cluster, command);
+                    i.request.args = args;
+                    i.request.id = format!("{round:032x}");
+                    i.now_ns += decisions;
+                    let (decision, from_cache) = cached.decide_cached(&i);
+                    assert_eq!(from_cache, round == 1, "{i:?}");
+                    assert_eq!(decision, evaluated.decide(&i), "{i:?}");
+                    decisions += 1;
+                }
+            }
+        }
+    }
+    let stats = cached.cache_stats().expect("a cache");
+    assert_eq!((stats.hits, stats.misses), (160, 160));
+    assert_eq!(stats.entries, 160);
+}
+
+#[test]
+fn a_policy_that_reads_the_clock_is_evaluated_every_time() {
+    let dir = policy_dir(&[(
+        "p.rego",
+        "package sesame\n\
+         decision := {\"allow\": true, \"reasons\": [\"even\"]} if input.now_ns % 2 == 0\n\
+         else := {\"allow\": false, \"reasons\": [\"odd\"]}\n",
+    )]);
+    let policy = Policy::load(dir.path()).expect("load");
+    assert_eq!(
+        policy.cache_summary(),
+        "decisions are not cached: p.rego:2: reads input.now_ns"
+    );
+    assert_eq!(policy.cache_stats(), None);
+    let mut i = input("alice", &["users"], "basic", "echo");
+    for now in [2, 3, 4, 5] {
+        i.now_ns = now;
+        assert_eq!(policy.decide_cached(&i), (decide_at(&policy, now), false));
+        assert_eq!(policy.decide(&i).is_allowed(), now % 2 == 0);
+    }
+
+    fn decide_at(policy: &Policy, now: i64) -> Decision {
+        let mut i = input("alice", &["users"], "basic", "echo");
+        i.now_ns = now;
+        policy.clone().with_decision_cache(0).decide(&i)
+    }
+}
+
+#[test]
+fn failed_evaluations_are_not_remembered() {
+    let dir = policy_dir(&[(
+        "p.rego",
+        "package sesame\ndecision := {\"allow\": true}\ndecision := {\"allow\": false} if true\n",
+    )]);
+    let policy = Policy::load(dir.path()).expect("load");
+    let i = input("alice", &["users"], "basic", "echo");
+    for _ in 0..3 {
+        let (decision, from_cache) = policy.decide_cached(&i);
+        assert!(!from_cache);
+        assert!(denial(decision)[0].starts_with("policy evaluation failed: "));
+    }
+    let stats = policy.cache_stats().expect("the policy is cacheable");
+    assert_eq!((stats.hits, stats.misses, stats.entries), (0, 3, 0));
+}
+
+#[test]
+fn the_cache_can_be_turned_off() {
+    let policy = Policy::load(&default_policies())
+        .expect("load")
+        .with_decision_cache(0);
+    assert_eq!(
+        policy.cache_summary(),
+        "decisions are not cached: the cache is off (host.decision_cache = 0)"
+    );
+    let i = input("alice", &["users"], "basic", "echo");
+    assert!(!policy.decide_cached(&i).1);
+    assert!(!policy.decide_cached(&i).1);
 }

@@ -1,0 +1,199 @@
+//! Remembered decisions of one policy revision.
+//!
+//! Only a policy set that [`purity::check`](super::purity::check) finds cacheable gets a cache: its
+//! decision depends on nothing but the input less its varying parts ([`VARYING_INPUT_PARTS`]),
+//! the policy and the data, all fixed for one [`Policy`](super::Policy). So the key is the input
+//! with those parts blanked, serialised whole (a field added to the input later is in the key
+//! without anyone having to remember it), and a reloaded policy starts with an empty cache.
+//!
+//! The cache holds two generations of at most half the capacity each. Entries go into the young
+//! one; when it is full it becomes the old one and the previous old one is dropped; a hit in the
+//! old generation moves the entry back to the young one. That keeps what is used, bounds memory,
+//! and costs one hash lookup or two per decision. Only decisions that evaluated without an error
+//! are kept: an error (such as running out of time) may not happen again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::purity::VARYING_INPUT_PARTS;
+use super::{Decision, PolicyInput};
+
+/// Decisions kept when the configuration does not say (`host.decision_cache`).
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+/// Inputs whose key is longer than this (large arguments) are evaluated every time, so one
+/// client cannot fill the daemon's memory with big keys.
+pub const MAX_KEY_BYTES: usize = 4 * 1024;
+
+/// A bounded map from input (less its varying parts) to decision.
+pub(super) struct DecisionCache {
+    /// Entries per generation: half the capacity, at least one.
+    generation: usize,
+    inner: Mutex<Generations>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+#[derive(Default)]
+struct Generations {
+    young: HashMap<Vec<u8>, Decision>,
+    old: HashMap<Vec<u8>, Decision>,
+}
+
+/// What a cache has done since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Decisions answered from the cache.
+    pub hits: u64,
+    /// Decisions evaluated with a cache in place (and kept when their key was small enough).
+    pub misses: u64,
+    /// Decisions held now.
+    pub entries: usize,
+    /// The most it holds.
+    pub capacity: usize,
+}
+
+impl DecisionCache {
+    /// A cache of at most `capacity` decisions (at least 2).
+    pub(super) fn new(capacity: usize) -> Self {
+        DecisionCache {
+            generation: (capacity / 2).max(1),
+            inner: Mutex::new(Generations::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The key of `input`: its JSON form without the [`VARYING_INPUT_PARTS`]; `None` when
+    /// longer than [`MAX_KEY_BYTES`].
+    pub(super) fn key(input: &PolicyInput) -> Option<Vec<u8>> {
+        let mut value = serde_json::to_value(input).ok()?;
+        for part in VARYING_INPUT_PARTS {
+            let (parent, field) = match part.rsplit_once('.') {
+                Some((parent, field)) => (value.pointer_mut(&format!("/{parent}")), field),
+                None => (Some(&mut value), part),
+            };
+            parent?.as_object_mut()?.remove(field)?;
+        }
+        serde_json::to_vec(&value)
+            .ok()
+            .filter(|key| key.len() <= MAX_KEY_BYTES)
+    }
+
+    /// The decision kept for `key`, if any.
+    pub(super) fn get(&self, key: &[u8]) -> Option<Decision> {
+        let mut inner = self.lock();
+        let found = match inner.young.get(key) {
+            Some(decision) => Some(decision.clone()),
+            None => inner.old.remove(key).map(|decision| {
+                let copy = decision.clone();
+                self.put(&mut inner, key.to_vec(), decision);
+                copy
+            }),
+        };
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Keeps `decision` for `key`.
+    pub(super) fn insert(&self, key: Vec<u8>, decision: Decision) {
+        let mut inner = self.lock();
+        self.put(&mut inner, key, decision);
+    }
+
+    /// Counts a decision evaluated because its key was too long to keep.
+    pub(super) fn note_uncacheable(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn stats(&self) -> CacheStats {
+        let inner = self.lock();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: inner.young.len() + inner.old.len(),
+            capacity: self.generation * 2,
+        }
+    }
+
+    fn put(&self, inner: &mut Generations, key: Vec<u8>, decision: Decision) {
+        if inner.young.len() >= self.generation && !inner.young.contains_key(&key) {
+            inner.old = std::mem::take(&mut inner.young);
+        }
+        inner.young.insert(key, decision);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        // A panic while holding the lock leaves whole entries behind (each insert is one call),
+        // so the map is still sound to use.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Reasons;
+
+    fn deny(reason: &str) -> Decision {
+        Decision::Deny(Reasons(vec![reason.to_owned()]))
+    }
+
+    fn key(n: usize) -> Vec<u8> {
+        n.to_string().into_bytes()
+    }
+
+    #[test]
+    fn holds_at_most_its_capacity_and_keeps_what_is_used() {
+        let cache = DecisionCache::new(4);
+        cache.insert(key(0), deny("0"));
+        for n in 1..100 {
+            cache.insert(key(n), deny(&n.to_string()));
+            // key 0 is used between every two inserts, so it survives every rotation
+            assert_eq!(cache.get(&key(0)), Some(deny("0")), "after {n}");
+            assert!(cache.stats().entries <= 4);
+        }
+        assert_eq!(cache.get(&key(1)), None, "an entry nobody used was dropped");
+        assert_eq!(cache.get(&key(99)), Some(deny("99")));
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.capacity), (100, 1, 4));
+    }
+
+    #[test]
+    fn the_key_leaves_out_exactly_the_request_id_and_the_clock() {
+        let a = super::super::tests::input("alice", &["users"], "basic", "echo");
+        let mut b = a.clone();
+        b.request.id = "ffffffffffffffffffffffffffffffff".to_owned();
+        b.now_ns = 42;
+        assert_eq!(DecisionCache::key(&a), DecisionCache::key(&b));
+        let changes: [fn(&mut PolicyInput); 9] = [
+            |i| i.client.name.push('x'),
+            |i| i.client.groups.push("ops".into()),
+            |i| i.request.args.push("more".into()),
+            |i| i.request.command.push('x'),
+            |i| i.request.cluster.push('x'),
+            |i| i.request.transport = "sqs".into(),
+            |i| i.request.source_ip = Some("10.0.0.1".into()),
+            |i| i.module.digest.push('0'),
+            |i| {
+                i.host.labels.insert("role".into(), "db".into());
+            },
+        ];
+        for (n, change) in changes.iter().enumerate() {
+            let mut c = a.clone();
+            change(&mut c);
+            assert_ne!(DecisionCache::key(&a), DecisionCache::key(&c), "change {n}");
+        }
+    }
+
+    #[test]
+    fn a_key_over_the_limit_is_not_made() {
+        let mut input = super::super::tests::input("alice", &["users"], "basic", "echo");
+        input.request.args = vec!["x".repeat(MAX_KEY_BYTES)];
+        assert_eq!(DecisionCache::key(&input), None);
+    }
+}
