@@ -3,8 +3,10 @@
 //! Only a policy set that [`purity::check`](super::purity::check) finds cacheable gets a cache: its
 //! decision depends on nothing but the input less its varying parts ([`VARYING_INPUT_PARTS`]),
 //! the policy and the data, all fixed for one [`Policy`](super::Policy). So the key is the input
-//! with those parts blanked, serialised whole (a field added to the input later is in the key
-//! without anyone having to remember it), and a reloaded policy starts with an empty cache.
+//! without those parts, serialised whole (a field added to the input later is in the key without
+//! anyone having to remember it), and a reloaded policy starts with an empty cache. What the cache
+//! stores is the SHA-256 of that serialisation, not the serialisation: 32 bytes an entry whatever
+//! the input, and two inputs share an entry only if they collide under SHA-256.
 //!
 //! The cache holds two generations of at most half the capacity each. Entries go into the young
 //! one; when it is full it becomes the old one and the previous old one is dropped; a hit in the
@@ -13,8 +15,11 @@
 //! are kept: an error (such as running out of time) may not happen again.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
 
 use super::purity::VARYING_INPUT_PARTS;
 use super::{Decision, PolicyInput};
@@ -22,9 +27,13 @@ use super::{Decision, PolicyInput};
 /// Decisions kept when the configuration does not say (`host.decision_cache`).
 pub const DEFAULT_CAPACITY: usize = 4096;
 
-/// Inputs whose key is longer than this (large arguments) are evaluated every time, so one
-/// client cannot fill the daemon's memory with big keys.
+/// Inputs whose JSON form (less the varying parts) is longer than this are evaluated every time:
+/// a decision's reasons may quote the input, and the cache's memory is to stay small however
+/// large the arguments clients send.
 pub const MAX_KEY_BYTES: usize = 4 * 1024;
+
+/// A cache key: the SHA-256 of the input's JSON form less its varying parts.
+pub(super) type Key = [u8; 32];
 
 /// A bounded map from input (less its varying parts) to decision.
 pub(super) struct DecisionCache {
@@ -37,8 +46,8 @@ pub(super) struct DecisionCache {
 
 #[derive(Default)]
 struct Generations {
-    young: HashMap<Vec<u8>, Decision>,
-    old: HashMap<Vec<u8>, Decision>,
+    young: HashMap<Key, Decision>,
+    old: HashMap<Key, Decision>,
 }
 
 /// What a cache has done since it was made.
@@ -65,9 +74,9 @@ impl DecisionCache {
         }
     }
 
-    /// The key of `input`: its JSON form without the [`VARYING_INPUT_PARTS`]; `None` when
-    /// longer than [`MAX_KEY_BYTES`].
-    pub(super) fn key(input: &PolicyInput) -> Option<Vec<u8>> {
+    /// The key of `input`: the SHA-256 of its JSON form without the [`VARYING_INPUT_PARTS`];
+    /// `None` when that form is longer than [`MAX_KEY_BYTES`].
+    pub(super) fn key(input: &PolicyInput) -> Option<Key> {
         let mut value = serde_json::to_value(input).ok()?;
         for part in VARYING_INPUT_PARTS {
             let (parent, field) = match part.rsplit_once('.') {
@@ -76,31 +85,39 @@ impl DecisionCache {
             };
             parent?.as_object_mut()?.remove(field)?;
         }
-        serde_json::to_vec(&value)
-            .ok()
-            .filter(|key| key.len() <= MAX_KEY_BYTES)
+        let mut hasher = Hashing {
+            digest: Sha256::new(),
+            written: 0,
+        };
+        serde_json::to_writer(&mut hasher, &value).ok()?;
+        (hasher.written <= MAX_KEY_BYTES).then(|| hasher.digest.finalize().into())
     }
 
     /// The decision kept for `key`, if any.
-    pub(super) fn get(&self, key: &[u8]) -> Option<Decision> {
+    pub(super) fn get(&self, key: &Key) -> Option<Decision> {
         let mut inner = self.lock();
+        let mut retired = None;
         let found = match inner.young.get(key) {
             Some(decision) => Some(decision.clone()),
             None => inner.old.remove(key).map(|decision| {
                 let copy = decision.clone();
-                self.put(&mut inner, key.to_vec(), decision);
+                retired = self.put(&mut inner, *key, decision);
                 copy
             }),
         };
+        drop(inner);
+        drop(retired);
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
     /// Keeps `decision` for `key`.
-    pub(super) fn insert(&self, key: Vec<u8>, decision: Decision) {
+    pub(super) fn insert(&self, key: Key, decision: Decision) {
         let mut inner = self.lock();
-        self.put(&mut inner, key, decision);
+        let retired = self.put(&mut inner, key, decision);
+        drop(inner);
+        drop(retired);
     }
 
     /// Counts a decision evaluated because its key was too long to keep.
@@ -118,11 +135,17 @@ impl DecisionCache {
         }
     }
 
-    fn put(&self, inner: &mut Generations, key: Vec<u8>, decision: Decision) {
+    /// Puts an entry in the young generation, first retiring it to old when full. Returns the
+    /// generation that retirement dropped, for the caller to free after unlocking: freeing
+    /// thousands of entries is no work to do under the lock every decision takes.
+    fn put(&self, inner: &mut Generations, key: Key, decision: Decision) -> Option<HashMap<Key, Decision>> {
+        let mut retired = None;
         if inner.young.len() >= self.generation && !inner.young.contains_key(&key) {
-            inner.old = std::mem::take(&mut inner.young);
+            let young = std::mem::take(&mut inner.young);
+            retired = Some(std::mem::replace(&mut inner.old, young));
         }
         inner.young.insert(key, decision);
+        retired
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
@@ -131,6 +154,24 @@ impl DecisionCache {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Feeds what serde writes to SHA-256, counting the bytes.
+struct Hashing {
+    digest: Sha256,
+    written: usize,
+}
+
+impl Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.digest.update(bytes);
+        self.written += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -143,8 +184,8 @@ mod tests {
         Decision::Deny(Reasons(vec![reason.to_owned()]))
     }
 
-    fn key(n: usize) -> Vec<u8> {
-        n.to_string().into_bytes()
+    fn key(n: usize) -> Key {
+        Sha256::digest(n.to_string()).into()
     }
 
     #[test]
