@@ -159,9 +159,16 @@ salt_grant := {"salt": cluster_config.salt} if {
 #   managers:     any other command manages the account named by its first
 #                 argument, in the account groups users.managers maps the
 #                 client's groups to.
+#
+# Only clusters with a users entry (e.g. "accounts") manage accounts. The users
+# grant and the two account denials below start with `manages_accounts`, so a
+# request to another cluster does not evaluate the account rules at all.
+manages_accounts if cluster_config.users
+
 users_config := object.get(cluster_config, "users", {})
 
 users_grant := {"users": {"names": sort(managed_accounts), "groups": sort(managed_groups)}} if {
+	manages_accounts
 	count(managed_accounts) > 0
 } else := {}
 
@@ -190,12 +197,14 @@ first_arg := input.request.args[0]
 valid_account(name) if regex.match(`^[a-z_][a-z0-9_-]{0,31}$`, name)
 
 deny_reasons contains reason if {
+	manages_accounts
 	some account in managed_accounts
 	account in object.get(users_config, "protected", [])
 	reason := sprintf("account %s is protected: %s may not manage it", [account, request_name])
 }
 
 deny_reasons contains reason if {
+	manages_accounts
 	count(managed_groups) > 0
 	not valid_account(first_arg)
 	reason := sprintf("%s needs a valid account name as its first argument (got %s)", [
