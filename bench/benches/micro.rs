@@ -60,15 +60,20 @@ fn echo() -> PathBuf {
 }
 
 fn policy(c: &mut Criterion) {
-    let policy = sesamed::policy::Policy::load(&repo().join("policies")).expect("the stock policies load");
+    let cached = sesamed::policy::Policy::load(&repo().join("policies")).expect("the stock policies load");
+    let policy = cached.clone().with_decision_cache(0);
     let imports = sesame_bench::inproc::module_imports(&echo()).expect("load echo");
     let allow = sesame_bench::inproc::policy_input("basic", "echo", &imports);
     let deny = sesame_bench::inproc::policy_input("testing", "spin", &imports);
     assert!(policy.decide(&allow).is_allowed());
     assert!(!policy.decide(&deny).is_allowed());
+    assert!(cached.decide(&allow).is_allowed() && cached.decide_cached(&allow).1);
     let mut group = c.benchmark_group("policy");
     group.bench_function("decide-allow", |b| b.iter(|| policy.decide(black_box(&allow))));
     group.bench_function("decide-deny", |b| b.iter(|| policy.decide(black_box(&deny))));
+    group.bench_function("decide-allow-cached", |b| {
+        b.iter(|| cached.decide(black_box(&allow)))
+    });
     group.finish();
 }
 

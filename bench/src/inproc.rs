@@ -72,26 +72,67 @@ pub fn module_imports(module: &std::path::Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// One policy decision (`Policy::decide`, as the daemon calls it) for an allowed and a denied
-/// request, with the imports of `module` in the input as the daemon would give them; prints
-/// `policy-allow …` and `policy-deny …`.
+/// request, with the imports of `module` in the input as the daemon would give them: evaluated
+/// (the decision cache off), then remembered (the cache on, every decision after the first a hit),
+/// then with the cache on and every input new (a miss each: evaluation, key and insert); prints
+/// `policy-allow …`, `policy-deny …`, `policy-allow-cached …`, `policy-deny-cached …` and
+/// `policy-allow-missed …`.
 pub fn policy(dir: &std::path::Path, module: &std::path::Path, count: usize) -> anyhow::Result<()> {
     use sesamed::policy::Policy;
     if count == 0 {
         bail!("--count must be at least 1");
     }
-    let policy = Policy::load(dir)?;
+    let cached = Policy::load(dir)?;
+    if let Err(varying) = cached.cacheable() {
+        bail!("{}: decisions cannot be cached ({varying})", dir.display());
+    }
+    let evaluated = cached.clone().with_decision_cache(0);
     let imports = module_imports(module)?;
-    for (case, input, allowed) in [
-        ("allow", policy_input("basic", "echo", &imports), true),
-        ("deny", policy_input("testing", "spin", &imports), false),
+    for (case, policy, input, allowed) in [
+        ("allow", &evaluated, policy_input("basic", "echo", &imports), true),
+        (
+            "deny",
+            &evaluated,
+            policy_input("testing", "spin", &imports),
+            false,
+        ),
+        (
+            "allow-cached",
+            &cached,
+            policy_input("basic", "echo", &imports),
+            true,
+        ),
+        (
+            "deny-cached",
+            &cached,
+            policy_input("testing", "spin", &imports),
+            false,
+        ),
+        (
+            "allow-missed",
+            &cached,
+            policy_input("basic", "echo", &imports),
+            true,
+        ),
     ] {
+        let distinct = case.ends_with("-missed");
         let mut samples = Vec::with_capacity(count);
+        let mut input = input;
         for i in 0..count + count / 10 {
+            if distinct {
+                input.request.args = vec![format!("hello-{i}")];
+            }
             let started = Instant::now();
-            let decision = policy.decide(&input);
+            let (decision, hit) = policy.decide_cached(&input);
             let elapsed = started.elapsed();
             if decision.is_allowed() != allowed {
                 bail!("{case}: unexpected decision {decision:?}");
+            }
+            if hit != (policy.cache_stats().is_some() && i > 0 && !distinct) {
+                bail!(
+                    "{case}: decision {i} was {}a cache hit",
+                    if hit { "" } else { "not " }
+                );
             }
             if i >= count / 10 {
                 samples.push(elapsed);

@@ -6,6 +6,7 @@
 //! sandbox on either side, so the difference between the two is sesame's own cost.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -36,7 +37,10 @@ enum Mode {
         cluster: Option<String>,
         command: String,
         args: Vec<String>,
-        expect: Option<String>,
+        /// Whether `echo`'s output is checked (it answers with its arguments).
+        echo: bool,
+        /// When set, a counter appended to the last argument so no two requests are alike.
+        distinct: Option<AtomicU64>,
     },
     /// Bytes to send to the floor, which sends them back.
     Raw { payload: Vec<u8> },
@@ -46,7 +50,11 @@ impl Target {
     /// The pinned host `alias` from `$SESAME_HOME`. `command` is `[cluster::]name args...`; in
     /// raw mode it only sets the payload's size (that of the sealed request), and the answer must
     /// be the payload itself.
-    pub fn from_home(alias: &str, command: &[String], raw: bool) -> anyhow::Result<Self> {
+    ///
+    /// With `distinct`, the last argument (one is added if there is none) gets a counter appended,
+    /// so no two requests have the same input and the daemon evaluates every policy decision
+    /// rather than remembering one.
+    pub fn from_home(alias: &str, command: &[String], raw: bool, distinct: bool) -> anyhow::Result<Self> {
         let home = ClientHome::from_env()?;
         let host = home.host(alias)?;
         let sealer = Arc::new(Sealer::new(home.key()?));
@@ -54,19 +62,22 @@ impl Target {
         let (cluster, name) = name
             .split_once("::")
             .map_or((None, name.as_str()), |(c, n)| (Some(c.to_owned()), n));
-        // `echo` answers with its arguments: check that much of the answer.
-        let expect = (name == "echo").then(|| args.join(" "));
+        let mut args = args.to_vec();
+        if distinct && args.is_empty() {
+            args.push(String::new());
+        }
         let mode = Mode::Sesame {
             sealer,
             alias: alias.to_owned(),
             cluster,
             command: name.to_owned(),
-            args: args.to_vec(),
-            expect,
+            args,
+            echo: name == "echo",
+            distinct: distinct.then(|| AtomicU64::new(0)),
         };
         let mut target = Self { host, mode };
         if raw {
-            let size = target.sealed()?.len();
+            let size = target.sealed()?.0.len();
             let mut payload = vec![0u8; size];
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut payload);
             target.mode = Mode::Raw { payload };
@@ -74,7 +85,8 @@ impl Target {
         Ok(target)
     }
 
-    fn sealed(&self) -> anyhow::Result<Vec<u8>> {
+    /// The next request, sealed, and the output `echo` must answer it with (when checked).
+    fn sealed(&self) -> anyhow::Result<(Vec<u8>, Option<String>)> {
         match &self.mode {
             Mode::Sesame {
                 sealer,
@@ -82,12 +94,18 @@ impl Target {
                 cluster,
                 command,
                 args,
-                ..
+                echo,
+                distinct,
             } => {
-                let request = crate::new_request(&self.host, alias, cluster.as_deref(), command, args);
-                Ok(sealer.seal(&self.host.key, &mut rand_core::OsRng, &request.encode())?)
+                let mut args = args.clone();
+                if let (Some(counter), Some(last)) = (distinct, args.last_mut()) {
+                    last.push_str(&format!("-{}", counter.fetch_add(1, Ordering::Relaxed)));
+                }
+                let request = crate::new_request(&self.host, alias, cluster.as_deref(), command, &args);
+                let sealed = sealer.seal(&self.host.key, &mut rand_core::OsRng, &request.encode())?;
+                Ok((sealed, echo.then(|| args.join(" "))))
             }
-            Mode::Raw { payload } => Ok(payload.clone()),
+            Mode::Raw { payload } => Ok((payload.clone(), None)),
         }
     }
 
@@ -95,7 +113,7 @@ impl Target {
     /// `duration_us`: from decoding the envelope to the response being built), or `None` from
     /// the floor, which does not say.
     pub async fn one(&self, session: &Session) -> anyhow::Result<Option<Duration>> {
-        let sealed = self.sealed()?;
+        let (sealed, expect) = self.sealed()?;
         let reply = session.exchange(&sealed, REQUEST_TIMEOUT).await?;
         match &self.mode {
             Mode::Raw { payload } => {
@@ -104,7 +122,7 @@ impl Target {
                 }
                 Ok(None)
             }
-            Mode::Sesame { sealer, expect, .. } => {
+            Mode::Sesame { sealer, .. } => {
                 let host_key = self.host.key;
                 let plaintext = sealer.open(&Envelope::decode(&reply)?, |k| *k == host_key)?;
                 let response = Response::decode(&plaintext)?;
@@ -112,7 +130,7 @@ impl Target {
                     bail!("error {}: {}", response.code.as_u16(), response.message);
                 }
                 if let Some(expect) = expect
-                    && response.output != *expect
+                    && response.output != expect
                 {
                     bail!("unexpected output {:?}", response.output);
                 }

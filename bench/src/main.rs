@@ -138,6 +138,10 @@ struct TargetArgs {
     /// Send unsealed bytes the size of the sealed request and expect them back (the floor).
     #[arg(long)]
     raw: bool,
+    /// Append a counter to the last argument, so that no two requests are alike and the daemon
+    /// evaluates every policy decision instead of remembering it.
+    #[arg(long, conflicts_with = "raw")]
+    distinct: bool,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, default_values_t = ["basic::echo".to_owned(), "hello".to_owned()])]
     command: Vec<String>,
@@ -145,7 +149,7 @@ struct TargetArgs {
 
 impl TargetArgs {
     fn target(&self) -> anyhow::Result<load::Target> {
-        let mut target = load::Target::from_home(&self.host, &self.command, self.raw)?;
+        let mut target = load::Target::from_home(&self.host, &self.command, self.raw, self.distinct)?;
         if let Some(addr) = &self.addr {
             target.set_addr(addr.clone());
         }
