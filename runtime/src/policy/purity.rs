@@ -16,7 +16,9 @@
 //!   read (`import input.request` and `with input as` fail the check too);
 //! - no name of [`VARYING_BUILTINS`] appears, called or not (`with` could substitute one);
 //! - every call names a rule or function of the policy set, an imported `data` path, a `data.`
-//!   path, or a builtin of [`DETERMINISTIC_BUILTINS`].
+//!   path, or a builtin of [`DETERMINISTIC_BUILTINS`];
+//! - no template string (`$"…"`, OPA's, which regorus 0.14 does not parse) appears: the scanner
+//!   reads it as a plain string and would not see the references inside.
 //!
 //! Anything else is *not cacheable*, with the file and line of the first reason. The check can be
 //! wrong only towards not caching: it may refuse a policy that is in fact deterministic (a call
@@ -27,7 +29,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::bundle::{BundleFile, FileKind};
-use super::source::{self, Token};
+use super::source::{self, Token, TokenKind};
 
 /// The fields of `input.request` that a repeated request repeats (everything but `id`).
 pub(super) const REPEATING_REQUEST_FIELDS: [&str; 5] =
@@ -220,6 +222,18 @@ fn check_file(contents: &str, declared: &BTreeSet<String>) -> Result<(), (u32, S
     let tokens = source::tokens(contents);
     let aliases = data_import_aliases(&tokens);
     for (index, token) in tokens.iter().enumerate() {
+        if token.is(b'$')
+            && tokens
+                .get(index + 1)
+                .is_some_and(|t| t.kind == TokenKind::Literal)
+        {
+            // OPA's template strings (`$"{input.now_ns}"`): regorus 0.14 has none, and the
+            // scanner sees one as a plain string, so it could not see what one reads.
+            return Err((
+                token.line,
+                "uses a template string, which this check cannot read".to_owned(),
+            ));
+        }
         let Some(text) = token.ident() else {
             continue;
         };
@@ -426,6 +440,10 @@ helper(x) := x + 1
             (
                 "x := net.lookup_ip_addr(\"a\")",
                 "p0.rego:2: calls net.lookup_ip_addr, which is not known to answer the same for the same arguments",
+            ),
+            (
+                "x := $\"{input.now_ns}\"",
+                "p0.rego:2: uses a template string, which this check cannot read",
             ),
             (
                 "x := unknown_fn(1)",
