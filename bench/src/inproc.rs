@@ -88,36 +88,16 @@ pub fn policy(dir: &std::path::Path, module: &std::path::Path, count: usize) -> 
     }
     let evaluated = cached.clone().with_decision_cache(0);
     let imports = module_imports(module)?;
-    for (case, policy, input, allowed) in [
-        ("allow", &evaluated, policy_input("basic", "echo", &imports), true),
-        (
-            "deny",
-            &evaluated,
-            policy_input("testing", "spin", &imports),
-            false,
-        ),
-        (
-            "allow-cached",
-            &cached,
-            policy_input("basic", "echo", &imports),
-            true,
-        ),
-        (
-            "deny-cached",
-            &cached,
-            policy_input("testing", "spin", &imports),
-            false,
-        ),
-        (
-            "allow-missed",
-            &cached,
-            policy_input("basic", "echo", &imports),
-            true,
-        ),
+    // (case, policy, cluster::command, allowed, every input new)
+    for (case, policy, (cluster, command), allowed, distinct) in [
+        ("allow", &evaluated, ("basic", "echo"), true, false),
+        ("deny", &evaluated, ("testing", "spin"), false, false),
+        ("allow-cached", &cached, ("basic", "echo"), true, false),
+        ("deny-cached", &cached, ("testing", "spin"), false, false),
+        ("allow-missed", &cached, ("basic", "echo"), true, true),
     ] {
-        let distinct = case.ends_with("-missed");
         let mut samples = Vec::with_capacity(count);
-        let mut input = input;
+        let mut input = policy_input(cluster, command, &imports);
         for i in 0..count + count / 10 {
             if distinct {
                 input.request.args = vec![format!("hello-{i}")];

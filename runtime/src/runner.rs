@@ -150,7 +150,7 @@ impl Runner {
         let clients_stamp = FileStamp::of(&config.clients_file);
         let clients = ClientRegistry::load(&config.clients_file)?;
         let policy_stamp = dir_stamp(&config.policy_dir);
-        let policy = Policy::load(&config.policy_dir)?.with_decision_cache(config.decision_cache);
+        let policy = load_policy(&config)?;
         tracing::info!(revision = %policy.revision(), cache = %policy.cache_summary(), "policy loaded");
         let mut sandbox = sandbox_for(&config)?;
         let loaded = sandbox.load_config(&config)?;
@@ -374,17 +374,17 @@ impl Runner {
     /// keeps serving (never fail open), and the failure is logged and audited.
     pub fn reload_policy(&self, now_ms: u64) -> Result<String, crate::policy::PolicyError> {
         let previous = self.current_policy().revision().to_owned();
-        let result =
-            Policy::load(&self.config.policy_dir).map(|p| p.with_decision_cache(self.config.decision_cache));
+        let result = load_policy(&self.config);
         let (event, outcome) = match result {
             Ok(fresh) => {
                 let revision = fresh.revision().to_owned();
                 if revision != previous {
+                    let cache = fresh.cache_summary();
                     *self
                         .policy
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                    tracing::info!(%revision, %previous, cache = %self.current_policy().cache_summary(), "policy reloaded");
+                    tracing::info!(%revision, %previous, %cache, "policy reloaded");
                 }
                 (
                     AuditEvent::PolicyReloaded {
@@ -763,6 +763,11 @@ impl FileStamp {
             ino: m.ino(),
         })
     }
+}
+
+/// The configured policy directory, with the configured decision cache.
+fn load_policy(config: &Config) -> Result<Policy, crate::policy::PolicyError> {
+    Ok(Policy::load(&config.policy_dir)?.with_decision_cache(config.decision_cache))
 }
 
 /// The stamps of every non-hidden file under `dir`, sorted: any edit, addition or removal
