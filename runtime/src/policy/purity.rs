@@ -38,8 +38,10 @@ pub(super) const REPEATING_REQUEST_FIELDS: [&str; 5] =
 /// The parts of `input` that repeat as a whole.
 pub(super) const REPEATING_INPUT_PARTS: [&str; 3] = ["client", "host", "module"];
 
-/// The parts of the input that never repeat, as `top` or `top.field`; the cache key leaves them
-/// out.
+/// The parts of the input that never repeat, as `top` or `top.field`: the cache key blanks them
+/// (`memo::blank_varying`). Tests hold this list, the two above and that function to the
+/// input's fields.
+#[cfg(test)]
 pub(super) const VARYING_INPUT_PARTS: [&str; 2] = ["now_ns", "request.id"];
 
 /// Builtins whose answer may change between two calls with the same arguments.
@@ -199,7 +201,8 @@ impl fmt::Display for Varying {
 }
 
 /// Checks the policy files of a bundle (see the module documentation). `Ok(())` means their
-/// decisions depend on no part of [`VARYING_INPUT_PARTS`] and nothing else that changes.
+/// decisions depend on neither `input.request.id` nor `input.now_ns`, and on nothing else that
+/// changes.
 pub(super) fn check(files: &[BundleFile]) -> Result<(), Varying> {
     let policies: Vec<&BundleFile> = files.iter().filter(|f| f.kind == FileKind::Policy).collect();
     let declared: BTreeSet<String> = policies
