@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use sesame_client::cli::{Cli, Command, GroupCommand, HostCommand, KeyCommand, RunArgs};
 use sesame_client::fleet::{self, Outcome, Target};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
 use sesame_proto::{ErrorCode, Sealer, Status};
@@ -16,131 +17,6 @@ const EXIT_REMOTE_ERROR: u8 = 1;
 const EXIT_LOCAL_ERROR: u8 = 2;
 /// Exit status when no answer came (unreachable, refused key, pin mismatch, timeout).
 const EXIT_NO_ANSWER: u8 = 3;
-
-/// sesame client: run narrow, policy-checked commands on hosts without a shell.
-#[derive(Debug, Parser)]
-#[command(name = "sesame", version, about, propagate_version = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create this client's key pair (refuses to overwrite one).
-    Keygen,
-    /// Show this client's key.
-    #[command(subcommand)]
-    Key(KeyCommand),
-    /// Pin, list and forget hosts.
-    #[command(subcommand)]
-    Host(HostCommand),
-    /// Run a command on a host: `sesame run web1 access::allow 22`; on many hosts at once:
-    /// `sesame run --hosts web1,web2 whoami` or `sesame run --group web whoami`.
-    Run(RunArgs),
-    /// Name sets of hosts for `sesame run --group`.
-    #[command(subcommand)]
-    Group(GroupCommand),
-}
-
-#[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// `HOST COMMAND [ARGS...]`, or `COMMAND [ARGS...]` with --hosts or --group. COMMAND is
-    /// `COMMAND` or `CLUSTER::COMMAND`; options for sesame go before HOST.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "HOST COMMAND ARGS"
-    )]
-    words: Vec<String>,
-    /// Run on these hosts (comma-separated), concurrently.
-    #[arg(long, value_delimiter = ',')]
-    hosts: Vec<String>,
-    /// Run on the hosts of this group (see `sesame group`), concurrently.
-    #[arg(long)]
-    group: Option<String>,
-    /// The transport; by default QUIC for hosts with an address, else SQS.
-    #[arg(long, value_enum)]
-    via: Option<Transport>,
-    /// Give up waiting for a host after this many seconds.
-    #[arg(long, default_value_t = 30)]
-    timeout: u64,
-    /// Hosts asked at once.
-    #[arg(long, default_value_t = 32)]
-    parallel: usize,
-    /// Print one JSON object per host instead of the table (many hosts).
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-enum GroupCommand {
-    /// Define (or redefine) a group: `sesame group set web web1,web2`.
-    Set {
-        /// The group's name.
-        name: String,
-        /// Its hosts, comma-separated; each must be pinned.
-        #[arg(value_delimiter = ',', required = true)]
-        hosts: Vec<String>,
-    },
-    /// List groups.
-    List,
-    /// Forget a group (its hosts stay pinned).
-    Remove {
-        /// The group's name.
-        name: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Print the public key (give it to the host's operator for `sesamed client add`).
-    Show,
-    /// Print the name of this key's SQS reply queue (for its IAM policy).
-    ReplyQueue,
-}
-
-#[derive(Debug, Subcommand)]
-enum HostCommand {
-    /// Pin a host by its key (from `sesamed show`), with its QUIC address and certificate
-    /// fingerprint, its SQS request queue, or both.
-    Add {
-        /// The name you will use for it.
-        name: String,
-        /// Its public key, 64 hex characters.
-        #[arg(long)]
-        key: String,
-        /// Its QUIC address, HOST:PORT.
-        #[arg(long, requires = "cert_sha256")]
-        addr: Option<String>,
-        /// SHA-256 of its TLS certificate, 64 hex characters (with --addr).
-        #[arg(long = "cert-sha256", requires = "addr")]
-        cert_sha256: Option<String>,
-        /// Its SQS request queue, a name (`sesame-req-HOST`) or URL.
-        #[arg(long = "sqs-queue")]
-        sqs_queue: Option<String>,
-        /// The queue's AWS region (else AWS_REGION or the profile's).
-        #[arg(long = "sqs-region", requires = "sqs_queue")]
-        sqs_region: Option<String>,
-        /// The SQS endpoint (else AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, or AWS's own).
-        #[arg(long = "sqs-endpoint", requires = "sqs_queue")]
-        sqs_endpoint: Option<String>,
-        /// The AWS profile for the queue (else AWS_PROFILE).
-        #[arg(long = "sqs-profile", requires = "sqs_queue")]
-        sqs_profile: Option<String>,
-        /// The daemon's configured host name, if it differs from NAME.
-        #[arg(long = "host-name")]
-        host_name: Option<String>,
-    },
-    /// List pinned hosts.
-    List,
-    /// Forget a host.
-    Remove {
-        /// The host's name.
-        name: String,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

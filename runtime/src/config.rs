@@ -254,7 +254,13 @@ impl Config {
         };
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        check_name(&raw.host.name).map_err(|e| invalid(format!("host.name: {e}")))?;
+        let host_name = match raw.host.name {
+            Some(name) => {
+                check_name(&name).map_err(|e| invalid(format!("host.name: {e}")))?;
+                name
+            }
+            None => machine_host_name().map_err(|e| invalid(format!("host.name: {e}")))?,
+        };
         let limits = raw.limits;
         if limits.timeout_ms == 0
             || limits.memory_mb == 0
@@ -284,7 +290,7 @@ impl Config {
         };
         let sqs = raw
             .sqs
-            .map(|q| q.check(&raw.host.name, &limits))
+            .map(|q| q.check(&host_name, &limits))
             .transpose()
             .map_err(invalid)?;
         if quic_listen.is_none() && sqs.is_none() {
@@ -368,7 +374,7 @@ impl Config {
             firewall,
             salt,
             path: path.to_owned(),
-            host_name: raw.host.name,
+            host_name,
             host_labels: raw.host.labels,
             clients_file: raw
                 .host
@@ -462,6 +468,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// `host.name` when the file sets none: the machine's host name (`uname -n`), lowercased,
+/// if it is a valid name.
+fn machine_host_name() -> Result<String, String> {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().to_lowercase();
+    check_name(&name)
+        .map(|()| name)
+        .map_err(|e| format!("not set, and the machine's host name will not do: {e}; set name = \"NAME\""))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -481,7 +497,7 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHost {
-    name: String,
+    name: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     state_dir: PathBuf,
@@ -678,6 +694,17 @@ mod tests {
         assert_eq!(c.decision_cache, crate::policy::DEFAULT_DECISION_CACHE);
         assert_eq!(c.firewall, FirewallConfig::default(), "ufw unless configured");
         assert!(c.uses("firewall"));
+    }
+
+    #[test]
+    fn an_unset_host_name_is_the_machines() {
+        let c = parse(&GOOD.replace("name = \"web1\"", "")).expect("valid without a name");
+        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+        assert_eq!(c.host_name, machine.trim().to_lowercase());
+        let err = parse(&GOOD.replace("name = \"web1\"", "name = \"\""))
+            .expect_err("an empty name is not unset")
+            .to_string();
+        assert!(err.contains("host.name"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod answers;
 pub mod audit;
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod files;

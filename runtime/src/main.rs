@@ -1,116 +1,21 @@
 //! `sesamed`: the sesame host daemon and its administration commands.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use sesamed::audit::{AuditEvent, AuditLog};
+use sesamed::cli::{Cli, ClientCommand, Command, GrantsCommand};
 use sesamed::clients::ClientRegistry;
-use sesamed::config::{Config, ConfigArg};
+use sesamed::config::Config;
 use sesamed::firewall::{Firewall, GrantId, Revoker};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
 use sesamed::transport::quic::QuicServer;
 use sesamed::transport::sqs::SqsServer;
-
-/// sesame host daemon: runs narrow, policy-checked commands for enrolled clients.
-#[derive(Debug, Parser)]
-#[command(name = "sesamed", version, about, propagate_version = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create the host's key pair and TLS certificate in DIR (the config's state_dir).
-    Init {
-        /// The state directory (created 0700).
-        dir: PathBuf,
-    },
-    /// Serve requests (QUIC) until SIGTERM or SIGINT.
-    Serve {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Check the configuration, keys, registry, policy and every module; exit 0 "config OK" or 2.
-    Configtest {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Show the host's public key and certificate fingerprint.
-    Show {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Enrol, remove and list clients.
-    #[command(subcommand)]
-    Client(ClientCommand),
-    /// Test, evaluate and check Rego policies (for security teams).
-    #[command(subcommand)]
-    Policy(sesamed::policy::cli::PolicyCommand),
-    /// Inspect command modules, and run one locally against dry-run back ends (for authors).
-    #[command(subcommand)]
-    Module(sesamed::sandbox::cli::ModuleCommand),
-    /// List and revoke live firewall openings (works while the daemon runs).
-    #[command(subcommand)]
-    Grants(GrantsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum GrantsCommand {
-    /// Show every live opening: id, rule, when it closes, and who holds it.
-    List {
-        /// One JSON object per grant instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Close openings now, for every holder.
-    Revoke {
-        /// Grant ids (`fw-…`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        ids: Vec<String>,
-        /// Close every live opening (e.g. before taking sesamed off a host).
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ClientCommand {
-    /// Enrol a client key under NAME.
-    Add {
-        /// The client's name (policies and the audit log use it).
-        name: String,
-        /// The client's public key (`sesame key show`): 64 hex characters.
-        #[arg(long)]
-        key: String,
-        /// A group for the client; repeat for several.
-        #[arg(long = "group")]
-        groups: Vec<String>,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Remove a client; a running daemon refuses its key from the next request on.
-    Remove {
-        /// The client's name.
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// List enrolled clients.
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,0 +1,117 @@
+//! The `sesamed` command line, as clap definitions: `main.rs` runs it, and the packaging
+//! generates the man pages and shell completions from it (`sesame-dist`).
+
+use std::path::PathBuf;
+
+use crate::config::ConfigArg;
+
+/// sesame host daemon: runs narrow, policy-checked commands for enrolled clients.
+///
+/// sesamed lets enrolled clients run a narrow set of commands on this host without a VPN, a
+/// shell or an SSH account. Each request arrives sealed end to end (crypto_box) over QUIC or
+/// AWS SQS, is authenticated by the client's key, checked for freshness and replay, and judged
+/// by the Rego policies in the policy directory. The decision is a grant: which host functions
+/// the command's WebAssembly module may call (temporary firewall openings, accounts and SSH
+/// keys, Salt states), with which arguments and limits. Every request, accepted or not, is
+/// recorded in the audit log before anything runs.
+///
+/// Start with `sesamed init`, enrol clients with `sesamed client add`, check everything with
+/// `sesamed configtest`, then `sesamed serve` (or `systemctl enable --now sesamed`).
+#[derive(Debug, clap::Parser)]
+#[command(name = "sesamed", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The `sesamed` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create the host's key pair and TLS certificate in DIR (the config's state_dir).
+    Init {
+        /// The state directory (created 0700).
+        dir: PathBuf,
+    },
+    /// Serve requests (QUIC) until SIGTERM or SIGINT.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check the configuration, keys, registry, policy and every module; exit 0 "config OK" or 2.
+    Configtest {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show the host's public key and certificate fingerprint.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Enrol, remove and list clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Test, evaluate and check Rego policies (for security teams).
+    #[command(subcommand)]
+    Policy(crate::policy::cli::PolicyCommand),
+    /// Inspect command modules, and run one locally against dry-run back ends (for authors).
+    #[command(subcommand)]
+    Module(crate::sandbox::cli::ModuleCommand),
+    /// List and revoke live firewall openings (works while the daemon runs).
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+}
+
+/// `sesamed grants …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum GrantsCommand {
+    /// Show every live opening: id, rule, when it closes, and who holds it.
+    List {
+        /// One JSON object per grant instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Close openings now, for every holder.
+    Revoke {
+        /// Grant ids (`fw-…`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Close every live opening (e.g. before taking sesamed off a host).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// `sesamed client …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Enrol a client key under NAME.
+    Add {
+        /// The client's name (policies and the audit log use it).
+        name: String,
+        /// The client's public key (`sesame key show`): 64 hex characters.
+        #[arg(long)]
+        key: String,
+        /// A group for the client; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove a client; a running daemon refuses its key from the next request on.
+    Remove {
+        /// The client's name.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List enrolled clients.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
