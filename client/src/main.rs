@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sesame: {e:#}");
+            eprintln!("sesame: {}", sesame_proto::error_chain(e.as_ref()));
             ExitCode::from(EXIT_LOCAL_ERROR)
         }
     }

@@ -152,3 +152,52 @@ mod tests {
         );
     }
 }
+
+/// An error and its causes as one line, `what: why: deeper cause`, for the command-line tools.
+///
+/// Many errors print their cause in their own message (`cannot read F: No such file`) and also
+/// return it as their source; a cause whose text the line already ends with is left out, so no
+/// reason is printed twice.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read {path}: {source}")]
+    struct Read {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading the config")]
+    struct Outer(#[source] Read);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let read = Read {
+            path: "/etc/x",
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(error_chain(&read), "cannot read /etc/x: no such file");
+        let outer = Outer(read);
+        assert_eq!(
+            error_chain(&outer),
+            "loading the config: cannot read /etc/x: no such file"
+        );
+    }
+}

@@ -49,7 +49,7 @@ mod sealer;
 
 pub use code::ErrorCode;
 pub use envelope::{Envelope, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN, NONCE_LEN, TAG_LEN};
-pub use error::ProtoError;
+pub use error::{ProtoError, error_chain};
 pub use keys::{PublicKey, SecretKey};
 pub use message::{
     GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, Request, RequestId, Response, Status,

@@ -20,9 +20,28 @@ use crate::config::ConfigArg;
 #[derive(Debug, clap::Parser)]
 #[command(name = "sesamed", version, about, propagate_version = true)]
 pub struct Cli {
+    /// How the daemon's own log (standard error) is written: `text` for people and journald,
+    /// `json` (one object per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SESAME_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, coloured at a terminal.
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `fields` (with `message`), `target`.
+    Json,
 }
 
 /// The `sesamed` subcommands.

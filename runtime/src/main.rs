@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use sesamed::audit::{AuditEvent, AuditLog};
-use sesamed::cli::{Cli, ClientCommand, Command, GrantsCommand};
+use sesamed::cli::{Cli, ClientCommand, Command, GrantsCommand, LogFormat};
 use sesamed::clients::ClientRegistry;
 use sesamed::config::Config;
 use sesamed::firewall::{Firewall, GrantId, Revoker};
@@ -19,7 +19,7 @@ use sesamed::transport::sqs::SqsServer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Init { dir } => init(&dir),
         Command::Serve { config } => serve(&config.config),
@@ -33,21 +33,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sesamed: {e:#}");
+            eprintln!("sesamed: {}", sesame_proto::error_chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
         // Colours for people at a terminal; plain text for journald and log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 fn init(dir: &Path) -> Result<()> {
@@ -76,7 +80,7 @@ fn configtest(config_path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sesamed: config error: {e:#}");
+            eprintln!("sesamed: config error: {}", sesame_proto::error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

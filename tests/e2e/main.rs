@@ -538,3 +538,26 @@ fn policy_test_cli_reports_and_exits_by_outcome() {
         "{text}"
     );
 }
+
+#[test]
+fn the_daemon_logs_json_lines_when_asked() {
+    let setup = Setup {
+        env: vec![("SESAME_LOG_FORMAT".into(), "json".into())],
+        ..Setup::default()
+    };
+    let daemon = Daemon::start(&setup);
+    let alice = daemon.client("alice", &["users"]);
+    alice.run_ok(&["run", "web", "echo", "hi"]);
+    daemon.wait_log("serving QUIC");
+    let log = daemon.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "serving QUIC" && l["level"] == "INFO"),
+        "{log}"
+    );
+}

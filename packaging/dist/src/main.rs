@@ -74,6 +74,11 @@ const SESAMED: Extra = Extra {
             "SESAME_LOG",
             "Log filter in tracing's EnvFilter syntax (default info), e.g. sesamed=debug.",
         ),
+        (
+            "SESAME_LOG_FORMAT",
+            "text (the default) or json: the daemon's own log as one JSON object per line \
+             (the --log-format option wins).",
+        ),
     ],
     exit_status: &[
         ("0", "Success."),

@@ -56,7 +56,7 @@ impl ModuleCommand {
         match result {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("sesamed: {e:#}");
+                eprintln!("sesamed: {}", sesame_proto::error_chain(e.as_ref()));
                 ExitCode::from(2)
             }
         }
