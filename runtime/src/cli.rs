@@ -79,6 +79,28 @@ pub enum Command {
     /// List and revoke live firewall openings (works while the daemon runs).
     #[command(subcommand)]
     Grants(GrantsCommand),
+    /// Check the audit log's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `sesamed audit …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check that the audit and decision logs are unbroken hash chains and end where their head
+    /// files say: any line changed, removed, inserted or moved is reported. Exit 0 intact, 1 not,
+    /// 2 when a log cannot be read.
+    Verify {
+        /// The logs to check, a log's rotated files oldest first (default: the configuration's
+        /// audit and decision logs, each on its own).
+        files: Vec<PathBuf>,
+        /// A head printed by an earlier verify (`SEQ:SHA256`), kept somewhere the host cannot
+        /// change: the record with that seq must still have that hash.
+        #[arg(long, value_name = "SEQ:SHA256")]
+        expect: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 /// `sesamed grants …`.

@@ -1,14 +1,15 @@
 //! `sesamed`: the sesame host daemon and its administration commands.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use sesamed::audit::chain::{self, Head};
 use sesamed::audit::{AuditEvent, AuditLog};
-use sesamed::cli::{Cli, ClientCommand, Command, GrantsCommand, LogFormat};
+use sesamed::cli::{AuditCommand, Cli, ClientCommand, Command, GrantsCommand, LogFormat};
 use sesamed::clients::ClientRegistry;
 use sesamed::config::Config;
 use sesamed::firewall::{Firewall, GrantId, Revoker};
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => return cmd.run(),
         Command::Module(cmd) => return cmd.run(),
         Command::Grants(cmd) => grants(cmd),
+        Command::Audit(cmd) => return audit_command(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -241,6 +243,77 @@ fn grants(cmd: GrantsCommand) -> Result<()> {
     Ok(())
 }
 
+fn audit_command(cmd: AuditCommand) -> ExitCode {
+    let AuditCommand::Verify {
+        files,
+        expect,
+        config,
+    } = cmd;
+    let run = || -> Result<bool> {
+        let expect = expect
+            .map(|e| Head::parse(&e).with_context(|| format!("--expect {e:?}: not SEQ:SHA256")))
+            .transpose()?;
+        let sets: Vec<Vec<PathBuf>> = if files.is_empty() {
+            let config = Config::load(&config.config)?;
+            vec![vec![config.audit_log], vec![config.decision_log]]
+        } else {
+            vec![files]
+        };
+        let mut intact = true;
+        for set in sets {
+            let name = set
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let report = chain::verify(&set, expect).with_context(|| name.clone())?;
+            let start = match report.first {
+                Some((seq, true)) => format!("seq {seq}"),
+                Some((seq, false)) => format!("seq {seq} (continues an earlier log)"),
+                None => "no chained records".to_owned(),
+            };
+            let head_file = match report.head_file {
+                Some(h) if h == report.head => ", matches its head file".to_owned(),
+                Some(_) if report.behind > 0 => format!(
+                    ", {} records past its head file (sesamed updates it within a second)",
+                    report.behind
+                ),
+                Some(_) => ", DIFFERS from its head file".to_owned(),
+                None => ", no head file yet".to_owned(),
+            };
+            if report.problems.is_empty() {
+                println!(
+                    "{name}: intact: {} records from {start} to head {}{head_file}",
+                    report.lines,
+                    report.head.text()
+                );
+            } else {
+                intact = false;
+                println!("{name}: NOT intact ({} problems):", report.problems.len());
+                for p in report.problems.iter().take(50) {
+                    println!("  {p}");
+                }
+                println!("  head {}{head_file}", report.head.text());
+            }
+            if report.unchained > 0 {
+                println!(
+                    "  {} lines before the chain began (written before sesamed kept one)",
+                    report.unchained
+                );
+            }
+        }
+        Ok(intact)
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("sesamed: {}", sesame_proto::error_chain(e.as_ref()));
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn audit(config: &Config, event: AuditEvent) -> Result<()> {
     let log = AuditLog::open(&config.audit_log)?;
     log.append(sesamed::now_ms(), &event)?;
@@ -350,6 +423,7 @@ async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiv
         let r = Arc::clone(&runner);
         let _ = tokio::task::spawn_blocking(move || {
             let now = sesamed::now_ms();
+            r.release_logs();
             if forced {
                 tracing::info!("SIGHUP: reloading clients and policy");
                 r.reload_clients(now);

@@ -466,6 +466,14 @@ impl Runner {
         }
     }
 
+    /// Lets other processes (`sesamed client add`, `sesamed grants revoke`) append to the audit
+    /// and decision logs: each writer keeps a log's lock for a short lease across lines. The
+    /// daemon calls this every second.
+    pub fn release_logs(&self) {
+        self.audit.release();
+        self.decisions.release();
+    }
+
     /// Flushes the replay and audit logs and records the stop.
     pub fn shutdown(&self, now_ms: u64, reason: &str) {
         let replay = lock(&self.replay);
@@ -480,6 +488,7 @@ impl Runner {
             .audit
             .append(now_ms, &stopped)
             .and_then(|()| self.audit.sync())
+            .and_then(|()| self.decisions.sync())
         {
             tracing::error!("{e}");
         }

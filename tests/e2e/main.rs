@@ -561,3 +561,32 @@ fn the_daemon_logs_json_lines_when_asked() {
         "{log}"
     );
 }
+
+#[test]
+fn audit_verify_passes_a_served_log_and_names_an_edited_line() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    alice.run_ok(&["run", "web", "echo", "one"]);
+    alice.run_ok(&["run", "web", "echo", "two"]);
+    let config = daemon.config.as_os_str();
+    let out = sesamed(&["audit", "verify", "--config"], &[config]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches(": intact: ").count(),
+        2,
+        "audit and decision logs: {text}"
+    );
+
+    let audit = daemon.dir.path().join("state/audit.jsonl");
+    let log = std::fs::read_to_string(&audit).expect("audit log");
+    let edited = log.replacen("\"one\"", "\"0ne\"", 1);
+    assert_ne!(log, edited, "the log holds the argument");
+    std::fs::write(&audit, edited).expect("edit");
+    let out = sesamed(&["audit", "verify", "--config"], &[config]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("does not link to the line before it"),
+        "{}",
+        stdout(&out)
+    );
+}

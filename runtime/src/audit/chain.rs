@@ -1,0 +1,314 @@
+//! The hash chain that makes the audit and decision logs tamper-evident.
+//!
+//! Every line carries `seq` (1, 2, …) and `prev`: the SHA-256, in hex, of the previous line's
+//! bytes (without its newline), or 64 zeros for the first line a log ever had. Changing,
+//! removing, inserting or reordering a line breaks the link after it. A log whose end is cut
+//! off still links, so the head (the last line's `seq` and hash) is also kept in a file beside
+//! the log, `<log>.head`, rewritten in place at most every 0.1 s while lines are written and
+//! whenever the log is synced or closed; `sesamed audit verify` compares the two. Whoever can write both files can rewrite the chain: to make that evident too, keep
+//! a copy of the head somewhere else (`sesamed audit verify` prints it; `--expect SEQ:HASH`
+//! checks a saved head is still part of the chain).
+//!
+//! Appending takes an exclusive `flock` on the log, so the daemon and the administration
+//! commands (`sesamed client add`, `sesamed grants revoke`) always extend the current head.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// `prev` of a log's first line.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The last line of a log: its number and its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its `seq` (0: the log is empty).
+    pub seq: u64,
+    /// SHA-256 of its bytes.
+    pub hash: [u8; 32],
+}
+
+impl Head {
+    /// Before the first line.
+    pub const EMPTY: Head = Head {
+        seq: 0,
+        hash: GENESIS,
+    };
+
+    /// `SEQ:HEX`, as `sesamed audit verify` prints and `--expect` takes it.
+    pub fn text(&self) -> String {
+        format!("{}:{}", self.seq, hex::encode(self.hash))
+    }
+
+    /// Parses [`Head::text`].
+    pub fn parse(text: &str) -> Option<Head> {
+        let (seq, hash) = text.trim().split_once(':')?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hash, &mut out).ok()?;
+        Some(Head {
+            seq: seq.parse().ok()?,
+            hash: out,
+        })
+    }
+}
+
+/// The SHA-256 of a line's bytes, without its newline.
+pub fn line_hash(line: &[u8]) -> [u8; 32] {
+    Sha256::digest(line).into()
+}
+
+/// The head file of a log: `<log>.head`.
+pub fn head_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".head");
+    PathBuf::from(name)
+}
+
+/// The head file's contents: fixed width, so rewriting it in place never leaves a longer
+/// old head's tail behind.
+pub fn head_record(head: &Head) -> Vec<u8> {
+    format!("{:020}:{}\n", head.seq, hex::encode(head.hash)).into_bytes()
+}
+
+/// Where appending continues: the head of the log's first `len` bytes.
+///
+/// The last complete line gives it (`seq` from its JSON, 0 if it has none: a log written before
+/// the chain). Bytes after the last newline are a torn write (a crash in the middle of one):
+/// they count as a line of their own, `seq` one more, so the next line links to them and
+/// `verify` reports them. An empty log continues from `fallback`: the head file's, when the
+/// log was emptied or rotated under it, so the chain goes on across files.
+pub fn head_of(file: &File, len: u64, fallback: Head) -> io::Result<(Head, bool)> {
+    if len == 0 {
+        return Ok((fallback, false));
+    }
+    let (last, torn) = tail(file, len)?;
+    let last_head = match &last {
+        Some(line) => Head {
+            seq: seq_of(line).unwrap_or(0),
+            hash: line_hash(line),
+        },
+        None => fallback,
+    };
+    Ok(match torn {
+        Some(bytes) => (
+            Head {
+                seq: last_head.seq + 1,
+                hash: line_hash(&bytes),
+            },
+            true,
+        ),
+        None => (last_head, false),
+    })
+}
+
+/// The `seq` of a line, if it is a chained record.
+pub fn seq_of(line: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    serde_json::from_slice::<Seq>(line).ok().map(|s| s.seq)
+}
+
+/// The last complete line, and torn bytes after it.
+type Tail = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The last complete line of the first `len` bytes (without its newline), and the bytes after
+/// it when they do not end in a newline. Reads backwards, 64 KiB at a time.
+fn tail(file: &File, len: u64) -> io::Result<Tail> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut start = len;
+    while start > 0 {
+        let from = start.saturating_sub(CHUNK);
+        let mut chunk = vec![0u8; (start - from) as usize];
+        file.read_exact_at(&mut chunk, from)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        start = from;
+        let Some(end) = buf.iter().rposition(|&b| b == b'\n') else {
+            continue;
+        };
+        let complete = &buf[..end];
+        if let Some(before) = complete.iter().rposition(|&b| b == b'\n') {
+            return Ok(split(&buf, before + 1, end));
+        }
+    }
+    // The whole file is in `buf`: its last line starts at the beginning.
+    Ok(match buf.iter().rposition(|&b| b == b'\n') {
+        Some(end) => split(&buf, 0, end),
+        None => (None, Some(buf)),
+    })
+}
+
+/// `buf[from..end]` as the last line and what follows its newline, if anything, as torn.
+fn split(buf: &[u8], from: usize, end: usize) -> Tail {
+    let torn = (end + 1 < buf.len()).then(|| buf[end + 1..].to_vec());
+    (Some(buf[from..end].to_vec()), torn)
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Lines read, in all files.
+    pub lines: u64,
+    /// Lines before the chain began (written by a sesamed without it), at the very start.
+    pub unchained: u64,
+    /// `seq` of the first chained line, and whether it begins the chain (`prev` all zeros) rather
+    /// than continuing an earlier log.
+    pub first: Option<(u64, bool)>,
+    /// The last line's head.
+    pub head: Head,
+    /// What the head file said, if there is one.
+    pub head_file: Option<Head>,
+    /// Records the head file is behind the log: normal while sesamed is writing.
+    pub behind: u64,
+    /// Everything wrong, in file order; empty when the chain is intact.
+    pub problems: Vec<String>,
+}
+
+/// Checks that `paths` (one log, or its rotated files oldest first) form one unbroken chain,
+/// that the last one's head file agrees with its end, and that `expect` (a head saved
+/// earlier) is part of the chain.
+pub fn verify(paths: &[PathBuf], expect: Option<Head>) -> io::Result<Report> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        seq: u64,
+        prev: String,
+    }
+    let mut report = Report {
+        lines: 0,
+        unchained: 0,
+        first: None,
+        head: Head::EMPTY,
+        head_file: None,
+        behind: 0,
+        problems: Vec::new(),
+    };
+    let mut before: Option<Head> = None;
+    let mut expect_seen = false;
+    for path in paths {
+        let data = std::fs::read(path)?;
+        let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        let torn = data.last().is_some_and(|&b| b != b'\n');
+        if !torn {
+            lines.pop(); // what follows the final newline: nothing
+        }
+        let count = lines.len();
+        for (n, line) in lines.into_iter().enumerate() {
+            report.lines += 1;
+            let at = format!("{}:{}", path.display(), n + 1);
+            let hash = line_hash(line);
+            let link = serde_json::from_slice::<Link>(line).ok().and_then(|l| {
+                let mut prev = [0u8; 32];
+                hex::decode_to_slice(&l.prev, &mut prev).ok()?;
+                Some((l.seq, prev))
+            });
+            let seq = match (link, before) {
+                (None, _) if torn && n + 1 == count => {
+                    report.problems.push(format!(
+                        "{at}: the last line is cut short (a write interrupted by a crash)"
+                    ));
+                    before.map_or(1, |b| b.seq + 1)
+                }
+                (None, None) => {
+                    report.unchained += 1;
+                    0
+                }
+                (None, Some(b)) if b.seq == 0 => {
+                    report.unchained += 1;
+                    0
+                }
+                (None, Some(b)) => {
+                    report.problems.push(format!(
+                        "{at}: not a chained record: changed, inserted, or a write cut short by a crash"
+                    ));
+                    b.seq + 1
+                }
+                (Some((seq, prev)), None) => {
+                    let genesis = prev == GENESIS;
+                    report.first = Some((seq, genesis));
+                    if genesis && seq != 1 {
+                        report
+                            .problems
+                            .push(format!("{at}: the chain begins at seq {seq}, not 1"));
+                    }
+                    seq
+                }
+                (Some((seq, prev)), Some(b)) => {
+                    if report.first.is_none() {
+                        report.first = Some((seq, false));
+                    }
+                    if prev != b.hash {
+                        report.problems.push(format!(
+                            "{at}: seq {seq} does not link to the line before it: a line was changed, removed or moved"
+                        ));
+                    }
+                    if b.seq != 0 && seq != b.seq + 1 {
+                        report.problems.push(format!(
+                            "{at}: seq {seq} follows seq {}: records removed or reordered",
+                            b.seq
+                        ));
+                    }
+                    seq
+                }
+            };
+            if let Some(e) = expect.filter(|e| e.seq == seq && seq != 0) {
+                expect_seen = true;
+                if e.hash != hash {
+                    report.problems.push(format!(
+                        "{at}: seq {seq} is not the record the saved head {} names: the log was rewritten",
+                        e.text()
+                    ));
+                }
+            }
+            before = Some(Head { seq, hash });
+        }
+    }
+    report.head = before.unwrap_or(Head::EMPTY);
+    if let Some(e) = expect.filter(|_| !expect_seen) {
+        report.problems.push(format!(
+            "no record seq {} in these files: the saved head {} is not part of this chain",
+            e.seq,
+            e.text()
+        ));
+    }
+    if let Some(last) = paths.last() {
+        report.head_file = read_head_file(&head_path(last))?;
+        if let Some(recorded) = report.head_file {
+            let head = report.head;
+            if recorded.seq > head.seq {
+                report.problems.push(format!(
+                    "the log ends at seq {} but its head file says {}: records {}..={} were removed from the end",
+                    head.seq,
+                    recorded.seq,
+                    head.seq + 1,
+                    recorded.seq
+                ));
+            } else if recorded.seq < head.seq {
+                // Normal while sesamed writes (the head file follows within a second) and after
+                // a crash; lines added by anyone else are not ruled out by the head file anyway,
+                // whoever can write the log can write it too. A saved head (`--expect`) can.
+                report.behind = head.seq - recorded.seq;
+            } else if recorded.hash != head.hash {
+                report.problems.push(format!(
+                    "the last record (seq {}) is not the one its head file recorded: it was changed",
+                    head.seq
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The head a head file records; `None` when there is none.
+pub fn read_head_file(path: &Path) -> io::Result<Option<Head>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Head::parse(&text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

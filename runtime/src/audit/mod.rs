@@ -1,0 +1,677 @@
+//! The audit log: one JSON object per line, appended with a single `write(2)` on an `O_APPEND`
+//! file so that concurrent writers (the daemon, `sesamed client add`) never interleave.
+//!
+//! Every request is recorded, accepted or not. Requests the policy allows are recorded *before*
+//! they run (`phase: "start"`); if that write fails the command does not run. Unauthenticated
+//! input is counted and recorded too, at most [`REJECT_BURST`] records per
+//! [`REJECT_PERIOD_MS`]; the rest are summed into one `rejected-suppressed` record so a flood
+//! of garbage cannot fill the disk.
+//!
+//! Every line is a link of a hash chain ([`chain`]): `seq` and `prev`, the SHA-256 of the line
+//! before. `sesamed audit verify` finds any line changed, removed, inserted or moved.
+
+pub mod chain;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Unauthenticated rejections recorded in full per period.
+pub const REJECT_BURST: u32 = 100;
+/// The period for [`REJECT_BURST`].
+pub const REJECT_PERIOD_MS: u64 = 10_000;
+
+/// How far the head file may lag the log while lines are being written: rewriting it after
+/// every line cost the daemon about 5 µs a line. A crash may leave it this far behind.
+pub const HEAD_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long a writer keeps the log's lock across lines before letting other processes in.
+pub const LOCK_LEASE: Duration = Duration::from_millis(20);
+
+/// What happened, as one audit line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// The daemon started serving.
+    Started {
+        /// The host's name.
+        host: String,
+        /// The policy revision in force.
+        policy_revision: String,
+        /// Enrolled clients.
+        clients: usize,
+    },
+    /// The daemon stopped.
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+    /// Input that never authenticated: no reply was sent.
+    Rejected {
+        /// `quic` or `sqs`.
+        transport: String,
+        /// The observed source address, if the transport has one.
+        source_ip: Option<String>,
+        /// The sender key the envelope claimed, if it got that far.
+        sender: Option<String>,
+        /// The error code (2001 malformed envelope, 1001 unknown client).
+        code: u16,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Unauthenticated rejections not recorded one by one in the last period.
+    RejectedSuppressed {
+        /// How many.
+        count: u64,
+    },
+    /// An authenticated request: written at `start` (allowed, about to run) and at `end` (any outcome).
+    Request(Box<RequestRecord>),
+    /// A client was enrolled.
+    ClientAdded {
+        /// Its name.
+        name: String,
+        /// Its key.
+        key: String,
+        /// Its groups.
+        groups: Vec<String>,
+    },
+    /// A client was removed.
+    ClientRemoved {
+        /// Its name.
+        name: String,
+        /// Its key.
+        key: String,
+    },
+    /// The policy directory was reloaded, or a reload was rejected and the old policy kept.
+    PolicyReloaded {
+        /// The revision now in force.
+        revision: String,
+        /// The revision before.
+        previous: String,
+        /// Why the new policy was rejected, when it was.
+        error: Option<String>,
+    },
+    /// A request delivered again (SQS redelivery, a client's retry, a replay) while its first
+    /// delivery ran or after it was answered: it did not run again.
+    Duplicate {
+        /// The request id.
+        id: String,
+        /// The enrolled client name.
+        client: String,
+        /// `quic` or `sqs`.
+        transport: String,
+        /// Observed source address.
+        source_ip: Option<String>,
+        /// Whether the first delivery's answer was sent again (false: it was still running).
+        answered: bool,
+    },
+    /// A queue message dropped without being run: its body is not an envelope, or it came back
+    /// too often (a reply that can never be sent). It is deleted so it is not retried forever.
+    Poison {
+        /// The queue.
+        queue: String,
+        /// The queue's message id.
+        message_id: String,
+        /// Deliveries so far.
+        receive_count: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The client registry was reloaded (or a reload failed and the old one was kept).
+    RegistryReloaded {
+        /// Clients now enrolled.
+        clients: usize,
+        /// The error, when the reload failed.
+        error: Option<String>,
+    },
+    /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
+    /// the reaper acted on one.
+    Firewall(Box<crate::firewall::FirewallRecord>),
+}
+
+/// One authenticated request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestRecord {
+    /// `start` or `end`.
+    pub phase: &'static str,
+    /// The request id.
+    pub id: String,
+    /// The enrolled client name.
+    pub client: String,
+    /// The client's key.
+    pub key: String,
+    /// `quic` or `sqs`.
+    pub transport: String,
+    /// Observed source address.
+    pub source_ip: Option<String>,
+    /// Cluster (as resolved when known).
+    pub cluster: Option<String>,
+    /// Command.
+    pub command: Option<String>,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// The module's digest, once resolved.
+    pub module_digest: Option<String>,
+    /// The policy revision that judged it.
+    pub policy_revision: Option<String>,
+    /// `allow` or `deny`, once judged.
+    pub decision: Option<&'static str>,
+    /// The policy's reasons.
+    pub reasons: Vec<String>,
+    /// Host calls the module made.
+    pub host_calls: u32,
+    /// Host calls refused (outside the grant), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
+    /// Changes the module made on the host through its capabilities (accounts, keys, groups).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<String>,
+    /// Result code (0 ok).
+    pub code: u16,
+    /// Outcome message (errors: what the client was told; detail stays in the daemon log).
+    pub message: String,
+    /// Time from receipt to reply.
+    pub duration_us: u64,
+}
+
+/// The append-only audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The log, opened for reading (to find its head) and appending.
+    file: File,
+    /// `<log>.head`: the head, rewritten in place at most every [`HEAD_INTERVAL`], at `sync`
+    /// and when the writer is dropped.
+    head_file: File,
+    /// When `head_file` was last written, if it is behind the log.
+    head_stale_since: Option<Instant>,
+    /// When this writer took the log's `flock`, while it holds it.
+    locked_at: Option<Instant>,
+    /// The head after this writer's last line, and the log's length then: still the head
+    /// while the length is unchanged.
+    head: Option<(chain::Head, u64)>,
+    period_start_ms: u64,
+    rejects_in_period: u32,
+    suppressed: u64,
+}
+
+/// The audit log could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("log {path}: {source}")]
+pub struct AuditError {
+    /// The log file.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub source: std::io::Error,
+}
+
+impl AuditLog {
+    /// Opens (creating, mode 0600) the log for appending.
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
+        let err = |source| AuditError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        let head_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(chain::head_path(path))
+            .map_err(err)?;
+        Ok(Self {
+            path: path.to_owned(),
+            inner: Mutex::new(Inner {
+                file,
+                head_file,
+                head_stale_since: None,
+                locked_at: None,
+                head: None,
+                period_start_ms: 0,
+                rejects_in_period: 0,
+                suppressed: 0,
+            }),
+        })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event stamped with `now_ms`.
+    pub fn append(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.write_line(&mut inner, now_ms, event)
+    }
+
+    /// Appends an unauthenticated rejection, subject to the flood limit.
+    pub fn append_rejected(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now_ms.saturating_sub(inner.period_start_ms) >= REJECT_PERIOD_MS {
+            let suppressed = std::mem::take(&mut inner.suppressed);
+            inner.period_start_ms = now_ms;
+            inner.rejects_in_period = 0;
+            if suppressed > 0 {
+                self.write_line(
+                    &mut inner,
+                    now_ms,
+                    &AuditEvent::RejectedSuppressed { count: suppressed },
+                )?;
+            }
+        }
+        if inner.rejects_in_period >= REJECT_BURST {
+            inner.suppressed += 1;
+            return Ok(());
+        }
+        inner.rejects_in_period += 1;
+        self.write_line(&mut inner, now_ms, event)
+    }
+
+    /// Forces written records to stable storage.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = inner;
+        self.unlock(&mut inner);
+        inner
+            .file
+            .sync_data()
+            .and_then(|()| inner.head_file.sync_data())
+            .map_err(|source| AuditError {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// The head after the last line this writer appended (`None` before its first).
+    pub fn head(&self) -> Option<chain::Head> {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.head.map(|(head, _)| head)
+    }
+
+    /// Appends any serialisable record (an object) stamped with `now_ms`: the decision log
+    /// uses the same append-only writer with its own record type.
+    pub fn append_record<T: Serialize>(&self, now_ms: u64, record: &T) -> Result<(), AuditError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.write_line(&mut inner, now_ms, record)
+    }
+
+    /// Appends one line linked to the log's head, under an exclusive `flock` so that writers in
+    /// other processes link to it too. The lock is held as a lease of up to [`LOCK_LEASE`]
+    /// across lines, so a busy daemon takes it once per lease rather than once per line;
+    /// [`AuditLog::release`] (the daemon calls it every second), `sync` and dropping the log let
+    /// it go sooner.
+    fn write_line<T: Serialize>(&self, inner: &mut Inner, now_ms: u64, event: &T) -> Result<(), AuditError> {
+        let err = |source| AuditError {
+            path: self.path.clone(),
+            source,
+        };
+        let fresh = inner.locked_at.is_none();
+        if fresh {
+            inner.file.lock().map_err(err)?;
+            inner.locked_at = Some(Instant::now());
+        }
+        let written = self.write_linked(inner, fresh, now_ms, event);
+        if written.is_err() || inner.locked_at.is_some_and(|at| at.elapsed() >= LOCK_LEASE) {
+            self.unlock(inner);
+        }
+        written
+    }
+
+    /// Lets other processes write: updates the head file and gives up the lock, if held.
+    pub fn release(&self) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.unlock(&mut inner);
+    }
+
+    fn unlock(&self, inner: &mut Inner) {
+        self.write_head(inner);
+        if inner.locked_at.take().is_some()
+            && let Err(e) = inner.file.unlock()
+        {
+            tracing::warn!(log = %self.path.display(), "cannot unlock: {e}");
+        }
+    }
+
+    fn write_linked<T: Serialize>(
+        &self,
+        inner: &mut Inner,
+        fresh: bool,
+        now_ms: u64,
+        event: &T,
+    ) -> Result<(), AuditError> {
+        #[derive(Serialize)]
+        struct Line<'a, T> {
+            seq: u64,
+            ts_ms: u64,
+            #[serde(flatten)]
+            event: &'a T,
+            prev: String,
+        }
+        let err = |source| AuditError {
+            path: self.path.clone(),
+            source,
+        };
+        // Holding the lock since this writer's last line, nobody else has written since.
+        let len = match inner.head {
+            Some((_, end)) if !fresh => end,
+            _ => inner.file.metadata().map_err(err)?.len(),
+        };
+        let (head, torn) = match inner.head {
+            Some((head, end)) if end == len => (head, false),
+            known => {
+                // Another process wrote, or the log was emptied or rotated under us: an empty log
+                // continues from what this writer or the head file last knew.
+                let fallback = match known {
+                    Some((head, _)) => head,
+                    None => read_head(&inner.head_file).unwrap_or(chain::Head::EMPTY),
+                };
+                chain::head_of(&inner.file, len, fallback).map_err(err)?
+            }
+        };
+        let seq = head.seq + 1;
+        let body = serde_json::to_vec(&Line {
+            seq,
+            ts_ms: now_ms,
+            event,
+            prev: hex::encode(head.hash),
+        })
+        .map_err(|e| err(e.into()))?;
+        let mut line = Vec::with_capacity(body.len() + 2);
+        if torn {
+            line.push(b'\n');
+        }
+        line.extend_from_slice(&body);
+        line.push(b'\n');
+        inner.file.write_all(&line).map_err(err)?;
+        let head = chain::Head {
+            seq,
+            hash: chain::line_hash(&body),
+        };
+        inner.head = Some((head, len + line.len() as u64));
+        let since = *inner.head_stale_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= HEAD_INTERVAL {
+            self.write_head(inner);
+        }
+        Ok(())
+    }
+
+    /// Brings the head file up to this writer's head. The records are written already; a head
+    /// file that cannot be updated only makes `audit verify` report it behind, so this is
+    /// logged, not returned.
+    fn write_head(&self, inner: &mut Inner) {
+        let Some((head, _)) = inner.head.filter(|_| inner.head_stale_since.is_some()) else {
+            return;
+        };
+        match inner.head_file.write_all_at(&chain::head_record(&head), 0) {
+            Ok(()) => inner.head_stale_since = None,
+            Err(e) => tracing::warn!(log = %self.path.display(), "cannot update the head file: {e}"),
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The head a head file records, if it holds one.
+fn read_head(file: &File) -> Option<chain::Head> {
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    chain::Head::parse(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+
+    #[test]
+    fn appends_tagged_json_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        log.append(
+            5,
+            &AuditEvent::Stopped {
+                reason: "test".into(),
+            },
+        )
+        .expect("append");
+        let rec = RequestRecord {
+            phase: "end",
+            id: "ab".into(),
+            code: 1010,
+            ..Default::default()
+        };
+        log.append(6, &AuditEvent::Request(Box::new(rec)))
+            .expect("append");
+        let got = lines(&path);
+        assert_eq!(got[0]["event"], "stopped");
+        assert_eq!(got[0]["ts_ms"], 5);
+        assert_eq!(got[1]["event"], "request");
+        assert_eq!(got[1]["code"], 1010);
+        assert_eq!(got[1]["phase"], "end");
+    }
+
+    #[test]
+    fn a_flood_of_rejections_is_summarised() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let ev = AuditEvent::Rejected {
+            transport: "quic".into(),
+            source_ip: None,
+            sender: None,
+            code: 2001,
+            reason: "bad magic".into(),
+        };
+        for _ in 0..(REJECT_BURST + 50) {
+            log.append_rejected(1_000, &ev).expect("append");
+        }
+        log.append_rejected(1_000 + REJECT_PERIOD_MS, &ev)
+            .expect("append");
+        let got = lines(&path);
+        assert_eq!(got.len() as u32, REJECT_BURST + 2);
+        let summary = &got[REJECT_BURST as usize];
+        assert_eq!(summary["event"], "rejected-suppressed");
+        assert_eq!(summary["count"], 50);
+    }
+
+    fn stopped(log: &AuditLog, n: u64) {
+        log.append(
+            n,
+            &AuditEvent::Stopped {
+                reason: format!("r{n}"),
+            },
+        )
+        .expect("append");
+    }
+
+    fn verify(paths: &[&Path]) -> chain::Report {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
+        chain::verify(&paths, None).expect("verify")
+    }
+
+    fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<String>)) {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        edit(&mut lines);
+        std::fs::write(path, lines.join("\n") + "\n").expect("write");
+    }
+
+    #[test]
+    fn lines_form_a_chain_that_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        for n in 1..=3 {
+            stopped(&log, n);
+        }
+        log.sync().expect("sync writes the head file");
+        let got = lines(&path);
+        assert_eq!(got[0]["seq"], 1);
+        assert_eq!(got[0]["prev"], "0".repeat(64));
+        assert_eq!(got[2]["seq"], 3);
+        let report = verify(&[&path]);
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert_eq!(
+            (report.lines, report.first, report.head.seq),
+            (3, Some((1, true)), 3)
+        );
+        assert_eq!(report.head_file, Some(report.head));
+        assert_eq!(log.head(), Some(report.head));
+    }
+
+    #[test]
+    fn an_edit_a_removal_a_reorder_and_a_cut_end_are_each_found() {
+        type Case = (&'static str, fn(&mut Vec<String>), &'static str);
+        let cases: [Case; 5] = [
+            ("edit", |l| l[1] = l[1].replace("r2", "r9"), "does not link"),
+            (
+                "edit the last",
+                |l| l[3] = l[3].replace("r4", "r9"),
+                "is not the one its head file recorded",
+            ),
+            ("remove", |l| drop(l.remove(1)), "records removed or reordered"),
+            ("reorder", |l| l.swap(1, 2), "does not link"),
+            ("cut the end", |l| drop(l.pop()), "were removed from the end"),
+        ];
+        for (what, edit, expected) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("audit.jsonl");
+            let log = AuditLog::open(&path).expect("open");
+            for n in 1..=4 {
+                stopped(&log, n);
+            }
+            drop(log);
+            assert!(verify(&[&path]).problems.is_empty());
+            rewrite(&path, edit);
+            let problems = verify(&[&path]).problems;
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{what}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn writers_in_turn_and_a_torn_line_keep_one_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let daemon = AuditLog::open(&path).expect("open");
+        let admin = AuditLog::open(&path).expect("open");
+        for n in 1..=6 {
+            let writer = if n % 2 == 0 { &admin } else { &daemon };
+            stopped(writer, n);
+            // What the daemon's one-second tick does; until then the other writer waits.
+            writer.release();
+        }
+        let report = verify(&[&path]);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.head.seq, 6);
+
+        // A crash in the middle of a write: the next writer links to the torn bytes.
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(b"{\"seq\":7,\"ts_").expect("torn write");
+        stopped(&AuditLog::open(&path).expect("open"), 8);
+        let got = std::fs::read_to_string(&path).expect("read");
+        assert!(got.ends_with("\n") && got.lines().count() == 8, "{got}");
+        let report = verify(&[&path]);
+        assert_eq!(report.head.seq, 8);
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(
+            report.problems[0].contains(":7: not a chained record"),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_rotated_log_continues_the_chain_and_a_saved_head_catches_a_rewrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let old = dir.path().join("audit.jsonl.1");
+        stopped(&AuditLog::open(&path).expect("open"), 1);
+        stopped(&AuditLog::open(&path).expect("open"), 2);
+        let saved = verify(&[&path]).head;
+        std::fs::rename(&path, &old).expect("rotate");
+        stopped(&AuditLog::open(&path).expect("open"), 3);
+        let alone = verify(&[&path]);
+        assert_eq!(alone.first, Some((3, false)), "continues the rotated file");
+        assert!(alone.problems.is_empty(), "{:?}", alone.problems);
+        let both = chain::verify(&[old.clone(), path.clone()], Some(saved)).expect("verify");
+        assert!(both.problems.is_empty(), "{:?}", both.problems);
+        assert_eq!((both.first, both.head.seq), (Some((1, true)), 3));
+
+        // Rewritten from scratch, chain and head file recomputed: only the saved head tells.
+        std::fs::remove_file(&old).expect("rm");
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::remove_file(chain::head_path(&path)).expect("rm");
+        let forged = AuditLog::open(&path).expect("open");
+        for n in [1, 20, 3] {
+            stopped(&forged, n);
+        }
+        let report = chain::verify(std::slice::from_ref(&path), Some(saved)).expect("verify");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("the log was rewritten")),
+            "{:?}",
+            report.problems
+        );
+    }
+}
