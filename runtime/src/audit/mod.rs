@@ -263,19 +263,13 @@ impl AuditLog {
 
     /// Appends one event stamped with `now_ms`.
     pub fn append(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self.inner();
         self.write_line(&mut inner, now_ms, event)
     }
 
     /// Appends an unauthenticated rejection, subject to the flood limit.
     pub fn append_rejected(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self.inner();
         if now_ms.saturating_sub(inner.period_start_ms) >= REJECT_PERIOD_MS {
             let suppressed = std::mem::take(&mut inner.suppressed);
             inner.period_start_ms = now_ms;
@@ -298,11 +292,7 @@ impl AuditLog {
 
     /// Forces written records to stable storage.
     pub fn sync(&self) -> Result<(), AuditError> {
-        let inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut inner = inner;
+        let mut inner = self.inner();
         self.unlock(&mut inner);
         inner
             .file
@@ -316,20 +306,14 @@ impl AuditLog {
 
     /// The head after the last line this writer appended (`None` before its first).
     pub fn head(&self) -> Option<chain::Head> {
-        let inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let inner = self.inner();
         inner.head.map(|(head, _)| head)
     }
 
     /// Appends any serialisable record (an object) stamped with `now_ms`: the decision log
     /// uses the same append-only writer with its own record type.
     pub fn append_record<T: Serialize>(&self, now_ms: u64, record: &T) -> Result<(), AuditError> {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self.inner();
         self.write_line(&mut inner, now_ms, record)
     }
 
@@ -355,12 +339,17 @@ impl AuditLog {
         written
     }
 
+    /// The writer's state. A panic while holding it leaves whole lines behind (each is one
+    /// `write`), so a poisoned lock is still sound to use.
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Lets other processes write: updates the head file and gives up the lock, if held.
     pub fn release(&self) {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self.inner();
         self.unlock(&mut inner);
     }
 
@@ -404,7 +393,10 @@ impl AuditLog {
                 // continues from what this writer or the head file last knew.
                 let fallback = match known {
                     Some((head, _)) => head,
-                    None => read_head(&inner.head_file).unwrap_or(chain::Head::EMPTY),
+                    None => chain::read_head_file(&chain::head_path(&self.path))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(chain::Head::EMPTY),
                 };
                 chain::head_of(&inner.file, len, fallback).map_err(err)?
             }
@@ -454,13 +446,6 @@ impl Drop for AuditLog {
     fn drop(&mut self) {
         self.release();
     }
-}
-
-/// The head a head file records, if it holds one.
-fn read_head(file: &File) -> Option<chain::Head> {
-    let mut buf = [0u8; 128];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    chain::Head::parse(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 #[cfg(test)]
