@@ -95,7 +95,8 @@ pub enum AuditCommand {
         /// audit and decision logs, each on its own).
         files: Vec<PathBuf>,
         /// A head printed by an earlier verify (`SEQ:SHA256`), kept somewhere the host cannot
-        /// change: the record with that seq must still have that hash.
+        /// change: the record with that seq must still have that hash. It is checked against
+        /// the audit log (or the files given), not the decision log.
         #[arg(long, value_name = "SEQ:SHA256")]
         expect: Option<String>,
         #[command(flatten)]

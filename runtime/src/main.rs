@@ -253,14 +253,19 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
         let expect = expect
             .map(|e| Head::parse(&e).with_context(|| format!("--expect {e:?}: not SEQ:SHA256")))
             .transpose()?;
-        let sets: Vec<Vec<PathBuf>> = if files.is_empty() {
+        // A saved head names a record of the audit log (or of the files given), never of the
+        // decision log.
+        let sets: Vec<(Vec<PathBuf>, Option<Head>)> = if files.is_empty() {
             let config = Config::load(&config.config)?;
-            vec![vec![config.audit_log], vec![config.decision_log]]
+            vec![
+                (vec![config.audit_log], expect),
+                (vec![config.decision_log], None),
+            ]
         } else {
-            vec![files]
+            vec![(files, expect)]
         };
         let mut intact = true;
-        for set in sets {
+        for (set, expect) in sets {
             let name = set
                 .iter()
                 .map(|p| p.display().to_string())

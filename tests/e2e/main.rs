@@ -576,6 +576,19 @@ fn audit_verify_passes_a_served_log_and_names_an_edited_line() {
         2,
         "audit and decision logs: {text}"
     );
+    // A saved audit head is checked against the audit log only, not the decision log too.
+    let audit_head = text
+        .lines()
+        .find(|l| l.contains("audit.jsonl: intact"))
+        .and_then(|l| l.split("to head ").nth(1))
+        .and_then(|h| h.split(',').next())
+        .unwrap_or_else(|| panic!("no audit head in {text}"))
+        .to_owned();
+    let out = sesamed(
+        &["audit", "verify", "--expect", &audit_head, "--config"],
+        &[config],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 
     let audit = daemon.dir.path().join("state/audit.jsonl");
     let log = std::fs::read_to_string(&audit).expect("audit log");
