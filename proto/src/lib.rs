@@ -52,7 +52,8 @@ pub use envelope::{Envelope, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN, NONCE_LEN, TAG
 pub use error::{ProtoError, error_chain};
 pub use keys::{PublicKey, SecretKey};
 pub use message::{
-    GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, Request, RequestId, Response, Status,
+    GrantNote, HostKeyNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, Request, RequestId,
+    Response, Status,
 };
 pub use replay::ReplayWindow;
 pub use sealer::{DEFAULT_CACHE_CAPACITY, Sealer};

@@ -269,6 +269,23 @@ pub struct Response {
     /// Grants used or created by the command.
     #[serde(default)]
     pub grants: Vec<GrantNote>,
+    /// Set when the request was sealed to a host key the host has since replaced
+    /// (`sesamed rotate-key`): the key that replaced it. The response is sealed with the old
+    /// key, which the client pinned, so this is as authentic as the answer itself; the client
+    /// re-pins the host to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_rotated: Option<HostKeyNote>,
+}
+
+/// A host's new key, announced to a client that still seals to the old one (see
+/// [`Response::host_key_rotated`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostKeyNote {
+    /// The host's current key.
+    pub key: crate::PublicKey,
+    /// Until when (Unix milliseconds) the host still accepts the old key.
+    pub old_key_until_ms: u64,
 }
 
 impl Response {
@@ -284,6 +301,7 @@ impl Response {
             output,
             duration_us,
             grants: Vec::new(),
+            host_key_rotated: None,
         }
     }
 
@@ -306,6 +324,7 @@ impl Response {
             output: String::new(),
             duration_us: 0,
             grants: Vec::new(),
+            host_key_rotated: None,
         }
     }
 

@@ -67,6 +67,28 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Show how the running daemon is doing: uptime, requests answered by code, live grants,
+    /// policy revision and decision cache, host keys. Asks the daemon over its control socket
+    /// (`control.sock` in the state directory). Exit 0 running, 3 not running, 4 no sensible
+    /// answer.
+    Status {
+        /// Print the daemon's answer as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Replace the host's key pair. The old key stays accepted for the grace period: clients
+    /// that still seal to it are answered under it and told the new key, which `sesame`
+    /// re-pins by itself. A running daemon picks the new key up within a second. The TLS
+    /// certificate is kept.
+    RotateKey {
+        /// How long the old key stays accepted (`s`, `m`, `h` or `d`; `0s` refuses it at once).
+        #[arg(long, default_value = "7d", value_parser = crate::parse_duration_ms, value_name = "DURATION")]
+        grace: u64,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Enrol, remove and list clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -79,7 +101,7 @@ pub enum Command {
     /// List and revoke live firewall openings (works while the daemon runs).
     #[command(subcommand)]
     Grants(GrantsCommand),
-    /// Check the audit log's hash chain.
+    /// Check the audit log's hash chain, or read it.
     #[command(subcommand)]
     Audit(AuditCommand),
 }
@@ -99,6 +121,27 @@ pub enum AuditCommand {
         /// the audit log (or the files given), not the decision log.
         #[arg(long, value_name = "SEQ:SHA256")]
         expect: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show the audit log for people, a sentence per record: the last records, optionally only
+    /// one client's, optionally following the log as it is written (and across rotation).
+    Tail {
+        /// Only records about this client: its requests, enrolment and firewall openings.
+        #[arg(long)]
+        client: Option<String>,
+        /// How many of the last records to show first.
+        #[arg(short = 'n', long = "lines", default_value_t = 20)]
+        lines: usize,
+        /// Keep printing records as they are written, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Print records as they are in the log, one JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// The log to read (default: the configuration's audit log).
+        #[arg(long)]
+        file: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -141,6 +184,22 @@ pub enum ClientCommand {
         /// A group for the client; repeat for several.
         #[arg(long = "group")]
         groups: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Give a client a new key (from `sesame key rotate`); its current key stays accepted for
+    /// the grace period, so the client can switch when every host knows the new one. A running
+    /// daemon picks the change up at the next request.
+    Rekey {
+        /// The client's name.
+        name: String,
+        /// The client's new public key, 64 hex characters.
+        #[arg(long)]
+        key: String,
+        /// How long the current key stays accepted (`s`, `m`, `h` or `d`; `0s` refuses it at
+        /// once).
+        #[arg(long, default_value = "7d", value_parser = crate::parse_duration_ms, value_name = "DURATION")]
+        grace: u64,
         #[command(flatten)]
         config: ConfigArg,
     },

@@ -6,6 +6,9 @@
 //! key = "3f0c…"            # 64 hex characters: `sesame key show`
 //! groups = ["users"]
 //! ```
+//!
+//! `sesamed client rekey` replaces a client's key and keeps the old one for a grace period
+//! (`previous_key`, `previous_key_until_ms`), so the client can switch when it is ready.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,19 @@ pub struct Client {
     pub key: PublicKey,
     /// Its groups, for policy.
     pub groups: Vec<String>,
+    /// The key it had before a rekey, and until when (Unix ms) that key is still accepted.
+    pub previous: Option<(PublicKey, u64)>,
+}
+
+impl Client {
+    /// Whether `key` speaks for this client at `now_ms`: its key, or its previous key before
+    /// that one's time is up.
+    pub fn accepts(&self, key: &PublicKey, now_ms: u64) -> bool {
+        *key == self.key
+            || self
+                .previous
+                .is_some_and(|(old, until)| *key == old && now_ms < until)
+    }
 }
 
 /// All enrolled clients, indexed by key.
@@ -83,8 +99,25 @@ impl ClientRegistry {
                 .key
                 .parse()
                 .map_err(|e| parse_err(format!("clients.{name}.key: {e}")))?;
+            let previous = match (entry.previous_key, entry.previous_key_until_ms) {
+                (Some(k), Some(until)) => Some((
+                    k.parse()
+                        .map_err(|e| parse_err(format!("clients.{name}.previous_key: {e}")))?,
+                    until,
+                )),
+                (None, None) => None,
+                _ => {
+                    return Err(parse_err(format!(
+                        "clients.{name}: previous_key and previous_key_until_ms go together"
+                    )));
+                }
+            };
             reg.add(&name, key, entry.groups)
                 .map_err(|e| parse_err(e.to_string()))?;
+            if let Some((old, until)) = previous {
+                reg.keep_previous(&name, old, until)
+                    .map_err(|e| parse_err(e.to_string()))?;
+            }
         }
         Ok(reg)
     }
@@ -101,6 +134,8 @@ impl ClientRegistry {
                         RawClient {
                             key: c.key.to_string(),
                             groups: c.groups.clone(),
+                            previous_key: c.previous.map(|(k, _)| k.to_string()),
+                            previous_key_until_ms: c.previous.map(|(_, until)| until),
                         },
                     )
                 })
@@ -122,18 +157,7 @@ impl ClientRegistry {
         for g in &groups {
             check_name(g).map_err(|e| RegistryError::Conflict(format!("group of {name}: {e}")))?;
         }
-        if key.is_small_order() {
-            return Err(RegistryError::Conflict(format!(
-                "the key of {name} is a weak (small-order) key; refusing it"
-            )));
-        }
-        if !key.is_canonical() {
-            // Another spelling of some key (top bit set, or not reduced mod p): it would let one
-            // secret key be enrolled under two names.
-            return Err(RegistryError::Conflict(format!(
-                "the key of {name} is not in canonical form; refusing it"
-            )));
-        }
+        check_key(name, &key)?;
         if self.by_name.contains_key(name) {
             return Err(RegistryError::Conflict(format!(
                 "client {name:?} is already enrolled"
@@ -149,7 +173,50 @@ impl ClientRegistry {
             name: name.to_owned(),
             key,
             groups,
+            previous: None,
         }))
+    }
+
+    /// Gives client `name` the key `key`; its current key stays accepted until `until_ms`
+    /// (a key kept by an earlier rekey is dropped). Returns the replaced key.
+    pub fn rekey(&mut self, name: &str, key: PublicKey, until_ms: u64) -> Result<PublicKey, RegistryError> {
+        check_key(name, &key)?;
+        let client = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| RegistryError::Conflict(format!("no client named {name:?}")))?;
+        if client.key == key {
+            return Err(RegistryError::Conflict(format!("{name} already has that key")));
+        }
+        if let Some(other) = self.by_key.get(&key).filter(|other| *other != name) {
+            return Err(RegistryError::Conflict(format!(
+                "that key is already enrolled as {other:?}"
+            )));
+        }
+        let old = client.key;
+        if let Some((dropped, _)) = client.previous {
+            self.by_key.remove(&dropped);
+        }
+        self.by_key.insert(key, name.to_owned());
+        let client = self.by_name.get_mut(name).expect("looked up above");
+        client.key = key;
+        client.previous = Some((old, until_ms));
+        Ok(old)
+    }
+
+    /// Records `old` as client `name`'s previous key, accepted until `until_ms` (loading).
+    fn keep_previous(&mut self, name: &str, old: PublicKey, until_ms: u64) -> Result<(), RegistryError> {
+        check_key(name, &old)?;
+        if let Some(other) = self.by_key.get(&old) {
+            return Err(RegistryError::Conflict(format!(
+                "the previous key of {name} is already enrolled as {other:?}"
+            )));
+        }
+        self.by_key.insert(old, name.to_owned());
+        if let Some(c) = self.by_name.get_mut(name) {
+            c.previous = Some((old, until_ms));
+        }
+        Ok(())
     }
 
     /// Removes a client by name and returns it.
@@ -159,6 +226,9 @@ impl ClientRegistry {
             .remove(name)
             .ok_or_else(|| RegistryError::Conflict(format!("no client named {name:?}")))?;
         self.by_key.remove(&client.key);
+        if let Some((old, _)) = client.previous {
+            self.by_key.remove(&old);
+        }
         Ok(client)
     }
 
@@ -183,6 +253,23 @@ impl ClientRegistry {
     }
 }
 
+/// Refuses keys that are weak or a second spelling of another key.
+fn check_key(name: &str, key: &PublicKey) -> Result<(), RegistryError> {
+    if key.is_small_order() {
+        return Err(RegistryError::Conflict(format!(
+            "the key of {name} is a weak (small-order) key; refusing it"
+        )));
+    }
+    if !key.is_canonical() {
+        // Another spelling of some key (top bit set, or not reduced mod p): it would let one
+        // secret key be enrolled under two names.
+        return Err(RegistryError::Conflict(format!(
+            "the key of {name} is not in canonical form; refusing it"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRegistry {
@@ -196,6 +283,10 @@ struct RawClient {
     key: String,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_key_until_ms: Option<u64>,
 }
 
 #[cfg(test)]
@@ -274,5 +365,52 @@ mod tests {
             err.contains("clients.toml") && err.contains("clients.alice.key"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_rekeyed_client_keeps_its_old_key_until_the_deadline_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clients.toml");
+        let fresh = || sesame_proto::SecretKey::generate(&mut rand_core::OsRng).public_key();
+        let (k1, k2, k3) = (fresh(), fresh(), fresh());
+        let mut reg = ClientRegistry::default();
+        reg.add("alice", k1, vec!["users".into()]).expect("add");
+        reg.add("bob", k3, vec![]).expect("add");
+        assert_eq!(reg.rekey("alice", k2, 5_000).expect("rekey"), k1);
+        assert!(reg.rekey("alice", k2, 5_000).is_err(), "same key again");
+        assert!(reg.rekey("alice", k3, 5_000).is_err(), "bob's key");
+        assert!(reg.rekey("carol", fresh(), 5_000).is_err(), "no such client");
+        assert!(
+            reg.add("mallory", k1, vec![]).is_err(),
+            "the old key is still alice's"
+        );
+        reg.save(&path).expect("save");
+
+        let back = ClientRegistry::load(&path).expect("load");
+        let alice = back.by_key(&k1).expect("old key finds alice").clone();
+        assert_eq!(back.by_key(&k2).map(|c| c.name.as_str()), Some("alice"));
+        assert_eq!((alice.key, alice.previous), (k2, Some((k1, 5_000))));
+        assert!(alice.accepts(&k2, 9_999));
+        assert!(alice.accepts(&k1, 4_999));
+        assert!(!alice.accepts(&k1, 5_000), "grace over");
+        assert!(!alice.accepts(&k3, 0));
+
+        // A second rekey keeps only the key it replaces; removal forgets both.
+        let mut back = back;
+        let k4 = fresh();
+        back.rekey("alice", k4, 9_000).expect("rekey again");
+        assert!(back.by_key(&k1).is_none());
+        back.remove("alice").expect("remove");
+        assert!(back.by_key(&k2).is_none() && back.by_key(&k4).is_none());
+
+        std::fs::write(
+            &path,
+            format!("[clients.alice]\nkey = \"{k1}\"\nprevious_key = \"{k2}\"\n"),
+        )
+        .expect("write");
+        let err = ClientRegistry::load(&path)
+            .expect_err("half a previous key")
+            .to_string();
+        assert!(err.contains("go together"), "{err}");
     }
 }

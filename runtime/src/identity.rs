@@ -1,17 +1,25 @@
 //! The host's identity: its crypto_box key pair (requests are sealed to it) and the self-signed
 //! TLS certificate clients pin for QUIC. `sesamed init` creates both; `serve` loads them.
+//!
+//! `sesamed rotate-key` replaces the key pair and keeps the old one in [`PREVIOUS_HOST_KEY`] with
+//! a deadline: until then the daemon still opens requests sealed to the old key ([`HostKeys`]),
+//! answers them under that key, and tells the client the new one. The certificate is not
+//! rotated (it only pins the QUIC channel; the sealed envelope is what carries authority).
 
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sesame_proto::{PublicKey, SecretKey};
+use serde::{Deserialize, Serialize};
+use sesame_proto::{Envelope, ProtoError, PublicKey, Sealer, SecretKey};
 use sha2::{Digest, Sha256};
 
 use crate::files;
 
 /// File names inside the state directory.
 pub const HOST_KEY: &str = "host.key";
+/// The replaced host key and until when it is accepted (TOML, 0600), after `rotate-key`.
+pub const PREVIOUS_HOST_KEY: &str = "host.key.previous";
 /// The TLS certificate (PEM).
 pub const TLS_CERT: &str = "tls.crt";
 /// The TLS private key (PEM, 0600).
@@ -108,22 +116,7 @@ impl HostIdentity {
 
     /// Loads the identity from `dir`.
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
-        let key_path = dir.join(HOST_KEY);
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&key_path).map_err(|source| {
-            IdentityError::Io {
-                path: key_path.clone(),
-                source,
-            }
-        })?);
-        let secret = SecretKey::from_hex(&text).map_err(|e| IdentityError::Corrupt {
-            path: key_path.clone(),
-            message: e.to_string(),
-        })?;
-        files::check_private(&key_path).map_err(|message| IdentityError::Corrupt {
-            path: key_path,
-            message,
-        })?;
-
+        let secret = load_secret(&dir.join(HOST_KEY))?;
         let cert_path = dir.join(TLS_CERT);
         let cert = CertificateDer::from_pem_file(&cert_path).map_err(|e| IdentityError::Corrupt {
             path: cert_path.clone(),
@@ -149,6 +142,203 @@ impl HostIdentity {
     pub fn cert_sha256(&self) -> String {
         fingerprint(&self.cert)
     }
+}
+
+/// The host's crypto_box keys in force: the current one and, for a grace period after a
+/// rotation, the one it replaced.
+#[derive(Debug)]
+pub struct HostKeys {
+    current: Sealer,
+    previous: Option<(Sealer, u64)>,
+}
+
+/// Which of the host's keys opened a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUsed {
+    /// The current key.
+    Current,
+    /// The key replaced by the last rotation, still inside its grace period.
+    Previous,
+}
+
+/// The old key kept by [`rotate`], as stored in [`PREVIOUS_HOST_KEY`].
+#[derive(Debug)]
+pub struct PreviousKey {
+    /// The replaced secret key.
+    pub secret: SecretKey,
+    /// Until when (Unix milliseconds) requests sealed to it are accepted.
+    pub until_ms: u64,
+}
+
+/// What `rotate-key` did, for printing.
+#[derive(Debug, Clone)]
+pub struct RotateReport {
+    /// The new public key (what clients are told, and `sesame host add --key` takes).
+    pub public_key: PublicKey,
+    /// The replaced public key.
+    pub previous: PublicKey,
+    /// Until when the replaced key is accepted.
+    pub previous_until_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousKeyFile {
+    /// The replaced secret key, 64 hex characters.
+    key: String,
+    /// Until when it is accepted, Unix milliseconds.
+    until_ms: u64,
+}
+
+impl HostKeys {
+    /// The keys in `dir`: `host.key`, and `host.key.previous` if there is one.
+    pub fn load(dir: &Path) -> Result<Self, IdentityError> {
+        let current = Sealer::new(load_secret(&dir.join(HOST_KEY))?);
+        let previous = load_previous(dir)?.map(|p| (Sealer::new(p.secret), p.until_ms));
+        Ok(Self { current, previous })
+    }
+
+    /// Keys for `current` alone (tests and tools).
+    pub fn single(current: SecretKey) -> Self {
+        Self {
+            current: Sealer::new(current),
+            previous: None,
+        }
+    }
+
+    /// The current public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.current.public_key()
+    }
+
+    /// The previous public key and until when it is accepted, if one is kept (even if its time
+    /// is up: [`open`](Self::open) checks that).
+    pub fn previous(&self) -> Option<(PublicKey, u64)> {
+        self.previous.as_ref().map(|(s, until)| (s.public_key(), *until))
+    }
+
+    /// Opens `envelope` with the current key or, when that fails on the MAC and the previous
+    /// key's time is not up at `now_ms`, with the previous one. `is_known` is asked once, before
+    /// any cryptography (see [`Sealer::open`]).
+    pub fn open(
+        &self,
+        now_ms: u64,
+        envelope: &Envelope<'_>,
+        is_known: impl FnOnce(&PublicKey) -> bool,
+    ) -> Result<(Vec<u8>, KeyUsed), ProtoError> {
+        if !is_known(&envelope.sender) {
+            return Err(ProtoError::UnknownSender);
+        }
+        match self.current.open(envelope, |_| true) {
+            Err(ProtoError::BadMac) => match &self.previous {
+                Some((old, until)) if now_ms < *until => {
+                    old.open(envelope, |_| true).map(|p| (p, KeyUsed::Previous))
+                }
+                _ => Err(ProtoError::BadMac),
+            },
+            other => other.map(|p| (p, KeyUsed::Current)),
+        }
+    }
+
+    /// The sealer for answers to a request opened with `used`.
+    pub fn sealer(&self, used: KeyUsed) -> &Sealer {
+        match (used, &self.previous) {
+            (KeyUsed::Previous, Some((old, _))) => old,
+            _ => &self.current,
+        }
+    }
+
+    /// Drops cached boxes for `peer` under every key.
+    pub fn forget(&self, peer: &PublicKey) {
+        self.current.forget(peer);
+        if let Some((old, _)) = &self.previous {
+            old.forget(peer);
+        }
+    }
+}
+
+/// The previous key kept by the last rotation, if any.
+pub fn load_previous(dir: &Path) -> Result<Option<PreviousKey>, IdentityError> {
+    let path = dir.join(PREVIOUS_HOST_KEY);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => zeroize::Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(IdentityError::Io { path, source }),
+    };
+    let corrupt = |message: String| IdentityError::Corrupt {
+        path: path.clone(),
+        message,
+    };
+    let raw: PreviousKeyFile = toml::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    let raw_key = zeroize::Zeroizing::new(raw.key);
+    let secret = SecretKey::from_hex(&raw_key).map_err(|e| corrupt(format!("key: {e}")))?;
+    files::check_private(&path).map_err(corrupt)?;
+    Ok(Some(PreviousKey {
+        secret,
+        until_ms: raw.until_ms,
+    }))
+}
+
+/// Replaces the host key in `dir` with a new one; the old one is kept in [`PREVIOUS_HOST_KEY`]
+/// and accepted until `now_ms + grace_ms` (a key kept by an earlier rotation is dropped).
+///
+/// The previous-key file is written before the new key, each atomically, so a crash in between
+/// leaves the old key both current and previous: harmless, and `rotate` can simply run again.
+pub fn rotate(dir: &Path, now_ms: u64, grace_ms: u64) -> Result<RotateReport, IdentityError> {
+    let key_path = dir.join(HOST_KEY);
+    let old = load_secret(&key_path)?;
+    let until_ms = now_ms.saturating_add(grace_ms);
+    let previous_path = dir.join(PREVIOUS_HOST_KEY);
+    let file = PreviousKeyFile {
+        key: old.to_hex().to_string(),
+        until_ms,
+    };
+    let text = zeroize::Zeroizing::new(format!(
+        "# The host key replaced by `sesamed rotate-key`; requests sealed to it are accepted\n\
+         # until {} (until_ms). Remove this file to stop accepting it now.\n{}",
+        crate::format_utc(until_ms),
+        toml::to_string(&file).map_err(|e| IdentityError::Corrupt {
+            path: previous_path.clone(),
+            message: e.to_string(),
+        })?
+    ));
+    drop(zeroize::Zeroizing::new(file.key));
+    files::write_atomic(&previous_path, text.as_bytes(), 0o600).map_err(|source| IdentityError::Io {
+        path: previous_path.clone(),
+        source,
+    })?;
+    let fresh = SecretKey::generate(&mut rand_core::OsRng);
+    let mut key_text = fresh.to_hex();
+    key_text.push('\n');
+    files::write_atomic(&key_path, key_text.as_bytes(), 0o600).map_err(|source| IdentityError::Io {
+        path: key_path.clone(),
+        source,
+    })?;
+    Ok(RotateReport {
+        public_key: fresh.public_key(),
+        previous: old.public_key(),
+        previous_until_ms: until_ms,
+    })
+}
+
+/// Reads a host key file (64 hex characters), refusing one others can read.
+fn load_secret(key_path: &Path) -> Result<SecretKey, IdentityError> {
+    let text =
+        zeroize::Zeroizing::new(
+            std::fs::read_to_string(key_path).map_err(|source| IdentityError::Io {
+                path: key_path.to_owned(),
+                source,
+            })?,
+        );
+    let secret = SecretKey::from_hex(&text).map_err(|e| IdentityError::Corrupt {
+        path: key_path.to_owned(),
+        message: e.to_string(),
+    })?;
+    files::check_private(key_path).map_err(|message| IdentityError::Corrupt {
+        path: key_path.to_owned(),
+        message,
+    })?;
+    Ok(secret)
 }
 
 /// SHA-256 of a DER certificate, as 64 lowercase hex characters.
@@ -186,5 +376,91 @@ mod tests {
             .expect_err("0644 key must be refused")
             .to_string();
         assert!(err.contains("host.key") && err.contains("0644"), "{err}");
+    }
+
+    /// A request sealed by `client` to `host`.
+    fn sealed(client: &Sealer, host: PublicKey, body: &[u8]) -> Vec<u8> {
+        client.seal(&host, &mut rand_core::OsRng, body).expect("seal")
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_for_its_grace_period_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = HostIdentity::init(dir.path()).expect("init").public_key;
+        let client = Sealer::new(SecretKey::generate(&mut rand_core::OsRng));
+        let me = client.public_key();
+        let report = rotate(dir.path(), 1_000, 60_000).expect("rotate");
+        assert_eq!(report.previous, first);
+        assert_eq!(report.previous_until_ms, 61_000);
+        assert_ne!(report.public_key, first);
+        assert!(files::check_private(&dir.path().join(PREVIOUS_HOST_KEY)).is_ok());
+        assert!(files::check_private(&dir.path().join(HOST_KEY)).is_ok());
+
+        let keys = HostKeys::load(dir.path()).expect("load");
+        assert_eq!(keys.public_key(), report.public_key);
+        assert_eq!(keys.previous(), Some((first, 61_000)));
+        let open = |now, bytes: &[u8]| {
+            let env = Envelope::decode(bytes).expect("decode");
+            keys.open(now, &env, |k| *k == me)
+        };
+        let to_new = sealed(&client, report.public_key, b"new");
+        let to_old = sealed(&client, first, b"old");
+        assert_eq!(
+            open(2_000, &to_new).expect("new key"),
+            (b"new".to_vec(), KeyUsed::Current)
+        );
+        assert_eq!(
+            open(2_000, &to_old).expect("old key in grace"),
+            (b"old".to_vec(), KeyUsed::Previous)
+        );
+        assert!(
+            matches!(open(61_000, &to_old), Err(ProtoError::BadMac)),
+            "grace over"
+        );
+        assert!(matches!(open(61_000, &to_new), Ok((_, KeyUsed::Current))));
+        // Answers to the old key come from the old key: that is the key the client pinned.
+        assert_eq!(keys.sealer(KeyUsed::Previous).public_key(), first);
+        assert_eq!(keys.sealer(KeyUsed::Current).public_key(), report.public_key);
+        // Strangers are refused before any cryptography, under either key.
+        let env = Envelope::decode(&to_old).expect("decode");
+        assert!(matches!(
+            keys.open(2_000, &env, |_| false),
+            Err(ProtoError::UnknownSender)
+        ));
+
+        // A second rotation keeps only the key it replaces.
+        let again = rotate(dir.path(), 5_000, 1_000).expect("rotate again");
+        assert_eq!(again.previous, report.public_key);
+        let keys = HostKeys::load(dir.path()).expect("load");
+        let env = Envelope::decode(&to_old).expect("decode");
+        assert!(
+            matches!(keys.open(5_500, &env, |_| true), Err(ProtoError::BadMac)),
+            "two rotations back"
+        );
+        // The TLS identity is untouched.
+        assert!(HostIdentity::load(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_or_exposed_previous_key_is_an_error_naming_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        HostIdentity::init(dir.path()).expect("init");
+        rotate(dir.path(), 0, 1_000).expect("rotate");
+        let path = dir.path().join(PREVIOUS_HOST_KEY);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = HostKeys::load(dir.path()).expect_err("0644").to_string();
+        assert!(err.contains(PREVIOUS_HOST_KEY) && err.contains("0644"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::fs::write(&path, "key = \"zz\"\nuntil_ms = 1\n").expect("write");
+        let err = HostKeys::load(dir.path()).expect_err("bad key").to_string();
+        assert!(err.contains(PREVIOUS_HOST_KEY) && err.contains("key:"), "{err}");
+        std::fs::remove_file(&path).expect("rm");
+        assert!(
+            HostKeys::load(dir.path())
+                .expect("no previous")
+                .previous()
+                .is_none()
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod control;
 pub mod files;
 pub mod firewall;
 pub mod host;
@@ -22,6 +23,7 @@ pub mod runner;
 pub mod salt;
 pub mod sandbox;
 pub mod seen;
+pub mod stats;
 pub mod system;
 pub mod transport;
 pub mod users;
@@ -68,8 +70,49 @@ pub fn format_remaining(ms: u64) -> String {
     }
 }
 
+/// Parses a duration for the command line: a whole number with a unit, `s`, `m`, `h` or `d`
+/// (`90s`, `30m`, `12h`, `7d`), into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a duration: use a whole number and s, m, h or d (e.g. 7d)");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_ms: u64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_parse_with_a_unit_only() {
+        assert_eq!(super::parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(super::parse_duration_ms("30m"), Ok(1_800_000));
+        assert_eq!(super::parse_duration_ms("12h"), Ok(43_200_000));
+        assert_eq!(super::parse_duration_ms("7d"), Ok(604_800_000));
+        assert_eq!(super::parse_duration_ms("0s"), Ok(0));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7w",
+            "-1d",
+            "1.5h",
+            " 7d",
+            "7d ",
+            "99999999999999999999d",
+        ] {
+            assert!(super::parse_duration_ms(bad).is_err(), "{bad:?}");
+        }
+        assert!(super::parse_duration_ms("999999999999999d").is_err(), "overflow");
+    }
+
     #[test]
     fn utc_formatting() {
         assert_eq!(super::format_utc(0), "1970-01-01 00:00:00 UTC");

@@ -12,6 +12,7 @@ use sesamed::audit::{AuditEvent, AuditLog};
 use sesamed::cli::{AuditCommand, Cli, ClientCommand, Command, GrantsCommand, LogFormat};
 use sesamed::clients::ClientRegistry;
 use sesamed::config::Config;
+use sesamed::control::{self, ControlSocket};
 use sesamed::firewall::{Firewall, GrantId, Revoker};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
@@ -26,6 +27,8 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config.config),
         Command::Configtest { config } => return configtest(&config.config),
         Command::Show { config } => show(&config.config),
+        Command::Status { json, config } => return status(&config.config, json),
+        Command::RotateKey { grace, config } => rotate_key(&config.config, grace),
         Command::Client(cmd) => client(cmd),
         Command::Policy(cmd) => return cmd.run(),
         Command::Module(cmd) => return cmd.run(),
@@ -72,6 +75,169 @@ fn show(config_path: &Path) -> Result<()> {
     println!("host:        {}", config.host_name);
     println!("host key:    {}", id.secret.public_key());
     println!("cert sha256: {}", id.cert_sha256());
+    if let Some(old) = sesamed::identity::load_previous(&config.state_dir)? {
+        let now = sesamed::now_ms();
+        if old.until_ms > now {
+            println!(
+                "old key:     {} (accepted until {})",
+                old.secret.public_key(),
+                sesamed::format_utc(old.until_ms)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Exit status of `status` when no daemon serves the state directory (as LSB init scripts).
+const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit status of `status` when the daemon's state could not be found out.
+const EXIT_STATUS_UNKNOWN: u8 = 4;
+
+fn status(config_path: &Path, json: bool) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sesamed: {}", sesame_proto::error_chain(&e));
+            return ExitCode::from(EXIT_STATUS_UNKNOWN);
+        }
+    };
+    let s = match control::query(&config.state_dir) {
+        Ok(s) => s,
+        Err(e @ control::ControlError::NotRunning { .. }) => {
+            eprintln!("sesamed: {e}");
+            return ExitCode::from(EXIT_NOT_RUNNING);
+        }
+        Err(e) => {
+            eprintln!("sesamed: {}", sesame_proto::error_chain(&e));
+            return ExitCode::from(EXIT_STATUS_UNKNOWN);
+        }
+    };
+    if json {
+        match serde_json::to_string(&s) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("sesamed: {e}");
+                return ExitCode::from(EXIT_STATUS_UNKNOWN);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let c = &s.counters;
+    println!("sesamed {} (pid {}) serving {}", s.version, s.pid, s.host);
+    println!(
+        "up:          {} (since {})",
+        sesamed::format_remaining(s.now_ms.saturating_sub(s.started_ms)),
+        sesamed::format_utc(s.started_ms)
+    );
+    let mut listening = Vec::new();
+    if let Some(q) = &s.quic {
+        listening.push(format!("quic {q}"));
+    }
+    if let Some(q) = &s.sqs {
+        listening.push(format!("sqs {q}"));
+    }
+    println!("serving:     {}", listening.join(", "));
+    let by_code: Vec<String> = c
+        .by_code
+        .iter()
+        .filter(|(code, _)| **code != 0)
+        .map(|(code, n)| {
+            let name = sesame_proto::ErrorCode::ALL
+                .iter()
+                .find(|e| e.as_u16() == *code)
+                .map_or("?", |e| e.summary());
+            format!("{n} × {code} {name}")
+        })
+        .collect();
+    println!(
+        "requests:    {} answered, {} ok{}; {} in flight",
+        c.answered,
+        c.ok,
+        if by_code.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_code.join(", "))
+        },
+        s.in_flight
+    );
+    println!(
+        "unanswered:  {} rejected (unknown key, bad MAC, garbage), {} duplicates",
+        c.rejected, c.duplicates
+    );
+    println!("clients:     {}", s.clients);
+    let cache = s.policy.cache.map_or_else(
+        || "decisions not cached".to_owned(),
+        |k| {
+            format!(
+                "cache {} hits, {} misses, {} of {} held",
+                k.hits, k.misses, k.entries, k.capacity
+            )
+        },
+    );
+    println!("policy:      {} ({cache})", s.policy.revision);
+    if let Some(g) = &s.grants {
+        match g.live {
+            Some(n) => println!("grants:      {n} live ({})", g.backend),
+            None => println!(
+                "grants:      ledger unreadable, see the daemon's log ({})",
+                g.backend
+            ),
+        }
+    }
+    println!("host key:    {}", s.host_key);
+    if let Some(old) = &s.previous_host_key {
+        println!(
+            "old key:     {} accepted until {}; {} requests still sealed to it",
+            old.key,
+            sesamed::format_utc(old.until_ms),
+            c.previous_host_key
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn rotate_key(config_path: &Path, grace_ms: u64) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let report = sesamed::identity::rotate(&config.state_dir, sesamed::now_ms(), grace_ms)?;
+    audit(
+        &config,
+        AuditEvent::HostKeyRotated {
+            key: report.public_key.to_string(),
+            previous: report.previous.to_string(),
+            previous_until_ms: report.previous_until_ms,
+        },
+    )?;
+    println!("host key:    {}", report.public_key);
+    println!(
+        "old key:     {} accepted until {}",
+        report.previous,
+        sesamed::format_utc(report.previous_until_ms)
+    );
+    // A running daemon checks the key files every second; wait to see it take the new key.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match control::query(&config.state_dir) {
+            Ok(s) if s.host_key == report.public_key.to_string() => {
+                println!("the running daemon (pid {}) now uses the new key", s.pid);
+                break;
+            }
+            Ok(s) if std::time::Instant::now() >= deadline => {
+                bail!(
+                    "the running daemon (pid {}) still uses {}; see its log, or send it SIGHUP",
+                    s.pid,
+                    s.host_key
+                )
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(control::ControlError::NotRunning { .. }) => {
+                println!("sesamed is not running; it will use the new key when it starts");
+                break;
+            }
+            Err(e) => bail!("the new key is written, but asking the daemon failed: {e}"),
+        }
+    }
+    println!("clients re-pin the new key by themselves at their next request before then;");
+    println!("others: sesame host add NAME --key {} ...", report.public_key);
     Ok(())
 }
 
@@ -152,6 +318,33 @@ fn client(cmd: ClientCommand) -> Result<()> {
             )?;
             println!("enrolled {name} ({key})");
         }
+        ClientCommand::Rekey {
+            name,
+            key,
+            grace,
+            config,
+        } => {
+            let config = Config::load(&config.config)?;
+            let key: sesame_proto::PublicKey = key.parse().context("--key")?;
+            let mut reg = ClientRegistry::load(&config.clients_file)?;
+            let until = sesamed::now_ms().saturating_add(grace);
+            let old = reg.rekey(&name, key, until)?;
+            reg.save(&config.clients_file)?;
+            audit(
+                &config,
+                AuditEvent::ClientRekeyed {
+                    name: name.clone(),
+                    key: key.to_string(),
+                    previous: old.to_string(),
+                    previous_until_ms: until,
+                },
+            )?;
+            println!("{name} now has key {key}");
+            println!(
+                "its old key {old} is accepted until {}",
+                sesamed::format_utc(until)
+            );
+        }
         ClientCommand::Remove { name, config } => {
             let config = Config::load(&config.config)?;
             let mut reg = ClientRegistry::load(&config.clients_file)?;
@@ -169,8 +362,14 @@ fn client(cmd: ClientCommand) -> Result<()> {
         ClientCommand::List { config } => {
             let config = Config::load(&config.config)?;
             let reg = ClientRegistry::load(&config.clients_file)?;
+            let now = sesamed::now_ms();
             for c in reg.iter() {
-                println!("{}\t{}\t{}", c.name, c.key, c.groups.join(","));
+                let old = c
+                    .previous
+                    .filter(|(_, until)| *until > now)
+                    .map(|(k, until)| format!("\told key {k} until {}", sesamed::format_utc(until)))
+                    .unwrap_or_default();
+                println!("{}\t{}\t{}{old}", c.name, c.key, c.groups.join(","));
             }
         }
     }
@@ -244,11 +443,57 @@ fn grants(cmd: GrantsCommand) -> Result<()> {
 }
 
 fn audit_command(cmd: AuditCommand) -> ExitCode {
-    let AuditCommand::Verify {
-        files,
-        expect,
-        config,
-    } = cmd;
+    match cmd {
+        AuditCommand::Verify {
+            files,
+            expect,
+            config,
+        } => audit_verify(files, expect, &config.config),
+        AuditCommand::Tail {
+            client,
+            lines,
+            follow,
+            json,
+            file,
+            config,
+        } => {
+            let run = || -> Result<()> {
+                let path = match file {
+                    Some(f) => f,
+                    None => Config::load(&config.config)?.audit_log,
+                };
+                let options = sesamed::audit::tail::TailOptions { client, lines, json };
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                let unreadable = sesamed::audit::tail::tail(&path, &options, follow, &mut out, || true)
+                    .with_context(|| path.display().to_string())?;
+                if unreadable > 0 {
+                    eprintln!(
+                        "sesamed: {unreadable} lines of {} are not records (a torn last line?); `sesamed audit verify` checks the log",
+                        path.display()
+                    );
+                }
+                Ok(())
+            };
+            match run() {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader went away (`| head`): not an error.
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sesamed: {}", sesame_proto::error_chain(e.as_ref()));
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn audit_verify(files: Vec<PathBuf>, expect: Option<String>, config_path: &Path) -> ExitCode {
     let run = || -> Result<bool> {
         let expect = expect
             .map(|e| Head::parse(&e).with_context(|| format!("--expect {e:?}: not SEQ:SHA256")))
@@ -256,7 +501,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
         // A saved head names a record of the audit log (or of the files given), never of the
         // decision log.
         let sets: Vec<(Vec<PathBuf>, Option<Head>)> = if files.is_empty() {
-            let config = Config::load(&config.config)?;
+            let config = Config::load(config_path)?;
             vec![
                 (vec![config.audit_log], expect),
                 (vec![config.decision_log], None),
@@ -329,6 +574,8 @@ fn audit(config: &Config, event: AuditEvent) -> Result<()> {
 fn serve(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
     let identity = HostIdentity::load(&config.state_dir)?;
+    // First, so a second daemon on this state directory stops before it touches anything.
+    let control = ControlSocket::bind(&config.state_dir)?;
     let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -339,9 +586,11 @@ fn serve(config_path: &Path) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = Duration::from_secs(30);
         let mut serving = Vec::new();
+        let mut quic_addr = None;
         if let Some(listen) = runner.config().quic_listen {
             let server = QuicServer::bind(listen, &identity)?;
             let addr = server.local_addr()?;
+            quic_addr = Some(addr.to_string());
             tracing::info!(%addr, host = %runner.config().host_name, "serving QUIC");
             // Tests and scripts wait for this line on stdout.
             println!("listening on {addr}");
@@ -360,6 +609,14 @@ fn serve(config_path: &Path) -> Result<()> {
                 drain,
             )));
         }
+        let sqs_queue = runner.config().sqs.as_ref().map(|s| s.queue.clone());
+        let status_of = Arc::clone(&runner);
+        let status = move || control::Status {
+            quic: quic_addr.clone(),
+            sqs: sqs_queue.clone(),
+            ..status_of.status(sesamed::now_ms())
+        };
+        tokio::spawn(control.serve(status, stop_rx.clone()));
         tokio::spawn(watch_reloads(Arc::clone(&runner), stop_rx.clone()));
         tokio::spawn(reap_grants(Arc::clone(&runner), stop_rx));
         let reason = shutdown_signal().await?;
@@ -401,8 +658,8 @@ async fn reap_grants(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver
     }
 }
 
-/// Reloads the client registry and the policy on SIGHUP, and the policy when a file in its
-/// directory changes (checked every second). A changed registry file is also picked up by the
+/// Reloads the client registry, the policy and the host keys on SIGHUP, and the policy and
+/// keys when their files change (checked every second). A changed registry file is also picked up by the
 /// next request (`Runner::refresh_clients`).
 async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -430,11 +687,13 @@ async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiv
             let now = sesamed::now_ms();
             r.release_logs();
             if forced {
-                tracing::info!("SIGHUP: reloading clients and policy");
+                tracing::info!("SIGHUP: reloading clients, policy and host keys");
                 r.reload_clients(now);
                 let _ = r.reload_policy(now);
+                r.reload_keys(now);
             } else {
                 r.refresh_policy(now);
+                r.refresh_keys(now);
             }
         })
         .await;

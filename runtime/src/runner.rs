@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sesame_proto::{
-    Envelope, ErrorCode, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response, Sealer,
+    Envelope, ErrorCode, HostKeyNote, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response,
 };
 
 use crate::answers::{Answers, Seen};
@@ -20,10 +20,11 @@ use crate::clients::{Client, ClientRegistry};
 use crate::config::{CommandLookupError, Config};
 use crate::firewall::{Firewall, FirewallError};
 use crate::host::{CallContext, Invocation};
-use crate::identity::HostIdentity;
+use crate::identity::{HostKeys, KeyUsed, PREVIOUS_HOST_KEY};
 use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
 use crate::sandbox::{LoadError, RunLimits, Sandbox};
 use crate::seen::{SEEN_FILE, SeenLog};
+use crate::stats::Counters;
 
 /// Request ids remembered at most; beyond this the daemon answers busy rather than forget one.
 pub const REPLAY_CAPACITY: usize = 1_000_000;
@@ -59,7 +60,10 @@ pub struct Peer {
 #[derive(Debug)]
 pub struct Runner {
     config: Config,
-    sealer: Sealer,
+    /// The host's keys: current, and the one a rotation replaced while it is still accepted.
+    keys: RwLock<Arc<HostKeys>>,
+    /// What the key files looked like when last loaded; a change triggers a reload.
+    keys_stamp: Mutex<[Option<FileStamp>; 2]>,
     clients: RwLock<Arc<ClientRegistry>>,
     /// What the registry file looked like when last loaded; a change triggers a reload.
     clients_stamp: Mutex<Option<FileStamp>>,
@@ -82,6 +86,10 @@ pub struct Runner {
     running: AtomicUsize,
     /// Requests inside `handle` now.
     in_flight: AtomicUsize,
+    /// What the daemon has done since it started (`sesamed status`).
+    counters: Counters,
+    /// When it started, Unix milliseconds.
+    started_ms: u64,
 }
 
 /// Why the daemon could not start.
@@ -146,7 +154,11 @@ impl From<ProtoError> for Failure {
 impl Runner {
     /// Loads everything a daemon needs: identity, clients, policy, modules, replay log, audit log.
     pub fn start(config: Config, now_ms: u64) -> Result<Self, StartError> {
-        let identity = HostIdentity::load(&config.state_dir)?;
+        let keys_stamp = key_stamps(&config);
+        let keys = HostKeys::load(&config.state_dir)?;
+        if let Some((key, until_ms)) = keys.previous().filter(|(_, until)| *until > now_ms) {
+            tracing::info!(%key, until = %crate::format_utc(until_ms), "the previous host key is still accepted");
+        }
         let clients_stamp = FileStamp::of(&config.clients_file);
         let clients = ClientRegistry::load(&config.clients_file)?;
         let policy_stamp = dir_stamp(&config.policy_dir);
@@ -196,7 +208,8 @@ impl Runner {
             },
         )?;
         Ok(Self {
-            sealer: Sealer::new(identity.secret),
+            keys: RwLock::new(Arc::new(keys)),
+            keys_stamp: Mutex::new(keys_stamp),
             clients: RwLock::new(Arc::new(clients)),
             clients_stamp: Mutex::new(clients_stamp),
             replay: Mutex::new((window, seen)),
@@ -211,6 +224,8 @@ impl Runner {
             salt,
             running: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            counters: Counters::default(),
+            started_ms: now_ms,
             config,
         })
     }
@@ -264,10 +279,32 @@ impl Runner {
                 );
             }
         };
-        let plaintext = match self.sealer.open(&envelope, |k| *k == client.key) {
-            Ok(p) => p,
+        let keys = self.host_keys();
+        let (plaintext, key_used) = match keys.open(now_ms, &envelope, |k| client.accepts(k, now_ms)) {
+            Ok(opened) => opened,
             Err(e) => return self.reject(now_ms, peer, Some(envelope.sender.to_string()), &e),
         };
+        // A client rekeyed by the operator may still use its previous key for a while: from
+        // here on the client is that key (answers are sealed to it, the audit and the policy
+        // see it, its SQS reply queue is the one derived from it).
+        let client: std::borrow::Cow<'_, Client> = if envelope.sender == client.key {
+            std::borrow::Cow::Borrowed(client)
+        } else {
+            std::borrow::Cow::Owned(Client {
+                key: envelope.sender,
+                ..client.clone()
+            })
+        };
+        let client = &*client;
+        // Sealed to the key the last rotation replaced: answer under it (the key this client
+        // pinned) and tell the client the new one.
+        let rotated = (key_used == KeyUsed::Previous).then(|| {
+            self.counters.previous_host_key();
+            HostKeyNote {
+                key: keys.public_key(),
+                old_key_until_ms: keys.previous().map_or(0, |(_, until)| until),
+            }
+        });
 
         let mut record = RequestRecord {
             phase: "end",
@@ -275,6 +312,7 @@ impl Runner {
             key: client.key.to_string(),
             transport: peer.transport.to_owned(),
             source_ip: peer.source_ip.map(|ip| ip.to_string()),
+            previous_host_key: key_used == KeyUsed::Previous,
             ..RequestRecord::default()
         };
         let mut pending = None;
@@ -302,8 +340,10 @@ impl Runner {
         let duration_us = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
         let (response, plaintext) = fit_in_envelope(Response {
             duration_us,
+            host_key_rotated: rotated,
             ..response
         });
+        self.counters.answered(response.code);
         record.code = response.code.as_u16();
         record.message = if response.code == ErrorCode::Ok {
             String::new()
@@ -314,7 +354,10 @@ impl Runner {
         if let Err(e) = self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
             tracing::error!("{e}");
         }
-        match self.sealer.seal(&client.key, &mut rand_core::OsRng, &plaintext) {
+        match keys
+            .sealer(key_used)
+            .seal(&client.key, &mut rand_core::OsRng, &plaintext)
+        {
             Ok(sealed) => {
                 if let Some(p) = pending {
                     p.finish(&sealed);
@@ -335,6 +378,7 @@ impl Runner {
             Seen::Answered(sealed) => Some(sealed.as_ref().clone()),
             Seen::New | Seen::Running => None,
         };
+        self.counters.duplicate();
         tracing::info!(id = %record.id, client = %record.client, answered = answer.is_some(), "duplicate delivery, not run again");
         let event = AuditEvent::Duplicate {
             id: record.id.clone(),
@@ -437,8 +481,9 @@ impl Runner {
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
+                let keys = self.host_keys();
                 for gone in old.iter().filter(|c| fresh.by_key(&c.key).is_none()) {
-                    self.sealer.forget(&gone.key);
+                    keys.forget(&gone.key);
                 }
                 let clients = fresh.len();
                 *self
@@ -463,6 +508,114 @@ impl Runner {
         };
         if let Err(e) = self.audit.append(now_ms, &event) {
             tracing::error!("{e}");
+        }
+    }
+
+    /// The host keys in force.
+    pub fn host_keys(&self) -> Arc<HostKeys> {
+        Arc::clone(
+            &self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Reloads the host keys if `host.key` or `host.key.previous` changed since they were last
+    /// read (`sesamed rotate-key`; removing the previous key's file stops accepting it). The
+    /// daemon checks every second and on SIGHUP.
+    pub fn refresh_keys(&self, now_ms: u64) {
+        let mut stamp = lock(&self.keys_stamp);
+        let current = key_stamps(&self.config);
+        if *stamp == current {
+            return;
+        }
+        *stamp = current;
+        self.reload_keys(now_ms);
+    }
+
+    /// Reads the host keys again. Keys that fail to load leave the old ones in force.
+    pub fn reload_keys(&self, now_ms: u64) {
+        let (event, fresh) = match HostKeys::load(&self.config.state_dir) {
+            Ok(fresh) => {
+                let event = AuditEvent::HostKeysReloaded {
+                    key: fresh.public_key().to_string(),
+                    previous: fresh.previous().map(|(k, _)| k.to_string()),
+                    previous_until_ms: fresh.previous().map(|(_, until)| until),
+                    error: None,
+                };
+                (event, Some(fresh))
+            }
+            Err(e) => {
+                tracing::error!("host keys not reloaded, keeping the loaded ones: {e}");
+                let kept = self.host_keys();
+                let event = AuditEvent::HostKeysReloaded {
+                    key: kept.public_key().to_string(),
+                    previous: kept.previous().map(|(k, _)| k.to_string()),
+                    previous_until_ms: kept.previous().map(|(_, until)| until),
+                    error: Some(e.to_string()),
+                };
+                (event, None)
+            }
+        };
+        if let Some(fresh) = fresh {
+            let changed = {
+                let old = self.host_keys();
+                old.public_key() != fresh.public_key() || old.previous() != fresh.previous()
+            };
+            if changed {
+                tracing::info!(key = %fresh.public_key(), previous = ?fresh.previous().map(|(k, _)| k.to_string()), "host keys reloaded");
+            }
+            *self
+                .keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+        }
+        if let Err(e) = self.audit.append(now_ms, &event) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// What `sesamed status` shows, less the transports (`main` knows those).
+    pub fn status(&self, now_ms: u64) -> crate::control::Status {
+        let policy = self.current_policy();
+        let keys = self.host_keys();
+        let grants = self.firewall.as_ref().map(|fw| crate::control::GrantsStatus {
+            backend: fw.backend_name().to_owned(),
+            live: fw
+                .list(now_ms, None)
+                .map_err(|e| tracing::warn!("status: reading the grants ledger: {e}"))
+                .ok()
+                .map(|g| g.len()),
+        });
+        crate::control::Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            host: self.config.host_name.clone(),
+            started_ms: self.started_ms,
+            now_ms,
+            quic: None,
+            sqs: None,
+            in_flight: self.in_flight(),
+            clients: self
+                .clients
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len(),
+            counters: self.counters.snapshot(),
+            policy: crate::control::PolicyStatus {
+                revision: policy.revision().to_owned(),
+                cache: policy.cache_stats(),
+            },
+            grants,
+            host_key: keys.public_key().to_string(),
+            previous_host_key: keys
+                .previous()
+                .filter(|(_, until)| *until > now_ms)
+                .map(|(key, until_ms)| crate::control::PreviousHostKey {
+                    key: key.to_string(),
+                    until_ms,
+                }),
         }
     }
 
@@ -740,6 +893,7 @@ impl Runner {
 
     fn reject(&self, now_ms: u64, peer: &Peer, sender: Option<String>, e: &ProtoError) -> Option<Vec<u8>> {
         tracing::debug!(transport = peer.transport, source = ?peer.source_ip, "rejected unauthenticated input: {e}");
+        self.counters.rejected();
         let event = AuditEvent::Rejected {
             transport: peer.transport.to_owned(),
             source_ip: peer.source_ip.map(|ip| ip.to_string()),
@@ -772,6 +926,14 @@ impl FileStamp {
             ino: m.ino(),
         })
     }
+}
+
+/// The stamps of the host key files, in the order `host.key`, `host.key.previous`.
+fn key_stamps(config: &Config) -> [Option<FileStamp>; 2] {
+    [
+        FileStamp::of(&config.state_dir.join(crate::identity::HOST_KEY)),
+        FileStamp::of(&config.state_dir.join(PREVIOUS_HOST_KEY)),
+    ]
 }
 
 /// The configured policy directory, with the configured decision cache.
@@ -940,6 +1102,7 @@ fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
     }
     let too_big = Response {
         duration_us: response.duration_us,
+        host_key_rotated: response.host_key_rotated,
         ..Response::error(
             response.id,
             ErrorCode::MemoryLimit,

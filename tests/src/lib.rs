@@ -134,6 +134,28 @@ impl Daemon {
         }
     }
 
+    /// Stops the daemon with SIGTERM (a graceful shutdown) and returns how it exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        let out = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .output()
+            .expect("run kill");
+        assert!(
+            out.status.success(),
+            "kill -TERM: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        child.wait().expect("reap sesamed")
+    }
+
+    /// `sesamed ARGS --config CONFIG`.
+    pub fn sesamed(&self, args: &[&str]) -> Output {
+        let mut all = args.to_vec();
+        all.push("--config");
+        sesamed(&all, &[self.config.as_os_str()])
+    }
+
     /// Starts the daemon again on the same directory (after [`Daemon::kill_hard`]); it listens
     /// on a new port, so clients must pin it again.
     pub fn restart(&mut self) {

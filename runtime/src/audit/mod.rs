@@ -11,6 +11,7 @@
 //! before. `sesamed audit verify` finds any line changed, removed, inserted or moved.
 
 pub mod chain;
+pub mod tail;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -81,6 +82,17 @@ pub enum AuditEvent {
         /// Its groups.
         groups: Vec<String>,
     },
+    /// A client was given a new key; the old one is accepted until `previous_until_ms`.
+    ClientRekeyed {
+        /// Its name.
+        name: String,
+        /// Its new key.
+        key: String,
+        /// The replaced key.
+        previous: String,
+        /// Until when the replaced key is accepted.
+        previous_until_ms: u64,
+    },
     /// A client was removed.
     ClientRemoved {
         /// Its name.
@@ -130,6 +142,27 @@ pub enum AuditEvent {
         /// The error, when the reload failed.
         error: Option<String>,
     },
+    /// The host keys were reloaded (`sesamed rotate-key`, SIGHUP), or a reload failed and the
+    /// loaded keys were kept.
+    HostKeysReloaded {
+        /// The current public key.
+        key: String,
+        /// The replaced key still kept, if any.
+        previous: Option<String>,
+        /// Until when it is accepted.
+        previous_until_ms: Option<u64>,
+        /// The error, when the reload failed.
+        error: Option<String>,
+    },
+    /// `sesamed rotate-key` replaced the host key.
+    HostKeyRotated {
+        /// The new public key.
+        key: String,
+        /// The replaced key.
+        previous: String,
+        /// Until when the replaced key is accepted.
+        previous_until_ms: u64,
+    },
     /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
     /// the reaper acted on one.
     Firewall(Box<crate::firewall::FirewallRecord>),
@@ -150,6 +183,9 @@ pub struct RequestRecord {
     pub transport: String,
     /// Observed source address.
     pub source_ip: Option<String>,
+    /// Whether the request was sealed to the host key the last rotation replaced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub previous_host_key: bool,
     /// Cluster (as resolved when known).
     pub cluster: Option<String>,
     /// Command.

@@ -50,7 +50,7 @@ struct Generations {
 }
 
 /// What a cache has done since it was made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStats {
     /// Decisions answered from the cache.
     pub hits: u64,
