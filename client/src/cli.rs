@@ -10,6 +10,12 @@ use crate::Transport;
 /// their sesamed: `sesame run HOST COMMAND [ARGS...]`. What a command may do is decided by the
 /// host's policy for this key. Start with `sesame keygen`, give the printed key to the host's
 /// operator, and pin the host with `sesame host add` using what `sesamed show` prints there.
+///
+/// Errors are printed on standard error as `sesame: …`, often with a `hint: …` line saying
+/// what to do; they are coloured on a terminal unless NO_COLOR is set. Exit status: 0 success;
+/// 1 the host answered with an error; 2 a local problem (no key, unknown host, bad arguments);
+/// 3 no answer came (host unreachable, certificate not the pinned one, key not enrolled,
+/// timeout).
 #[derive(Debug, clap::Parser)]
 #[command(name = "sesame", version, about, propagate_version = true)]
 pub struct Cli {
@@ -35,6 +41,84 @@ pub enum Command {
     /// Name sets of hosts for `sesame run --group`.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Open a port on a host for this machine, then carry one TCP connection to it over
+    /// standard input and output: ssh's ProxyCommand.
+    ///
+    /// With `ProxyCommand sesame ssh-proxy %h %p` in ~/.ssh/config (the example below),
+    /// `ssh web1` first asks the pinned host web1 to run `allow 22 --ttl 60` (the opening
+    /// is for the address the host sees this machine at), and only if the host grants it,
+    /// connects to web1's address on port 22 and pipes ssh's traffic through. If the host
+    /// refuses, or does not answer, nothing is connected: the reason, with a hint, goes to
+    /// standard error and ssh stops. Nothing but the connection's bytes is ever written to
+    /// standard output.
+    ///
+    /// HOST is what ssh passes for %h (the name given to ssh, or its HostName): a pinned host's
+    /// name (`sesame host list`); else the pinned host whose daemon name (`--host-name`) is
+    /// HOST; else the one whose QUIC address is HOST, compared as written, then by the IP
+    /// addresses both resolve to. Where several pinned hosts share a HostName, use %n (the
+    /// name as given to ssh) instead of %h.
+    ///
+    /// The opening only has to last until ssh has connected, hence the short default --ttl.
+    /// The connection outlives it wherever the firewall accepts established traffic before its
+    /// own rules: ufw's stock before.rules do, and so does the nftables set-up in sesame's
+    /// README (`ct state established,related accept`). Closing a rule does not cut a
+    /// connection it let in.
+    ///
+    /// The TCP connection goes to the host part of the host's pinned QUIC address (to HOST
+    /// itself for a host reached only over SQS; SQS requests carry no source address, so give
+    /// --from there). Connecting is retried for --connect-timeout seconds while the opening
+    /// takes effect.
+    ///
+    /// Exit status: 0 once the connection has closed; 1 the host refused (its error code and
+    /// a hint on standard error); 2 a local problem (HOST not pinned, no key, bad arguments);
+    /// 3 no answer from the host, or access was granted but the port did not take the
+    /// connection (or it broke).
+    #[command(after_long_help = SSH_PROXY_EXAMPLE)]
+    SshProxy(SshProxyArgs),
+}
+
+/// The end of `sesame ssh-proxy --help`: the ssh configuration, verbatim.
+pub const SSH_PROXY_EXAMPLE: &str = "\
+Example, in ~/.ssh/config:
+
+    Host web1 web2
+        ProxyCommand sesame ssh-proxy %h %p
+
+then `ssh web1` as usual. Its messages appear on ssh's standard error; with
+`ProxyCommand sesame ssh-proxy --verbose %h %p` they also say what the host opened.";
+
+/// `sesame ssh-proxy …`.
+#[derive(Debug, clap::Args)]
+pub struct SshProxyArgs {
+    /// The host, as ssh passes it (%h): a pinned name, a daemon's name, or the host part of a
+    /// pinned QUIC address.
+    pub host: String,
+    /// The TCP port to open and connect to (%p).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// The command that opens the port, `COMMAND` or `CLUSTER::COMMAND`. It is run as
+    /// `COMMAND PORT --ttl SECONDS [--from ADDR]`, like the stock `allow`.
+    #[arg(long, default_value = "allow", value_name = "CLUSTER::COMMAND")]
+    pub command: String,
+    /// How long the opening lasts, seconds: only until ssh has connected.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub ttl: u64,
+    /// Open the port for this source address (or CIDR) instead of the one the host sees;
+    /// needed over SQS, whose requests carry none.
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// The transport for the request; by default QUIC for hosts with an address, else SQS.
+    #[arg(long, value_enum)]
+    pub via: Option<Transport>,
+    /// Give up waiting for the host's answer after this many seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+    /// Give up connecting to PORT after this many seconds (retrying meanwhile).
+    #[arg(long = "connect-timeout", default_value_t = 5, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Say on standard error what the host opened and where the connection goes.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// `sesame run …`.
@@ -64,7 +148,10 @@ pub struct RunArgs {
     /// Hosts asked at once.
     #[arg(long, default_value_t = 32)]
     pub parallel: usize,
-    /// Print one JSON object per host instead of the table (many hosts).
+    /// Print JSON for scripts instead of the output (one host) or the table (many hosts): one
+    /// object per host and line, with `host`, `via`, `ok`, `code`, `output`, `message` (or
+    /// `error` when no answer came) and `elapsed_ms`. Errors still go to standard error as text;
+    /// the exit status is the same as without --json.
     #[arg(long)]
     pub json: bool,
 }
@@ -81,7 +168,11 @@ pub enum GroupCommand {
         hosts: Vec<String>,
     },
     /// List groups.
-    List,
+    List {
+        /// One JSON object per group and line: `name`, `hosts`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Forget a group (its hosts stay pinned).
     Remove {
         /// The group's name.
@@ -93,9 +184,24 @@ pub enum GroupCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum KeyCommand {
     /// Print the public key (give it to the host's operator for `sesamed client add`).
-    Show,
+    Show {
+        /// Print one JSON object: `public_key`, `reply_queue` (its SQS reply queue).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the name of this key's SQS reply queue (for its IAM policy).
     ReplyQueue,
+    /// Replace this client's key, in two steps. `sesame key rotate` stages a new key
+    /// (`id.key.next`) and prints it, while the current key stays in use: give the new key to
+    /// each host's operator for `sesamed client rekey NAME --key NEW`, which keeps the current
+    /// one accepted for a grace period. Then `sesame key rotate --finish` puts the new key in
+    /// use and keeps the old one as `id.key.previous`. Running it again before --finish prints
+    /// the same staged key.
+    Rotate {
+        /// Put the staged key in use.
+        #[arg(long)]
+        finish: bool,
+    },
 }
 
 /// `sesame host …`.
@@ -132,7 +238,13 @@ pub enum HostCommand {
         host_name: Option<String>,
     },
     /// List pinned hosts.
-    List,
+    List {
+        /// One JSON object per host and line: `name`, `host_name` (the daemon's), `key`,
+        /// `addr` and `cert_sha256` (QUIC), `sqs` (`queue`, `region`, `endpoint_url`,
+        /// `profile`); a route the host lacks is null.
+        #[arg(long)]
+        json: bool,
+    },
     /// Forget a host.
     Remove {
         /// The host's name.

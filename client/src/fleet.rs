@@ -38,6 +38,21 @@ pub struct Command {
     pub args: Vec<String>,
 }
 
+impl Command {
+    /// `spec` (`COMMAND` or `CLUSTER::COMMAND`) with `args`.
+    pub fn parse(spec: &str, args: Vec<String>) -> Self {
+        let (cluster, command) = match spec.split_once("::") {
+            Some((cluster, command)) => (Some(cluster.to_owned()), command.to_owned()),
+            None => (None, spec.to_owned()),
+        };
+        Self {
+            cluster,
+            command,
+            args,
+        }
+    }
+}
+
 /// How one host's request ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -55,6 +70,26 @@ impl Outcome {
     /// Whether the command ran and succeeded.
     pub fn succeeded(&self) -> bool {
         matches!(&self.result, Ok(r) if r.status == sesame_proto::Status::Ok)
+    }
+
+    /// The outcome for scripts: `host`, `via`, `ok`, `elapsed_ms`, and `code`, `output` and
+    /// `message` for an answer or `error` when none came.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "host": self.alias,
+            "via": self.via.as_str(),
+            "ok": self.succeeded(),
+            "elapsed_ms": u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
+        });
+        match &self.result {
+            Ok(r) => {
+                v["code"] = r.code.as_u16().into();
+                v["output"] = r.output.clone().into();
+                v["message"] = r.message.clone().into();
+            }
+            Err(e) => v["error"] = e.to_string().into(),
+        }
+        v
     }
 }
 
@@ -148,4 +183,52 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use sesame_proto::{ErrorCode, RequestId, Response};
+
+    use super::*;
+
+    #[test]
+    fn commands_name_their_cluster_with_two_colons() {
+        let c = Command::parse("access::allow", vec!["22".into()]);
+        assert_eq!(
+            (c.cluster.as_deref(), c.command.as_str()),
+            (Some("access"), "allow")
+        );
+        assert_eq!(c.args, ["22"]);
+        let c = Command::parse("whoami", Vec::new());
+        assert_eq!((c.cluster, c.command.as_str()), (None, "whoami"));
+    }
+
+    #[test]
+    fn outcomes_as_json() {
+        let answered = Outcome {
+            alias: "web1".into(),
+            via: Transport::Quic,
+            result: Ok(Response::error(
+                RequestId::from_bytes([1; 16]),
+                ErrorCode::Denied,
+                "no".to_owned(),
+            )),
+            elapsed: Duration::from_millis(12),
+        };
+        let v = answered.to_json();
+        assert_eq!(
+            v,
+            serde_json::json!({"host": "web1", "via": "quic", "ok": false, "elapsed_ms": 12,
+                "code": 1010, "output": "", "message": "no"})
+        );
+        let silent = Outcome {
+            alias: "db1".into(),
+            via: Transport::Sqs,
+            result: Err(ClientError::Timeout(Duration::from_secs(3))),
+            elapsed: Duration::from_secs(3),
+        };
+        let v = silent.to_json();
+        assert_eq!((v["ok"].as_bool(), v["via"].as_str()), (Some(false), Some("sqs")));
+        assert_eq!(v["error"], "no answer within 3s");
+    }
 }

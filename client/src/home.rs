@@ -28,6 +28,10 @@ use sesame_proto::{PublicKey, SecretKey};
 
 /// The secret key file's name.
 pub const KEY_FILE: &str = "id.key";
+/// A new key staged by `sesame key rotate`, not yet in use.
+pub const NEXT_KEY_FILE: &str = "id.key.next";
+/// The key replaced by `sesame key rotate --finish`, kept until the next rotation.
+pub const PREVIOUS_KEY_FILE: &str = "id.key.previous";
 /// The hosts file's name.
 pub const HOSTS_FILE: &str = "hosts.toml";
 
@@ -90,6 +94,25 @@ impl HostEntry {
         Some((self.addr.as_deref()?, self.cert_sha256.as_deref()?))
     }
 
+    /// The entry for scripts (`sesame host list --json`): `name` (the pinned name), `host_name`
+    /// (the daemon's), `key`, `addr` and `cert_sha256` (QUIC), `sqs` (`queue`, `region`,
+    /// `endpoint_url`, `profile`); a route the host lacks is `null`.
+    pub fn to_json(&self, alias: &str) -> serde_json::Value {
+        serde_json::json!({
+            "name": alias,
+            "host_name": self.daemon_name(alias),
+            "key": self.key.to_string(),
+            "addr": self.addr,
+            "cert_sha256": self.cert_sha256,
+            "sqs": self.sqs.as_ref().map(|r| serde_json::json!({
+                "queue": r.queue,
+                "region": r.region,
+                "endpoint_url": r.endpoint_url,
+                "profile": r.profile,
+            })),
+        })
+    }
+
     /// The transport used when none is asked for: QUIC if the host has an address, else SQS.
     pub fn default_transport(&self) -> Transport {
         if self.addr.is_some() {
@@ -125,6 +148,16 @@ pub enum Transport {
     Quic,
     /// The host's SQS request queue.
     Sqs,
+}
+
+impl Transport {
+    /// `quic` or `sqs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quic => "quic",
+            Self::Sqs => "sqs",
+        }
+    }
 }
 
 /// The client's directory.
@@ -227,32 +260,64 @@ impl ClientHome {
 
     /// Loads the secret key, refusing one others can read.
     pub fn key(&self) -> Result<SecretKey, HomeError> {
-        let path = self.dir.join(KEY_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => zeroize::Zeroizing::new(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(HomeError::NoKey(path)),
-            Err(source) => return Err(HomeError::Io { path, source }),
-        };
-        let mode = std::fs::metadata(&path)
-            .map_err(|source| HomeError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(HomeError::Invalid {
-                path,
-                message: format!(
-                    "mode {:04o} lets others read your key; chmod 600 it",
-                    mode & 0o777
-                ),
-            });
+        read_key(self.dir.join(KEY_FILE))
+    }
+
+    /// The key staged by `sesame key rotate`: the one there, or a new one written now (0600).
+    /// Returns it and whether it was made now.
+    pub fn stage_key(&self) -> Result<(SecretKey, bool), HomeError> {
+        self.key()?;
+        let path = self.dir.join(NEXT_KEY_FILE);
+        match read_key(path.clone()) {
+            Ok(staged) => return Ok((staged, false)),
+            Err(HomeError::NoKey(_)) => {}
+            Err(e) => return Err(e),
         }
-        SecretKey::from_hex(&text).map_err(|e| HomeError::Invalid {
-            path,
-            message: e.to_string(),
-        })
+        let secret = SecretKey::generate(&mut rand_core::OsRng);
+        write_key(&path, &secret)?;
+        Ok((secret, true))
+    }
+
+    /// Puts the staged key in use: the current key moves to `id.key.previous` (replacing one
+    /// kept by an earlier rotation), the staged one to `id.key`. Returns (old, new) public keys.
+    ///
+    /// The old key is copied before the staged one is renamed over it, so a crash in between
+    /// leaves the old key in use and the new one still staged: run it again.
+    pub fn finish_rotation(&self) -> Result<(PublicKey, PublicKey), HomeError> {
+        let next_path = self.dir.join(NEXT_KEY_FILE);
+        let next = match read_key(next_path.clone()) {
+            Err(HomeError::NoKey(_)) => {
+                return Err(HomeError::Invalid {
+                    path: next_path,
+                    message: "no key is staged: run `sesame key rotate` first".into(),
+                });
+            }
+            other => other?,
+        };
+        let current = self.key()?;
+        write_key(&self.dir.join(PREVIOUS_KEY_FILE), &current)?;
+        let key_path = self.dir.join(KEY_FILE);
+        std::fs::rename(&next_path, &key_path)
+            .and_then(|()| std::fs::File::open(&self.dir)?.sync_all())
+            .map_err(|source| HomeError::Io {
+                path: key_path,
+                source,
+            })?;
+        Ok((current.public_key(), next.public_key()))
+    }
+
+    /// Re-pins host `name` to `new` if it is still pinned to `old` (the key its answer came
+    /// from). Returns whether it changed.
+    pub fn repin(&self, name: &str, old: &PublicKey, new: PublicKey) -> Result<bool, HomeError> {
+        let mut file = self.load()?;
+        match file.hosts.get_mut(name) {
+            Some(entry) if entry.key == *old && entry.key != new => {
+                entry.key = new;
+                self.save(&file)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn load(&self) -> Result<HostsFile, HomeError> {
@@ -413,9 +478,120 @@ fn check_fingerprint(fp: &str) -> Result<(), String> {
     }
 }
 
+/// Reads a secret key file, refusing one others can read.
+fn read_key(path: PathBuf) -> Result<SecretKey, HomeError> {
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => zeroize::Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(HomeError::NoKey(path)),
+        Err(source) => return Err(HomeError::Io { path, source }),
+    };
+    let mode = std::fs::metadata(&path)
+        .map_err(|source| HomeError::Io {
+            path: path.clone(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(HomeError::Invalid {
+            path,
+            message: format!(
+                "mode {:04o} lets others read your key; chmod 600 it",
+                mode & 0o777
+            ),
+        });
+    }
+    SecretKey::from_hex(&text).map_err(|e| HomeError::Invalid {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Writes a secret key file atomically (0600, synced).
+fn write_key(path: &Path, secret: &SecretKey) -> Result<(), HomeError> {
+    let io = |source| HomeError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    let mut text = secret.to_hex();
+    text.push('\n');
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_stages_a_key_then_swaps_it_in_keeping_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = ClientHome::at(dir.path().join("h"));
+        assert!(
+            matches!(home.stage_key(), Err(HomeError::NoKey(_))),
+            "nothing to rotate"
+        );
+        let first = home.keygen().expect("keygen").public_key();
+        assert!(home.finish_rotation().is_err(), "nothing staged");
+        let (staged, fresh) = home.stage_key().expect("stage");
+        assert!(fresh);
+        let (again, fresh) = home.stage_key().expect("stage again");
+        assert!(!fresh, "the staged key is kept, not replaced");
+        assert_eq!(again.public_key(), staged.public_key());
+        assert_eq!(home.key().expect("key").public_key(), first, "still in use");
+        let (old, new) = home.finish_rotation().expect("finish");
+        assert_eq!((old, new), (first, staged.public_key()));
+        assert_eq!(home.key().expect("key").public_key(), new);
+        let kept = read_key(home.dir().join(PREVIOUS_KEY_FILE)).expect("previous");
+        assert_eq!(kept.public_key(), first);
+        assert!(!home.dir().join(NEXT_KEY_FILE).exists());
+        for f in [KEY_FILE, PREVIOUS_KEY_FILE] {
+            let mode = std::fs::metadata(home.dir().join(f))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+
+    #[test]
+    fn repin_only_replaces_the_key_the_answer_came_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = ClientHome::at(dir.path());
+        let key = |b: u8| PublicKey::from_bytes([b; 32]);
+        let entry = HostEntry {
+            addr: Some("127.0.0.1:1".into()),
+            key: key(1),
+            cert_sha256: Some("ab".repeat(32)),
+            name: None,
+            sqs: None,
+        };
+        home.add_host("web", entry).expect("add");
+        assert!(
+            !home.repin("web", &key(9), key(2)).expect("repin"),
+            "pinned to another key"
+        );
+        assert!(
+            !home.repin("nope", &key(1), key(2)).expect("repin"),
+            "no such host"
+        );
+        assert!(home.repin("web", &key(1), key(2)).expect("repin"));
+        assert_eq!(home.host("web").expect("host").key, key(2));
+        assert!(
+            !home.repin("web", &key(1), key(2)).expect("repin"),
+            "done already"
+        );
+    }
 
     #[test]
     fn keygen_once_then_load() {
@@ -460,6 +636,12 @@ mod tests {
             ..entry
         };
         assert!(home.add_host("web3", unpinned).is_err(), "an address needs a pin");
+        let json = home.host("web1").expect("host").to_json("web1");
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "web1", "host_name": "web1", "key": "07".repeat(32),
+                "addr": "127.0.0.1:7443", "cert_sha256": "ab".repeat(32), "sqs": null})
+        );
         home.remove_host("web1").expect("remove");
         assert!(matches!(home.host("web1"), Err(HomeError::UnknownHost(_))));
     }

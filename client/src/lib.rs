@@ -5,10 +5,12 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod diagnostic;
 pub mod fleet;
 pub mod home;
 pub mod quic;
 pub mod sqs;
+pub mod ssh_proxy;
 
 pub use home::{ClientHome, HomeError, HostEntry, SqsRoute, Transport};
 pub use quic::{ClientError, Session, exchange, open_response, send_request};

@@ -1,15 +1,18 @@
 //! `sesame`: the client. Make a key, pin hosts, run commands on them.
 
+use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use sesame_client::cli::{Cli, Command, GroupCommand, HostCommand, KeyCommand, RunArgs};
+use sesame_client::cli::{Cli, Command, GroupCommand, HostCommand, KeyCommand, RunArgs, SshProxyArgs};
+use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
+use sesame_client::ssh_proxy::{self, Granted};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
-use sesame_proto::{ErrorCode, Sealer, Status};
+use sesame_proto::{PublicKey, Sealer, Status};
 
 /// Exit status when the host answered with an error code.
 const EXIT_REMOTE_ERROR: u8 = 1;
@@ -20,16 +23,20 @@ const EXIT_NO_ANSWER: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let diagnostics = Diagnostics::from_env();
+    match run(cli, diagnostics) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sesame: {}", sesame_proto::error_chain(e.as_ref()));
+            diagnostics.error(
+                &sesame_proto::error_chain(e.as_ref()),
+                diagnostic::error_hint(e.as_ref()),
+            );
             ExitCode::from(EXIT_LOCAL_ERROR)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
     let home = ClientHome::from_env()?;
     match cli.command {
         Command::Keygen => {
@@ -40,7 +47,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             println!("{}", key.public_key());
         }
-        Command::Key(KeyCommand::Show) => println!("{}", home.key()?.public_key()),
+        Command::Key(KeyCommand::Show { json: false }) => println!("{}", home.key()?.public_key()),
+        Command::Key(KeyCommand::Show { json: true }) => {
+            let key = home.key()?.public_key();
+            let v = serde_json::json!({
+                "public_key": key.to_string(),
+                "reply_queue": sesame_sqs::reply_queue(&key),
+            });
+            println!("{v}");
+        }
+        Command::Key(KeyCommand::Rotate { finish: false }) => {
+            let (staged, fresh) = home.stage_key()?;
+            let path = home.dir().join(sesame_client::home::NEXT_KEY_FILE);
+            if fresh {
+                println!("wrote {}", path.display());
+            } else {
+                println!("already staged in {}", path.display());
+            }
+            println!("{}", staged.public_key());
+            diagnostics.note(&format!(
+                "your current key stays in use. On each host: sesamed client rekey NAME --key {}; \
+                 then: sesame key rotate --finish",
+                staged.public_key()
+            ));
+        }
+        Command::Key(KeyCommand::Rotate { finish: true }) => {
+            let (old, new) = home.finish_rotation()?;
+            println!("{new}");
+            diagnostics.note(&format!(
+                "now using {new}; the old key {old} is kept in {}",
+                home.dir().join(sesame_client::home::PREVIOUS_KEY_FILE).display()
+            ));
+        }
         Command::Key(KeyCommand::ReplyQueue) => {
             println!("{}", sesame_sqs::reply_queue(&home.key()?.public_key()));
         }
@@ -76,7 +114,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             println!("pinned {name}");
         }
-        Command::Host(HostCommand::List) => {
+        Command::Host(HostCommand::List { json: true }) => {
+            for (name, h) in home.hosts()? {
+                println!("{}", h.to_json(&name));
+            }
+        }
+        Command::Host(HostCommand::List { json: false }) => {
             for (name, h) in home.hosts()? {
                 let mut routes = Vec::new();
                 if let Some((addr, fp)) = h.quic() {
@@ -92,14 +135,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             home.remove_host(&name)?;
             println!("forgot {name}");
         }
-        Command::Run(args) => return run_command(&home, args),
+        Command::Run(args) => return run_command(&home, args, diagnostics),
+        Command::SshProxy(args) => return ssh_proxy(&home, args, diagnostics),
         Command::Group(GroupCommand::Set { name, hosts }) => {
             home.set_group(&name, &hosts)?;
             println!("group {name}: {}", hosts.join(", "));
         }
-        Command::Group(GroupCommand::List) => {
+        Command::Group(GroupCommand::List { json }) => {
             for (name, hosts) in home.groups()? {
-                println!("{name}\t{}", hosts.join(","));
+                if json {
+                    println!("{}", serde_json::json!({ "name": name, "hosts": hosts }));
+                } else {
+                    println!("{name}\t{}", hosts.join(","));
+                }
             }
         }
         Command::Group(GroupCommand::Remove { name }) => {
@@ -110,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_command(home: &ClientHome, args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
     let fan_out = !args.hosts.is_empty() || args.group.is_some();
     let mut words = args.words.into_iter();
     let mut aliases = args.hosts;
@@ -128,41 +176,27 @@ fn run_command(home: &ClientHome, args: RunArgs) -> anyhow::Result<ExitCode> {
     let Some(spec) = words.next() else {
         anyhow::bail!("no command given: sesame run HOST COMMAND [ARGS...]");
     };
-    let (cluster, command) = match spec.split_once("::") {
-        Some((cluster, command)) => (Some(cluster.to_owned()), command.to_owned()),
-        None => (None, spec),
-    };
-    let command = fleet::Command {
-        cluster,
-        command,
-        args: words.collect(),
-    };
+    let command = fleet::Command::parse(&spec, words.collect());
     let mut targets = Vec::new();
     for alias in aliases {
         let entry = home.host(&alias)?;
-        let via = args.via.unwrap_or_else(|| entry.default_transport());
-        let routed = match via {
-            Transport::Quic => entry.quic().is_some(),
-            Transport::Sqs => entry.sqs.is_some(),
-        };
-        if !routed {
-            anyhow::bail!(
-                "host {alias} has no {} route (see `sesame host list`)",
-                if via == Transport::Quic { "QUIC" } else { "SQS" }
-            );
-        }
-        targets.push(Target { alias, entry, via });
+        targets.push(target(alias, entry, args.via)?);
     }
     let sealer = Arc::new(Sealer::new(home.key()?));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
+    let pinned = pinned_keys(&targets);
     if !fan_out {
         let outcomes = rt.block_on(fleet::run_all(targets, sealer, &command, timeout, 1, |_| {}));
-        return Ok(outcomes
-            .first()
-            .map_or(ExitCode::from(EXIT_NO_ANSWER), |o| report_one(o, &command)));
+        repin_rotated(home, &pinned, &outcomes, diagnostics);
+        return Ok(outcomes.first().map_or(ExitCode::from(EXIT_NO_ANSWER), |o| {
+            if args.json {
+                println!("{}", o.to_json());
+            } else if o.succeeded() {
+                print_output(o);
+            }
+            report_failure(o, diagnostics)
+        }));
     }
     let total = targets.len();
     let mut progress = Progress::new(total);
@@ -177,9 +211,10 @@ fn run_command(home: &ClientHome, args: RunArgs) -> anyhow::Result<ExitCode> {
         },
     ));
     progress.finish();
+    repin_rotated(home, &pinned, &outcomes, diagnostics);
     if args.json {
         for o in &outcomes {
-            println!("{}", outcome_json(o));
+            println!("{}", o.to_json());
         }
     } else {
         print_table(&outcomes);
@@ -196,34 +231,180 @@ fn run_command(home: &ClientHome, args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints one host's answer as `sesame run HOST` always has; returns the exit code.
-fn report_one(o: &Outcome, command: &fleet::Command) -> ExitCode {
+/// `sesame ssh-proxy`: asks the host for access and, only once it has granted it, pipes a TCP
+/// connection to it through standard input and output. Nothing else goes to standard output.
+fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
+    let hosts = home.hosts()?;
+    let (alias, entry) = ssh_proxy::resolve(&hosts, &args.host, ssh_proxy::system_lookup)?;
+    let target = target(alias.to_owned(), entry.clone(), args.via)?;
+    let sealer = Arc::new(Sealer::new(home.key()?));
+    let mut words = vec![args.port.to_string(), "--ttl".to_owned(), args.ttl.to_string()];
+    if let Some(from) = args.from {
+        words.extend(["--from".to_owned(), from]);
+    }
+    let command = fleet::Command::parse(&args.command, words);
+    let rt = runtime()?;
+    let timeout = Duration::from_secs(args.timeout);
+    let pinned = pinned_keys(std::slice::from_ref(&target));
+    let outcomes = rt.block_on(fleet::run_all(vec![target], sealer, &command, timeout, 1, |_| {}));
+    repin_rotated(home, &pinned, &outcomes, diagnostics);
+    let Some(outcome) = outcomes.first() else {
+        return Ok(ExitCode::from(EXIT_NO_ANSWER));
+    };
+    let Some(granted) = Granted::from_outcome(outcome) else {
+        return Ok(report_failure(outcome, diagnostics));
+    };
+    if args.verbose {
+        diagnostics.note(&format!("{alias}: {}", granted.output().trim_end()));
+    }
+    let host = ssh_proxy::connect_host(entry, &args.host);
+    let within = Duration::from_secs(args.connect_timeout);
+    let piped = rt.block_on(async {
+        let stream = ssh_proxy::connect(&granted, &host, args.port, within)
+            .await
+            .map_err(|e| (false, e))?;
+        if args.verbose {
+            let peer = stream
+                .peer_addr()
+                .map_or_else(|_| host.clone(), |a| a.to_string());
+            diagnostics.note(&format!("{alias}: connected to {peer}"));
+        }
+        ssh_proxy::pipe(stream, tokio::io::stdin(), tokio::io::stdout())
+            .await
+            .map_err(|e| (true, e))
+    });
+    // Reading standard input blocks a thread that cannot be cancelled: do not wait for it.
+    rt.shutdown_background();
+    let port = args.port;
+    match piped {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err((false, e)) => {
+            diagnostics.error(
+                &format!(
+                    "{alias}: access to port {port} was granted, but connecting to {host} port {port} \
+                     failed within {}s: {e}",
+                    args.connect_timeout
+                ),
+                Some(CONNECT_HINT),
+            );
+            Ok(ExitCode::from(EXIT_NO_ANSWER))
+        }
+        Err((true, e)) => {
+            diagnostics.error(
+                &format!("{alias}: connection to {host} port {port} broke: {e}"),
+                None,
+            );
+            Ok(ExitCode::from(EXIT_NO_ANSWER))
+        }
+    }
+}
+
+/// The key each target is pinned to now: what its answer must come sealed under.
+fn pinned_keys(targets: &[Target]) -> HashMap<String, PublicKey> {
+    targets.iter().map(|t| (t.alias.clone(), t.entry.key)).collect()
+}
+
+/// Re-pins hosts whose answer says they replaced their key (`sesamed rotate-key`). The answer
+/// opened under the pinned key, so the new key is as authentic as the answer itself.
+fn repin_rotated(
+    home: &ClientHome,
+    pinned: &HashMap<String, PublicKey>,
+    outcomes: &[Outcome],
+    diagnostics: Diagnostics,
+) {
+    for o in outcomes {
+        let (Ok(response), Some(old)) = (&o.result, pinned.get(&o.alias)) else {
+            continue;
+        };
+        let Some(note) = response.host_key_rotated else {
+            continue;
+        };
+        let alias = &o.alias;
+        match home.repin(alias, old, note.key) {
+            Ok(true) => diagnostics.note(&format!(
+                "{alias}: the host has a new key, {}; re-pinned to it (its old key is accepted for {} more)",
+                note.key,
+                remaining(note.old_key_until_ms)
+            )),
+            Ok(false) => {}
+            Err(e) => diagnostics.error(
+                &format!(
+                    "{alias}: the host has a new key, {}, but re-pinning failed: {e}",
+                    note.key
+                ),
+                Some("pin it by hand: sesame host remove, then sesame host add with the new --key"),
+            ),
+        }
+    }
+}
+
+/// How long until `until_ms`, for people: `6d 23h`, `59m`.
+fn remaining(until_ms: u64) -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mins = until_ms.saturating_sub(now_ms) / 60_000;
+    match mins {
+        0..60 => format!("{mins}m"),
+        60..1440 => format!("{}h {:02}m", mins / 60, mins % 60),
+        _ => format!("{}d {}h", mins / 1440, mins % 1440 / 60),
+    }
+}
+
+/// Why a granted port may still refuse the connection.
+const CONNECT_HINT: &str = "is anything (sshd) listening on that port there? The opening is for the address the host \
+     saw this machine at: a NAT or proxy on the way to that port may use another one (see --from)";
+
+/// How to reach `alias`: the asked-for transport (default: QUIC when it has an address).
+fn target(alias: String, entry: HostEntry, via: Option<Transport>) -> anyhow::Result<Target> {
+    let via = via.unwrap_or_else(|| entry.default_transport());
+    let routed = match via {
+        Transport::Quic => entry.quic().is_some(),
+        Transport::Sqs => entry.sqs.is_some(),
+    };
+    if !routed {
+        anyhow::bail!(
+            "host {alias} has no {} route (see `sesame host list`)",
+            if via == Transport::Quic { "QUIC" } else { "SQS" }
+        );
+    }
+    Ok(Target { alias, entry, via })
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// Prints a successful command's output, ending in a newline.
+fn print_output(o: &Outcome) {
+    if let Ok(response) = &o.result {
+        print!("{}", response.output);
+        if !response.output.is_empty() && !response.output.ends_with('\n') {
+            println!();
+        }
+    }
+}
+
+/// Reports a host's error answer, or why none came, on standard error; returns the exit code
+/// (success when the command succeeded: nothing to report).
+fn report_failure(o: &Outcome, diagnostics: Diagnostics) -> ExitCode {
     let alias = &o.alias;
     match &o.result {
-        Ok(response) if response.status == Status::Ok => {
-            print!("{}", response.output);
-            if !response.output.is_empty() && !response.output.ends_with('\n') {
-                println!();
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(response) if response.status == Status::Ok => ExitCode::SUCCESS,
         Ok(response) => {
-            eprintln!(
-                "sesame: {alias}: error {} ({}): {}",
-                response.code.as_u16(),
-                response.code.summary(),
-                response.message
+            diagnostics.error(
+                &format!(
+                    "{alias}: error {} ({}): {}",
+                    response.code.as_u16(),
+                    response.code.summary(),
+                    response.message
+                ),
+                diagnostic::code_hint(response.code),
             );
-            if response.code == ErrorCode::Denied {
-                eprintln!(
-                    "hint: ask the host's security team which group grants {}",
-                    command_label(command)
-                );
-            }
             ExitCode::from(EXIT_REMOTE_ERROR)
         }
         Err(e) => {
-            eprintln!("sesame: {alias}: {e}");
+            diagnostics.error(&format!("{alias}: {e}"), diagnostic::client_hint(e));
             ExitCode::from(EXIT_NO_ANSWER)
         }
     }
@@ -257,13 +438,9 @@ fn print_table(outcomes: &[Outcome]) {
         .iter()
         .map(|o| {
             let (result, detail) = summarise(o);
-            let via = match o.via {
-                Transport::Quic => "quic",
-                Transport::Sqs => "sqs",
-            };
             (
                 o.alias.clone(),
-                via,
+                o.via.as_str(),
                 result,
                 format!("{} ms", o.elapsed.as_millis()),
                 detail,
@@ -280,28 +457,6 @@ fn print_table(outcomes: &[Outcome]) {
     for (host, via, result, time, detail) in rows {
         println!("{host:w_host$}  {via:4}  {result:w_result$}  {time:>w_time$}  {detail}");
     }
-}
-
-fn outcome_json(o: &Outcome) -> serde_json::Value {
-    let via = match o.via {
-        Transport::Quic => "quic",
-        Transport::Sqs => "sqs",
-    };
-    let mut v = serde_json::json!({
-        "host": o.alias,
-        "via": via,
-        "ok": o.succeeded(),
-        "elapsed_ms": u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
-    });
-    match &o.result {
-        Ok(r) => {
-            v["code"] = r.code.as_u16().into();
-            v["output"] = r.output.clone().into();
-            v["message"] = r.message.clone().into();
-        }
-        Err(e) => v["error"] = e.to_string().into(),
-    }
-    v
 }
 
 /// A one-line progress bar on standard error, drawn only when it is a terminal.
@@ -352,12 +507,5 @@ impl Progress {
         if self.draw {
             eprint!("\r\x1b[2K");
         }
-    }
-}
-
-fn command_label(c: &fleet::Command) -> String {
-    match &c.cluster {
-        Some(cluster) => format!("{cluster}::{}", c.command),
-        None => c.command.clone(),
     }
 }

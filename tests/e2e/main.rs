@@ -8,9 +8,11 @@ use sesame_client::exchange;
 use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
 use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_client, module, sesamed};
 
+mod client;
 mod firewall;
 mod hostile;
 mod modules;
+mod operations;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -1,0 +1,283 @@
+//! Running a daemon day to day: `sesamed status`, host key rotation, client rekeying and
+//! `sesamed audit tail`, against a real daemon over QUIC on loopback.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sesame_tests::{Client, Daemon, binary, daemon_with_client};
+
+use crate::{stderr, stdout};
+
+fn status_json(daemon: &Daemon) -> serde_json::Value {
+    let out = daemon.sesamed(&["status", "--json"]);
+    assert!(out.status.success(), "status: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("status is JSON")
+}
+
+/// The value after `label` on a line of `text`.
+fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(|v| v.split_whitespace().next().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+}
+
+#[test]
+fn status_reports_the_running_daemon_and_exits_3_once_it_is_gone() {
+    let (mut daemon, alice) = daemon_with_client("alice", &["users"]);
+    alice.run_ok(&["run", "web", "echo", "hi"]);
+    alice.run_err(&["run", "web", "testing::spin"]);
+
+    let s = status_json(&daemon);
+    assert_eq!(s["host"], sesame_tests::HOST);
+    assert_eq!(s["quic"], daemon.addr.to_string());
+    assert_eq!(s["host_key"], daemon.host_key.as_str());
+    assert_eq!(s["clients"], 1);
+    assert_eq!(s["counters"]["answered"], 2, "{s}");
+    assert_eq!(s["counters"]["ok"], 1, "{s}");
+    assert_eq!(s["counters"]["by_code"]["1010"], 1, "{s}");
+    assert!(
+        s["policy"]["revision"].as_str().is_some_and(|r| !r.is_empty()),
+        "{s}"
+    );
+    assert!(s["now_ms"].as_u64() >= s["started_ms"].as_u64(), "{s}");
+
+    let out = daemon.sesamed(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("2 answered, 1 ok (1 × 1010 denied by policy)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("quic {}", daemon.addr)), "{text}");
+
+    // A second daemon on the same state directory stops before touching anything.
+    let mut second = Command::new(binary("sesamed"))
+        .args(["serve", "--config"])
+        .arg(&daemon.config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = second.try_wait().expect("wait") {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second daemon on the same state directory kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err).expect("read");
+    assert!(!exit.success());
+    assert!(err.contains("another sesamed (pid"), "{err}");
+    assert!(daemon.is_running(), "the first daemon is unharmed");
+    alice.run_ok(&["run", "web", "echo", "still"]);
+
+    assert!(daemon.terminate().success(), "graceful stop");
+    let out = daemon.sesamed(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
+    assert!(!daemon.dir.path().join("state/control.sock").exists());
+}
+
+#[test]
+fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_new_key() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    let old_key = daemon.host_key.clone();
+    let bob = daemon.client("bob", &["users"]);
+
+    let out = daemon.sesamed(&["rotate-key", "--grace", "1h"]);
+    assert!(out.status.success(), "rotate-key: {}", stderr(&out));
+    let text = stdout(&out);
+    let new_key = field(&text, "host key:");
+    assert_ne!(new_key, old_key);
+    assert!(text.contains("now uses the new key"), "{text}");
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    assert_eq!(field(&shown, "host key:"), new_key);
+    assert_eq!(field(&shown, "old key:"), old_key);
+
+    // Alice still seals to the old key: she is answered, and told the new one.
+    let out = alice.sesame(&["run", "web", "echo", "one"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "one\n");
+    assert!(
+        stderr(&out).contains(&new_key),
+        "the client says it re-pinned: {}",
+        stderr(&out)
+    );
+    let rec = daemon.wait_audit("old-key request", |r| {
+        r["phase"] == "end" && r["args"][0] == "one"
+    });
+    assert_eq!(rec["previous_host_key"], true, "{rec}");
+    let s = status_json(&daemon);
+    assert_eq!(s["counters"]["previous_host_key"], 1, "{s}");
+    assert_eq!(s["previous_host_key"]["key"], old_key.as_str(), "{s}");
+
+    // She re-pinned: her next request is sealed to the new key.
+    let hosts = alice.run_ok(&["host", "list"]);
+    assert!(hosts.contains(&new_key) && !hosts.contains(&old_key), "{hosts}");
+    alice.run_ok(&["run", "web", "echo", "two"]);
+    let rec = daemon.wait_audit("new-key request", |r| {
+        r["phase"] == "end" && r["args"][0] == "two"
+    });
+    assert!(rec.get("previous_host_key").is_none(), "{rec}");
+
+    // Removing the previous key's file stops accepting it within a second or so: Bob, still
+    // pinned to the old key, gets no answer.
+    std::fs::remove_file(daemon.dir.path().join("state/host.key.previous")).expect("rm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_json(&daemon)["previous_host_key"].is_object() {
+        assert!(Instant::now() < deadline, "the daemon kept the old key");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = bob.sesame(&["run", "--timeout", "5", "web", "echo", "three"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    alice.run_ok(&["run", "web", "echo", "four"]);
+    assert!(
+        daemon
+            .audit()
+            .iter()
+            .any(|r| r["event"] == "host-key-rotated" && r["key"] == new_key.as_str()),
+        "the rotation is audited"
+    );
+}
+
+#[test]
+fn a_rekeyed_client_may_use_either_key_until_its_grace_ends() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    // Alice's new key, in a home of its own (as `sesame key rotate` would stage it).
+    let next = Client::new();
+    next.pin(&daemon, "web");
+
+    let out = daemon.sesamed(&["client", "rekey", "alice", "--key", &next.key, "--grace", "1h"]);
+    assert!(out.status.success(), "rekey: {}", stderr(&out));
+    for c in [&alice, &next] {
+        let who = c.run_ok(&["run", "web", "whoami"]);
+        assert!(who.contains("client=alice"), "{who}");
+    }
+    let listed = stdout(&daemon.sesamed(&["client", "list"]));
+    assert!(listed.contains(&format!("old key {}", alice.key)), "{listed}");
+
+    // Rekeying again with no grace: only the newest key is accepted.
+    let third = Client::new();
+    third.pin(&daemon, "web");
+    let out = daemon.sesamed(&["client", "rekey", "alice", "--key", &third.key, "--grace", "0s"]);
+    assert!(out.status.success(), "rekey: {}", stderr(&out));
+    for c in [&alice, &next] {
+        let out = c.sesame(&["run", "--timeout", "5", "web", "whoami"]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    }
+    assert!(third.run_ok(&["run", "web", "whoami"]).contains("client=alice"));
+    let rekeys = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "client-rekeyed" && r["name"] == "alice")
+        .count();
+    assert_eq!(rekeys, 2);
+}
+
+#[test]
+fn sesame_key_rotate_stages_a_key_and_finishes_once_the_host_knows_it() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    let out = alice.sesame(&["key", "rotate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let staged = stdout(&out).lines().last().unwrap_or_default().trim().to_owned();
+    assert_eq!(staged.len(), 64, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("sesamed client rekey NAME --key"),
+        "{}",
+        stderr(&out)
+    );
+    // Staged, not in use: the host does not know it yet, and alice still runs as before.
+    alice.run_ok(&["run", "web", "echo", "before"]);
+    let out = daemon.sesamed(&["client", "rekey", "alice", "--key", &staged, "--grace", "1h"]);
+    assert!(out.status.success(), "rekey: {}", stderr(&out));
+    alice.run_ok(&["run", "web", "echo", "between"]);
+    let out = alice.sesame(&["key", "rotate", "--finish"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(alice.run_ok(&["key", "show"]).trim(), staged);
+    alice.run_ok(&["run", "web", "echo", "after"]);
+    let keys: Vec<String> = ["before", "between", "after"]
+        .iter()
+        .map(|word| {
+            daemon.wait_audit(word, |r| r["phase"] == "end" && r["args"][0] == *word)["key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(keys, [alice.key.clone(), alice.key.clone(), staged]);
+}
+
+#[test]
+fn audit_tail_shows_one_clients_records_and_follows_new_ones() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    let bob = daemon.client("bob", &["users"]);
+    alice.run_ok(&["run", "web", "echo", "from alice"]);
+    bob.run_ok(&["run", "web", "echo", "from bob"]);
+    alice.run_err(&["run", "web", "testing::spin"]);
+
+    let out = daemon.sesamed(&["audit", "tail", "--client", "alice", "-n", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(|l| l.contains(" alice ")), "{text}");
+    assert!(lines[0].contains("basic::echo \"from alice\" -> ok in"), "{text}");
+    assert!(
+        lines[1].contains("testing::spin -> error 1010 (denied by policy)"),
+        "{text}"
+    );
+
+    let out = daemon.sesamed(&["audit", "tail", "--client", "bob", "--json", "-n", "100"]);
+    let records: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(!records.is_empty());
+    assert!(
+        records.iter().all(|r| r["client"] == "bob" || r["name"] == "bob"),
+        "{records:?}"
+    );
+
+    // --follow prints records as they are written.
+    let mut follow = Command::new(binary("sesamed"))
+        .args([
+            "audit", "tail", "--client", "alice", "-n", "0", "--follow", "--config",
+        ])
+        .arg(&daemon.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    bob.run_ok(&["run", "web", "echo", "bob again"]);
+    alice.run_ok(&["run", "web", "echo", "alice again"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("alice again") && l.contains("-> ok"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("--follow printed no record of alice's request: {seen:?}"),
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen.iter().all(|l| !l.contains("bob again")), "{seen:?}");
+}
