@@ -191,8 +191,10 @@ pub enum KeyCommand {
     },
     /// Print the name of this key's SQS reply queue (for its IAM policy).
     ReplyQueue,
-    /// Replace this client's key, in two steps. `sesame key rotate` stages a new key
-    /// (`id.key.next`) and prints it, while the current key stays in use: give the new key to
+    /// Replace this client's key, in two steps.
+    ///
+    /// `sesame key rotate` stages a new key (`id.key.next`) and prints it, while the current
+    /// key stays in use: give the new key to
     /// each host's operator for `sesamed client rekey NAME --key NEW`, which keeps the current
     /// one accepted for a grace period. Then `sesame key rotate --finish` puts the new key in
     /// use and keeps the old one as `id.key.previous`. Running it again before --finish prints

@@ -67,10 +67,11 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Show how the running daemon is doing: uptime, requests answered by code, live grants,
-    /// policy revision and decision cache, host keys. Asks the daemon over its control socket
-    /// (`control.sock` in the state directory). Exit 0 running, 3 not running, 4 no sensible
-    /// answer.
+    /// Show how the running daemon is doing.
+    ///
+    /// Uptime, requests answered by code, live grants, policy revision and decision cache, host
+    /// keys. Asks the daemon over its control socket (`control.sock` in the state directory).
+    /// Exit 0 running, 3 not running, 4 no sensible answer.
     Status {
         /// Print the daemon's answer as one JSON object.
         #[arg(long)]
@@ -78,10 +79,12 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Replace the host's key pair. The old key stays accepted for the grace period: clients
-    /// that still seal to it are answered under it and told the new key, which `sesame`
-    /// re-pins by itself. A running daemon picks the new key up within a second. The TLS
-    /// certificate is kept.
+    /// Replace the host's key pair; the old one stays accepted for a grace period.
+    ///
+    /// Clients that still seal to the old key are answered under it and told the new key,
+    /// which `sesame` re-pins by itself. A running daemon picks the new key up within a second.
+    /// Removing host.key.previous from the state directory stops accepting the old key at
+    /// once. The TLS certificate is kept.
     RotateKey {
         /// How long the old key stays accepted (`s`, `m`, `h` or `d`; `0s` refuses it at once).
         #[arg(long, default_value = "7d", value_parser = crate::parse_duration_ms, value_name = "DURATION")]
@@ -124,8 +127,10 @@ pub enum AuditCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Show the audit log for people, a sentence per record: the last records, optionally only
-    /// one client's, optionally following the log as it is written (and across rotation).
+    /// Show the audit log for people, a sentence per record.
+    ///
+    /// The last records, optionally only one client's, optionally following the log as it is
+    /// written (and across rotation).
     Tail {
         /// Only records about this client: its requests, enrolment and firewall openings.
         #[arg(long)]
@@ -187,9 +192,10 @@ pub enum ClientCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Give a client a new key (from `sesame key rotate`); its current key stays accepted for
-    /// the grace period, so the client can switch when every host knows the new one. A running
-    /// daemon picks the change up at the next request.
+    /// Give a client a new key; its current key stays accepted for a grace period.
+    ///
+    /// The new key comes from `sesame key rotate`; the client switches to it when every host
+    /// knows it. A running daemon picks the change up at the next request.
     Rekey {
         /// The client's name.
         name: String,

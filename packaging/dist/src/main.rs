@@ -53,12 +53,15 @@ const SESAMED: Extra = Extra {
         ),
         (
             "/var/lib/sesame/",
-            "The host identity (host.key, tls.key: 0600; tls.crt), the client registry \
-             (clients.toml), the replay log and the firewall grants ledger.",
+            "The host identity (host.key, tls.key: 0600; tls.crt), the key replaced by the \
+             last rotate-key while it is still accepted (host.key.previous), the client registry \
+             (clients.toml), the replay log, the firewall grants ledger, and the running daemon's \
+             control socket (control.sock), which sesamed status asks.",
         ),
         (
             "/var/log/sesame/audit.jsonl",
-            "The audit log: one JSON object per line for every request, accepted or not.",
+            "The audit log: one JSON object per line for every request, accepted or not, each \
+             line chained to the one before; audit.jsonl.head holds the chain's last link.",
         ),
         (
             "/var/log/sesame/decisions.jsonl",
@@ -82,12 +85,19 @@ const SESAMED: Extra = Extra {
     ],
     exit_status: &[
         ("0", "Success."),
-        ("1", "The command failed; the message on standard error says why."),
+        (
+            "1",
+            "The command failed; the message on standard error says why. audit verify: a \
+               log is not intact.",
+        ),
         (
             "2",
             "configtest: the configuration, keys, registry, policy or a module is not usable; \
-             policy test: a test failed or coverage is under the threshold.",
+             policy test: a test failed or coverage is under the threshold; audit verify or \
+             tail: a log could not be read.",
         ),
+        ("3", "status: no daemon is running for this configuration."),
+        ("4", "status: the daemon's state could not be found out."),
     ],
     see_also: "sesame(1), systemctl(1), ufw(8), nft(8)",
 };
@@ -100,8 +110,13 @@ const SESAME: Extra = Extra {
             "This client's key (0600), made by sesame keygen.",
         ),
         (
+            "~/.config/sesame/id.key.next, id.key.previous",
+            "A key staged by sesame key rotate, and the key its --finish replaced (0600).",
+        ),
+        (
             "~/.config/sesame/hosts.toml",
-            "Pinned hosts (key, QUIC address and certificate fingerprint, SQS queue) and host groups.",
+            "Pinned hosts (key, QUIC address and certificate fingerprint, SQS queue) and host groups. \
+             A host that rotated its key is re-pinned here when its answer says so.",
         ),
     ],
     environment: &[
@@ -113,14 +128,22 @@ const SESAME: Extra = Extra {
             "AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS",
             "The AWS settings for hosts reached over SQS, unless the host's entry names them.",
         ),
+        (
+            "NO_COLOR",
+            "When set and not empty, errors are never coloured (they are only coloured on a terminal).",
+        ),
     ],
     exit_status: &[
-        ("0", "The command ran and its output was printed."),
+        (
+            "0",
+            "The command ran and its output was printed (ssh-proxy: the connection closed).",
+        ),
         ("1", "The host answered with an error code."),
         ("2", "A local problem: no key, unknown host, bad arguments."),
         (
             "3",
-            "No answer: host unreachable, certificate not the pinned one, key not enrolled, timeout.",
+            "No answer: host unreachable, certificate not the pinned one, key not enrolled, timeout \
+             (ssh-proxy: also when the granted port took no connection).",
         ),
     ],
     see_also: "sesamed(8), ssh_config(5)",
