@@ -8,8 +8,10 @@
 //! anything.
 //!
 //! Binding it also keeps two daemons off one state directory: a socket that answers means
-//! another daemon is serving, and `serve` refuses to start; one that does not is left over from
-//! a daemon that died, and is replaced.
+//! another daemon is serving, and `serve` refuses to start. So does a socket that something
+//! holds but that gives no sensible answer within two seconds (a daemon too busy to say so must
+//! not find a second one reconciling its firewall). Only a socket nobody listens on, left over
+//! from a daemon that died, is replaced.
 
 use std::io::{BufRead as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -102,6 +104,16 @@ pub enum ControlError {
         dir: PathBuf,
         /// The other daemon's pid.
         pid: u32,
+    },
+    /// Something holds the socket but gave no sensible answer in time.
+    #[error(
+        "{path} is held by a process that did not answer ({reason}); if no sesamed is running, remove the file"
+    )]
+    Unresponsive {
+        /// The socket.
+        path: PathBuf,
+        /// What asking it said.
+        reason: String,
     },
     /// No daemon is serving this state directory.
     #[error("sesamed is not running ({path}: {reason})")]
@@ -198,9 +210,15 @@ impl ControlSocket {
                 });
             }
             Err(ControlError::NotRunning { .. }) => {}
-            // Something answers but not sensibly (or not at all): not a daemon we can talk to,
-            // so not one that is serving.
-            Err(e) => tracing::warn!("replacing the control socket: {e}"),
+            // Something holds the socket but did not answer sensibly in time: perhaps a daemon
+            // too busy to say so. Replacing its socket could put two daemons on one firewall
+            // ledger, so refuse rather than guess.
+            Err(e) => {
+                return Err(ControlError::Unresponsive {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
         }
         match std::fs::remove_file(&path) {
             Ok(()) => tracing::info!(path = %path.display(), "removed a stale control socket"),
@@ -390,5 +408,15 @@ mod tests {
         assert!(state.join(CONTROL_SOCKET).exists());
         let socket = ControlSocket::bind(&state).expect("stale socket replaced");
         drop(socket);
+
+        // A socket something listens on but never answers is not taken over.
+        let silent = std::os::unix::net::UnixListener::bind(state.join(CONTROL_SOCKET)).expect("bind");
+        let again = state.clone();
+        let err = tokio::task::spawn_blocking(move || ControlSocket::bind(&again))
+            .await
+            .expect("join")
+            .expect_err("a held socket is not replaced");
+        assert!(matches!(err, ControlError::Unresponsive { .. }), "{err}");
+        drop(silent);
     }
 }

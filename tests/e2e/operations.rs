@@ -281,3 +281,76 @@ fn audit_tail_shows_one_clients_records_and_follows_new_ones() {
     let _ = follow.wait();
     assert!(seen.iter().all(|l| !l.contains("bob again")), "{seen:?}");
 }
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_before_the_daemon_stops() {
+    let (mut daemon, tess) = daemon_with_client("tess", &["testers"]);
+    // testing::spin runs until its 1 s limit: it is in flight when SIGTERM arrives.
+    let spinner = {
+        let home = tess.home.path().to_owned();
+        std::thread::spawn(move || {
+            Command::new(binary("sesame"))
+                .args(["run", "web", "testing::spin"])
+                .env("SESAME_HOME", home)
+                .output()
+                .expect("run")
+        })
+    };
+    daemon.wait_audit("spin started", |r| {
+        r["phase"] == "start" && r["command"] == "spin"
+    });
+    assert!(daemon.terminate().success(), "graceful stop");
+    let out = spinner.join().expect("spinner");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "answered, not cut off: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("error 3002"), "{}", stderr(&out));
+    let audit = daemon.audit();
+    let end = audit
+        .iter()
+        .position(|r| r["phase"] == "end" && r["command"] == "spin")
+        .expect("the request's end is audited");
+    let stopped = audit
+        .iter()
+        .position(|r| r["event"] == "stopped")
+        .expect("the stop is audited");
+    assert!(end < stopped, "the request finished before the daemon stopped");
+    assert_eq!(audit[stopped]["reason"], "SIGTERM");
+}
+
+#[test]
+fn sighup_reloads_the_policy_the_registry_and_the_host_keys() {
+    let (mut daemon, alice) = daemon_with_client("alice", &["users"]);
+    let pid = daemon.pid().to_string();
+    let before = status_json(&daemon);
+    let hup = || {
+        let out = Command::new("kill").args(["-HUP", &pid]).output().expect("kill");
+        assert!(out.status.success(), "kill -HUP: {}", stderr(&out));
+    };
+    hup();
+    for event in ["policy-reloaded", "registry-reloaded", "host-keys-reloaded"] {
+        daemon.wait_audit(event, |r| r["event"] == event && r["error"].is_null());
+    }
+    // Reloading changes nothing that did not change, and the daemon keeps serving.
+    let after = status_json(&daemon);
+    assert_eq!(after["policy"]["revision"], before["policy"]["revision"]);
+    assert_eq!(after["host_key"], before["host_key"]);
+    assert_eq!(after["pid"], before["pid"]);
+    alice.run_ok(&["run", "web", "echo", "after a reload"]);
+
+    // A broken host key is refused on reload: the loaded keys keep serving.
+    let key = daemon.dir.path().join("state/host.key");
+    let good = std::fs::read(&key).expect("key");
+    std::fs::write(&key, b"not a key\n").expect("break the key");
+    hup();
+    daemon.wait_audit("refused key reload", |r| {
+        r["event"] == "host-keys-reloaded" && r["error"].as_str().is_some_and(|e| e.contains("host.key"))
+    });
+    alice.run_ok(&["run", "web", "echo", "still served"]);
+    assert_eq!(status_json(&daemon)["host_key"], before["host_key"]);
+    std::fs::write(&key, good).expect("restore the key");
+    assert!(daemon.is_running());
+}

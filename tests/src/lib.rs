@@ -149,6 +149,11 @@ impl Daemon {
         child.wait().expect("reap sesamed")
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon is running").id()
+    }
+
     /// `sesamed ARGS --config CONFIG`.
     pub fn sesamed(&self, args: &[&str]) -> Output {
         let mut all = args.to_vec();
