@@ -156,7 +156,8 @@ pub fn resolve_hint(error: &ResolveError) -> Option<&'static str> {
 /// Why no answer may have come; the daemon says nothing to keys it does not know.
 const NO_ANSWER: &str = "the host may be down, its QUIC port (UDP) blocked on the way, or this client's key not \
      enrolled there (sesamed stays silent for keys it does not know: ask its operator to check \
-     `sesamed client list` for `sesame key show`)";
+     `sesamed client list` for `sesame key show`); if the host rotated its key and the grace \
+     period is over, re-pin its new key from `sesamed show`";
 
 const PIN_A_HOST: &str = "pin it with `sesame host add NAME --addr ADDR:PORT --key KEY --cert-sha256 FP`, using what \
      `sesamed show` prints on the host; `sesame host list` shows the pinned ones";
