@@ -2,7 +2,9 @@
 //!
 //! - `envelope/open-cached`: decode and open a sealed request from a known client whose box is
 //!   cached (every request after a client's first), and `envelope/open-fresh` with the
-//!   Diffie-Hellman step each time (a client's first request);
+//!   Diffie-Hellman step each time (a client's first request); `envelope/open-current-key` and
+//!   `envelope/open-previous-key` the same through the daemon's host keys, after a rotation, for
+//!   a client sealing to the new key and to the replaced one;
 //! - `policy/decide-allow` and `policy/decide-deny`: one decision on the stock policies;
 //! - `sandbox/echo`: fresh store, instantiate and call the `echo` module, with the pooling
 //!   allocator as `sesamed` configures it.
@@ -36,6 +38,27 @@ fn envelope(c: &mut Criterion) {
         b.iter(|| {
             let envelope = Envelope::decode(black_box(&sealed)).expect("decode");
             cached.open(&envelope, |k| *k == client_key).expect("open")
+        });
+    });
+    // After `sesamed rotate-key`, a client still sealing to the old key: the current key's MAC
+    // check fails first, then the previous key opens it.
+    let rotated = sesamed::identity::HostKeys::with_previous(
+        SecretKey::generate(&mut rng),
+        SecretKey::from_hex(&host.to_hex()).expect("same key"),
+        u64::MAX,
+    );
+    group.bench_function("open-current-key", |b| {
+        let current =
+            sesamed::identity::HostKeys::single(SecretKey::from_hex(&host.to_hex()).expect("same key"));
+        b.iter(|| {
+            let envelope = Envelope::decode(black_box(&sealed)).expect("decode");
+            current.open(0, &envelope, |k| *k == client_key).expect("open")
+        });
+    });
+    group.bench_function("open-previous-key", |b| {
+        b.iter(|| {
+            let envelope = Envelope::decode(black_box(&sealed)).expect("decode");
+            rotated.open(0, &envelope, |k| *k == client_key).expect("open")
         });
     });
     let fresh = Sealer::with_cache_capacity(host, 0);

@@ -206,6 +206,14 @@ impl HostKeys {
         }
     }
 
+    /// Keys for `current`, with `previous` accepted until `until_ms` (benchmarks and tests).
+    pub fn with_previous(current: SecretKey, previous: SecretKey, until_ms: u64) -> Self {
+        Self {
+            current: Sealer::new(current),
+            previous: Some((Sealer::new(previous), until_ms)),
+        }
+    }
+
     /// The current public key.
     pub fn public_key(&self) -> PublicKey {
         self.current.public_key()

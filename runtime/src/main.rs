@@ -109,6 +109,10 @@ fn status(config_path: &Path, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("sesamed: {}", sesame_proto::error_chain(&e));
+            if matches!(&e, control::ControlError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
+            {
+                eprintln!("sesamed: only root (or the daemon's own user) may ask it: try sudo");
+            }
             return ExitCode::from(EXIT_STATUS_UNKNOWN);
         }
     };
