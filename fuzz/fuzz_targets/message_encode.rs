@@ -7,8 +7,8 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
-    ErrorCode, GrantNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, ProtoError, Request, RequestId, Response,
-    Status,
+    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, ProtoError, PublicKey, Request,
+    RequestId, Response, Status,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -98,6 +98,14 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
         output: input.arbitrary()?,
         duration_us: input.arbitrary()?,
         grants,
+        host_key_rotated: if input.arbitrary()? {
+            Some(HostKeyNote {
+                key: PublicKey::from_bytes(input.arbitrary()?),
+                old_key_until_ms: input.arbitrary()?,
+            })
+        } else {
+            None
+        },
     })
 }
 
