@@ -536,41 +536,30 @@ impl Runner {
 
     /// Reads the host keys again. Keys that fail to load leave the old ones in force.
     pub fn reload_keys(&self, now_ms: u64) {
-        let (event, fresh) = match HostKeys::load(&self.config.state_dir) {
+        let (in_force, error) = match HostKeys::load(&self.config.state_dir) {
             Ok(fresh) => {
-                let event = AuditEvent::HostKeysReloaded {
-                    key: fresh.public_key().to_string(),
-                    previous: fresh.previous().map(|(k, _)| k.to_string()),
-                    previous_until_ms: fresh.previous().map(|(_, until)| until),
-                    error: None,
-                };
-                (event, Some(fresh))
+                let fresh = Arc::new(fresh);
+                let old = self.host_keys();
+                if old.public_key() != fresh.public_key() || old.previous() != fresh.previous() {
+                    tracing::info!(key = %fresh.public_key(), previous = ?fresh.previous().map(|(k, _)| k.to_string()), "host keys reloaded");
+                }
+                *self
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&fresh);
+                (fresh, None)
             }
             Err(e) => {
                 tracing::error!("host keys not reloaded, keeping the loaded ones: {e}");
-                let kept = self.host_keys();
-                let event = AuditEvent::HostKeysReloaded {
-                    key: kept.public_key().to_string(),
-                    previous: kept.previous().map(|(k, _)| k.to_string()),
-                    previous_until_ms: kept.previous().map(|(_, until)| until),
-                    error: Some(e.to_string()),
-                };
-                (event, None)
+                (self.host_keys(), Some(e.to_string()))
             }
         };
-        if let Some(fresh) = fresh {
-            let changed = {
-                let old = self.host_keys();
-                old.public_key() != fresh.public_key() || old.previous() != fresh.previous()
-            };
-            if changed {
-                tracing::info!(key = %fresh.public_key(), previous = ?fresh.previous().map(|(k, _)| k.to_string()), "host keys reloaded");
-            }
-            *self
-                .keys
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-        }
+        let event = AuditEvent::HostKeysReloaded {
+            key: in_force.public_key().to_string(),
+            previous: in_force.previous().map(|(k, _)| k.to_string()),
+            previous_until_ms: in_force.previous().map(|(_, until)| until),
+            error,
+        };
         if let Err(e) = self.audit.append(now_ms, &event) {
             tracing::error!("{e}");
         }
