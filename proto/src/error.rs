@@ -68,6 +68,15 @@ pub enum ProtoError {
     /// The replay window is at capacity with live entries; the request is refused (fail closed).
     #[error("replay window is full")]
     ReplayWindowFull,
+    /// The sender already has its whole share of the replay window; the request is refused
+    /// (fail closed) until some of its ids expire.
+    #[error(
+        "this client already has {share} request ids in the replay window, its share: retry within a minute"
+    )]
+    ReplayShareFull {
+        /// The most live ids one sender may have.
+        share: usize,
+    },
     /// A message to be sealed would not fit in [`MAX_ENVELOPE_LEN`](crate::MAX_ENVELOPE_LEN).
     #[error("message too large to seal ({len} bytes of envelope)")]
     TooLarge {
@@ -96,7 +105,7 @@ impl ProtoError {
             Self::Stale { .. } | Self::Future { .. } => ErrorCode::Stale,
             Self::Replay => ErrorCode::Replay,
             Self::WrongHost { .. } => ErrorCode::WrongHost,
-            Self::ReplayWindowFull => ErrorCode::Busy,
+            Self::ReplayWindowFull | Self::ReplayShareFull { .. } => ErrorCode::Busy,
             Self::TooLarge { .. } | Self::BadKey(_) => ErrorCode::Internal,
         }
     }

@@ -30,7 +30,7 @@
 //! let envelope = Envelope::decode(&bytes)?;
 //! let plaintext = daemon.open(&envelope, |sender| *sender == client.public_key())?;
 //! let received = Request::decode(&plaintext)?;
-//! window.admit(now_ms + 20, "web-1", &received)?;
+//! window.admit(now_ms + 20, "web-1", &envelope.sender, &received)?;
 //! assert_eq!(received.command, "uptime");
 //! # Ok::<(), sesame_proto::ProtoError>(())
 //! ```
@@ -139,7 +139,7 @@ mod tests {
         let client_key = world.client.public_key();
         let plaintext = world.daemon.open(&envelope, |key| *key == client_key)?;
         let request = Request::decode(&plaintext)?;
-        world.window.admit(now_ms, "web-1", &request)?;
+        world.window.admit(now_ms, "web-1", &client_key, &request)?;
         Ok(request)
     }
 

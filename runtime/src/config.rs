@@ -165,6 +165,29 @@ pub struct Limits {
     pub host_calls: u32,
     /// Requests run at once; beyond this the daemon answers 3007 busy.
     pub max_concurrent: usize,
+    /// Requests one client may have in the daemon at once (default: a quarter of
+    /// `max_concurrent`); beyond this that client gets 3007 busy, so one client can never take
+    /// every slot.
+    pub max_concurrent_per_client: Option<usize>,
+    /// Request ids one client may have in the replay window at once (default: a quarter of
+    /// the window's million); beyond this that client gets 3007 busy until some expire.
+    pub replay_ids_per_client: Option<usize>,
+}
+
+impl Limits {
+    /// Requests one client may have in the daemon at once.
+    pub fn per_client(&self) -> usize {
+        self.max_concurrent_per_client
+            .unwrap_or((self.max_concurrent / 4).max(1))
+            .min(self.max_concurrent)
+    }
+
+    /// Request ids one client may have in the replay window at once.
+    pub fn replay_share(&self) -> usize {
+        self.replay_ids_per_client
+            .unwrap_or(crate::runner::REPLAY_CAPACITY / 4)
+            .min(crate::runner::REPLAY_CAPACITY)
+    }
 }
 
 impl Default for Limits {
@@ -175,6 +198,8 @@ impl Default for Limits {
             output_kb: 64,
             host_calls: crate::host::DEFAULT_MAX_HOST_CALLS,
             max_concurrent: 64,
+            max_concurrent_per_client: None,
+            replay_ids_per_client: None,
         }
     }
 }
@@ -269,6 +294,22 @@ impl Config {
             || limits.max_concurrent == 0
         {
             return Err(invalid("limits: every limit must be greater than zero".into()));
+        }
+        if let Some(share) = limits.max_concurrent_per_client
+            && !(1..=limits.max_concurrent).contains(&share)
+        {
+            return Err(invalid(format!(
+                "limits.max_concurrent_per_client: must be between 1 and max_concurrent ({})",
+                limits.max_concurrent
+            )));
+        }
+        if let Some(share) = limits.replay_ids_per_client
+            && !(1..=crate::runner::REPLAY_CAPACITY).contains(&share)
+        {
+            return Err(invalid(format!(
+                "limits.replay_ids_per_client: must be between 1 and {}",
+                crate::runner::REPLAY_CAPACITY
+            )));
         }
         if raw.host.freshness_window_s == 0 || raw.host.freshness_window_s > 3600 {
             return Err(invalid(

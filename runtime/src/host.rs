@@ -9,7 +9,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::firewall::{self as fw, Firewall, FirewallError, GrantId, Revoker};
 use crate::policy::Grant;
@@ -58,8 +57,6 @@ pub struct CallContext {
     pub users: Option<Arc<Users>>,
     /// salt-call, when this host applies Salt states.
     pub salt: Option<Arc<Salt>>,
-    /// When the request's time limit runs out (a host call that runs a tool stops by then).
-    pub deadline: Option<Instant>,
     /// Changes made on the host (accounts, keys, groups), for the audit record.
     pub effects: Vec<String>,
     /// Messages the module logged (level, text).
@@ -113,7 +110,6 @@ impl CallContext {
             firewall: None,
             users: None,
             salt: None,
-            deadline: None,
             effects: Vec::new(),
             log: Vec::new(),
             denied: Vec::new(),
@@ -161,13 +157,6 @@ impl CallContext {
         self
     }
 
-    /// The same context with the request's time limit running out at `deadline`.
-    #[must_use]
-    pub fn with_deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
     /// The firewall service, or a refusal when this host has none.
     fn firewall_service(&mut self, call: &str) -> Result<Arc<Firewall>, HostFault> {
         match &self.firewall {
@@ -176,9 +165,11 @@ impl CallContext {
         }
     }
 
-    /// Counts a host call; past [`CallContext::max_host_calls`] the module is stopped.
+    /// Counts a host call; past [`CallContext::max_host_calls`], or past the request's deadline,
+    /// the module is stopped.
     fn enter(&mut self, what: &str) -> Result<(), HostFault> {
         self.host_calls = self.host_calls.saturating_add(1);
+        self.check_time()?;
         if let Some(trace) = &mut self.trace
             && trace.len() < MAX_LOG_LINES
         {
@@ -196,6 +187,18 @@ impl CallContext {
         Ok(())
     }
 
+    /// Stops the module once the request's deadline has passed: a host call that waited until
+    /// then (a tool killed at the deadline, a lock never free) ends the run with 3002 rather
+    /// than handing the module an error it could retry on.
+    fn check_time(&self) -> Result<(), HostFault> {
+        if crate::deadline::passed() {
+            return Err(HostFault::Trap(wasmtime::Error::new(
+                crate::deadline::DeadlineExceeded,
+            )));
+        }
+        Ok(())
+    }
+
     fn deny(&mut self, why: String) -> HostFault {
         if self.denied.len() < 32 {
             self.denied.push(why.clone());
@@ -203,8 +206,12 @@ impl CallContext {
         HostFault::Error(HostError::Denied(why))
     }
 
-    /// A host call whose system tool failed; the module sees `message`.
+    /// A host call whose system tool failed; the module sees `message` (or the run stops, when
+    /// the tool failed because the request's time ran out).
     fn failed(&mut self, message: String) -> HostFault {
+        if let Err(stop) = self.check_time() {
+            return stop;
+        }
         self.tool_failures = self.tool_failures.saturating_add(1);
         HostFault::Error(HostError::Failed(message))
     }
@@ -359,9 +366,7 @@ impl salt::Host for CallContext {
         if let Err(why) = crate::salt::check_grant(&self.grant.salt, &state, pillar.as_ref()) {
             return Err(self.deny(format!("salt.apply {state}: {why}")));
         }
-        let time_left = self.deadline.map_or(std::time::Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
+        let time_left = crate::deadline::cap(std::time::Duration::MAX);
         let mode = if test { " (test)" } else { "" };
         let report = match service.apply(&state, pillar.as_ref(), test, time_left) {
             Ok(report) => report,

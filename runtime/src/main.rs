@@ -689,7 +689,7 @@ async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiv
         let r = Arc::clone(&runner);
         let _ = tokio::task::spawn_blocking(move || {
             let now = sesamed::now_ms();
-            r.release_logs();
+            r.release_logs(now);
             if forced {
                 tracing::info!("SIGHUP: reloading clients, policy and host keys");
                 r.reload_clients(now);

@@ -24,6 +24,7 @@ use crate::identity::{HostKeys, KeyUsed, PREVIOUS_HOST_KEY};
 use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
 use crate::sandbox::{LoadError, RunLimits, Sandbox};
 use crate::seen::{SEEN_FILE, SeenLog};
+use crate::shares::Shares;
 use crate::stats::Counters;
 
 /// Request ids remembered at most; beyond this the daemon answers busy rather than forget one.
@@ -84,6 +85,8 @@ pub struct Runner {
     salt: Option<Arc<crate::salt::Salt>>,
     /// Modules running now (bounded by `limits.max_concurrent`).
     running: AtomicUsize,
+    /// Requests each client has in the daemon (bounded by `limits.max_concurrent_per_client`).
+    shares: Shares,
     /// Requests inside `handle` now.
     in_flight: AtomicUsize,
     /// What the daemon has done since it started (`sesamed status`).
@@ -174,7 +177,8 @@ impl Runner {
             "modules loaded"
         );
         let seen_path = config.state_dir.join(SEEN_FILE);
-        let mut window = ReplayWindow::new(config.freshness_window_ms, REPLAY_CAPACITY);
+        let mut window = ReplayWindow::new(config.freshness_window_ms, REPLAY_CAPACITY)
+            .with_share(config.limits.replay_share());
         let (seen, skipped) =
             SeenLog::open(&seen_path, now_ms, &mut window).map_err(|source| StartError::Seen {
                 path: seen_path.clone(),
@@ -223,6 +227,7 @@ impl Runner {
             users,
             salt,
             running: AtomicUsize::new(0),
+            shares: Shares::new(config.limits.per_client()),
             in_flight: AtomicUsize::new(0),
             counters: Counters::default(),
             started_ms: now_ms,
@@ -609,9 +614,13 @@ impl Runner {
     }
 
     /// Lets other processes (`sesamed client add`, `sesamed grants revoke`) append to the audit
-    /// and decision logs: each writer keeps a log's lock for a short lease across lines. The
-    /// daemon calls this every second.
-    pub fn release_logs(&self) {
+    /// and decision logs: each writer keeps a log's lock for a short lease across lines. Also
+    /// writes the count of rejections a finished flood-limit period left out. The daemon calls
+    /// this every second.
+    pub fn release_logs(&self, now_ms: u64) {
+        if let Err(e) = self.audit.summarise_rejected(now_ms, false) {
+            tracing::error!("{e}");
+        }
         self.audit.release();
         self.decisions.release();
     }
@@ -626,6 +635,9 @@ impl Runner {
         let stopped = AuditEvent::Stopped {
             reason: reason.to_owned(),
         };
+        if let Err(e) = self.audit.summarise_rejected(now_ms, true) {
+            tracing::error!("{e}");
+        }
         if let Err(e) = self
             .audit
             .append(now_ms, &stopped)
@@ -655,7 +667,19 @@ impl Runner {
                 ));
             }
         }
-        self.admit(now_ms, request)?;
+        self.admit(now_ms, client, request)?;
+        // The id is on record (a replay of a refused request stays refused); now the client's
+        // share, so that one client can never hold every slot of the daemon.
+        let _share = self.shares.take(&client.name).ok_or_else(|| {
+            Failure::new(
+                ErrorCode::Busy,
+                format!(
+                    "busy: client {} already has {} requests in the daemon, its share",
+                    client.name,
+                    self.shares.per_client()
+                ),
+            )
+        })?;
 
         let (cluster, module_path) = self
             .config
@@ -745,8 +769,7 @@ impl Runner {
                 .with_caller(client.name.clone(), peer.source_ip)
                 .with_firewall(self.firewall.clone())
                 .with_users(self.users.clone())
-                .with_salt(self.salt.clone())
-                .with_deadline(Instant::now() + limits.timeout),
+                .with_salt(self.salt.clone()),
             limits,
         );
         if !outcome.stderr.is_empty() {
@@ -818,10 +841,10 @@ impl Runner {
         })
     }
 
-    fn admit(&self, now_ms: u64, request: &Request) -> Result<(), Failure> {
+    fn admit(&self, now_ms: u64, client: &Client, request: &Request) -> Result<(), Failure> {
         let mut guard = lock(&self.replay);
         let (window, seen) = &mut *guard;
-        window.admit(now_ms, &self.config.host_name, request)?;
+        window.admit(now_ms, &self.config.host_name, &client.key, request)?;
         // Persist before running: a crash after this point must not reopen the id.
         seen.record(&request.id, request.issued_at_ms).map_err(|e| {
             tracing::error!("replay log write failed; refusing the request: {e}");
@@ -864,6 +887,7 @@ impl Runner {
             receive_count,
             "poison message dropped: {reason}"
         );
+        self.counters.rejected();
         let event = AuditEvent::Poison {
             queue: queue.to_owned(),
             message_id: message_id.to_owned(),
@@ -1095,10 +1119,17 @@ fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
         ..Response::error(
             response.id,
             ErrorCode::MemoryLimit,
-            format!(
-                "output of {} bytes does not fit in one reply ({room} bytes, encoded)",
-                response.output.len()
-            ),
+            if response.code == ErrorCode::Ok {
+                format!(
+                    "output of {} bytes does not fit in one reply ({room} bytes, encoded)",
+                    response.output.len()
+                )
+            } else {
+                format!(
+                    "error message of {} bytes does not fit in one reply ({room} bytes, encoded)",
+                    response.message.len()
+                )
+            },
         )
     };
     let plaintext = too_big.encode();

@@ -102,7 +102,7 @@ fn parse_line(line: &str) -> Option<(RequestId, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sesame_proto::Request;
+    use sesame_proto::{PublicKey, Request};
 
     #[test]
     fn a_restart_remembers_admitted_ids() {
@@ -113,7 +113,9 @@ mod tests {
 
         let mut window = ReplayWindow::new(60_000, 1000);
         let (mut log, _) = SeenLog::open(&path, now, &mut window).expect("open");
-        window.admit(now, "h", &req).expect("fresh");
+        window
+            .admit(now, "h", &PublicKey::from_bytes([1; 32]), &req)
+            .expect("fresh");
         log.record(&req.id, req.issued_at_ms).expect("record");
         drop(log);
 
@@ -127,7 +129,7 @@ mod tests {
         let (_log, skipped) = SeenLog::open(&path, now + 10, &mut restarted).expect("reopen");
         assert_eq!(skipped, 1);
         let err = restarted
-            .admit(now + 10, "h", &req)
+            .admit(now + 10, "h", &PublicKey::from_bytes([1; 32]), &req)
             .expect_err("replay after restart");
         assert_eq!(err, sesame_proto::ProtoError::Replay);
         let text = std::fs::read_to_string(&path).expect("read");

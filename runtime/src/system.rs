@@ -2,7 +2,8 @@
 //!
 //! Every system tool is named by an absolute path and started directly (no shell), with an empty
 //! environment apart from a fixed `PATH` and `LC_ALL=C` (tools' messages are parsed), stdin closed,
-//! output capped and a deadline after which the tool is killed. Each tool runs in a process
+//! output capped and a deadline after which the tool is killed: its own, or the request's when a
+//! module's host call runs it and less of that is left ([`crate::deadline`]). Each tool runs in a process
 //! group of its own, so a tool past its deadline is killed together with whatever it started
 //! (salt-call's state commands, ufw's iptables). Arguments are passed as separate
 //! strings that the callers have already parsed into newtypes, so nothing a client sends is ever
@@ -92,6 +93,12 @@ pub enum ToolError {
         /// The deadline.
         deadline: Duration,
     },
+    /// The request's time limit ran out before the tool could be started.
+    #[error("{path} was not started: the request's time limit ran out")]
+    OutOfTime {
+        /// The tool.
+        path: PathBuf,
+    },
     /// The tool exited unsuccessfully.
     #[error("{command} failed ({status}): {detail}")]
     Failed {
@@ -148,8 +155,15 @@ impl Tool {
         self.path.is_file()
     }
 
-    /// Runs the tool with `args` and returns its output whatever its exit status.
+    /// Runs the tool with `args` and returns its output whatever its exit status. It is killed
+    /// at its deadline, or at the request's if that comes first (see [`crate::deadline`]).
     pub fn output<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Output, ToolError> {
+        let deadline = crate::deadline::cap(self.deadline);
+        if deadline.is_zero() {
+            return Err(ToolError::OutOfTime {
+                path: self.path.clone(),
+            });
+        }
         if let Some(recorder) = &self.recorder {
             recorder.record(self.command_line(args));
             return Ok(Output {
@@ -178,14 +192,14 @@ impl Tool {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() >= self.deadline => {
+                Ok(None) if started.elapsed() >= deadline => {
                     let group = rustix::process::Pid::from_child(&child);
                     let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(ToolError::Timeout {
                         path: self.path.clone(),
-                        deadline: self.deadline,
+                        deadline,
                     });
                 }
                 Ok(None) => {
@@ -340,6 +354,21 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_tool_run_for_a_module_ends_at_the_request_deadline() {
+        // The tool's own deadline is 30 s; the request has 200 ms left.
+        let sleep = Tool::new("/bin/sleep").expect("absolute");
+        let started = Instant::now();
+        let err = crate::deadline::scope(started + Duration::from_millis(200), || sleep.run(&["10"]))
+            .expect_err("killed at the request's deadline");
+        assert!(matches!(err, ToolError::Timeout { .. }), "{err:?}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // With no time left it does not start at all.
+        let err = crate::deadline::scope(Instant::now(), || sleep.run(&["10"])).expect_err("no time");
+        assert!(matches!(err, ToolError::OutOfTime { .. }), "{err:?}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ fn policy_with_testing_limits(limits: serde_json::Value) -> String {
 
 /// A daemon whose testing cluster has every hostile module, 1 s and 50 host calls per request.
 fn hostile_daemon(extra_config: &str) -> Daemon {
-    let hostile = ["mem-bomb", "big-output", "deep-recursion", "call-flood"]
+    let hostile = ["mem-bomb", "big-output", "deep-recursion", "call-flood", "wait"]
         .iter()
         .map(|m| format!("{m} = {:?}\n", module(m)))
         .collect::<String>();
@@ -122,8 +122,39 @@ fn the_policy_lowers_limits_but_never_raises_them() {
 }
 
 #[test]
+fn a_module_error_message_is_bounded_like_output_and_an_exit_is_the_modules_outcome() {
+    let daemon = hostile_daemon("");
+    let tess = daemon.client("tess", &["testers"]);
+    // A 50 MB error message: refused by its own size (it used to name the empty output's).
+    let err = tess.run_err(&["run", "web", "testing::big-output", "50000000", "error"]);
+    assert!(
+        err.contains("error 3003")
+            && err.contains("error message of 50000000 bytes exceeds the limit of 65536 bytes"),
+        "{err}"
+    );
+    // Under the limit but not under one reply once encoded: named as a message too.
+    let err = tess.run_err(&["run", "web", "testing::big-output", "65536", "error"]);
+    assert!(
+        err.contains("error 3003") && err.contains("error message of 65536 bytes does not fit"),
+        "{err}"
+    );
+    // `std::process::exit`: the module's outcome (3006 with its status; 0 is success with no
+    // output), never 9999 internal error. (WASI 0.2's exit carries success or failure only:
+    // Rust's std turns every non-zero code into status 1.)
+    let err = tess.run_err(&["run", "web", "testing::big-output", "3", "exit"]);
+    assert!(
+        err.contains("error 3006") && err.contains("the module exited with status 1"),
+        "{err}"
+    );
+    assert_eq!(
+        tess.run_ok(&["run", "web", "testing::big-output", "0", "exit"]),
+        ""
+    );
+}
+
+#[test]
 fn past_max_concurrent_a_request_is_told_busy_at_once() {
-    let daemon = hostile_daemon("[limits]\nmax_concurrent = 2\n");
+    let daemon = hostile_daemon("[limits]\nmax_concurrent = 2\nmax_concurrent_per_client = 2\n");
     let tess = daemon.client("tess", &["testers"]);
     std::thread::scope(|s| {
         let spinners: Vec<_> = (0..2)
@@ -141,8 +172,10 @@ fn past_max_concurrent_a_request_is_told_busy_at_once() {
             assert!(Instant::now() < deadline, "the spins never started");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Another client: the daemon's bound holds for everyone.
+        let alice = daemon.client("alice", &["users"]);
         let started = Instant::now();
-        let err = tess.run_err(&["run", "web", "echo", "squeezed"]);
+        let err = alice.run_err(&["run", "web", "echo", "squeezed"]);
         assert!(err.contains("error 3007"), "{err}");
         assert!(err.contains("busy: 2 requests already running"), "{err}");
         assert!(
@@ -156,6 +189,130 @@ fn past_max_concurrent_a_request_is_told_busy_at_once() {
         }
     });
     // The slots are free again.
+    assert_eq!(tess.run_ok(&["run", "web", "echo", "again"]), "again\n");
+}
+
+/// How long past its time limit a request may keep its slot: the epoch tick, the timer's
+/// resolution and the thread hand-off, with room for a loaded 2-core machine. The README promises
+/// a grace of this size.
+const GRACE: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_module_waiting_in_host_code_is_stopped_at_its_time_limit() {
+    // Each way a module can make the host wait for it (WASI clocks and poll); epoch interruption
+    // alone never stopped these, and the request held its slot for the hour.
+    let daemon = hostile_daemon("");
+    let tess = daemon.client("tess", &["testers"]);
+    let ways = ["sleep", "poll", "instant", "ready"];
+    let answers = std::thread::scope(|s| {
+        let runs: Vec<_> = ways
+            .iter()
+            .map(|how| {
+                let tess = &tess;
+                s.spawn(move || {
+                    let started = Instant::now();
+                    let out = tess.sesame(&["run", "web", "testing::wait", how]);
+                    (out, started.elapsed())
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("run"))
+            .collect::<Vec<_>>()
+    });
+    for (how, (out, took)) in ways.iter().zip(&answers) {
+        let err = stderr(out);
+        assert!(
+            err.contains("error 3002") && err.contains("time limit of 1000 ms"),
+            "{how}: {err}"
+        );
+        assert!(
+            *took < Duration::from_secs(1) + GRACE * 4,
+            "{how}: answered after {took:?}"
+        );
+        let rec = daemon.wait_audit(how, |r| {
+            r["phase"] == "end" && r["command"] == "wait" && r["args"][0] == *how
+        });
+        assert_eq!(rec["code"], 3002, "{how}: {rec}");
+        let held = Duration::from_micros(rec["duration_us"].as_u64().expect("duration_us"));
+        eprintln!("{how}: in the daemon for {held:?} (limit 1 s), answered after {took:?}");
+        assert!(
+            held < Duration::from_secs(1) + GRACE,
+            "{how}: the request was in the daemon for {held:?}"
+        );
+    }
+    // Waits that end by themselves return: stdin is empty and closed, stdout refuses when full.
+    let out = tess.run_ok(&["run", "web", "testing::wait", "stdin"]);
+    assert!(out.starts_with("stdin: StreamError::Closed"), "{out}");
+    let out = tess.run_ok(&["run", "web", "testing::wait", "stdout"]);
+    assert!(out.starts_with("stdout took 16384 bytes"), "{out}");
+    // `sesamed module run` runs the same sandbox: it returns at the limit too.
+    let started = Instant::now();
+    let wait = module("wait");
+    let out = sesamed(
+        &[
+            "module",
+            "run",
+            wait.to_str().expect("utf-8"),
+            "--as",
+            "tess",
+            "--config",
+            daemon.config.to_str().expect("utf-8"),
+            "--",
+            "sleep",
+        ],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("result:   error 3002"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn one_client_cannot_take_every_slot() {
+    // Four slots, two per client: tess's third sleeper is turned away, and alice is served
+    // while tess's two hold their slots.
+    let daemon = hostile_daemon("[limits]\nmax_concurrent = 4\nmax_concurrent_per_client = 2\n");
+    let tess = daemon.client("tess", &["testers"]);
+    let alice = daemon.client("alice", &["users"]);
+    std::thread::scope(|s| {
+        let sleepers: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| tess.sesame(&["run", "web", "testing::wait", "sleep"])))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while daemon
+            .audit()
+            .iter()
+            .filter(|r| r["phase"] == "start" && r["command"] == "wait")
+            .count()
+            < 2
+        {
+            assert!(Instant::now() < deadline, "the sleepers never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let err = tess.run_err(&["run", "web", "testing::wait", "sleep"]);
+        assert!(err.contains("error 3007"), "{err}");
+        assert!(
+            err.contains("client tess already has 2 requests in the daemon, its share"),
+            "{err}"
+        );
+        let started = Instant::now();
+        assert_eq!(alice.run_ok(&["run", "web", "echo", "served"]), "served\n");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "alice waited for tess: {:?}",
+            started.elapsed()
+        );
+        for s in sleepers {
+            let out = s.join().expect("sleeper");
+            assert!(stderr(&out).contains("error 3002"), "{}", stderr(&out));
+        }
+    });
     assert_eq!(tess.run_ok(&["run", "web", "echo", "again"]), "again\n");
 }
 

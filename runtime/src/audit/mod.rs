@@ -307,16 +307,7 @@ impl AuditLog {
     pub fn append_rejected(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
         let mut inner = self.inner();
         if now_ms.saturating_sub(inner.period_start_ms) >= REJECT_PERIOD_MS {
-            let suppressed = std::mem::take(&mut inner.suppressed);
-            inner.period_start_ms = now_ms;
-            inner.rejects_in_period = 0;
-            if suppressed > 0 {
-                self.write_line(
-                    &mut inner,
-                    now_ms,
-                    &AuditEvent::RejectedSuppressed { count: suppressed },
-                )?;
-            }
+            self.write_suppressed(&mut inner, now_ms)?;
         }
         if inner.rejects_in_period >= REJECT_BURST {
             inner.suppressed += 1;
@@ -324,6 +315,33 @@ impl AuditLog {
         }
         inner.rejects_in_period += 1;
         self.write_line(&mut inner, now_ms, event)
+    }
+
+    /// Writes the summary of rejections the flood limit left out, if any: once their period is
+    /// over (the daemon calls this every second, so a flood that stops is summed within one
+    /// period, not only when the next rejection comes), or now when `now` says so (at shutdown,
+    /// so that no count is lost).
+    pub fn summarise_rejected(&self, now_ms: u64, now: bool) -> Result<(), AuditError> {
+        let mut inner = self.inner();
+        if now || now_ms.saturating_sub(inner.period_start_ms) >= REJECT_PERIOD_MS {
+            self.write_suppressed(&mut inner, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new flood-limit period, writing the count the last one suppressed.
+    fn write_suppressed(&self, inner: &mut Inner, now_ms: u64) -> Result<(), AuditError> {
+        let suppressed = std::mem::take(&mut inner.suppressed);
+        inner.period_start_ms = now_ms;
+        inner.rejects_in_period = 0;
+        if suppressed > 0 {
+            self.write_line(
+                inner,
+                now_ms,
+                &AuditEvent::RejectedSuppressed { count: suppressed },
+            )?;
+        }
+        Ok(())
     }
 
     /// Forces written records to stable storage.
@@ -546,6 +564,43 @@ mod tests {
         let summary = &got[REJECT_BURST as usize];
         assert_eq!(summary["event"], "rejected-suppressed");
         assert_eq!(summary["count"], 50);
+    }
+
+    #[test]
+    fn the_last_summary_is_written_when_its_period_ends_and_at_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let ev = AuditEvent::Rejected {
+            transport: "sqs".into(),
+            source_ip: None,
+            sender: None,
+            code: 2001,
+            reason: "poison".into(),
+        };
+        for _ in 0..(REJECT_BURST + 7) {
+            log.append_rejected(1_000, &ev).expect("append");
+        }
+        log.summarise_rejected(1_500, false).expect("summarise");
+        assert_eq!(
+            lines(&path).len() as u32,
+            REJECT_BURST,
+            "the period is not over yet"
+        );
+        // The flood stopped; the tick after its period writes the count without a new rejection.
+        log.summarise_rejected(1_000 + REJECT_PERIOD_MS, false)
+            .expect("summarise");
+        let got = lines(&path);
+        assert_eq!(got.len() as u32, REJECT_BURST + 1);
+        assert_eq!(got[REJECT_BURST as usize]["count"], 7);
+        // At shutdown, mid-period.
+        for _ in 0..(REJECT_BURST + 3) {
+            log.append_rejected(2 * REJECT_PERIOD_MS, &ev).expect("append");
+        }
+        log.summarise_rejected(2 * REJECT_PERIOD_MS + 1, true)
+            .expect("summarise");
+        let got = lines(&path);
+        assert_eq!(got.last().expect("a line")["count"], 3);
     }
 
     fn stopped(log: &AuditLog, n: u64) {

@@ -162,7 +162,8 @@ impl LedgerFile {
             .mode(0o600)
             .open(&self.lock_path)
             .map_err(|e| self.io(&self.lock_path, e))?;
-        lock.lock().map_err(|e| self.io(&self.lock_path, e))?;
+        // Bounded by the request's deadline when a module's host call waits here.
+        crate::deadline::lock_file(&lock).map_err(|e| self.io(&self.lock_path, e))?;
         let ledger = self.read()?;
         Ok(Locked {
             ledger,

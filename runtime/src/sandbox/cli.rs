@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -223,7 +222,6 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
         groups: client.groups.clone(),
         source_ip: a.source_ip.map(|ip| ip.to_string()),
     };
-    let started = Instant::now();
     let outcome = sandbox.run(
         &module,
         &invocation,
@@ -232,7 +230,6 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
             .with_firewall(Some(Arc::new(firewall)))
             .with_users(Some(Arc::new(users)))
             .with_salt(Some(Arc::new(salt)))
-            .with_deadline(started + limits.timeout)
             .with_trace(),
         limits,
     );

@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod cli;
+mod wasi;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use crate::config::{CommandModule, Config};
 use crate::host::bindings::{CommandPre, sesame::host as sesame_host};
 use crate::host::{CallContext, HostCalls, Invocation};
 use cache::ModuleCache;
+use wasi::link_closed_wasi;
 
 /// How often the epoch ticks; time limits are whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -202,10 +204,12 @@ pub enum RunError {
     /// The module tried to grow memory past its limit.
     #[error("memory limit of {0} MiB exceeded")]
     MemoryLimit(usize),
-    /// The module's output is larger than allowed.
-    #[error("output of {len} bytes exceeds the limit of {limit} bytes")]
+    /// The module's output (or its error message) is larger than allowed.
+    #[error("{what} of {len} bytes exceeds the limit of {limit} bytes")]
     OutputLimit {
-        /// Output length.
+        /// `output` or `error message`.
+        what: &'static str,
+        /// Its length.
         len: usize,
         /// The limit.
         limit: usize,
@@ -462,6 +466,7 @@ impl Sandbox {
         limits: RunLimits,
     ) -> RunOutcome {
         let started = Instant::now();
+        let deadline = started + limits.timeout;
         calls.max_host_calls = limits.host_calls;
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
@@ -480,24 +485,35 @@ impl Sandbox {
                 hit: false,
             },
             calls,
+            deadline,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
 
-        let result = module
-            .pre
-            .instantiate(&mut store)
-            .and_then(|command| command.call_run(&mut store, invocation));
+        // Wasm code is stopped by the epoch; host code waiting for the module (WASI, tools,
+        // locks) by the same deadline, set for this thread.
+        let result = crate::deadline::scope(deadline, || {
+            module
+                .pre
+                .instantiate(&mut store)
+                .and_then(|command| command.call_run(&mut store, invocation))
+        });
         let state = store.into_data();
         let timeout_ms = u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX);
+        let too_long = |what: &'static str, len: usize| RunError::OutputLimit {
+            what,
+            len,
+            limit: limits.output_bytes,
+        };
         let result = match result {
-            Ok(Ok(output)) if output.len() > limits.output_bytes => Err(RunError::OutputLimit {
-                len: output.len(),
-                limit: limits.output_bytes,
-            }),
+            Ok(Ok(output)) if output.len() > limits.output_bytes => Err(too_long("output", output.len())),
             Ok(Ok(output)) => Ok(output),
+            // The module's error message reaches the client as its output would, under the same limit.
+            Ok(Err(message)) if message.len() > limits.output_bytes => {
+                Err(too_long("error message", message.len()))
+            }
             Ok(Err(message)) => match state.calls.denied.first() {
                 Some(denied) => Err(RunError::HostCallDenied(denied.clone())),
                 None if state.calls.tool_failures > 0 => Err(RunError::HostToolFailed(message)),
@@ -505,11 +521,7 @@ impl Sandbox {
             },
             Err(_) if state.memory.hit => Err(RunError::MemoryLimit(limits.memory_bytes >> 20)),
             Err(_) if state.calls.flooded => Err(RunError::HostCallLimit(limits.host_calls)),
-            Err(err) => match err.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => Err(RunError::TimeLimit(timeout_ms)),
-                Some(trap) => Err(RunError::Trapped(trap.to_string())),
-                None => Err(RunError::Internal(format!("{err:#}"))),
-            },
+            Err(err) => trap_outcome(&err, timeout_ms),
         };
         let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
         RunOutcome {
@@ -623,6 +635,27 @@ impl Sandbox {
     }
 }
 
+/// What a run that ended in `err` (a trap, or an error from host code) reports.
+fn trap_outcome(err: &wasmtime::Error, timeout_ms: u64) -> Result<String, RunError> {
+    if err.downcast_ref::<crate::deadline::DeadlineExceeded>().is_some() {
+        return Err(RunError::TimeLimit(timeout_ms));
+    }
+    // `wasi:cli/exit`: the module ended itself; that is its outcome, not a fault of the host.
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return match exit.0 {
+            0 => Ok(String::new()),
+            status => Err(RunError::Module(format!(
+                "the module exited with status {status}"
+            ))),
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Err(RunError::TimeLimit(timeout_ms)),
+        Some(trap) => Err(RunError::Trapped(trap.to_string())),
+        None => Err(RunError::Internal(format!("{err:#}"))),
+    }
+}
+
 /// Checks a module's imports (without versions) against what sesame provides and what the
 /// cluster grants; the error says which imports are refused and why.
 fn check_imports(cluster: &str, imports: &[String], capabilities: &[String]) -> Result<(), String> {
@@ -663,6 +696,8 @@ struct RunState {
     table: ResourceTable,
     memory: MemoryCap,
     calls: CallContext,
+    /// When the run's time limit runs out: every wait in host code ends by then.
+    deadline: Instant,
 }
 
 impl WasiView for RunState {
@@ -707,39 +742,6 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Links the WASI interfaces in [`WASI_ALLOWED`], and nothing else of WASI.
-fn link_closed_wasi(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
-    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
-    use wasmtime_wasi::p2::bindings::sync::{cli, clocks, io, random};
-    use wasmtime_wasi::random::WasiRandom;
-
-    struct HasIo;
-    impl wasmtime::component::HasData for HasIo {
-        type Data<'a> = &'a mut ResourceTable;
-    }
-    let l = linker;
-    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<RunState, HasIo>(l, |s| &mut s.table)?;
-    io::poll::add_to_linker::<RunState, HasIo>(l, |s| &mut s.table)?;
-    io::streams::add_to_linker::<RunState, HasIo>(l, |s| &mut s.table)?;
-    cli::exit::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::environment::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::stdin::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::stdout::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::stderr::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_input::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_output::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_stdin::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_stdout::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_stderr::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    clocks::monotonic_clock::add_to_linker::<RunState, WasiClocks>(l, RunState::clocks)?;
-    clocks::wall_clock::add_to_linker::<RunState, WasiClocks>(l, RunState::clocks)?;
-    random::random::add_to_linker::<RunState, WasiRandom>(l, |s| s.wasi.random())?;
-    random::insecure::add_to_linker::<RunState, WasiRandom>(l, |s| s.wasi.random())?;
-    random::insecure_seed::add_to_linker::<RunState, WasiRandom>(l, |s| s.wasi.random())?;
-    Ok(())
-}
-
 /// `wasi:io/poll@0.2.6` -> `wasi:io/poll`.
 fn unversioned(import: &str) -> &str {
     import.split_once('@').map_or(import, |(name, _)| name)
@@ -757,9 +759,18 @@ impl EpochTicker {
         std::thread::Builder::new()
             .name("sesame-epoch".into())
             .spawn(move || {
+                // Ticks follow the wall clock: a sleep overshoots a little each time (10 % on
+                // a loaded machine), and counting sleeps let a spinning module run that much
+                // past its limit; catching up keeps the epoch within a tick of real time.
+                let started = Instant::now();
+                let mut ticks: u128 = 0;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    let due = started.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })?;
         Ok(Self { stop })
