@@ -51,6 +51,37 @@ impl Command {
             args,
         }
     }
+
+    /// Checks the request for every target as its host will (the protocol's limits on names
+    /// and arguments, and one envelope's size), so that a request the host would refuse is
+    /// refused here, saying why, rather than sent to a host that cannot tell the client.
+    pub fn check(&self, targets: &[Target], client: &sesame_proto::PublicKey) -> Result<(), String> {
+        for target in targets {
+            let reply_to = (target.via == Transport::Sqs).then(|| sesame_sqs::reply_queue(client));
+            let request = Request {
+                reply_to,
+                ..Request::new(
+                    &mut rand_core::OsRng,
+                    0,
+                    target.entry.daemon_name(&target.alias),
+                    self.cluster.as_deref(),
+                    &self.command,
+                    self.args.clone(),
+                )
+            };
+            let too_large = |why: String| format!("the request is too large to send: {why}");
+            request.validate().map_err(|e| too_large(e.to_string()))?;
+            let len = request.encode().len() + sesame_proto::HEADER_LEN + sesame_proto::TAG_LEN;
+            if len > sesame_proto::MAX_ENVELOPE_LEN {
+                let args: usize = self.args.iter().map(String::len).sum();
+                return Err(too_large(format!(
+                    "{len} bytes sealed, and one request carries at most {} (its arguments take {args} bytes)",
+                    sesame_proto::MAX_ENVELOPE_LEN
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How one host's request ended.

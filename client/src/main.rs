@@ -183,6 +183,9 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         targets.push(target(alias, entry, args.via)?);
     }
     let sealer = Arc::new(Sealer::new(home.key()?));
+    command
+        .check(&targets, &sealer.public_key())
+        .map_err(anyhow::Error::msg)?;
     let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
     let pinned = pinned_keys(&targets);

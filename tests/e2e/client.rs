@@ -411,3 +411,43 @@ fn errors_are_plain_text_with_hints_when_stderr_is_not_a_terminal() {
         assert!(hint_line.contains(hint), "{args:?}: {hint_line}");
     }
 }
+
+#[test]
+fn arguments_too_large_for_one_request_are_refused_before_sending() {
+    let daemon = daemon_granting(&[22]);
+    let alice = daemon.client("alice", &["users"]);
+    // 100 KB of argument: it used to go out, be cut off by the host, and come back as "bad
+    // response … check the pinned host key". Now each limit is checked here, as the host would.
+    let one_big = ["a".repeat(100_000)];
+    let many = vec!["c".repeat(4000); 17];
+    let cases: [(&[String], &str); 2] = [
+        (&one_big, "argument 0 is 100000 bytes (at most 4096)"),
+        (
+            &many,
+            "one request carries at most 65536 (its arguments take 68000 bytes)",
+        ),
+    ];
+    for (args, why) in cases {
+        let mut argv = vec!["run", "web", "echo"];
+        argv.extend(args.iter().map(String::as_str));
+        let out = alice.sesame(&argv);
+        let err = stderr(&out);
+        let shown: String = err.chars().take(400).collect();
+        assert_eq!(out.status.code(), Some(2), "a local problem: {shown}");
+        assert!(
+            err.contains("the request is too large to send") && err.contains(why),
+            "{shown}"
+        );
+        assert!(!err.contains("pinned host key"), "{shown}");
+    }
+    // Nothing reached the host.
+    assert!(
+        !daemon.audit().iter().any(|r| r["command"] == "echo"),
+        "a request was sent"
+    );
+    // Within the limits it runs.
+    let fits = vec!["d".repeat(4000); 15];
+    let mut argv = vec!["run", "web", "echo"];
+    argv.extend(fits.iter().map(String::as_str));
+    assert_eq!(alice.run_ok(&argv).len(), 15 * 4000 + 14 + 1);
+}

@@ -337,3 +337,24 @@ fn modules_that_import_the_filesystem_or_sockets_are_refused_at_load() {
         }
     }
 }
+
+#[test]
+fn one_client_cannot_fill_the_replay_window() {
+    // Each client may hold three live request ids: tess's fourth request within the window is
+    // refused, even for an unknown command (ids are recorded before the command is looked up),
+    // and alice is still admitted.
+    let daemon = hostile_daemon("[limits]\nreplay_ids_per_client = 3\n");
+    let tess = daemon.client("tess", &["testers"]);
+    let alice = daemon.client("alice", &["users"]);
+    for _ in 0..2 {
+        let err = tess.run_err(&["run", "web", "no-such-command"]);
+        assert!(err.contains("error 2004"), "{err}");
+    }
+    assert_eq!(tess.run_ok(&["run", "web", "echo", "third"]), "third\n");
+    let err = tess.run_err(&["run", "web", "echo", "fourth"]);
+    assert!(
+        err.contains("error 3007") && err.contains("already has 3 request ids in the replay window"),
+        "{err}"
+    );
+    assert_eq!(alice.run_ok(&["run", "web", "echo", "mine"]), "mine\n");
+}
