@@ -674,7 +674,7 @@ impl Runner {
             Failure::new(
                 ErrorCode::Busy,
                 format!(
-                    "busy: client {} already has {} requests in the daemon, its share",
+                    "busy: client {} already has its share of the daemon ({} at a time)",
                     client.name,
                     self.shares.per_client()
                 ),

@@ -177,3 +177,68 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
     // Salt kept to its own directory: nothing in /etc/salt or /var/cache/salt.
     assert!(!Path::new("/etc/salt").exists() && !Path::new("/var/cache/salt").exists());
 }
+
+/// A state in the grant (`ntp`) that runs far longer than any request may: a marked sleep.
+const SLOW_SLS: &str = r#"slow:
+  cmd.run:
+    - name: /bin/sleep 4242
+"#;
+
+#[test]
+#[ignore = "runs salt-call in the private namespace: run scripts/system-tests"]
+fn a_salt_run_past_the_request_limit_is_killed_with_everything_it_started() {
+    require_private_namespace();
+    let salt_call = PathBuf::from(
+        std::env::var_os("SESAME_SALT_CALL")
+            .expect("SESAME_SALT_CALL names salt-call (scripts/system-tests sets it from scripts/salt-venv)"),
+    );
+    let salt_dir = tempfile::tempdir().expect("tempdir");
+    let conf = minion(salt_dir.path());
+    std::fs::write(salt_dir.path().join("states/ntp.sls"), SLOW_SLS).expect("ntp.sls");
+    // The host's ceiling is 4 s: the policy's 300 s for `config` cannot raise it.
+    let setup = Setup {
+        clusters: format!(
+            "{}\n[limits]\ntimeout_ms = 4000\n",
+            config_cluster(&salt_call, &conf)
+        ),
+        ..Setup::default()
+    };
+    let daemon = Daemon::start(&setup);
+    let olga = daemon.client("olga", &["operators"]);
+    let started = std::time::Instant::now();
+    let err = olga.run_err(&["run", "web", "salt-apply", "ntp"]);
+    let took = started.elapsed();
+    assert!(
+        err.contains("error 3002") && err.contains("time limit of 4000 ms"),
+        "{err}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "answered after {took:?}"
+    );
+    let rec = daemon.wait_audit("the slow apply", |r| {
+        r["phase"] == "end" && r["command"] == "salt-apply" && r["code"] == 3002
+    });
+    let effects = rec["effects"].to_string();
+    assert!(
+        effects.contains("killed at its deadline, outcome unknown"),
+        "{rec}"
+    );
+    // salt-call and the sleep its state started died with it (the process group).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", "sleep 4242"])
+            .output()
+            .expect("pgrep");
+        if !left.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
