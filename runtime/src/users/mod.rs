@@ -11,6 +11,7 @@
 
 pub mod home;
 pub mod keys;
+pub mod login_defs;
 pub mod names;
 
 use std::path::PathBuf;
