@@ -578,6 +578,11 @@ impl CallContext {
         let svc = self.users_service(call)?;
         let name: UserName = parse(name)?;
         let existing = svc.account(&name).map_err(|e| self.users_failure(call, e))?;
+        let own = self.grant.users.self_service && name.as_str() == self.client;
+        if existing.is_none() && own {
+            // Self service cannot create the account; the caller may learn it is missing.
+            return Err(HostError::Invalid(format!("no account {name}")).into());
+        }
         self.grant_user(&svc, call, &name, existing.as_ref())?;
         if existing.is_none() {
             return Err(HostError::Invalid(format!("no account {name}")).into());

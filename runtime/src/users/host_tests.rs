@@ -268,6 +268,12 @@ fn a_client_named_like_a_system_account_gets_no_self_service() {
         denied(ctx.remove_key(client.into(), KEY.into()));
         assert_eq!(f.changes(), Vec::<String>::new(), "{client}: nothing written");
     }
+    // A client with no account is told so, not refused.
+    let mut ctx = f.stock("ghost", &["staff"], "key-add", &[KEY]);
+    match ctx.add_key("ghost".into(), KEY.into()) {
+        Err(HostFault::Error(HostError::Invalid(why))) => assert_eq!(why, "no account ghost"),
+        other => panic!("{other:?}"),
+    }
     // Self service works for an ordinary account, administrators included, and for no other.
     for client in ["dave", "ada"] {
         let mut ctx = f.stock(client, &["staff"], "key-add", &[KEY]);
