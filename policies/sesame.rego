@@ -9,7 +9,7 @@
 #     "grant":   {                                   # what the command may do on this host
 #       "firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600},
 #       "salt":     {"states": ["nginx"]},
-#       "users":    {"names": ["alice"], "groups": ["ops"]}
+#       "users":    {"names": ["alice"], "groups": ["ops"]}   # or {"self": true}
 #     },
 #     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64, "host_calls": 1000}
 #   }
@@ -44,9 +44,11 @@
 #     .self      [COMMAND, ...]                   these commands manage the caller's own account
 #                                                 (the account named like the client), e.g. key-add;
 #     .managers  {GROUP: [ACCOUNT_GROUP, ...]}    for other commands, a client in GROUP may manage
-#                                                 the account named by the first argument, in
-#                                                 these account groups;
-#     .protected [ACCOUNT, ...]                   accounts no command may manage.
+#                                                 the account named by the first argument, if it
+#                                                 is a member of one of these account groups
+#                                                 (the daemon checks), and use these groups;
+#     .protected [ACCOUNT, ...]                   accounts no command may manage. The daemon
+#                                                 keeps root and system accounts out anyway.
 #   acl.limits                                    the limits of every command.
 #   acl.mask       {"CLUSTER::COMMAND": [N, ...]} argument positions (0-based) the daemon masks
 #                                                 in its logs (data.sesame.mask).
@@ -151,14 +153,18 @@ salt_grant := {"salt": cluster_config.salt} if {
 
 # --- accounts ------------------------------------------------------------------
 #
-# The users grant names the accounts a command may manage, and the account
-# groups it may put them in or take them out of. Two ways to get one:
+# The users grant says which accounts a command may manage. Two ways to get one:
 #
 #   self service: a command listed in users.self manages the caller's own
-#                 account only (its name is the client's name);
+#                 account only. The grant is {"self": true}: the daemon resolves
+#                 it to the account named like the client, and refuses it when
+#                 that is a system account (a client enrolled as "daemon").
 #   managers:     any other command manages the account named by its first
 #                 argument, in the account groups users.managers maps the
-#                 client's groups to.
+#                 client's groups to. The daemon changes an existing account only
+#                 when it is a member of one of those groups, and never a system
+#                 account or group: this policy grants no system_accounts or
+#                 system_groups.
 #
 # Only clusters with a users entry (e.g. "accounts") manage accounts. The users
 # grant and the two account denials below start with `manages_accounts`, so a
@@ -167,9 +173,12 @@ manages_accounts if cluster_config.users
 
 users_config := object.get(cluster_config, "users", {})
 
-users_grant := {"users": {"names": sort(managed_accounts), "groups": sort(managed_groups)}} if {
+users_grant := {"users": {"self": true}} if {
 	manages_accounts
-	count(managed_accounts) > 0
+	self_service
+} else := {"users": {"names": [first_arg], "groups": sort(managed_groups)}} if {
+	manages_accounts
+	count(managed_groups) > 0
 } else := {}
 
 self_service if input.request.command in object.get(users_config, "self", [])
@@ -181,11 +190,12 @@ managed_groups contains account_group if {
 	some account_group in object.get(users_config, ["managers", group], [])
 }
 
-managed_accounts contains input.client.name if self_service
+# The account a request manages: the caller's own, or the first argument.
+managed_account := input.client.name if self_service
 
-managed_accounts contains first_arg if {
+managed_account := first_arg if {
+	not self_service
 	count(managed_groups) > 0
-	valid_account(first_arg)
 }
 
 # The request's first argument; "" when it has none.
@@ -198,9 +208,8 @@ valid_account(name) if regex.match(`^[a-z_][a-z0-9_-]{0,31}$`, name)
 
 deny_reasons contains reason if {
 	manages_accounts
-	some account in managed_accounts
-	account in object.get(users_config, "protected", [])
-	reason := sprintf("account %s is protected: %s may not manage it", [account, request_name])
+	managed_account in object.get(users_config, "protected", [])
+	reason := sprintf("account %s is protected: %s may not manage it", [managed_account, request_name])
 }
 
 deny_reasons contains reason if {

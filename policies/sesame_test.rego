@@ -187,13 +187,24 @@ accounts(client, groups, command, args) := d if {
 test_staff_may_add_keys_to_their_own_account_only if {
 	d := accounts("alice", ["staff"], "key-add", ["ssh-ed25519 AAAA alice@laptop"])
 	d.allow
-	d.grant == {"users": {"names": ["alice"], "groups": []}}
+	# The daemon resolves "self" to the caller's account; the policy names no account.
+	d.grant == {"users": {"self": true}}
+	accounts("alice", ["staff"], "key-remove", ["ssh-ed25519 AAAA"]).grant == {"users": {"self": true}}
 }
 
 test_self_service_ignores_manager_groups if {
-	# An admin adding a key still manages only their own account.
+	# An admin adding a key still manages only their own account, in no group.
 	d := accounts("ada", ["admins"], "key-add", ["bob"])
-	d.grant == {"users": {"names": ["ada"], "groups": []}}
+	d.grant == {"users": {"self": true}}
+}
+
+test_self_service_does_not_copy_the_client_name if {
+	# A client enrolled under a system account's name gets self service from the policy, and
+	# the daemon refuses it: nothing in the grant names that account.
+	d := accounts("daemon", ["staff"], "key-add", ["ssh-ed25519 AAAA"])
+	d.grant == {"users": {"self": true}}
+	not d.grant.users.names
+	not d.grant.users.system_accounts
 }
 
 test_self_service_on_a_protected_account_denied if {
@@ -210,15 +221,37 @@ test_onboarders_manage_the_named_account_in_developers if {
 	d.grant == {"users": {"names": ["bob"], "groups": ["developers"]}}
 }
 
+test_onboarders_commands if {
+	every command in ["user-add", "user-remove", "user-lock", "user-unlock", "group-add", "group-remove"] {
+		accounts("oscar", ["onboarders"], command, ["bob", "developers"]).grant.users == {"names": ["bob"], "groups": ["developers"]}
+	}
+}
+
 test_manager_groups_add_up if {
 	d := accounts("ada", ["admins", "onboarders"], "user-remove", ["bob"])
 	d.grant.users == {"names": ["bob"], "groups": ["developers", "operators"]}
+}
+
+test_the_stock_policy_never_grants_system_accounts_or_groups if {
+	# Only an explicit system_accounts / system_groups entry lets the daemon touch a system
+	# account or group; the stock policy has none, whoever asks for whatever.
+	every d in [
+		accounts("ada", ["admins"], "user-remove", ["daemon"]),
+		accounts("ada", ["admins"], "group-add", ["bob", "sudo"]),
+		accounts("oscar", ["onboarders"], "user-lock", ["www-data"]),
+		accounts("bin", ["staff"], "key-add", ["ssh-ed25519 AAAA"]),
+	] {
+		d.allow
+		object.keys(d.grant.users) & {"system_accounts", "system_groups"} == set()
+	}
 }
 
 test_managers_may_not_touch_protected_accounts if {
 	d := accounts("oscar", ["onboarders"], "user-remove", ["root"])
 	not d.allow
 	d.reasons == ["account root is protected: accounts::user-remove may not manage it"]
+	e := accounts("oscar", ["onboarders"], "user-lock", ["sesame"])
+	e.reasons == ["account sesame is protected: accounts::user-lock may not manage it"]
 }
 
 test_managers_need_a_valid_account_name if {

@@ -441,12 +441,16 @@ impl users::Host for CallContext {
         let existing = svc
             .account(&name)
             .map_err(|e| self.users_failure("users.create", e))?;
-        self.grant_user("users.create", &name, existing.as_ref())?;
+        self.grant_user(&svc, "users.create", &name, existing.as_ref())?;
+        if existing.is_some() {
+            // Within the grant the module may learn that; outside it grant_user refused above.
+            return Err(HostError::Invalid(format!("account {name} exists already")).into());
+        }
         for g in &groups {
             let gid = svc
                 .group_id(g)
                 .map_err(|e| self.users_failure("users.create", e))?;
-            self.grant_group("users.create", g, gid)?;
+            self.grant_group(&svc, "users.create", g, gid)?;
         }
         svc.create(&name, shell.as_ref(), comment.as_ref(), &groups)
             .map_err(|e| self.users_failure("users.create", e))?;
@@ -507,7 +511,7 @@ impl users::Host for CallContext {
         let gid = svc
             .group_id(&group)
             .map_err(|e| self.users_failure("users.add-to-group", e))?;
-        self.grant_group("users.add-to-group", &group, gid)?;
+        self.grant_group(&svc, "users.add-to-group", &group, gid)?;
         svc.add_to_group(&name, &group)
             .map_err(|e| self.users_failure("users.add-to-group", e))?;
         self.effect(format!("users.add-to-group {name} {group}"));
@@ -520,7 +524,7 @@ impl users::Host for CallContext {
         let gid = svc
             .group_id(&group)
             .map_err(|e| self.users_failure("users.remove-from-group", e))?;
-        self.grant_group("users.remove-from-group", &group, gid)?;
+        self.grant_group(&svc, "users.remove-from-group", &group, gid)?;
         svc.remove_from_group(&name, &group)
             .map_err(|e| self.users_failure("users.remove-from-group", e))?;
         self.effect(format!("users.remove-from-group {name} {group}"));
@@ -531,17 +535,14 @@ impl users::Host for CallContext {
         self.enter("users.list")?;
         let svc = self.users_service("users.list")?;
         let accounts = svc.accounts().map_err(|e| self.users_failure("users.list", e))?;
+        let reach = crate::users::Reach::new(&self.grant.users, svc.login_defs(), &self.client);
         Ok(accounts
             .into_iter()
-            .filter(|a| {
-                a.name
-                    .parse::<UserName>()
-                    .is_ok_and(|n| crate::users::check_user(&self.grant.users, &n, Some(a)).is_ok())
-            })
+            .filter(|a| reach.account(a).is_ok())
             .map(|a| users::Account {
                 name: a.name,
                 uid: a.uid,
-                groups: a.groups,
+                groups: a.groups.into_iter().map(|g| g.name).collect(),
                 shell: a.shell,
                 locked: a.locked,
             })
@@ -576,31 +577,51 @@ impl CallContext {
         }
     }
 
-    /// Counts the call, parses the account name, checks it exists and that the grant covers it.
+    /// Counts the call, parses the account name, checks it exists and that the grant reaches it.
     fn users_target(&mut self, call: &str, name: &str) -> Result<(Arc<Users>, UserName), HostFault> {
         self.enter(call)?;
         let svc = self.users_service(call)?;
         let name: UserName = parse(name)?;
         let existing = svc.account(&name).map_err(|e| self.users_failure(call, e))?;
-        self.grant_user(call, &name, existing.as_ref())?;
+        let own = self.grant.users.self_service && name.as_str() == self.client;
+        if existing.is_none() && own {
+            // Self service cannot create the account; the caller may learn it is missing.
+            return Err(HostError::Invalid(format!("no account {name}")).into());
+        }
+        self.grant_user(&svc, call, &name, existing.as_ref())?;
         if existing.is_none() {
             return Err(HostError::Invalid(format!("no account {name}")).into());
         }
         Ok((svc, name))
     }
 
+    /// Checks the grant reaches account `name`: `existing` as it is now, or, when there is no
+    /// such account, a new account of that name ([`crate::users::reach`]).
     fn grant_user(
         &mut self,
+        svc: &Users,
         call: &str,
         name: &UserName,
         existing: Option<&crate::users::Account>,
     ) -> Result<(), HostFault> {
-        crate::users::check_user(&self.grant.users, name, existing)
-            .map_err(|why| self.deny(format!("{call} {name}: {why}")))
+        let reach = crate::users::Reach::new(&self.grant.users, svc.login_defs(), &self.client);
+        let reached = match existing {
+            Some(account) => reach.account(account),
+            None => reach.new_account(name),
+        };
+        reached.map_err(|why| self.deny(format!("{call} {name}: {why}")))
     }
 
-    fn grant_group(&mut self, call: &str, group: &GroupName, gid: Option<u32>) -> Result<(), HostFault> {
-        crate::users::check_group(&self.grant.users, group, gid)
+    /// Checks the grant reaches group `group` (`gid` when it exists).
+    fn grant_group(
+        &mut self,
+        svc: &Users,
+        call: &str,
+        group: &GroupName,
+        gid: Option<u32>,
+    ) -> Result<(), HostFault> {
+        crate::users::Reach::new(&self.grant.users, svc.login_defs(), &self.client)
+            .group(group, gid)
             .map_err(|why| self.deny(format!("{call} {group}: {why}")))
     }
 
@@ -612,6 +633,7 @@ impl CallContext {
             | UsersError::NoSuchUser(_)
             | UsersError::NoSuchGroup(_)
             | UsersError::Exists(_)
+            | UsersError::GroupExists(_)
             | UsersError::UnlistedShell(_) => HostError::Invalid(e.to_string()).into(),
             UsersError::Home(h) => {
                 tracing::warn!(request = %self.request_id, "{call}: {h}");

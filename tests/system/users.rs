@@ -116,3 +116,110 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
         );
     }
 }
+
+/// The lines naming `name` in the account databases (passwd, shadow, group, gshadow), to show an
+/// account is unchanged.
+fn account_lines(name: &str) -> Vec<String> {
+    ["passwd", "shadow", "group", "gshadow"]
+        .iter()
+        .flat_map(|db| {
+            std::fs::read_to_string(Path::new("/etc").join(db))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| {
+                    let mut f = l.split(':');
+                    f.next() == Some(name) || f.nth(2).is_some_and(|m| m.split(',').any(|m| m == name))
+                })
+                .map(|l| format!("{db}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Runs `command` (as useradd, groupadd) and ignores a failure (the account or group exists).
+fn ensure(program: &str, args: &[&str]) {
+    let _ = std::process::Command::new(program).args(args).output();
+}
+
+#[test]
+#[ignore = "changes accounts: run scripts/system-tests"]
+fn system_accounts_and_administrators_are_out_of_an_onboarders_reach() {
+    require_private_namespace();
+    ensure("groupadd", &["developers"]);
+    ensure("groupadd", &["--system", "sudo"]);
+    ensure(
+        "useradd",
+        &[
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "www-data",
+        ],
+    );
+    // Administrators: ada is in sudo only, adam in sudo and developers.
+    for (admin, groups) in [("ada", "sudo"), ("adam", "sudo,developers")] {
+        ensure("userdel", &["--remove", admin]);
+        sh("useradd", &["--create-home", "--groups", groups, admin]);
+    }
+    // Should a check fail, nothing outside this namespace may change: the system accounts'
+    // homes move to the private /home first (daemon's is /usr/sbin, bin's /bin).
+    for account in ["daemon", "bin", "www-data"] {
+        let home = format!("/home/sys-{account}");
+        std::fs::create_dir_all(&home).expect("mkdir");
+        sh("usermod", &["--home", &home, account]);
+    }
+    let setup = Setup {
+        clusters: accounts_cluster(),
+        ..Setup::default()
+    };
+    let daemon = Daemon::start(&setup);
+    let olga = daemon.client("olga", &["onboarders"]);
+    let impostor = daemon.client("daemon", &["staff"]);
+
+    let targets = ["daemon", "bin", "www-data", "ada", "adam"];
+    let before: Vec<Vec<String>> = targets.iter().map(|t| account_lines(t)).collect();
+    for args in [
+        &["user-remove", "daemon"][..],
+        &["user-lock", "bin"],
+        &["user-remove", "www-data"],
+        &["user-lock", "ada"],
+        &["user-lock", "adam"],
+        &["user-remove", "adam"],
+        &["group-remove", "adam", "developers"],
+    ] {
+        let mut line = vec!["run", "web"];
+        line.extend(args);
+        let err = olga.run_err(&line);
+        assert!(
+            err.contains("error 3004") || err.contains("error 1010"),
+            "{args:?}: {err}"
+        );
+    }
+    // A client enrolled under a system account's name gets no self service.
+    let err = impostor.run_err(&["run", "web", "key-add", DAVE_KEY]);
+    assert!(err.contains("error 3004") || err.contains("error 1010"), "{err}");
+    let after: Vec<Vec<String>> = targets.iter().map(|t| account_lines(t)).collect();
+    assert_eq!(before, after, "accounts unchanged");
+    for account in ["daemon", "bin", "www-data"] {
+        let home = format!("/home/sys-{account}");
+        assert_eq!(
+            std::fs::read_dir(&home).expect("home").count(),
+            0,
+            "nothing written in {home}"
+        );
+    }
+    for admin in ["ada", "adam"] {
+        assert!(
+            !Path::new("/home").join(admin).join(".ssh").exists(),
+            "no keys for {admin}"
+        );
+    }
+    let effects: Vec<serde_json::Value> = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "request" && r["phase"] == "end")
+        .flat_map(|r| r["effects"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(effects.is_empty(), "no effects: {effects:?}");
+}

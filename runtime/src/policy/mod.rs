@@ -193,14 +193,27 @@ pub struct SaltGrant {
     pub pillar_keys: Vec<String>,
 }
 
-/// `grant.users`: the accounts a command may manage.
+/// `grant.users`: the accounts a command may manage. The host decides what these reach
+/// (`crate::users::reach`): system accounts and groups only through the `system_*` fields, and
+/// an existing account only when it is a member of one of the groups the grant reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsersGrant {
-    /// Account names that may be created, changed or removed.
+    /// Account names that may be created, changed or removed (`"*"`: any ordinary account).
     pub names: Vec<String>,
-    /// Groups accounts may be added to or removed from.
+    /// Groups accounts may be added to or removed from, and whose members may be managed
+    /// (`"*"`: any ordinary group).
     pub groups: Vec<String>,
+    /// `"self"`: self service, the calling client's own account (the account named like the
+    /// client, when that is not a system account), whatever `names` and `groups` say.
+    #[serde(rename = "self")]
+    pub self_service: bool,
+    /// System accounts (root, ids outside `UID_MIN..=UID_MAX`, non-login shells, reserved
+    /// names) that may be managed, each by its exact name: `"*"` matches none.
+    pub system_accounts: Vec<String>,
+    /// System groups (gid 0, gids outside `GID_MIN..=GID_MAX`, reserved names) that may be
+    /// used, and whose members may be managed, each by its exact name.
+    pub system_groups: Vec<String>,
 }
 
 /// `decision.limits`: resource limits for a run. `None` means the daemon's default.

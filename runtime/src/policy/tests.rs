@@ -345,7 +345,8 @@ fn full_grant_and_null_limits_are_read() {
         grant.users,
         UsersGrant {
             names: vec!["bob".to_owned()],
-            groups: vec!["ops".to_owned()]
+            groups: vec!["ops".to_owned()],
+            ..UsersGrant::default()
         }
     );
     assert_eq!(
@@ -508,7 +509,8 @@ fn default_policy_grants_salt_users_and_masks() {
         grant.users,
         UsersGrant {
             names: vec!["bob".to_owned()],
-            groups: vec!["developers".to_owned()]
+            groups: vec!["developers".to_owned()],
+            ..UsersGrant::default()
         }
     );
     let mut engine = policy.template.clone();

@@ -212,7 +212,7 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
     let audit = Arc::new(AuditLog::open(&scratch.path().join("audit.jsonl"))?);
     let firewall = Firewall::from_config(&dry, audit)?;
     let salt = crate::salt::Salt::dry_run(&config.salt, recorder.clone())?;
-    let users = crate::users::Users::dry_run(recorder.clone());
+    let users = crate::users::Users::dry_run(recorder.clone())?;
     let invocation = Invocation {
         id: request.id.to_string(),
         cluster: cluster_name.clone(),

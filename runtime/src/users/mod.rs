@@ -2,28 +2,32 @@
 //! `userdel`, `gpasswd`) and a careful writer for `authorized_keys` ([`home`]).
 //!
 //! Names, shells, comments and keys are parsed into types ([`names`], [`keys`]) before the grant
-//! is checked ([`check_user`], [`check_group`]) and before any tool runs. System accounts and
-//! groups (id below 1000, and root) are never touched unless the grant names them explicitly:
-//! the wildcard `"*"` in a grant covers ordinary accounts only.
+//! is checked ([`reach`]) and before any tool runs. System accounts and groups (root, ids outside
+//! the ordinary ranges of `/etc/login.defs` ([`login_defs`]), non-login shells, reserved names)
+//! are never touched unless the grant names them in its own fields, and an existing account only
+//! when it is a member of one of the grant's groups (or is the caller's own, by self service).
 //!
 //! Locking sets both a locked password (`usermod --lock`) and an expiry in the past
 //! (`--expiredate 1`): a locked password alone still lets SSH keys in.
 
 pub mod home;
 pub mod keys;
+pub mod login_defs;
 pub mod names;
+pub mod reach;
 
-use std::path::PathBuf;
+#[cfg(test)]
+mod host_tests;
 
-use crate::policy::UsersGrant;
+use std::path::{Path, PathBuf};
+
 use crate::system::{Tool, ToolError};
 pub use keys::SshKey;
+pub use login_defs::{LoginDefs, LoginDefsError};
 pub use names::{Comment, GroupName, InvalidArg, Shell, UserName};
+pub use reach::{Reach, Refusal};
 
-/// The first uid and gid of ordinary accounts and groups (shadow's `UID_MIN`, `GID_MIN`).
-pub const FIRST_ORDINARY_ID: u32 = 1000;
-
-/// A local account as the grant lets a request see it.
+/// A local account, as `/etc/passwd`, `/etc/group`, `/etc/shadow` and `/etc/shells` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// Login name.
@@ -32,21 +36,27 @@ pub struct Account {
     pub uid: u32,
     /// Primary gid.
     pub gid: u32,
+    /// The name of the primary group, when `/etc/group` has one with that gid.
+    pub primary_group: Option<String>,
     /// Home directory.
     pub home: PathBuf,
-    /// Login shell.
+    /// Login shell (empty in `/etc/passwd` means `/bin/sh`).
     pub shell: String,
+    /// Whether the shell is listed in `/etc/shells` (`nologin` and `false` are not).
+    pub login_shell: bool,
     /// Supplementary groups.
-    pub groups: Vec<String>,
+    pub groups: Vec<Group>,
     /// Password locked and account expired: no password or key login.
     pub locked: bool,
 }
 
-impl Account {
-    /// Whether this is a system account (root, or a uid below [`FIRST_ORDINARY_ID`]).
-    pub fn is_system(&self) -> bool {
-        self.uid < FIRST_ORDINARY_ID
-    }
+/// A group an account belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Its name.
+    pub name: String,
+    /// Its gid.
+    pub gid: u32,
 }
 
 /// Why an account operation did not happen.
@@ -65,6 +75,10 @@ pub enum UsersError {
     /// The account exists already.
     #[error("account {0} exists already")]
     Exists(String),
+    /// A group of the new account's name exists already (`useradd --user-group` would fail, or
+    /// the account would join a group it was not granted).
+    #[error("a group {0} exists already; a new account gets a group of its own name")]
+    GroupExists(String),
     /// The shell is not listed in /etc/shells.
     #[error("shell {0} is not listed in /etc/shells")]
     UnlistedShell(String),
@@ -82,6 +96,9 @@ pub enum UsersError {
     /// Writing keys was refused or failed.
     #[error(transparent)]
     Home(#[from] home::HomeError),
+    /// `/etc/login.defs` could not be read or makes no sense.
+    #[error(transparent)]
+    LoginDefs(#[from] LoginDefsError),
 }
 
 /// The shadow tools and the account databases.
@@ -92,12 +109,15 @@ pub struct Users {
     userdel: Tool,
     gpasswd: Tool,
     etc: PathBuf,
+    /// The ordinary id ranges, read once at start.
+    defs: LoginDefs,
     /// Dry run: tools record their command lines here and key files are not written.
     dry_run: Option<crate::system::Recorder>,
 }
 
 impl Users {
-    /// The service over the standard tool paths and `/etc`; fails when a tool is missing.
+    /// The service over the standard tool paths and `/etc`; fails when a tool is missing or
+    /// `/etc/login.defs` has a value shadow's tools could not read ([`LoginDefs::read`]).
     pub fn new() -> Result<Self, UsersError> {
         let tool = |p: &str| -> Result<Tool, UsersError> {
             let t = Tool::new(p)?;
@@ -118,26 +138,39 @@ impl Users {
             userdel: tool("/usr/sbin/userdel")?,
             gpasswd: tool("/usr/bin/gpasswd")?,
             etc: PathBuf::from("/etc"),
+            defs: LoginDefs::read(Path::new("/etc/login.defs"))?,
             dry_run: None,
         })
     }
 
     /// A dry run over this machine's account databases (read, never written): the shadow
     /// tools' command lines and key-file edits are recorded in `recorder`, nothing runs.
-    pub fn dry_run(recorder: crate::system::Recorder) -> Self {
+    pub fn dry_run(recorder: crate::system::Recorder) -> Result<Self, UsersError> {
+        Self::dry_run_at(PathBuf::from("/etc"), recorder)
+    }
+
+    /// A dry run over the account databases in `etc` (`passwd`, `group`, `shadow`, `shells`,
+    /// `login.defs`).
+    pub fn dry_run_at(etc: PathBuf, recorder: crate::system::Recorder) -> Result<Self, UsersError> {
         let tool = |p: &str| {
             Tool::new(p)
                 .unwrap_or_else(|_| unreachable!("{p} is absolute"))
                 .recording(recorder.clone())
         };
-        Self {
+        Ok(Self {
             useradd: tool("/usr/sbin/useradd"),
             usermod: tool("/usr/sbin/usermod"),
             userdel: tool("/usr/sbin/userdel"),
             gpasswd: tool("/usr/bin/gpasswd"),
-            etc: PathBuf::from("/etc"),
+            defs: LoginDefs::read(&etc.join("login.defs"))?,
+            etc,
             dry_run: Some(recorder),
-        }
+        })
+    }
+
+    /// The ordinary id ranges this service was started with.
+    pub fn login_defs(&self) -> LoginDefs {
+        self.defs
     }
 
     fn read_db(&self, name: &str) -> Result<String, UsersError> {
@@ -145,18 +178,30 @@ impl Users {
         std::fs::read_to_string(&path).map_err(|source| UsersError::Io { path, source })
     }
 
-    /// Every account in `/etc/passwd`, with groups from `/etc/group` and lock state from
-    /// `/etc/shadow`.
+    /// Every account in `/etc/passwd`, with groups from `/etc/group`, lock state from
+    /// `/etc/shadow` and whether its shell is in `/etc/shells` (a missing or unreadable
+    /// `/etc/shells` lists none, so every account then counts as a system account).
     pub fn accounts(&self) -> Result<Vec<Account>, UsersError> {
         let passwd = self.read_db("passwd")?;
         let group = self.read_db("group")?;
+        let groups = parse_groups(&group);
         let shadow = self.read_db("shadow").unwrap_or_default();
+        let shells = self.read_db("shells").unwrap_or_default();
         let today = crate::now_ms() / 86_400_000;
         Ok(passwd
             .lines()
             .filter_map(parse_passwd)
             .map(|mut a| {
-                a.groups = member_of(&group, &a.name);
+                a.primary_group = groups.iter().find(|g| g.gid == a.gid).map(|g| g.name.to_owned());
+                a.groups = groups
+                    .iter()
+                    .filter(|g| g.members.contains(&a.name.as_str()))
+                    .map(|g| Group {
+                        name: g.name.to_owned(),
+                        gid: g.gid,
+                    })
+                    .collect();
+                a.login_shell = is_login_shell(&a.shell, &shells);
                 a.locked = is_locked(&shadow, &a.name, today);
                 a
             })
@@ -193,6 +238,9 @@ impl Users {
     ) -> Result<(), UsersError> {
         if self.account(name)?.is_some() {
             return Err(UsersError::Exists(name.to_string()));
+        }
+        if self.group_id(&GroupName::from(name))?.is_some() {
+            return Err(UsersError::GroupExists(name.to_string()));
         }
         for g in groups {
             if self.group_id(g)?.is_none() {
@@ -312,7 +360,7 @@ impl Users {
         if self.group_id(group)?.is_none() {
             return Err(UsersError::NoSuchGroup(group.to_string()));
         }
-        if a.groups.iter().any(|g| g == group.as_str()) {
+        if a.groups.iter().any(|g| g.name == group.as_str()) {
             self.gpasswd.run(&["--delete", name.as_str(), group.as_str()])?;
         }
         Ok(())
@@ -336,22 +384,46 @@ fn parse_passwd(line: &str) -> Option<Account> {
         name: f[0].to_owned(),
         uid: f[2].parse().ok()?,
         gid: f[3].parse().ok()?,
+        primary_group: None,
         home: PathBuf::from(f[5]),
         shell: f[6].to_owned(),
+        login_shell: false,
         groups: Vec::new(),
         locked: false,
     })
 }
 
-/// The groups in `/etc/group` text that list `name` as a member.
-fn member_of(group: &str, name: &str) -> Vec<String> {
+/// A line of `/etc/group`.
+struct GroupEntry<'a> {
+    name: &'a str,
+    gid: u32,
+    members: Vec<&'a str>,
+}
+
+/// `name:x:gid:member,member` lines; malformed ones are skipped.
+fn parse_groups(group: &str) -> Vec<GroupEntry<'_>> {
     group
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f.len() == 4 && f[3].split(',').any(|m| m == name)).then(|| f[0].to_owned())
+            (f.len() == 4).then_some(())?;
+            Some(GroupEntry {
+                name: f[0],
+                gid: f[2].parse().ok()?,
+                members: f[3].split(',').filter(|m| !m.is_empty()).collect(),
+            })
         })
         .collect()
+}
+
+/// Whether `shell` (a passwd field; empty means `/bin/sh`) is listed in `shells` (the text of
+/// `/etc/shells`).
+fn is_login_shell(shell: &str, shells: &str) -> bool {
+    let shell = if shell.is_empty() { "/bin/sh" } else { shell };
+    shells
+        .lines()
+        .map(str::trim)
+        .any(|l| !l.starts_with('#') && l == shell)
 }
 
 /// Locked as [`Users::lock`] leaves it: password locked (`!`) and expired on or before `today`
@@ -366,71 +438,21 @@ fn is_locked(shadow: &str, name: &str, today: u64) -> bool {
     })
 }
 
-/// Checks the grant covers account `name` (`existing` when it exists): named explicitly, or
-/// covered by `"*"` when it is not a system account.
-pub fn check_user(grant: &UsersGrant, name: &UserName, existing: Option<&Account>) -> Result<(), String> {
-    if grant.names.iter().any(|n| n == name.as_str()) {
-        return Ok(());
-    }
-    let system = name.as_str() == "root" || existing.is_some_and(Account::is_system);
-    if grant.names.iter().any(|n| n == "*") && !system {
-        return Ok(());
-    }
-    if system {
-        return Err(format!("{name} is a system account; the grant must name it"));
-    }
-    Err(format!(
-        "account {name} is not granted (granted: {:?})",
-        grant.names
-    ))
-}
-
-/// Checks the grant covers group `group` (`gid` when it exists), as [`check_user`] does.
-pub fn check_group(grant: &UsersGrant, group: &GroupName, gid: Option<u32>) -> Result<(), String> {
-    if grant.groups.iter().any(|g| g == group.as_str()) {
-        return Ok(());
-    }
-    let system = gid.is_some_and(|id| id < FIRST_ORDINARY_ID) || group.as_str() == "root";
-    if grant.groups.iter().any(|g| g == "*") && !system {
-        return Ok(());
-    }
-    if system {
-        return Err(format!("{group} is a system group; the grant must name it"));
-    }
-    Err(format!(
-        "group {group} is not granted (granted: {:?})",
-        grant.groups
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user(s: &str) -> UserName {
-        s.parse().expect("name")
-    }
-
-    fn account(name: &str, uid: u32) -> Account {
-        Account {
-            name: name.into(),
-            uid,
-            gid: uid,
-            home: PathBuf::from("/home").join(name),
-            shell: "/bin/bash".into(),
-            groups: vec![],
-            locked: false,
-        }
-    }
 
     #[test]
     fn databases_are_read() {
         let a = parse_passwd("alice:x:1001:1001:Alice,,,:/home/alice:/bin/bash").expect("line");
         assert_eq!((a.uid, a.gid, a.home.to_str()), (1001, 1001, Some("/home/alice")));
         assert!(parse_passwd("broken:x:1").is_none());
-        let group = "sudo:x:27:alice,bob\ndevelopers:x:1002:alice\nbob:x:1003:\n";
-        assert_eq!(member_of(group, "alice"), ["sudo", "developers"]);
-        assert!(member_of(group, "carol").is_empty());
+        let group = "sudo:x:27:alice,bob\ndevelopers:x:1002:alice\nbob:x:1003:\nbad:x:x:alice\n";
+        let groups = parse_groups(group);
+        let names: Vec<(&str, u32)> = groups.iter().map(|g| (g.name, g.gid)).collect();
+        assert_eq!(names, [("sudo", 27), ("developers", 1002), ("bob", 1003)]);
+        assert_eq!(groups[0].members, ["alice", "bob"]);
+        assert!(groups[2].members.is_empty());
         let shadow = "alice:!$y$j9T$x:19000:0:99999:7::1:\nbob:!:19000:0:99999:7:::\ncarol:$y$abc:19000:0:99999:7::1:\n";
         assert!(is_locked(shadow, "alice", 20_000));
         assert!(
@@ -444,40 +466,65 @@ mod tests {
     }
 
     #[test]
-    fn grants_cover_named_accounts_and_wildcards_spare_system_ones() {
-        let named = UsersGrant {
-            names: vec!["alice".into()],
-            groups: vec!["developers".into()],
-        };
-        check_user(&named, &user("alice"), Some(&account("alice", 1001))).expect("named");
+    fn login_shells_are_those_in_etc_shells() {
+        let shells = "# /etc/shells\n/bin/sh\n/bin/bash\n  /usr/bin/zsh  \n# /usr/bin/fish\n";
+        for shell in ["/bin/bash", "/bin/sh", "", "/usr/bin/zsh"] {
+            assert!(is_login_shell(shell, shells), "{shell:?}");
+        }
+        for shell in [
+            "/usr/sbin/nologin",
+            "/bin/false",
+            "/bin/sync",
+            "/usr/bin/fish",
+            "bash",
+            "/bin/bash ",
+        ] {
+            assert!(!is_login_shell(shell, shells), "{shell:?}");
+        }
         assert!(
-            check_user(&named, &user("bob"), None)
-                .expect_err("bob")
-                .contains("not granted")
+            !is_login_shell("/bin/bash", ""),
+            "no /etc/shells: no login shells"
         );
-        let any = UsersGrant {
-            names: vec!["*".into()],
-            groups: vec!["*".into()],
-        };
-        check_user(&any, &user("carol"), None).expect("new account");
-        check_user(&any, &user("carol"), Some(&account("carol", 1005))).expect("ordinary");
-        let err = check_user(&any, &user("daemon"), Some(&account("daemon", 1))).expect_err("system");
-        assert!(err.contains("system account"), "{err}");
-        assert!(check_user(&any, &user("root"), None).is_err());
-        let root = UsersGrant {
-            names: vec!["root".into()],
-            groups: vec![],
-        };
-        check_user(&root, &user("root"), Some(&account("root", 0))).expect("named explicitly");
+    }
 
-        let g = |s: &str| s.parse::<GroupName>().expect("group");
-        check_group(&named, &g("developers"), Some(1002)).expect("named");
-        assert!(check_group(&named, &g("sudo"), Some(27)).is_err());
+    #[test]
+    fn accounts_carry_their_groups_and_shell() {
+        let etc = tempfile::tempdir().expect("tempdir");
+        for (name, text) in [
+            (
+                "passwd",
+                "dave:x:1001:1001::/home/dave:/bin/bash\nsvc:x:1002:4242::/srv:/usr/sbin/nologin\n",
+            ),
+            (
+                "group",
+                "dave:x:1001:\ndevelopers:x:2000:svc,dave\nsudo:x:27:dave\n",
+            ),
+            ("shells", "/bin/bash\n"),
+        ] {
+            std::fs::write(etc.path().join(name), text).expect("write");
+        }
+        let users = Users::dry_run_at(etc.path().to_owned(), crate::system::Recorder::default())
+            .expect("no login.defs: defaults");
+        assert_eq!(users.login_defs(), LoginDefs::default());
+        let accounts = users.accounts().expect("accounts");
+        let group = |name: &str, gid| Group {
+            name: name.into(),
+            gid,
+        };
+        assert_eq!(accounts[0].primary_group.as_deref(), Some("dave"));
+        assert_eq!(accounts[0].groups, [group("developers", 2000), group("sudo", 27)]);
+        assert!(accounts[0].login_shell);
+        assert_eq!(accounts[1].primary_group, None, "gid 4242 has no group entry");
+        assert_eq!(accounts[1].groups, [group("developers", 2000)]);
+        assert!(!accounts[1].login_shell);
+
+        std::fs::write(etc.path().join("login.defs"), "UID_MIN 1000 # ordinary\n").expect("write");
+        let err = Users::dry_run_at(etc.path().to_owned(), crate::system::Recorder::default())
+            .expect_err("a bad login.defs stops the service");
         assert!(
-            check_group(&any, &g("sudo"), Some(27))
-                .expect_err("system")
-                .contains("system group")
+            err.to_string()
+                .ends_with("login.defs:1: UID_MIN \"1000 # ordinary\" is not a number from 1 to 4294967294"),
+            "{err}"
         );
-        check_group(&any, &g("ops"), Some(1010)).expect("ordinary");
     }
 }

@@ -68,6 +68,13 @@ name_type!(
     "group"
 );
 
+impl From<&UserName> for GroupName {
+    /// The group of an account's own name (`useradd --user-group`); both follow one syntax.
+    fn from(user: &UserName) -> Self {
+        Self(user.0.clone())
+    }
+}
+
 /// A login shell: an absolute path listed in `/etc/shells` (checked when used).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shell(PathBuf);
