@@ -238,6 +238,36 @@ fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_committed_ke
     }
 }
 
+/// A state directory from before sesamed kept a next key pair (no `host.key.next`): `show` says
+/// so, and the next start makes one, whose digest `show` and `status` then print.
+#[test]
+fn an_old_state_directory_gets_a_next_key_at_its_next_start() {
+    let (mut daemon, alice) = daemon_with_client("alice", &["users"]);
+    let next = daemon.dir.path().join("state/host.key.next");
+    std::fs::remove_file(&next).expect("rm");
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    assert_eq!(field(&shown, "next key:"), "none", "{shown}");
+    assert!(
+        shown.contains(&format!("--key {} ", daemon.host_key)),
+        "the pin line has no digest to give: {shown}"
+    );
+    daemon.restart();
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    let digest = field(&shown, "next key:");
+    assert_eq!(digest.len(), 64, "{shown}");
+    assert_ne!(digest, daemon.next_key_sha256);
+    assert!(next.exists());
+    assert_eq!(status_json(&daemon)["next_host_key_sha256"], digest.as_str());
+    assert!(daemon.log().contains("made host.key.next"), "{}", daemon.log());
+    // Pinned with the new digest, a client follows the next rotation.
+    daemon.next_key_sha256 = digest;
+    alice.pin(&daemon, "again");
+    let out = daemon.sesamed(&["rotate-key", "--grace", "1h"]);
+    assert!(out.status.success(), "rotate-key: {}", stderr(&out));
+    let out = alice.sesame(&["run", "again", "echo", "hi"]);
+    assert!(stderr(&out).contains("re-pinned to it"), "{}", stderr(&out));
+}
+
 /// A copy of `daemon` run by someone who stole its old key: `host.key` and the TLS identity
 /// leaked from the state directory (`host.key.next`, if any, did not), and the thief "rotated"
 /// the copy to a key of their own, so that it answers requests sealed to the old key under it
