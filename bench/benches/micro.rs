@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sesame_proto::{Envelope, Request, Sealer, SecretKey};
+use sesame_proto::{Domain, Envelope, Request, Sealer, SecretKey};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -30,14 +30,16 @@ fn envelope(c: &mut Criterion) {
     let host_key = host.public_key();
     let request = Request::new(&mut rng, 0, "demo", Some("basic"), "echo", vec!["hello".into()]);
     let sealed = Sealer::new(client)
-        .seal(&host_key, &mut rng, &request.encode())
+        .seal(Domain::Request, &host_key, &mut rng, &request.encode())
         .expect("seal");
     let mut group = c.benchmark_group("envelope");
     let cached = Sealer::new(SecretKey::from_hex(&host.to_hex()).expect("same key"));
     group.bench_function("open-cached", |b| {
         b.iter(|| {
             let envelope = Envelope::decode(black_box(&sealed)).expect("decode");
-            cached.open(&envelope, |k| *k == client_key).expect("open")
+            cached
+                .open(Domain::Request, &envelope, |k| *k == client_key)
+                .expect("open")
         });
     });
     // After `sesamed rotate-key`, a client still sealing to the old key: the current key's MAC
@@ -65,7 +67,9 @@ fn envelope(c: &mut Criterion) {
     group.bench_function("open-fresh", |b| {
         b.iter(|| {
             let envelope = Envelope::decode(black_box(&sealed)).expect("decode");
-            fresh.open(&envelope, |k| *k == client_key).expect("open")
+            fresh
+                .open(Domain::Request, &envelope, |k| *k == client_key)
+                .expect("open")
         });
     });
     group.finish();

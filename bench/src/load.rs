@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use sesame_client::{ClientHome, HostEntry, Session};
-use sesame_proto::{Envelope, Response, Sealer, Status};
+use sesame_proto::{Domain, Envelope, Response, Sealer, Status};
 
 use crate::stats::{percentile, summary};
 
@@ -102,7 +102,12 @@ impl Target {
                     last.push_str(&format!("-{}", counter.fetch_add(1, Ordering::Relaxed)));
                 }
                 let request = crate::new_request(&self.host, alias, cluster.as_deref(), command, &args);
-                let sealed = sealer.seal(&self.host.key, &mut rand_core::OsRng, &request.encode())?;
+                let sealed = sealer.seal(
+                    Domain::Request,
+                    &self.host.key,
+                    &mut rand_core::OsRng,
+                    &request.encode(),
+                )?;
                 Ok((sealed, echo.then(|| args.join(" "))))
             }
             Mode::Raw { payload } => Ok((payload.clone(), None)),
@@ -124,7 +129,8 @@ impl Target {
             }
             Mode::Sesame { sealer, .. } => {
                 let host_key = self.host.key;
-                let plaintext = sealer.open(&Envelope::decode(&reply)?, |k| *k == host_key)?;
+                let plaintext =
+                    sealer.open(Domain::Response, &Envelope::decode(&reply)?, |k| *k == host_key)?;
                 let response = Response::decode(&plaintext)?;
                 if response.status != Status::Ok {
                     bail!("error {}: {}", response.code.as_u16(), response.message);

@@ -209,14 +209,23 @@ pub enum KeyCommand {
 /// `sesame host …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum HostCommand {
-    /// Pin a host by its key (from `sesamed show`), with its QUIC address and certificate
-    /// fingerprint, its SQS request queue, or both.
+    /// Pin a host by its key and its next key's digest (from `sesamed show`), with its QUIC
+    /// address and certificate fingerprint, its SQS request queue, or both.
+    ///
+    /// `sesamed show` prints the whole line. With the next key's digest pinned, this client
+    /// follows the host's next key rotation by itself, and only to that key: whoever holds just
+    /// the old key cannot move it elsewhere. Without it, rotations are never followed by
+    /// themselves (re-pin by hand with `sesame host repin`).
     Add {
         /// The name you will use for it.
         name: String,
-        /// Its public key, 64 hex characters.
-        #[arg(long)]
+        /// Its public key, 64 hex characters, optionally followed by `:` and the SHA-256 of its
+        /// next key (`KEY:NEXT_SHA256`, as `sesamed show` prints it).
+        #[arg(long, value_name = "KEY[:NEXT_SHA256]")]
         key: String,
+        /// The SHA-256 of the host's next key, 64 hex characters (unless given in --key).
+        #[arg(long = "next-key-sha256", value_name = "SHA256")]
+        next_key_sha256: Option<String>,
         /// Its QUIC address, HOST:PORT.
         #[arg(long, requires = "cert_sha256")]
         addr: Option<String>,
@@ -242,10 +251,26 @@ pub enum HostCommand {
     /// List pinned hosts.
     List {
         /// One JSON object per host and line: `name`, `host_name` (the daemon's), `key`,
-        /// `addr` and `cert_sha256` (QUIC), `sqs` (`queue`, `region`, `endpoint_url`,
-        /// `profile`); a route the host lacks is null.
+        /// `next_key_sha256`, `addr` and `cert_sha256` (QUIC), `sqs` (`queue`, `region`,
+        /// `endpoint_url`, `profile`); what the host lacks is null.
         #[arg(long)]
         json: bool,
+    },
+    /// Re-pin a pinned host's key by hand: after a rotation this client could not verify, or
+    /// to add the next key's digest to a pin made without it. Its routes, certificate pin and
+    /// groups stay.
+    ///
+    /// Take the new `KEY:NEXT_SHA256` from `sesamed show` on the host, over a channel you trust:
+    /// the pin is what every later answer is checked against.
+    Repin {
+        /// The host's name.
+        name: String,
+        /// Its public key, optionally with `:` and the SHA-256 of its next key.
+        #[arg(long, value_name = "KEY[:NEXT_SHA256]")]
+        key: String,
+        /// The SHA-256 of the host's next key (unless given in --key).
+        #[arg(long = "next-key-sha256", value_name = "SHA256")]
+        next_key_sha256: Option<String>,
     },
     /// Forget a host.
     Remove {

@@ -104,7 +104,8 @@ pub fn client_hint(error: &ClientError) -> Option<&'static str> {
         ClientError::Connection { .. } | ClientError::Timeout(_) => Some(NO_ANSWER),
         ClientError::NoAnswer => Some(
             "this client's key is not enrolled there (or was removed): its operator can check with \
-             `sesamed client list`; your key is `sesame key show`",
+             `sesamed client list`; your key is `sesame key show`. A sesamed older than this client \
+             (wire format SSM1) answers nothing either: upgrade both sides",
         ),
         ClientError::NoRoute(_) => None,
         ClientError::Sqs(_) => Some(
@@ -157,10 +158,11 @@ pub fn resolve_hint(error: &ResolveError) -> Option<&'static str> {
 const NO_ANSWER: &str = "the host may be down, its QUIC port (UDP) blocked on the way, or this client's key not \
      enrolled there (sesamed stays silent for keys it does not know: ask its operator to check \
      `sesamed client list` for `sesame key show`); if the host rotated its key and the grace \
-     period is over, re-pin its new key from `sesamed show`";
+     period is over, re-pin its new key from `sesamed show` (`sesame host repin NAME --key \
+     KEY:NEXT_SHA256`)";
 
-const PIN_A_HOST: &str = "pin it with `sesame host add NAME --addr ADDR:PORT --key KEY --cert-sha256 FP`, using what \
-     `sesamed show` prints on the host; `sesame host list` shows the pinned ones";
+const PIN_A_HOST: &str = "pin it with `sesame host add NAME --addr ADDR:PORT --key KEY:NEXT_SHA256 --cert-sha256 FP`, \
+     using what `sesamed show` prints on the host; `sesame host list` shows the pinned ones";
 
 /// The hint table. `ErrorCode` is non-exhaustive (new codes may come), so a code this table does
 /// not know yet falls to the last arm and gives `None` (no entry); the unit test

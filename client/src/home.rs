@@ -1,5 +1,6 @@
 //! The client's directory: `id.key` (its secret key, 0600) and `hosts.toml` (the hosts it
-//! talks to, each pinned by public key and certificate fingerprint).
+//! talks to, each pinned by public key, the SHA-256 of the key it will rotate to, and
+//! certificate fingerprint).
 //!
 //! The directory is `$SESAME_HOME`, else `$XDG_CONFIG_HOME/sesame`, else `~/.config/sesame`.
 //!
@@ -7,6 +8,7 @@
 //! [hosts.web1]                 # reached over QUIC
 //! addr = "203.0.113.10:7443"
 //! key = "9b1c…"                # sesamed show: host key
+//! next_key_sha256 = "5d2f…"    # sesamed show: next key (without it, rotations are not followed)
 //! cert_sha256 = "4e0a…"        # sesamed show: cert sha256
 //!
 //! [hosts.db1]                  # reached over SQS (nothing listens on it)
@@ -24,7 +26,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sesame_proto::{PublicKey, SecretKey};
+use sesame_proto::{HostKeyNote, HostPin, KeyDigest, PublicKey, Sealer, SecretKey};
+
+use crate::pin::Rotation;
 
 /// The secret key file's name.
 pub const KEY_FILE: &str = "id.key";
@@ -44,6 +48,10 @@ pub struct HostEntry {
     pub addr: Option<String>,
     /// Its crypto_box public key.
     pub key: PublicKey,
+    /// SHA-256 of the key the host will rotate to (`sesamed show`): the only key this client
+    /// follows a rotation to. Without it, rotations are never followed by themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key_sha256: Option<KeyDigest>,
     /// SHA-256 of its TLS certificate, 64 hex characters (with `addr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_sha256: Option<String>,
@@ -94,14 +102,23 @@ impl HostEntry {
         Some((self.addr.as_deref()?, self.cert_sha256.as_deref()?))
     }
 
+    /// The pinned keys: the key and the next key's digest.
+    pub fn pin(&self) -> HostPin {
+        HostPin {
+            key: self.key,
+            next_key_sha256: self.next_key_sha256,
+        }
+    }
+
     /// The entry for scripts (`sesame host list --json`): `name` (the pinned name), `host_name`
-    /// (the daemon's), `key`, `addr` and `cert_sha256` (QUIC), `sqs` (`queue`, `region`,
-    /// `endpoint_url`, `profile`); a route the host lacks is `null`.
+    /// (the daemon's), `key`, `next_key_sha256`, `addr` and `cert_sha256` (QUIC), `sqs`
+    /// (`queue`, `region`, `endpoint_url`, `profile`); what the host lacks is `null`.
     pub fn to_json(&self, alias: &str) -> serde_json::Value {
         serde_json::json!({
             "name": alias,
             "host_name": self.daemon_name(alias),
             "key": self.key.to_string(),
+            "next_key_sha256": self.next_key_sha256.map(|d| d.to_string()),
             "addr": self.addr,
             "cert_sha256": self.cert_sha256,
             "sqs": self.sqs.as_ref().map(|r| serde_json::json!({
@@ -306,18 +323,42 @@ impl ClientHome {
         Ok((current.public_key(), next.public_key()))
     }
 
-    /// Re-pins host `name` to `new` if it is still pinned to `old` (the key its answer came
-    /// from). Returns whether it changed.
-    pub fn repin(&self, name: &str, old: &PublicKey, new: PublicKey) -> Result<bool, HomeError> {
+    /// Follows the rotation `note` announces for host `name`, whose answer opened under `old`,
+    /// as the client `sealer`: re-pins the host only as [`HostPin::follow`] allows (to the key
+    /// whose digest is pinned, taking the next digest only from that key).
+    pub fn follow_rotation(
+        &self,
+        name: &str,
+        old: &PublicKey,
+        note: &HostKeyNote,
+        sealer: &Sealer,
+    ) -> Result<Rotation, HomeError> {
         let mut file = self.load()?;
-        match file.hosts.get_mut(name) {
-            Some(entry) if entry.key == *old && entry.key != new => {
-                entry.key = new;
+        let Some(entry) = file.hosts.get_mut(name).filter(|e| e.key == *old) else {
+            return Ok(Rotation::Stale);
+        };
+        match entry.pin().follow(note, sealer) {
+            Ok(followed) => {
+                entry.key = followed.pin.key;
+                entry.next_key_sha256 = followed.pin.next_key_sha256;
                 self.save(&file)?;
-                Ok(true)
+                Ok(Rotation::Followed(followed))
             }
-            _ => Ok(false),
+            Err(refused) => Ok(Rotation::Refused(refused)),
         }
+    }
+
+    /// Re-pins host `name` by hand (`sesame host repin`): its key and next key's digest; its
+    /// routes, certificate pin and groups stay.
+    pub fn set_pin(&self, name: &str, pin: HostPin) -> Result<(), HomeError> {
+        let mut file = self.load()?;
+        let entry = file
+            .hosts
+            .get_mut(name)
+            .ok_or_else(|| HomeError::UnknownHost(name.to_owned()))?;
+        entry.key = pin.key;
+        entry.next_key_sha256 = pin.next_key_sha256;
+        self.save(&file)
     }
 
     fn load(&self) -> Result<HostsFile, HomeError> {
@@ -531,6 +572,8 @@ fn write_key(path: &Path, secret: &SecretKey) -> Result<(), HomeError> {
 
 #[cfg(test)]
 mod tests {
+    use sesame_proto::RotationRefused;
+
     use super::*;
 
     #[test]
@@ -564,33 +607,76 @@ mod tests {
         }
     }
 
+    /// Issue 19 (9): whoever holds only the host's old key writes a note naming a key of theirs;
+    /// the client re-pins only to the key whose digest it pinned, and takes the digest after
+    /// that from the new key.
     #[test]
-    fn repin_only_replaces_the_key_the_answer_came_from() {
+    fn a_rotation_is_followed_only_to_the_committed_key() {
+        use rand_core::OsRng;
         let dir = tempfile::tempdir().expect("tempdir");
         let home = ClientHome::at(dir.path());
-        let key = |b: u8| PublicKey::from_bytes([b; 32]);
+        let sealer = |_: u8| Sealer::new(SecretKey::generate(&mut OsRng));
+        let (k0, k1, k2, thief) = (sealer(0), sealer(1), sealer(2), sealer(3));
+        let client = Sealer::new(SecretKey::generate(&mut OsRng));
+        let me = client.public_key();
         let entry = HostEntry {
             addr: Some("127.0.0.1:1".into()),
-            key: key(1),
+            key: k0.public_key(),
+            next_key_sha256: Some(k1.public_key().digest()),
             cert_sha256: Some("ab".repeat(32)),
             name: None,
             sqs: None,
         };
-        home.add_host("web", entry).expect("add");
+        home.add_host("web", entry.clone()).expect("add");
+        home.set_group("all", &["web".into()]).expect("group");
+
+        let forged =
+            HostKeyNote::new(&mut OsRng, &thief, &me, Some(thief.public_key().digest()), 9).expect("note");
+        let got = home
+            .follow_rotation("web", &k0.public_key(), &forged, &client)
+            .expect("follow");
         assert!(
-            !home.repin("web", &key(9), key(2)).expect("repin"),
-            "pinned to another key"
+            matches!(got, Rotation::Refused(RotationRefused::NotCommitted { .. })),
+            "{got:?}"
         );
-        assert!(
-            !home.repin("nope", &key(1), key(2)).expect("repin"),
-            "no such host"
+        assert_eq!(home.host("web").expect("host"), entry, "untouched");
+
+        let genuine =
+            HostKeyNote::new(&mut OsRng, &k1, &me, Some(k2.public_key().digest()), 9).expect("note");
+        let got = home
+            .follow_rotation("web", &k0.public_key(), &genuine, &client)
+            .expect("follow");
+        assert!(matches!(got, Rotation::Followed(_)), "{got:?}");
+        let moved = home.host("web").expect("host");
+        assert_eq!(moved.key, k1.public_key());
+        assert_eq!(moved.next_key_sha256, Some(k2.public_key().digest()));
+        assert_eq!(moved.addr, entry.addr, "routes stay");
+        assert_eq!(home.group("all").expect("group"), ["web"]);
+        // The same note again, or for a host no longer pinned to the old key: nothing to do.
+        let again = home
+            .follow_rotation("web", &k0.public_key(), &genuine, &client)
+            .expect("follow");
+        assert_eq!(again, Rotation::Stale);
+        assert_eq!(
+            home.follow_rotation("nope", &k0.public_key(), &genuine, &client)
+                .expect("follow"),
+            Rotation::Stale
         );
-        assert!(home.repin("web", &key(1), key(2)).expect("repin"));
-        assert_eq!(home.host("web").expect("host").key, key(2));
-        assert!(
-            !home.repin("web", &key(1), key(2)).expect("repin"),
-            "done already"
-        );
+
+        // A pin made without the digest never follows by itself.
+        home.set_pin(
+            "web",
+            HostPin {
+                key: k0.public_key(),
+                next_key_sha256: None,
+            },
+        )
+        .expect("repin");
+        let got = home
+            .follow_rotation("web", &k0.public_key(), &genuine, &client)
+            .expect("follow");
+        assert_eq!(got, Rotation::Refused(RotationRefused::NoCommitment));
+        assert_eq!(home.host("web").expect("host").key, k0.public_key());
     }
 
     #[test]
@@ -610,6 +696,7 @@ mod tests {
         let entry = HostEntry {
             addr: Some("127.0.0.1:7443".into()),
             key: PublicKey::from_bytes([7; 32]),
+            next_key_sha256: None,
             cert_sha256: Some("AB".repeat(32)),
             name: None,
             sqs: None,
@@ -640,7 +727,8 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"name": "web1", "host_name": "web1", "key": "07".repeat(32),
-                "addr": "127.0.0.1:7443", "cert_sha256": "ab".repeat(32), "sqs": null})
+                "next_key_sha256": null, "addr": "127.0.0.1:7443", "cert_sha256": "ab".repeat(32),
+                "sqs": null})
         );
         home.remove_host("web1").expect("remove");
         assert!(matches!(home.host("web1"), Err(HomeError::UnknownHost(_))));
@@ -653,6 +741,7 @@ mod tests {
         let sqs = |queue: &str| HostEntry {
             addr: None,
             key: PublicKey::from_bytes([7; 32]),
+            next_key_sha256: None,
             cert_sha256: None,
             name: None,
             sqs: Some(SqsRoute {

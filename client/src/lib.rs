@@ -8,6 +8,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod fleet;
 pub mod home;
+pub mod pin;
 pub mod quic;
 pub mod sqs;
 pub mod ssh_proxy;

@@ -10,9 +10,10 @@ use clap::Parser;
 use sesame_client::cli::{Cli, Command, GroupCommand, HostCommand, KeyCommand, RunArgs, SshProxyArgs};
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
+use sesame_client::pin::{Rotation, parse_pin};
 use sesame_client::ssh_proxy::{self, Granted};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
-use sesame_proto::{PublicKey, Sealer, Status};
+use sesame_proto::{PublicKey, RotationRefused, Sealer, Status};
 
 /// Exit status when the host answered with an error code.
 const EXIT_REMOTE_ERROR: u8 = 1;
@@ -85,6 +86,7 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
         Command::Host(HostCommand::Add {
             name,
             key,
+            next_key_sha256,
             addr,
             cert_sha256,
             sqs_queue,
@@ -93,7 +95,7 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
             sqs_profile,
             host_name,
         }) => {
-            let key = key.parse().map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let pin = parse_pin(&key, next_key_sha256.as_deref()).map_err(anyhow::Error::msg)?;
             if addr.is_none() && sqs_queue.is_none() {
                 anyhow::bail!("give --addr and --cert-sha256 (QUIC), --sqs-queue (SQS), or both");
             }
@@ -101,7 +103,8 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
                 &name,
                 HostEntry {
                     addr,
-                    key,
+                    key: pin.key,
+                    next_key_sha256: pin.next_key_sha256,
                     cert_sha256,
                     name: host_name,
                     sqs: sqs_queue.map(|queue| SqsRoute {
@@ -113,6 +116,27 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
                 },
             )?;
             println!("pinned {name}");
+            if pin.next_key_sha256.is_none() {
+                diagnostics.note(&format!(
+                    "{name} is pinned without the digest of its next key, so this client will not \
+                     follow its key rotations by itself; `sesamed show` on the host prints \
+                     KEY:NEXT_SHA256 for --key (or `sesame host repin {name}` later)"
+                ));
+            }
+        }
+        Command::Host(HostCommand::Repin {
+            name,
+            key,
+            next_key_sha256,
+        }) => {
+            let pin = parse_pin(&key, next_key_sha256.as_deref()).map_err(anyhow::Error::msg)?;
+            home.set_pin(&name, pin)?;
+            println!("re-pinned {name}");
+            if pin.next_key_sha256.is_none() {
+                diagnostics.note(&format!(
+                    "{name} has no next-key digest pinned: its key rotations will not be followed by themselves"
+                ));
+            }
         }
         Command::Host(HostCommand::List { json: true }) => {
             for (name, h) in home.hosts()? {
@@ -128,7 +152,10 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
                 if let Some(sqs) = &h.sqs {
                     routes.push(format!("sqs {}", sqs.queue));
                 }
-                println!("{name}\t{}\t{}", h.key, routes.join("\t"));
+                let next = h
+                    .next_key_sha256
+                    .map_or_else(|| "next -".to_owned(), |d| format!("next {d}"));
+                println!("{name}\t{}\t{next}\t{}", h.key, routes.join("\t"));
             }
         }
         Command::Host(HostCommand::Remove { name }) => {
@@ -190,8 +217,15 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     let timeout = Duration::from_secs(args.timeout);
     let pinned = pinned_keys(&targets);
     if !fan_out {
-        let outcomes = rt.block_on(fleet::run_all(targets, sealer, &command, timeout, 1, |_| {}));
-        repin_rotated(home, &pinned, &outcomes, diagnostics);
+        let outcomes = rt.block_on(fleet::run_all(
+            targets,
+            Arc::clone(&sealer),
+            &command,
+            timeout,
+            1,
+            |_| {},
+        ));
+        repin_rotated(home, &sealer, &pinned, &outcomes, diagnostics);
         return Ok(outcomes.first().map_or(ExitCode::from(EXIT_NO_ANSWER), |o| {
             if args.json {
                 println!("{}", o.to_json());
@@ -205,7 +239,7 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     let mut progress = Progress::new(total);
     let outcomes = rt.block_on(fleet::run_all(
         targets,
-        sealer,
+        Arc::clone(&sealer),
         &command,
         timeout,
         args.parallel,
@@ -214,7 +248,7 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         },
     ));
     progress.finish();
-    repin_rotated(home, &pinned, &outcomes, diagnostics);
+    repin_rotated(home, &sealer, &pinned, &outcomes, diagnostics);
     if args.json {
         for o in &outcomes {
             println!("{}", o.to_json());
@@ -249,8 +283,15 @@ fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) ->
     let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
     let pinned = pinned_keys(std::slice::from_ref(&target));
-    let outcomes = rt.block_on(fleet::run_all(vec![target], sealer, &command, timeout, 1, |_| {}));
-    repin_rotated(home, &pinned, &outcomes, diagnostics);
+    let outcomes = rt.block_on(fleet::run_all(
+        vec![target],
+        Arc::clone(&sealer),
+        &command,
+        timeout,
+        1,
+        |_| {},
+    ));
+    repin_rotated(home, &sealer, &pinned, &outcomes, diagnostics);
     let Some(outcome) = outcomes.first() else {
         return Ok(ExitCode::from(EXIT_NO_ANSWER));
     };
@@ -307,10 +348,12 @@ fn pinned_keys(targets: &[Target]) -> HashMap<String, PublicKey> {
     targets.iter().map(|t| (t.alias.clone(), t.entry.key)).collect()
 }
 
-/// Re-pins hosts whose answer says they replaced their key (`sesamed rotate-key`). The answer
-/// opened under the pinned key, so the new key is as authentic as the answer itself.
+/// Follows the key rotations hosts announce in their answers (`sesamed rotate-key`), as far as
+/// the pinned next-key digests allow: the note came under the old key, which may be why the
+/// host rotated, so it alone never moves a pin (see `sesame_proto::HostPin::follow`).
 fn repin_rotated(
     home: &ClientHome,
+    sealer: &Sealer,
     pinned: &HashMap<String, PublicKey>,
     outcomes: &[Outcome],
     diagnostics: Diagnostics,
@@ -319,23 +362,49 @@ fn repin_rotated(
         let (Ok(response), Some(old)) = (&o.result, pinned.get(&o.alias)) else {
             continue;
         };
-        let Some(note) = response.host_key_rotated else {
+        let Some(note) = &response.host_key_rotated else {
             continue;
         };
         let alias = &o.alias;
-        match home.repin(alias, old, note.key) {
-            Ok(true) => diagnostics.note(&format!(
-                "{alias}: the host has a new key, {}; re-pinned to it (its old key is accepted for {} more)",
-                note.key,
-                remaining(note.old_key_until_ms)
-            )),
-            Ok(false) => {}
-            Err(e) => diagnostics.error(
+        let new = note.key;
+        let by_hand = format!(
+            "ask the host's operator for what `sesamed show` prints, over a channel you trust, \
+             then: sesame host repin {alias} --key KEY:NEXT_SHA256"
+        );
+        match home.follow_rotation(alias, old, note, sealer) {
+            Ok(Rotation::Followed(followed)) => {
+                diagnostics.note(&format!(
+                    "{alias}: the host has a new key, {new}, the one its pinned next-key digest \
+                     named; re-pinned to it (its old key is accepted for {} more)",
+                    remaining(note.old_key_until_ms)
+                ));
+                if followed.pin.next_key_sha256.is_none() {
+                    let why = followed.next_key_refused.map_or_else(
+                        || "the host named no key after it".to_owned(),
+                        |e| format!("its word on the key after it did not verify ({e})"),
+                    );
+                    diagnostics.error(
+                        &format!(
+                            "{alias}: {why}, so this client will not follow the host's next rotation by itself"
+                        ),
+                        Some(&by_hand),
+                    );
+                }
+            }
+            Ok(Rotation::Refused(RotationRefused::NotNew) | Rotation::Stale) => {}
+            Ok(Rotation::Refused(why)) => diagnostics.error(
                 &format!(
-                    "{alias}: the host has a new key, {}, but re-pinning failed: {e}",
-                    note.key
+                    "{alias}: the host says it rotated to a key this client cannot verify, {new} \
+                     ({why}); not re-pinned: requests still go to the pinned key"
                 ),
-                Some("pin it by hand: sesame host remove, then sesame host add with the new --key"),
+                Some(&format!(
+                    "if the host's operator did rotate its key, re-pin by hand: {by_hand}. If not, \
+                     the host's old key may have leaked: tell its operator"
+                )),
+            ),
+            Err(e) => diagnostics.error(
+                &format!("{alias}: the host has a new key, {new}, but re-pinning failed: {e}"),
+                Some(&by_hand),
             ),
         }
     }

@@ -12,7 +12,7 @@ use quinn::crypto::rustls::QuicClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sesame_proto::{Envelope, MAX_ENVELOPE_LEN, ProtoError, Request, Response, Sealer};
+use sesame_proto::{Domain, Envelope, MAX_ENVELOPE_LEN, ProtoError, Request, Response, Sealer};
 use sha2::{Digest, Sha256};
 
 use crate::HostEntry;
@@ -48,9 +48,10 @@ pub enum ClientError {
         message: String,
     },
     /// The host closed the stream without answering: it did not accept the request as
-    /// authentic (unknown client key, or a key it no longer trusts).
+    /// authentic (unknown client key, or a key it no longer trusts), or it speaks another wire
+    /// format.
     #[error(
-        "no answer from the host: it did not accept this client's key (not enrolled, or removed), or the request is a duplicate of one still running"
+        "no answer from the host: it did not accept this client's key (not enrolled, or removed), the request is a duplicate of one still running, or the host runs a sesamed too old for this client's wire format (SSM2)"
     )]
     NoAnswer,
     /// The host has no route of the asked-for kind.
@@ -82,12 +83,18 @@ pub async fn send_request(
     request: &Request,
     timeout: Duration,
 ) -> Result<Response, ClientError> {
-    let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
+    let sealed = sealer.seal(
+        Domain::Request,
+        &host.key,
+        &mut rand_core::OsRng,
+        &request.encode(),
+    )?;
     let reply = exchange(host, &sealed, timeout).await?;
     open_response(host, sealer, request, &reply)
 }
 
-/// Opens `reply`, which must be sealed by `host` and answer `request`.
+/// Opens `reply`, which must be an answer ([`Domain::Response`]) sealed by `host` to `request`'s
+/// id, and nothing else: not a request turned back at this client, not an answer to another id.
 pub fn open_response(
     host: &HostEntry,
     sealer: &Sealer,
@@ -95,12 +102,9 @@ pub fn open_response(
     reply: &[u8],
 ) -> Result<Response, ClientError> {
     let envelope = Envelope::decode(reply)?;
-    let plaintext = sealer.open(&envelope, |k| *k == host.key)?;
+    let plaintext = sealer.open(Domain::Response, &envelope, |k| *k == host.key)?;
     let response = Response::decode(&plaintext)?;
-    // A request the host could not parse is answered with the all-zero id (it has no other).
-    let unparsed =
-        response.id.as_bytes() == &[0; 16] && response.code == sesame_proto::ErrorCode::MalformedRequest;
-    if response.id != request.id && !unparsed {
+    if response.id != request.id {
         return Err(ClientError::WrongId {
             expected: request.id.to_string(),
             got: response.id.to_string(),
@@ -282,5 +286,57 @@ impl ServerCertVerifier for PinnedCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_core::OsRng;
+    use sesame_proto::{ErrorCode, RequestId, SecretKey};
+
+    use super::*;
+
+    /// Issue 19 (5): an answer is accepted only for this client's own request id; the all-zero
+    /// id a daemon gives a request it cannot read is no exception (anyone's unreadable request
+    /// has it, so its answer could stand in for any other).
+    #[test]
+    fn an_answer_to_another_id_is_refused_even_the_all_zero_one() {
+        let host = Sealer::new(SecretKey::generate(&mut OsRng));
+        let client = Sealer::new(SecretKey::generate(&mut OsRng));
+        let entry = HostEntry {
+            addr: None,
+            key: host.public_key(),
+            next_key_sha256: None,
+            cert_sha256: None,
+            name: None,
+            sqs: None,
+        };
+        let request = Request::new(&mut OsRng, 1, "web", None, "echo", vec![]);
+        for id in [RequestId::from_bytes([0; 16]), RequestId::random(&mut OsRng)] {
+            let answer = Response::error(id, ErrorCode::MalformedRequest, "unreadable");
+            let sealed = host
+                .seal(
+                    Domain::Response,
+                    &client.public_key(),
+                    &mut OsRng,
+                    &answer.encode(),
+                )
+                .expect("seal");
+            let got = open_response(&entry, &client, &request, &sealed);
+            assert!(matches!(got, Err(ClientError::WrongId { .. })), "{id}: {got:?}");
+        }
+        let answer = Response::ok(request.id, "out".into(), 1);
+        let sealed = host
+            .seal(
+                Domain::Response,
+                &client.public_key(),
+                &mut OsRng,
+                &answer.encode(),
+            )
+            .expect("seal");
+        assert_eq!(
+            open_response(&entry, &client, &request, &sealed).expect("ours"),
+            answer
+        );
     }
 }

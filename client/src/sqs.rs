@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sesame_proto::{Envelope, Request, RequestId, Response, Sealer};
+use sesame_proto::{Domain, Envelope, Request, RequestId, Response, Sealer};
 use sesame_sqs::{Queue, QueueAttributeName, Received};
 use tokio::sync::oneshot;
 
@@ -101,7 +101,12 @@ impl SqsLink {
             reply_to: Some(self.replies.name().to_owned()),
             ..request.clone()
         };
-        let sealed = sealer.seal(&host.key, &mut rand_core::OsRng, &request.encode())?;
+        let sealed = sealer.seal(
+            Domain::Request,
+            &host.key,
+            &mut rand_core::OsRng,
+            &request.encode(),
+        )?;
         let (tx, rx) = oneshot::channel();
         lock(&self.state).waiting.insert(request.id, tx);
         let _over = Over(&self.state, request.id);
@@ -194,7 +199,7 @@ async fn dispatch(queue: &Queue, sealer: &Sealer, state: &Mutex<State>, m: Recei
         .as_ref()
         .ok()
         .and_then(|bytes| Envelope::decode(bytes).ok())
-        .and_then(|env| sealer.open(&env, |_| true).ok())
+        .and_then(|env| sealer.open(Domain::Response, &env, |_| true).ok())
         .and_then(|plain| Response::decode(&plain).ok())
         .map(|r| r.id);
     let fate = match id {

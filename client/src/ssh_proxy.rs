@@ -210,6 +210,7 @@ mod tests {
 
     fn quic(addr: &str, name: Option<&str>) -> HostEntry {
         HostEntry {
+            next_key_sha256: None,
             addr: Some(addr.into()),
             key: PublicKey::from_bytes([7; 32]),
             cert_sha256: Some("ab".repeat(32)),
@@ -220,6 +221,7 @@ mod tests {
 
     fn sqs_only() -> HostEntry {
         HostEntry {
+            next_key_sha256: None,
             addr: None,
             key: PublicKey::from_bytes([8; 32]),
             cert_sha256: None,

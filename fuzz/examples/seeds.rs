@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sesame_fuzz::ReplayNonce;
 use sesame_proto::{
-    ErrorCode, GrantNote, MAGIC, NONCE_LEN, PROTOCOL_VERSION, PublicKey, Request, RequestId, Response,
-    Sealer, TAG_LEN,
+    Domain, ErrorCode, GrantNote, HostKeyNote, MAGIC, NONCE_LEN, PROTOCOL_VERSION, PublicKey, Request,
+    RequestId, Response, Sealer, TAG_LEN,
 };
 
 fn main() -> std::io::Result<()> {
@@ -34,16 +34,33 @@ fn main() -> std::io::Result<()> {
         ..Response::ok(full.id, "reloaded\n".into(), 1234)
     };
     let denied = Response::error(minimal.id, ErrorCode::Denied, "denied by policy");
+    let rotated = Response {
+        host_key_rotated: Some(
+            HostKeyNote::new(
+                &mut ReplayNonce::new([6; NONCE_LEN]),
+                &host,
+                &client.public_key(),
+                Some(client.public_key().digest()),
+                1_700_000_600_000,
+            )
+            .expect("note"),
+        ),
+        ..Response::ok(minimal.id, String::new(), 7)
+    };
 
     let request_dir = corpus.join("request");
     write(&request_dir, "seed-request-minimal.json", &minimal.encode())?;
     write(&request_dir, "seed-request-full.json", &full.encode())?;
     write(&request_dir, "seed-response-ok.json", &ok.encode())?;
     write(&request_dir, "seed-response-denied.json", &denied.encode())?;
+    write(&request_dir, "seed-response-rotated.json", &rotated.encode())?;
 
-    let to_host = seal(&client, &host.public_key(), 3, &full.encode());
-    let to_client = seal(&host, &client.public_key(), 4, &denied.encode());
-    let to_host_empty = seal(&client, &host.public_key(), 5, b"");
+    let to_host = seal(&client, Domain::Request, &host.public_key(), 3, &full.encode());
+    let to_client = seal(&host, Domain::Response, &client.public_key(), 4, &denied.encode());
+    let to_host_empty = seal(&client, Domain::Request, &host.public_key(), 5, b"");
+    // The host's answer turned back at it (sender rewritten to the client): authentic, refused.
+    let mut reflected = to_client.clone();
+    reflected[4..36].copy_from_slice(client.public_key().as_bytes());
     let mut shortest = MAGIC.to_vec();
     shortest.extend_from_slice(&[0x42; 32 + NONCE_LEN + TAG_LEN]);
 
@@ -56,6 +73,7 @@ fn main() -> std::io::Result<()> {
     write(&open_dir, "seed-request-to-host.bin", &to_host)?;
     write(&open_dir, "seed-empty-to-host.bin", &to_host_empty)?;
     write(&open_dir, "seed-response-to-client.bin", &to_client)?;
+    write(&open_dir, "seed-response-reflected-to-host.bin", &reflected)?;
     Ok(())
 }
 
@@ -72,9 +90,14 @@ fn request(seed: u8, cluster: Option<&str>, args: Vec<String>, reply_to: Option<
     }
 }
 
-fn seal(sender: &Sealer, recipient: &PublicKey, nonce: u8, plaintext: &[u8]) -> Vec<u8> {
+fn seal(sender: &Sealer, domain: Domain, recipient: &PublicKey, nonce: u8, plaintext: &[u8]) -> Vec<u8> {
     sender
-        .seal(recipient, &mut ReplayNonce::new([nonce; NONCE_LEN]), plaintext)
+        .seal(
+            domain,
+            recipient,
+            &mut ReplayNonce::new([nonce; NONCE_LEN]),
+            plaintext,
+        )
         .expect("the fixture keys are valid and the seeds are small")
 }
 

@@ -1,5 +1,6 @@
 //! `Envelope::decode` on arbitrary bytes: never panics, rejects exactly what its docs say in the
-//! documented order, and anything it accepts re-encodes to the very same bytes.
+//! documented order (the first wire format, `SSM1`, by name), and anything it accepts re-encodes to
+//! the very same bytes.
 //!
 //! libFuzzer rarely grows an input to 64 KiB, so each input is also checked stretched (zero-padded)
 //! to within 128 bytes of [`MAX_ENVELOPE_LEN`], the last byte choosing where: that covers the limit.
@@ -8,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
-    Envelope, ErrorCode, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN, NONCE_LEN, ProtoError, TAG_LEN,
+    Envelope, ErrorCode, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN, NONCE_LEN, OLD_MAGIC, ProtoError, TAG_LEN,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -41,6 +42,8 @@ fn check(bytes: &[u8]) {
                 ProtoError::Oversize { len }
             } else if len < HEADER_LEN + TAG_LEN {
                 ProtoError::Truncated { len }
+            } else if bytes[..OLD_MAGIC.len()] == OLD_MAGIC {
+                ProtoError::OldWireFormat
             } else {
                 assert_ne!(
                     bytes[..MAGIC.len()],

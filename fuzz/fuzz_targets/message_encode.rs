@@ -8,7 +8,7 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
     ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, ProtoError, PublicKey, Request,
-    RequestId, Response, Status,
+    RequestId, Response, SealedNextKey, Status,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -102,6 +102,11 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
             Some(HostKeyNote {
                 key: PublicKey::from_bytes(input.arbitrary()?),
                 old_key_until_ms: input.arbitrary()?,
+                next_key_sha256_sealed: if input.arbitrary()? {
+                    Some(SealedNextKey::from_bytes(input.arbitrary()?))
+                } else {
+                    None
+                },
             })
         } else {
             None

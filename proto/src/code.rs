@@ -26,7 +26,8 @@ pub enum ErrorCode {
     WrongHost,
     /// 1010: the policy denied the request.
     Denied,
-    /// 2001: the envelope is not well formed (bad magic, truncated, oversize, bad MAC).
+    /// 2001: the envelope is not one to act on (bad magic, the old wire format, truncated,
+    /// oversize, bad MAC, or it seals another [`Domain`](crate::Domain) than the receiver opens).
     MalformedEnvelope,
     /// 2002: the request plaintext is not a valid request of a supported version.
     MalformedRequest,

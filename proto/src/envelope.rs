@@ -1,7 +1,12 @@
-//! The binary envelope: `magic "SSM1" | sender_pk[32] | nonce[24] | ciphertext`.
+//! The binary envelope: `magic "SSM2" | sender_pk[32] | nonce[24] | ciphertext`, where the
+//! ciphertext seals a [`Domain`](crate::Domain) byte followed by the message.
 //!
 //! Decoding checks structure only (length bounds, then magic) and borrows the ciphertext; it never
 //! touches cryptography, so malformed input is rejected as cheaply as possible (DESIGN §3, error 2001).
+//!
+//! The first wire format, `SSM1`, sealed the bare message, so a message could be turned back at its
+//! sender and still open (issue 19). Its envelopes are refused by name
+//! ([`ProtoError::OldWireFormat`]), never opened.
 
 use std::fmt;
 
@@ -9,8 +14,11 @@ use crate::error::ProtoError;
 use crate::hex_text;
 use crate::keys::PublicKey;
 
-/// The four bytes every envelope starts with.
-pub const MAGIC: [u8; 4] = *b"SSM1";
+/// The four bytes every envelope starts with: the wire format's version.
+pub const MAGIC: [u8; 4] = *b"SSM2";
+/// The magic of the first wire format, whose envelopes are refused as
+/// [`ProtoError::OldWireFormat`].
+pub const OLD_MAGIC: [u8; 4] = *b"SSM1";
 /// Length of the nonce in bytes (XSalsa20).
 pub const NONCE_LEN: usize = 24;
 /// Length of the Poly1305 tag that every ciphertext carries, in bytes.
@@ -37,7 +45,9 @@ pub struct Envelope<'a> {
 impl<'a> Envelope<'a> {
     /// Splits `bytes` into an envelope, rejecting, in this order, anything longer than
     /// [`MAX_ENVELOPE_LEN`] ([`ProtoError::Oversize`]), shorter than a header plus a tag
-    /// ([`ProtoError::Truncated`]) or not starting with [`MAGIC`] ([`ProtoError::BadMagic`]).
+    /// ([`ProtoError::Truncated`]), in the first wire format ([`OLD_MAGIC`],
+    /// [`ProtoError::OldWireFormat`]) or otherwise not starting with [`MAGIC`]
+    /// ([`ProtoError::BadMagic`]).
     pub fn decode(bytes: &'a [u8]) -> Result<Self, ProtoError> {
         let len = bytes.len();
         if len > MAX_ENVELOPE_LEN {
@@ -48,6 +58,9 @@ impl<'a> Envelope<'a> {
         }
         let truncated = ProtoError::Truncated { len };
         let (magic, rest) = bytes.split_first_chunk::<4>().ok_or_else(|| truncated.clone())?;
+        if *magic == OLD_MAGIC {
+            return Err(ProtoError::OldWireFormat);
+        }
         if *magic != MAGIC {
             return Err(ProtoError::BadMagic);
         }
@@ -103,7 +116,7 @@ mod tests {
     fn header_layout_is_pinned() {
         assert_eq!(HEADER_LEN, 60);
         let bytes = sample(TAG_LEN);
-        assert_eq!(&bytes[..4], b"SSM1");
+        assert_eq!(&bytes[..4], b"SSM2");
         assert_eq!(&bytes[4..36], &[9; 32]);
         assert_eq!(&bytes[36..60], &[3; 24]);
         assert_eq!(bytes.len(), HEADER_LEN + TAG_LEN);
@@ -167,7 +180,7 @@ mod tests {
 
     #[test]
     fn bad_magic_is_rejected() {
-        for (index, value) in [(0, b's'), (1, b'X'), (2, 0), (3, b'2')] {
+        for (index, value) in [(0, b's'), (1, b'X'), (2, 0), (3, b'3')] {
             let mut bytes = sample(TAG_LEN);
             bytes[index] = value;
             assert_eq!(
@@ -176,6 +189,17 @@ mod tests {
                 "byte {index}"
             );
         }
+    }
+
+    #[test]
+    fn the_first_wire_format_is_refused_by_name() {
+        let mut bytes = sample(TAG_LEN);
+        bytes[..4].copy_from_slice(&OLD_MAGIC);
+        assert_eq!(Envelope::decode(&bytes), Err(ProtoError::OldWireFormat));
+        assert_eq!(
+            ProtoError::OldWireFormat.code(),
+            crate::ErrorCode::MalformedEnvelope
+        );
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub enum ProtoError {
     /// The envelope does not start with [`MAGIC`](crate::MAGIC).
     #[error("envelope has bad magic")]
     BadMagic,
+    /// The envelope is in the first wire format ([`OLD_MAGIC`](crate::OLD_MAGIC), `SSM1`), which
+    /// did not seal a message's [`Domain`](crate::Domain) and is refused unopened.
+    #[error("envelope is in the old wire format SSM1, which is refused: the sender needs upgrading to SSM2")]
+    OldWireFormat,
     /// The envelope is shorter than a header plus a Poly1305 tag.
     #[error("envelope truncated ({len} bytes)")]
     Truncated {
@@ -30,6 +34,23 @@ pub enum ProtoError {
     /// The envelope's sender key is not a known peer; no cryptography was attempted.
     #[error("envelope from unknown sender")]
     UnknownSender,
+    /// The envelope opened, but what it seals is of another [`Domain`](crate::Domain) than the one
+    /// expected here: a message turned back at its sender with its `sender` rewritten (crypto_box
+    /// keys are the same both ways), or one lifted out of another message.
+    #[error("envelope opened but seals a {found}, not a {expected}: refused as reflected or misplaced")]
+    WrongDomain {
+        /// What the receiver opens.
+        expected: crate::Domain,
+        /// What the envelope seals.
+        found: crate::Domain,
+    },
+    /// The envelope opened, but its plaintext does not start with a [`Domain`](crate::Domain)
+    /// byte (`None`: it is empty).
+    #[error("envelope opened but its plaintext starts with no domain byte (found {found:?})")]
+    NoDomain {
+        /// The first byte of the plaintext, if it has one.
+        found: Option<u8>,
+    },
     /// A key could not be parsed, or is unusable (e.g. a small-order public key).
     #[error("bad key: {0}")]
     BadKey(String),
@@ -88,16 +109,22 @@ pub enum ProtoError {
 impl ProtoError {
     /// The stable code a daemon reports (or audits) for this error.
     ///
-    /// Envelope-level failures ([`BadMagic`](Self::BadMagic), [`Truncated`](Self::Truncated),
-    /// [`Oversize`](Self::Oversize), [`BadMac`](Self::BadMac)) and
-    /// [`UnknownSender`](Self::UnknownSender) are unauthenticated: per DESIGN §3 they get no reply,
-    /// and their code is for counting and auditing only.
+    /// Envelope-level failures ([`BadMagic`](Self::BadMagic), [`OldWireFormat`](Self::OldWireFormat),
+    /// [`Truncated`](Self::Truncated), [`Oversize`](Self::Oversize), [`BadMac`](Self::BadMac),
+    /// [`WrongDomain`](Self::WrongDomain), [`NoDomain`](Self::NoDomain)) and
+    /// [`UnknownSender`](Self::UnknownSender) get no reply: either nothing authenticated them, or
+    /// what did is not a request (answering it would hand a genuine sealed answer to whoever
+    /// turned it around). Their code is for counting and auditing only.
     #[must_use]
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadMagic | Self::Truncated { .. } | Self::Oversize { .. } | Self::BadMac => {
-                ErrorCode::MalformedEnvelope
-            }
+            Self::BadMagic
+            | Self::OldWireFormat
+            | Self::Truncated { .. }
+            | Self::Oversize { .. }
+            | Self::BadMac
+            | Self::WrongDomain { .. }
+            | Self::NoDomain { .. } => ErrorCode::MalformedEnvelope,
             Self::UnknownSender => ErrorCode::UnknownClient,
             Self::MalformedRequest(_) | Self::MalformedResponse(_) | Self::UnsupportedVersion(_) => {
                 ErrorCode::MalformedRequest
@@ -119,6 +146,15 @@ mod tests {
     fn codes_follow_design_section_4() {
         let cases = [
             (ProtoError::BadMagic, 2001),
+            (ProtoError::OldWireFormat, 2001),
+            (
+                ProtoError::WrongDomain {
+                    expected: crate::Domain::Request,
+                    found: crate::Domain::Response,
+                },
+                2001,
+            ),
+            (ProtoError::NoDomain { found: Some(b'{') }, 2001),
             (ProtoError::Truncated { len: 3 }, 2001),
             (ProtoError::Oversize { len: 70_000 }, 2001),
             (ProtoError::BadMac, 2001),

@@ -1,6 +1,7 @@
-//! X25519 key types: [`PublicKey`] (a plain, printable value) and [`SecretKey`] (redacted, wiped on drop).
+//! X25519 key types: [`PublicKey`] (a plain, printable value) and [`SecretKey`] (redacted, wiped on drop),
+//! and [`KeyDigest`], the SHA-256 of a public key by which a host commits to its next key.
 //!
-//! Both use 64 hex characters as their text form; secret key text is encoded and decoded in constant
+//! All use 64 hex characters as their text form; secret key text is encoded and decoded in constant
 //! time and never appears in an error or a `Debug` string.
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::str::FromStr;
 
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::ProtoError;
@@ -66,9 +68,88 @@ impl PublicKey {
         last & 0x80 == 0 && !at_least_p
     }
 
+    /// Its SHA-256: what a host commits to before this key is in use (see [`KeyDigest`]).
+    #[must_use]
+    pub fn digest(&self) -> KeyDigest {
+        KeyDigest(Sha256::digest(self.0).into())
+    }
+
     /// The key as `crypto_box` wants it.
     pub(crate) fn to_crypto_box(self) -> crypto_box::PublicKey {
         crypto_box::PublicKey::from(self.0)
+    }
+}
+
+/// The SHA-256 of a public key's 32 bytes.
+///
+/// A host keeps its next key pair ready and lets clients pin this digest of its public key next to
+/// the current key (`sesamed show`, `sesame host add --next-key-sha256`). When the host rotates,
+/// a client moves to the announced key only if its digest is the pinned one, so the old key alone,
+/// which seals the announcement, cannot choose where clients go. The text form is 64 hex
+/// characters, lowercase on output, either case on input: the same as `sha256sum` prints for the
+/// key's raw bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; KEY_LEN]);
+
+impl KeyDigest {
+    /// Wraps 32 raw digest bytes.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw digest bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// Whether this is the digest of `key`.
+    #[must_use]
+    pub fn commits_to(&self, key: &PublicKey) -> bool {
+        key.digest() == *self
+    }
+}
+
+impl fmt::Display for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::with_capacity(2 * KEY_LEN);
+        hex_text::encode_lower_into(&self.0, &mut text);
+        f.write_str(&text)
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyDigest({self})")
+    }
+}
+
+impl FromStr for KeyDigest {
+    type Err = ProtoError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0u8; KEY_LEN];
+        if hex_text::decode_exact(text, &mut bytes) {
+            Ok(Self(bytes))
+        } else {
+            Err(ProtoError::BadKey(
+                "a key digest must be exactly 64 hex characters (SHA-256)".into(),
+            ))
+        }
+    }
+}
+
+impl Serialize for KeyDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -268,6 +349,41 @@ mod tests {
         for n in 0..=18 {
             assert!(!p_plus(n).is_canonical(), "p + {n}");
         }
+    }
+
+    #[test]
+    fn a_key_digest_is_the_sha256_of_the_key_bytes_and_round_trips() {
+        // sha256 of 32 zero bytes, as `sha256sum` prints it.
+        let zero = PublicKey::from_bytes([0; KEY_LEN]).digest();
+        assert_eq!(
+            zero.to_string(),
+            "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
+        );
+        let key = SecretKey::generate(&mut TestRng::seeded(6)).public_key();
+        let digest = key.digest();
+        assert!(digest.commits_to(&key));
+        assert!(!digest.commits_to(&zero_key()));
+        let text = digest.to_string();
+        assert_eq!(text.parse::<KeyDigest>(), Ok(digest));
+        assert_eq!(text.to_ascii_uppercase().parse::<KeyDigest>(), Ok(digest));
+        assert_eq!(KeyDigest::from_bytes(*digest.as_bytes()), digest);
+        assert_eq!(format!("{digest:?}"), format!("KeyDigest({text})"));
+        let json = serde_json::to_string(&digest).expect("serialize");
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(
+            serde_json::from_str::<KeyDigest>(&json).expect("deserialize"),
+            digest
+        );
+        for bad in ["", &text[..63], &format!("{text}0"), &format!("{}g", &text[..63])] {
+            assert!(
+                matches!(bad.parse::<KeyDigest>(), Err(ProtoError::BadKey(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    fn zero_key() -> PublicKey {
+        PublicKey::from_bytes([0; KEY_LEN])
     }
 
     #[test]

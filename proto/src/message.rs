@@ -16,6 +16,7 @@ use crate::code::ErrorCode;
 use crate::envelope::MAX_ENVELOPE_LEN;
 use crate::error::ProtoError;
 use crate::hex_text;
+use crate::rotation::HostKeyNote;
 
 /// Longest host, cluster or command name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -271,21 +272,10 @@ pub struct Response {
     pub grants: Vec<GrantNote>,
     /// Set when the request was sealed to a host key the host has since replaced
     /// (`sesamed rotate-key`): the key that replaced it. The response is sealed with the old
-    /// key, which the client pinned, so this is as authentic as the answer itself; the client
-    /// re-pins the host to it.
+    /// key, so the note is only as authentic as that key, which may be why the host rotated: a
+    /// client follows it only as [`HostPin::follow`](crate::HostPin::follow) allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key_rotated: Option<HostKeyNote>,
-}
-
-/// A host's new key, announced to a client that still seals to the old one (see
-/// [`Response::host_key_rotated`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostKeyNote {
-    /// The host's current key.
-    pub key: crate::PublicKey,
-    /// Until when (Unix milliseconds) the host still accepts the old key.
-    pub old_key_until_ms: u64,
 }
 
 impl Response {
@@ -490,7 +480,7 @@ mod tests {
         let object = value.as_object().expect("object");
         assert!(!object.contains_key("cluster"));
         assert!(!object.contains_key("reply_to"));
-        assert_eq!(object["v"], json!(1));
+        assert_eq!(object["v"], json!(2));
     }
 
     #[test]
@@ -520,16 +510,17 @@ mod tests {
 
     #[test]
     fn bad_versions_are_rejected() {
-        for v in [0, 2, 255] {
+        // 1: the first wire format's messages (SSM1).
+        for v in [0, 1, 3, 255] {
             let mut value = sample_json();
             value["v"] = json!(v);
             assert_eq!(decode_value(&value), Err(ProtoError::UnsupportedVersion(v)));
         }
         // A future version with fields we do not know still reports the version.
         let mut value = sample_json();
-        value["v"] = json!(2);
+        value["v"] = json!(3);
         value["new_field"] = json!("x");
-        assert_eq!(decode_value(&value), Err(ProtoError::UnsupportedVersion(2)));
+        assert_eq!(decode_value(&value), Err(ProtoError::UnsupportedVersion(3)));
 
         for v in [json!(256), json!(-1), json!("1"), json!(1.5), Value::Null] {
             let mut value = sample_json();
@@ -624,8 +615,8 @@ mod tests {
             b"[]",
             b"{",
             b"\xff\xfe",
-            b"{\"v\":1}",
-            b"{\"v\":1} trailing",
+            b"{\"v\":2}",
+            b"{\"v\":2} trailing",
         ] {
             assert!(
                 matches!(Request::decode(bad), Err(ProtoError::MalformedRequest(_))),
@@ -677,7 +668,18 @@ mod tests {
             detail: String::new(),
             expires_at_ms: None,
         });
-        assert_eq!(Response::decode(&ok.encode()), Ok(ok));
+        assert_eq!(Response::decode(&ok.encode()), Ok(ok.clone()));
+        for sealed in [
+            None,
+            Some(crate::SealedNextKey::from_bytes([7; crate::SEALED_NEXT_KEY_LEN])),
+        ] {
+            ok.host_key_rotated = Some(HostKeyNote {
+                key: crate::PublicKey::from_bytes([9; 32]),
+                old_key_until_ms: 1_700_000_600_000,
+                next_key_sha256_sealed: sealed,
+            });
+            assert_eq!(Response::decode(&ok.encode()), Ok(ok.clone()));
+        }
 
         for &code in ErrorCode::ALL.iter().filter(|&&c| c != ErrorCode::Ok) {
             let error = Response::error(id, code, "nope");
@@ -693,7 +695,7 @@ mod tests {
             serde_json::from_slice(&Response::error(id, ErrorCode::Denied, "no").encode()).expect("json");
         assert_eq!(
             value,
-            json!({"v": 1, "id": "ab".repeat(16), "status": "error", "code": 1010, "message": "no",
+            json!({"v": 2, "id": "ab".repeat(16), "status": "error", "code": 1010, "message": "no",
                    "output": "", "duration_us": 0, "grants": []})
         );
     }

@@ -13,6 +13,7 @@ use crypto_box::aead::Aead;
 use crypto_box::{Nonce, SalsaBox};
 use rand_core::CryptoRngCore;
 
+use crate::domain::{DOMAIN_LEN, Domain};
 use crate::envelope::{Envelope, HEADER_LEN, MAX_ENVELOPE_LEN, NONCE_LEN, TAG_LEN};
 use crate::error::ProtoError;
 use crate::keys::{PublicKey, SecretKey};
@@ -20,13 +21,18 @@ use crate::keys::{PublicKey, SecretKey};
 /// How many peers' boxes a [`Sealer`] keeps by default before it clears its cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
+/// The longest message [`Sealer::seal`] takes: what fits in [`MAX_ENVELOPE_LEN`] after the header,
+/// the tag and the domain byte.
+pub const MAX_MESSAGE_LEN: usize = MAX_ENVELOPE_LEN - HEADER_LEN - TAG_LEN - DOMAIN_LEN;
+
 /// Seals envelopes to peers and opens envelopes from them, under one secret key.
 ///
 /// `Sealer` is `Send + Sync`; share it behind an `Arc`. `crypto_box` keys are symmetric within a pair
-/// of peers, so an envelope can be reflected back to its sender with a rewritten `sender` field and
-/// still open. Requests and responses are told apart by their JSON shape (both decoders deny unknown
-/// fields and their required fields are disjoint), and a client must check that a response's id is the
-/// id it sent.
+/// of peers, so an envelope turned back at its sender with a rewritten `sender` field still passes
+/// the MAC. Every plaintext is therefore sealed behind a [`Domain`] byte, and [`open`](Self::open)
+/// returns only plaintexts of the domain its caller expects: a host opens only
+/// [`Domain::Request`], a client only [`Domain::Response`]. A client must still check that a
+/// response's id is the id it sent.
 pub struct Sealer {
     secret: SecretKey,
     public: PublicKey,
@@ -60,28 +66,34 @@ impl Sealer {
         self.public
     }
 
-    /// Seals `plaintext` to `recipient` under a fresh random nonce; returns the full envelope bytes.
+    /// Seals `plaintext`, a message of `domain`, to `recipient` under a fresh random nonce; returns
+    /// the full envelope bytes. The domain byte is sealed with the message, ahead of it.
     ///
-    /// Fails with [`ProtoError::TooLarge`] if the envelope would exceed [`MAX_ENVELOPE_LEN`], and with
+    /// Fails with [`ProtoError::TooLarge`] if the envelope would exceed [`MAX_ENVELOPE_LEN`] (the
+    /// plaintext may be at most [`MAX_MESSAGE_LEN`] bytes), and with
     /// [`ProtoError::BadKey`] if `recipient` has small order (anyone could read the result) or is not
     /// [canonically encoded](PublicKey::is_canonical). Seal only to peers you already trust: each new
     /// recipient takes a cache slot.
     pub fn seal(
         &self,
+        domain: Domain,
         recipient: &PublicKey,
         rng: &mut impl CryptoRngCore,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, ProtoError> {
-        let len = plaintext.len().saturating_add(HEADER_LEN + TAG_LEN);
+        let len = plaintext.len().saturating_add(HEADER_LEN + TAG_LEN + DOMAIN_LEN);
         if len > MAX_ENVELOPE_LEN {
             return Err(ProtoError::TooLarge { len });
         }
         let peer_box = self.box_for(recipient)?;
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
+        let mut message = Vec::with_capacity(DOMAIN_LEN + plaintext.len());
+        message.push(domain.as_byte());
+        message.extend_from_slice(plaintext);
         // XSalsa20-Poly1305 only fails to encrypt inputs far beyond MAX_ENVELOPE_LEN.
         let ciphertext = peer_box
-            .encrypt(&Nonce::from(nonce), plaintext)
+            .encrypt(&Nonce::from(nonce), message.as_slice())
             .map_err(|_| ProtoError::TooLarge { len })?;
         Ok(Envelope {
             sender: self.public,
@@ -91,16 +103,20 @@ impl Sealer {
         .encode())
     }
 
-    /// Authenticates and decrypts `envelope`, returning the plaintext.
+    /// Authenticates and decrypts `envelope`, which must seal a message of `domain`; returns that
+    /// message (the plaintext after its domain byte).
     ///
     /// `is_known` is asked about the claimed sender before any cryptography or caching; if it says no
     /// the result is [`ProtoError::UnknownSender`], so strangers cost no DH and cannot grow the cache.
     /// A failed MAC (tampering, wrong nonce, sealed to another key, forged sender) is
     /// [`ProtoError::BadMac`]; a known sender whose key has small order or is not
     /// [canonically encoded](PublicKey::is_canonical) is [`ProtoError::BadKey`], so the `sender` of an
-    /// envelope that opens is exactly the key that sealed it.
+    /// envelope that opens is exactly the key that sealed it, or the key it was sealed to, turned
+    /// back: an authentic envelope of another domain is [`ProtoError::WrongDomain`] (one without a
+    /// domain byte [`ProtoError::NoDomain`]), and nothing of its content is returned.
     pub fn open(
         &self,
+        domain: Domain,
         envelope: &Envelope<'_>,
         is_known: impl FnOnce(&PublicKey) -> bool,
     ) -> Result<Vec<u8>, ProtoError> {
@@ -108,9 +124,21 @@ impl Sealer {
             return Err(ProtoError::UnknownSender);
         }
         let peer_box = self.box_for(&envelope.sender)?;
-        peer_box
+        let mut plaintext = peer_box
             .decrypt(&Nonce::from(envelope.nonce), envelope.ciphertext)
-            .map_err(|_| ProtoError::BadMac)
+            .map_err(|_| ProtoError::BadMac)?;
+        let found = plaintext.first().copied();
+        match found.and_then(Domain::from_byte) {
+            Some(sealed) if sealed == domain => {
+                plaintext.drain(..DOMAIN_LEN);
+                Ok(plaintext)
+            }
+            Some(sealed) => Err(ProtoError::WrongDomain {
+                expected: domain,
+                found: sealed,
+            }),
+            None => Err(ProtoError::NoDomain { found }),
+        }
     }
 
     /// Drops the cached box for `peer` (client removed, key rotated). Harmless if none is cached.
@@ -193,8 +221,9 @@ mod tests {
         Pair { daemon, client, rng }
     }
 
+    /// Opens `bytes` as a request from `sender`, as a host does.
     fn open_from(receiver: &Sealer, bytes: &[u8], sender: PublicKey) -> Result<Vec<u8>, ProtoError> {
-        receiver.open(&Envelope::decode(bytes)?, |key| *key == sender)
+        receiver.open(Domain::Request, &Envelope::decode(bytes)?, |key| *key == sender)
     }
 
     #[test]
@@ -205,17 +234,23 @@ mod tests {
             mut rng,
         } = pair(10);
         let request = client
-            .seal(&daemon.public_key(), &mut rng, b"hello daemon")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"hello daemon")
             .expect("seal");
         assert_eq!(
             open_from(&daemon, &request, client.public_key()).expect("open"),
             b"hello daemon"
         );
         let reply = daemon
-            .seal(&client.public_key(), &mut rng, b"hello client")
+            .seal(Domain::Response, &client.public_key(), &mut rng, b"hello client")
             .expect("seal");
         assert_eq!(
-            open_from(&client, &reply, daemon.public_key()).expect("open"),
+            client
+                .open(
+                    Domain::Response,
+                    &Envelope::decode(&reply).expect("decode"),
+                    |k| { *k == daemon.public_key() }
+                )
+                .expect("open"),
             b"hello client"
         );
         assert_eq!(
@@ -225,19 +260,80 @@ mod tests {
     }
 
     #[test]
+    fn a_message_opens_only_in_the_domain_it_was_sealed_in() {
+        let Pair {
+            daemon,
+            client,
+            mut rng,
+        } = pair(24);
+        for &sealed_as in Domain::ALL {
+            let bytes = daemon
+                .seal(sealed_as, &client.public_key(), &mut rng, b"body")
+                .expect("seal");
+            let envelope = Envelope::decode(&bytes).expect("decode");
+            for &opened_as in Domain::ALL {
+                let got = client.open(opened_as, &envelope, |k| *k == daemon.public_key());
+                if opened_as == sealed_as {
+                    assert_eq!(got.expect("its own domain"), b"body");
+                } else {
+                    assert_eq!(
+                        got,
+                        Err(ProtoError::WrongDomain {
+                            expected: opened_as,
+                            found: sealed_as
+                        })
+                    );
+                }
+            }
+        }
+    }
+
+    /// What the first wire format sealed (a bare JSON message), or nothing at all, under the right
+    /// key and with a good MAC, is still refused: no domain byte says what it is.
+    #[test]
+    fn a_plaintext_without_a_domain_byte_is_refused() {
+        use crypto_box::aead::Aead as _;
+        let Pair {
+            daemon,
+            client,
+            rng: _,
+        } = pair(25);
+        let raw = SalsaBox::new(
+            &daemon.public_key().to_crypto_box(),
+            client.secret.as_crypto_box(),
+        );
+        for (plaintext, found) in [
+            (&b"{\"v\":1}"[..], Some(b'{')),
+            (b"", None),
+            (b"\xff", Some(0xff)),
+        ] {
+            let ciphertext = raw.encrypt(&Nonce::default(), plaintext).expect("encrypt");
+            let envelope = Envelope {
+                sender: client.public_key(),
+                nonce: [0; NONCE_LEN],
+                ciphertext: &ciphertext,
+            };
+            assert_eq!(
+                daemon.open(Domain::Request, &envelope, |_| true),
+                Err(ProtoError::NoDomain { found })
+            );
+        }
+    }
+
+    #[test]
     fn empty_and_maximal_plaintexts_seal() {
         let Pair {
             daemon,
             client,
             mut rng,
         } = pair(11);
-        let max = MAX_ENVELOPE_LEN - HEADER_LEN - TAG_LEN;
+        let max = MAX_MESSAGE_LEN;
         for len in [0, 1, max] {
             let plaintext = vec![0x42; len];
             let bytes = client
-                .seal(&daemon.public_key(), &mut rng, &plaintext)
+                .seal(Domain::Request, &daemon.public_key(), &mut rng, &plaintext)
                 .expect("seal");
-            assert_eq!(bytes.len(), HEADER_LEN + TAG_LEN + len);
+            assert_eq!(bytes.len(), HEADER_LEN + TAG_LEN + DOMAIN_LEN + len);
             assert_eq!(
                 open_from(&daemon, &bytes, client.public_key()).expect("open"),
                 plaintext
@@ -245,7 +341,7 @@ mod tests {
         }
         let too_big = vec![0; max + 1];
         assert_eq!(
-            client.seal(&daemon.public_key(), &mut rng, &too_big),
+            client.seal(Domain::Request, &daemon.public_key(), &mut rng, &too_big),
             Err(ProtoError::TooLarge {
                 len: MAX_ENVELOPE_LEN + 1
             })
@@ -260,10 +356,10 @@ mod tests {
             mut rng,
         } = pair(12);
         let a = client
-            .seal(&daemon.public_key(), &mut rng, b"same")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"same")
             .expect("seal");
         let b = client
-            .seal(&daemon.public_key(), &mut rng, b"same")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"same")
             .expect("seal");
         assert_ne!(a[36..60], b[36..60]);
         assert_ne!(a, b);
@@ -277,7 +373,7 @@ mod tests {
             mut rng,
         } = pair(13);
         let bytes = client
-            .seal(&daemon.public_key(), &mut rng, b"payload")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"payload")
             .expect("seal");
         for index in HEADER_LEN..bytes.len() {
             let mut tampered = bytes.clone();
@@ -298,7 +394,7 @@ mod tests {
             mut rng,
         } = pair(14);
         let bytes = client
-            .seal(&daemon.public_key(), &mut rng, b"payload")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"payload")
             .expect("seal");
         for index in 36..HEADER_LEN {
             let mut tampered = bytes.clone();
@@ -320,7 +416,7 @@ mod tests {
         } = pair(15);
         let other_daemon = Sealer::new(SecretKey::generate(&mut rng));
         let bytes = client
-            .seal(&other_daemon.public_key(), &mut rng, b"payload")
+            .seal(Domain::Request, &other_daemon.public_key(), &mut rng, b"payload")
             .expect("seal");
         assert_eq!(
             open_from(&daemon, &bytes, client.public_key()),
@@ -337,7 +433,7 @@ mod tests {
         } = pair(16);
         let impostor = Sealer::new(SecretKey::generate(&mut rng));
         let mut bytes = impostor
-            .seal(&daemon.public_key(), &mut rng, b"payload")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"payload")
             .expect("seal");
         bytes[4..36].copy_from_slice(client.public_key().as_bytes());
         assert_eq!(
@@ -354,11 +450,11 @@ mod tests {
             mut rng,
         } = pair(17);
         let bytes = client
-            .seal(&daemon.public_key(), &mut rng, b"payload")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"payload")
             .expect("seal");
         let envelope = Envelope::decode(&bytes).expect("decode");
         let mut asked = None;
-        let result = daemon.open(&envelope, |key| {
+        let result = daemon.open(Domain::Request, &envelope, |key| {
             asked = Some(*key);
             false
         });
@@ -384,7 +480,9 @@ mod tests {
             mut rng,
         } = pair(18);
         for _ in 0..3 {
-            let bytes = client.seal(&daemon.public_key(), &mut rng, b"x").expect("seal");
+            let bytes = client
+                .seal(Domain::Request, &daemon.public_key(), &mut rng, b"x")
+                .expect("seal");
             open_from(&daemon, &bytes, client.public_key()).expect("open");
         }
         assert_eq!(daemon.cached_peers(), 1);
@@ -392,7 +490,7 @@ mod tests {
         assert_eq!(daemon.cached_peers(), 0);
         daemon.forget(&client.public_key());
         let bytes = client
-            .seal(&daemon.public_key(), &mut rng, b"again")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"again")
             .expect("seal");
         assert_eq!(
             open_from(&daemon, &bytes, client.public_key()).expect("open"),
@@ -408,7 +506,9 @@ mod tests {
             .map(|_| Sealer::new(SecretKey::generate(&mut rng)))
             .collect();
         for (index, client) in clients.iter().enumerate() {
-            let bytes = client.seal(&daemon.public_key(), &mut rng, b"x").expect("seal");
+            let bytes = client
+                .seal(Domain::Request, &daemon.public_key(), &mut rng, b"x")
+                .expect("seal");
             open_from(&daemon, &bytes, client.public_key()).expect("open");
             assert!(daemon.cached_peers() <= 3, "after client {index}");
         }
@@ -420,7 +520,7 @@ mod tests {
 
         let uncached = Sealer::with_cache_capacity(SecretKey::generate(&mut rng), 0);
         let bytes = clients[0]
-            .seal(&uncached.public_key(), &mut rng, b"x")
+            .seal(Domain::Request, &uncached.public_key(), &mut rng, b"x")
             .expect("seal");
         assert_eq!(
             open_from(&uncached, &bytes, clients[0].public_key()).expect("open"),
@@ -443,7 +543,7 @@ mod tests {
                 let weak = PublicKey::from_bytes(bytes);
                 assert!(
                     matches!(
-                        daemon.seal(&weak, &mut rng, b"secret"),
+                        daemon.seal(Domain::Response, &weak, &mut rng, b"secret"),
                         Err(ProtoError::BadKey(_))
                     ),
                     "{weak}"
@@ -454,7 +554,10 @@ mod tests {
                     ciphertext: &[0; TAG_LEN],
                 };
                 assert!(
-                    matches!(daemon.open(&forged, |_| true), Err(ProtoError::BadKey(_))),
+                    matches!(
+                        daemon.open(Domain::Request, &forged, |_| true),
+                        Err(ProtoError::BadKey(_))
+                    ),
                     "{weak}"
                 );
             }
@@ -472,17 +575,20 @@ mod tests {
             mut rng,
         } = pair(23);
         let bytes = client
-            .seal(&daemon.public_key(), &mut rng, b"payload")
+            .seal(Domain::Request, &daemon.public_key(), &mut rng, b"payload")
             .expect("seal");
         let mut twin = bytes.clone();
         twin[35] |= 0x80;
         let envelope = Envelope::decode(&twin).expect("decode");
         assert!(
-            matches!(daemon.open(&envelope, |_| true), Err(ProtoError::BadKey(_))),
+            matches!(
+                daemon.open(Domain::Request, &envelope, |_| true),
+                Err(ProtoError::BadKey(_))
+            ),
             "{envelope:?}"
         );
         assert!(matches!(
-            daemon.seal(&envelope.sender, &mut rng, b"x"),
+            daemon.seal(Domain::Response, &envelope.sender, &mut rng, b"x"),
             Err(ProtoError::BadKey(_))
         ));
         assert_eq!(

@@ -47,7 +47,8 @@ pub enum LogFormat {
 /// The `sesamed` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Create the host's key pair and TLS certificate in DIR (the config's state_dir).
+    /// Create the host's key pair, the key pair it will rotate to, and its TLS certificate in
+    /// DIR (the config's state_dir).
     Init {
         /// The state directory (created 0700).
         dir: PathBuf,
@@ -62,7 +63,12 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Show the host's public key and certificate fingerprint.
+    /// Show what clients pin: the host's public key, the SHA-256 of its next key, and the
+    /// certificate fingerprint, with the `sesame host add` line that pins them.
+    ///
+    /// The key and the next key's digest are printed as one token, `KEY:NEXT_SHA256`, which
+    /// `sesame host add --key` takes. A client that pinned the digest follows the host's next
+    /// rotation by itself; the old key alone cannot move it to any other key.
     Show {
         #[command(flatten)]
         config: ConfigArg,
@@ -79,12 +85,18 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Replace the host's key pair; the old one stays accepted for a grace period.
+    /// Replace the host's key pair with the one prepared for it; the old one stays accepted for
+    /// a grace period.
     ///
-    /// Clients that still seal to the old key are answered under it and told the new key,
-    /// which `sesame` re-pins by itself. A running daemon picks the new key up within a second.
-    /// Removing host.key.previous from the state directory stops accepting the old key at
-    /// once. The TLS certificate is kept.
+    /// The key pair in host.key.next, whose public key's SHA-256 clients pinned (`sesamed
+    /// show`), becomes the current one, and a new next key pair is made. Clients that still seal
+    /// to the old key are answered under it and told the new key; `sesame` re-pins by itself
+    /// only if the new key's SHA-256 is the one it pinned, so whoever holds only the old key
+    /// cannot move clients to a key of theirs. If host.key.next is missing (a state directory
+    /// from an older sesamed, never started since), the new key is made now and no client
+    /// follows by itself. A running daemon picks the new keys up within a second. Removing
+    /// host.key.previous from the state directory stops accepting the old key at once. The TLS
+    /// certificate is kept.
     RotateKey {
         /// How long the old key stays accepted (`s`, `m`, `h` or `d`; `0s` refuses it at once).
         #[arg(long, default_value = "7d", value_parser = crate::parse_duration_ms, value_name = "DURATION")]

@@ -62,6 +62,9 @@ pub struct Status {
     pub grants: Option<GrantsStatus>,
     /// The host's current public key.
     pub host_key: String,
+    /// SHA-256 of the key the next `rotate-key` moves to (what clients pin beside `host_key`).
+    #[serde(default)]
+    pub next_host_key_sha256: Option<String>,
     /// The key replaced by the last rotation, while it is still accepted.
     pub previous_host_key: Option<PreviousHostKey>,
 }
@@ -350,6 +353,7 @@ mod tests {
             grants: None,
             host_key: "k".into(),
             previous_host_key: None,
+            next_host_key_sha256: None,
         }
     }
 

@@ -65,15 +65,31 @@ fn init(dir: &Path) -> Result<()> {
         println!("wrote {}", f.display());
     }
     println!("host key:    {}", report.public_key);
+    println!("next key:    {} (SHA-256)", report.next_key_sha256);
     println!("cert sha256: {}", report.cert_sha256);
     Ok(())
 }
 
+/// What clients pin, and the `sesame host add` line that pins it: the key and the SHA-256 of the
+/// next key as one `KEY:NEXT_SHA256` token, so enrolment stays one copy and paste.
 fn show(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
     let id = HostIdentity::load(&config.state_dir)?;
+    let key = id.secret.public_key();
+    let next = sesamed::identity::load_next(&config.state_dir)?
+        .map(|n| n.public_key())
+        .filter(|n| *n != key)
+        .map(|n| n.digest());
     println!("host:        {}", config.host_name);
-    println!("host key:    {}", id.secret.public_key());
+    println!("host key:    {key}");
+    match next {
+        Some(digest) => println!("next key:    {digest} (SHA-256 of the key rotate-key moves to)"),
+        None => println!(
+            "next key:    none yet: sesamed makes {} when it next starts; until clients pin its \
+             digest, none can follow a rotation by itself",
+            sesamed::identity::NEXT_HOST_KEY
+        ),
+    }
     println!("cert sha256: {}", id.cert_sha256());
     if let Some(old) = sesamed::identity::load_previous(&config.state_dir)? {
         let now = sesamed::now_ms();
@@ -85,6 +101,27 @@ fn show(config_path: &Path) -> Result<()> {
             );
         }
     }
+    let token = next.map_or_else(|| key.to_string(), |d| format!("{key}:{d}"));
+    let mut routes = String::new();
+    if let Some(listen) = config.quic_listen {
+        // A wildcard listener has no address a client could use: the operator fills it in.
+        let addr = if listen.ip().is_unspecified() {
+            format!("ADDRESS:{}", listen.port())
+        } else {
+            listen.to_string()
+        };
+        routes.push_str(&format!(" --addr {addr} --cert-sha256 {}", id.cert_sha256()));
+    }
+    if let Some(sqs) = &config.sqs {
+        routes.push_str(&format!(" --sqs-queue {}", sqs.queue));
+        if let Some(region) = &sqs.aws.region {
+            routes.push_str(&format!(" --sqs-region {region}"));
+        }
+    }
+    println!(
+        "to pin:      sesame host add {} --key {token}{routes}",
+        config.host_name
+    );
     Ok(())
 }
 
@@ -189,6 +226,10 @@ fn status(config_path: &Path, json: bool) -> ExitCode {
         }
     }
     println!("host key:    {}", s.host_key);
+    match &s.next_host_key_sha256 {
+        Some(next) => println!("next key:    {next} (SHA-256)"),
+        None => println!("next key:    none (clients cannot follow a rotation by themselves)"),
+    }
     if let Some(old) = &s.previous_host_key {
         println!(
             "old key:     {} accepted until {}; {} requests still sealed to it",
@@ -207,16 +248,20 @@ fn rotate_key(config_path: &Path, grace_ms: u64) -> Result<()> {
         &config,
         AuditEvent::HostKeyRotated {
             key: report.public_key.to_string(),
-            previous: report.previous.to_string(),
-            previous_until_ms: report.previous_until_ms,
+            previous: report.previous.map(|(k, _)| k.to_string()).unwrap_or_default(),
+            previous_until_ms: report.previous.map_or(0, |(_, until)| until),
+            next_key_sha256: report.next_key_sha256.to_string(),
+            committed: report.committed,
         },
     )?;
+    if report.resumed {
+        println!("finished an interrupted rotation: the new key was in place, its successor was not");
+    }
     println!("host key:    {}", report.public_key);
-    println!(
-        "old key:     {} accepted until {}",
-        report.previous,
-        sesamed::format_utc(report.previous_until_ms)
-    );
+    println!("next key:    {} (SHA-256)", report.next_key_sha256);
+    if let Some((old, until)) = report.previous {
+        println!("old key:     {old} accepted until {}", sesamed::format_utc(until));
+    }
     // A running daemon checks the key files every second; wait to see it take the new key.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -240,8 +285,23 @@ fn rotate_key(config_path: &Path, grace_ms: u64) -> Result<()> {
             Err(e) => bail!("the new key is written, but asking the daemon failed: {e}"),
         }
     }
-    println!("clients re-pin the new key by themselves at their next request before then;");
-    println!("others: sesame host add NAME --key {} ...", report.public_key);
+    let pin = format!(
+        "sesame host repin {} --key {}:{}",
+        config.host_name, report.public_key, report.next_key_sha256
+    );
+    if report.committed {
+        println!(
+            "clients that pinned the next key's digest follow by themselves at their next request \
+             before the old key's time is up; others (pinned without it, or later): {pin}"
+        );
+    } else {
+        eprintln!(
+            "sesamed: warning: {} was missing, so this key was made now and no client committed \
+             to it: none follows by itself. Give each client the new pin over a channel you \
+             trust: {pin}",
+            sesamed::identity::NEXT_HOST_KEY
+        );
+    }
     Ok(())
 }
 
@@ -580,6 +640,16 @@ fn serve(config_path: &Path) -> Result<()> {
     let identity = HostIdentity::load(&config.state_dir)?;
     // First, so a second daemon on this state directory stops before it touches anything.
     let control = ControlSocket::bind(&config.state_dir)?;
+    // A state directory from before sesamed kept a next key pair gets one now, so clients can
+    // pin its digest (`sesamed show`) and follow the next rotation.
+    if let Some(next) = sesamed::identity::ensure_next(&config.state_dir)? {
+        tracing::warn!(
+            next_key_sha256 = %next,
+            "made {}: clients pinned without its digest cannot follow a rotation by themselves; \
+             give them the pin `sesamed show` prints",
+            sesamed::identity::NEXT_HOST_KEY
+        );
+    }
     let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
 
     let rt = tokio::runtime::Builder::new_current_thread()

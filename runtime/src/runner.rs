@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sesame_proto::{
-    Envelope, ErrorCode, HostKeyNote, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response,
-};
+use sesame_proto::{Envelope, ErrorCode, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response};
 
 use crate::answers::{Answers, Seen};
 use crate::audit::{AuditEvent, AuditLog, RequestRecord};
@@ -64,7 +62,7 @@ pub struct Runner {
     /// The host's keys: current, and the one a rotation replaced while it is still accepted.
     keys: RwLock<Arc<HostKeys>>,
     /// What the key files looked like when last loaded; a change triggers a reload.
-    keys_stamp: Mutex<[Option<FileStamp>; 2]>,
+    keys_stamp: Mutex<[Option<FileStamp>; 3]>,
     clients: RwLock<Arc<ClientRegistry>>,
     /// What the registry file looked like when last loaded; a change triggers a reload.
     clients_stamp: Mutex<Option<FileStamp>>,
@@ -302,14 +300,15 @@ impl Runner {
         };
         let client = &*client;
         // Sealed to the key the last rotation replaced: answer under it (the key this client
-        // pinned) and tell the client the new one.
-        let rotated = (key_used == KeyUsed::Previous).then(|| {
-            self.counters.previous_host_key();
-            HostKeyNote {
-                key: keys.public_key(),
-                old_key_until_ms: keys.previous().map_or(0, |(_, until)| until),
-            }
-        });
+        // pinned) and tell the client the new one, with the new key's own word on its successor.
+        let rotated = (key_used == KeyUsed::Previous)
+            .then(|| {
+                self.counters.previous_host_key();
+                keys.rotation_note(&mut rand_core::OsRng, &client.key)
+                    .map_err(|e| tracing::error!(client = %client.name, "the rotation note: {e}"))
+                    .ok()
+            })
+            .flatten();
 
         let mut record = RequestRecord {
             phase: "end",
@@ -322,12 +321,17 @@ impl Runner {
         };
         let mut pending = None;
         let response = match Request::decode(&plaintext) {
-            Err(e) => {
-                let id = lenient_id(&plaintext);
-                record.id = id.to_string();
-                let f = Failure::from(e);
-                Response::error(id, f.code, f.message)
-            }
+            // Only this client seals requests to us, so an id read from its unreadable request
+            // is its own: the error goes back to it. Without one, no client could take the
+            // answer: nothing is sent, and it is counted and audited as rejected.
+            Err(e) => match lenient_id(&plaintext) {
+                Some(id) => {
+                    record.id = id.to_string();
+                    let f = Failure::from(e);
+                    Response::error(id, f.code, f.message)
+                }
+                None => return self.reject(now_ms, peer, Some(envelope.sender.to_string()), &e),
+            },
             Ok(request) => {
                 record.id = request.id.to_string();
                 match self.answers.begin(now_ms, client.key, request.id) {
@@ -359,10 +363,7 @@ impl Runner {
         if let Err(e) = self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
             tracing::error!("{e}");
         }
-        match keys
-            .sealer(key_used)
-            .seal(&client.key, &mut rand_core::OsRng, &plaintext)
-        {
+        match keys.seal_response(key_used, &client.key, &mut rand_core::OsRng, &plaintext) {
             Ok(sealed) => {
                 if let Some(p) = pending {
                     p.finish(&sealed);
@@ -603,6 +604,7 @@ impl Runner {
             },
             grants,
             host_key: keys.public_key().to_string(),
+            next_host_key_sha256: keys.next_key_sha256().map(|d| d.to_string()),
             previous_host_key: keys
                 .previous()
                 .filter(|(_, until)| *until > now_ms)
@@ -941,11 +943,13 @@ impl FileStamp {
     }
 }
 
-/// The stamps of the host key files, in the order `host.key`, `host.key.previous`.
-fn key_stamps(config: &Config) -> [Option<FileStamp>; 2] {
+/// The stamps of the host key files, in the order `host.key`, `host.key.previous`,
+/// `host.key.next`.
+fn key_stamps(config: &Config) -> [Option<FileStamp>; 3] {
     [
         FileStamp::of(&config.state_dir.join(crate::identity::HOST_KEY)),
         FileStamp::of(&config.state_dir.join(PREVIOUS_HOST_KEY)),
+        FileStamp::of(&config.state_dir.join(crate::identity::NEXT_HOST_KEY)),
     ]
 }
 
@@ -1109,7 +1113,7 @@ pub fn sandbox_for(config: &Config) -> Result<Sandbox, LoadError> {
 /// such a response becomes a 3003 error rather than an answer that cannot be sealed.
 fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
     let plaintext = response.encode();
-    let room = sesame_proto::MAX_ENVELOPE_LEN - sesame_proto::HEADER_LEN - sesame_proto::TAG_LEN;
+    let room = sesame_proto::MAX_MESSAGE_LEN;
     if plaintext.len() <= room {
         return (response, plaintext);
     }
@@ -1143,9 +1147,8 @@ pub fn memory_ceiling(config: &Config) -> usize {
 
 /// The id of a request whose JSON did not validate, if it has a readable one, so the client can
 /// match the error to its request.
-fn lenient_id(plaintext: &[u8]) -> RequestId {
+fn lenient_id(plaintext: &[u8]) -> Option<RequestId> {
     serde_json::from_slice::<serde_json::Value>(plaintext)
         .ok()
         .and_then(|v| v.get("id")?.as_str()?.parse().ok())
-        .unwrap_or(RequestId::from_bytes([0; 16]))
 }

@@ -350,6 +350,7 @@ fn json_output_parses() {
             "name": "web",
             "host_name": HOST,
             "key": daemon.host_key,
+            "next_key_sha256": daemon.next_key_sha256,
             "addr": daemon.addr.to_string(),
             "cert_sha256": daemon.cert_sha256,
             "sqs": null,
@@ -450,4 +451,79 @@ fn arguments_too_large_for_one_request_are_refused_before_sending() {
     let mut argv = vec!["run", "web", "echo"];
     argv.extend(fits.iter().map(String::as_str));
     assert_eq!(alice.run_ok(&argv).len(), 15 * 4000 + 14 + 1);
+
+/// Issue 19 (5): the box key is the same both ways, so a host's sealed answer to alice, with the
+/// envelope's sender rewritten to alice's key, opens at the host. Whoever can put bytes on the
+/// path (a queue credential is enough over SQS) must not get a genuine host-sealed answer for
+/// alice's request id out of that: the daemon answers nothing and audits it as rejected.
+#[test]
+fn a_host_answer_reflected_at_the_daemon_gets_no_answer_and_is_audited_as_rejected() {
+    let (daemon, raw) = crate::RawClient::enrolled();
+    let alice = raw.sealer.public_key();
+    let request = raw.request(crate::sesame_now(), HOST, vec!["real".into()]);
+    let answer = raw
+        .rt
+        .block_on(sesame_client::exchange(
+            &raw.host,
+            &raw.seal(&request),
+            Duration::from_secs(10),
+        ))
+        .expect("the real answer");
+    let mut reflected = answer.clone();
+    reflected[4..36].copy_from_slice(alice.as_bytes());
+    let got = raw.rt.block_on(sesame_client::exchange(
+        &raw.host,
+        &reflected,
+        Duration::from_secs(10),
+    ));
+    assert!(
+        matches!(got, Err(sesame_client::ClientError::NoAnswer)),
+        "the daemon answered a reflected answer: {got:?}"
+    );
+    let rec = daemon.wait_audit("reflection", |r| r["event"] == "rejected");
+    assert_eq!(rec["sender"], alice.to_string());
+    assert_eq!(rec["code"], 2001, "{rec}");
+    let requests: Vec<_> = daemon
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "request" && r["phase"] == "end")
+        .collect();
+    assert_eq!(requests.len(), 1, "only the real request: {requests:#?}");
+    assert_eq!(requests[0]["id"], request.id.to_string());
+}
+
+/// Only a request's own client can seal it, so an unreadable request is answered (2002) under the
+/// id it carries; without a readable id no client could take the answer, and none is sent.
+#[test]
+fn an_unreadable_request_is_answered_only_under_its_own_id() {
+    let (daemon, raw) = crate::RawClient::enrolled();
+    let seal = |body: &[u8]| {
+        raw.sealer
+            .seal(
+                sesame_proto::Domain::Request,
+                &raw.host.key,
+                &mut rand_core::OsRng,
+                body,
+            )
+            .expect("seal")
+    };
+    let id = sesame_proto::RequestId::random(&mut rand_core::OsRng);
+    let body = format!(r#"{{"v":2,"id":"{id}","nonsense":true}}"#);
+    let answer = raw.send(&seal(body.as_bytes()));
+    assert_eq!(
+        (answer.id, answer.code),
+        (id, sesame_proto::ErrorCode::MalformedRequest),
+        "{answer:?}"
+    );
+    let got = raw.rt.block_on(sesame_client::exchange(
+        &raw.host,
+        &seal(br#"{"v":2,"nonsense":true}"#),
+        Duration::from_secs(10),
+    ));
+    assert!(
+        matches!(got, Err(sesame_client::ClientError::NoAnswer)),
+        "{got:?}"
+    );
+    let rec = daemon.wait_audit("no id", |r| r["event"] == "rejected" && r["code"] == 2002);
+    assert_eq!(rec["sender"], raw.sealer.public_key().to_string());
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sesame_client::exchange;
-use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
+use sesame_proto::{Domain, Envelope, ErrorCode, Request, Response, Sealer, Status};
 use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_client, module, sesamed};
 
 mod client;
@@ -396,7 +396,12 @@ impl RawClient {
 
     fn seal(&self, request: &Request) -> Vec<u8> {
         self.sealer
-            .seal(&self.host.key, &mut rand_core::OsRng, &request.encode())
+            .seal(
+                Domain::Request,
+                &self.host.key,
+                &mut rand_core::OsRng,
+                &request.encode(),
+            )
             .expect("seal")
     }
 
@@ -406,7 +411,13 @@ impl RawClient {
             .block_on(exchange(&self.host, sealed, Duration::from_secs(10)))
             .expect("reply");
         let env = Envelope::decode(&reply).expect("envelope");
-        Response::decode(&self.sealer.open(&env, |k| *k == self.host.key).expect("open")).expect("response")
+        Response::decode(
+            &self
+                .sealer
+                .open(Domain::Response, &env, |k| *k == self.host.key)
+                .expect("open"),
+        )
+        .expect("response")
     }
 }
 

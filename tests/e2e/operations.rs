@@ -85,31 +85,95 @@ fn status_reports_the_running_daemon_and_exits_3_once_it_is_gone() {
     assert!(!daemon.dir.path().join("state/control.sock").exists());
 }
 
+/// The digest `sesame` pins for `host` in `client`'s hosts.toml, as text.
+fn pinned_next(client: &Client, alias: &str) -> Option<String> {
+    client
+        .home()
+        .host(alias)
+        .expect("pinned")
+        .next_key_sha256
+        .map(|d| d.to_string())
+}
+
 #[test]
-fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_new_key() {
+fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_committed_key() {
     let (daemon, alice) = daemon_with_client("alice", &["users"]);
     let old_key = daemon.host_key.clone();
     let bob = daemon.client("bob", &["users"]);
+    // Carol pinned the host the old way, by its key alone.
+    let carol = Client::new();
+    daemon.enrol("carol", &carol.key, &["users"]);
+    let addr = daemon.addr.to_string();
+    let out = carol.sesame(&[
+        "host",
+        "add",
+        "web",
+        "--addr",
+        &addr,
+        "--key",
+        &old_key,
+        "--cert-sha256",
+        &daemon.cert_sha256,
+        "--host-name",
+        sesame_tests::HOST,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("without the digest of its next key"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Before: `show` and `status` name the next key's digest, and the pin line carries it.
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    assert_eq!(field(&shown, "next key:"), daemon.next_key_sha256);
+    assert!(
+        shown.contains(&format!("--key {}:{}", old_key, daemon.next_key_sha256)),
+        "{shown}"
+    );
+    assert_eq!(
+        status_json(&daemon)["next_host_key_sha256"],
+        daemon.next_key_sha256.as_str()
+    );
 
     let out = daemon.sesamed(&["rotate-key", "--grace", "1h"]);
     assert!(out.status.success(), "rotate-key: {}", stderr(&out));
     let text = stdout(&out);
     let new_key = field(&text, "host key:");
     assert_ne!(new_key, old_key);
+    let new_key_digest = new_key
+        .parse::<sesame_proto::PublicKey>()
+        .expect("key")
+        .digest()
+        .to_string();
+    assert_eq!(new_key_digest, daemon.next_key_sha256, "the committed key");
+    let next_next = field(&text, "next key:");
+    assert_ne!(next_next, daemon.next_key_sha256);
     assert!(text.contains("now uses the new key"), "{text}");
     let shown = stdout(&daemon.sesamed(&["show"]));
     assert_eq!(field(&shown, "host key:"), new_key);
+    assert_eq!(field(&shown, "next key:"), next_next);
     assert_eq!(field(&shown, "old key:"), old_key);
+    let s = status_json(&daemon);
+    assert_eq!(s["next_host_key_sha256"], next_next.as_str(), "{s}");
+    let status_text = stdout(&daemon.sesamed(&["status"]));
+    assert_eq!(field(&status_text, "next key:"), next_next);
+    let rec = daemon.wait_audit("rotation", |r| r["event"] == "host-key-rotated");
+    assert_eq!(rec["key"], new_key.as_str());
+    assert_eq!(rec["next_key_sha256"], next_next.as_str());
+    assert_eq!(rec["committed"], true);
 
-    // Alice still seals to the old key: she is answered, and told the new one.
+    // Alice still seals to the old key: she is answered, and follows to the committed key,
+    // pinning the digest the new key gave for its successor.
     let out = alice.sesame(&["run", "web", "echo", "one"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "one\n");
     assert!(
-        stderr(&out).contains(&new_key),
+        stderr(&out).contains(&new_key) && stderr(&out).contains("re-pinned to it"),
         "the client says it re-pinned: {}",
         stderr(&out)
     );
+    assert_eq!(pinned_next(&alice, "web"), Some(next_next.clone()));
     let rec = daemon.wait_audit("old-key request", |r| {
         r["phase"] == "end" && r["args"][0] == "one"
     });
@@ -127,17 +191,33 @@ fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_new_key() {
     });
     assert!(rec.get("previous_host_key").is_none(), "{rec}");
 
-    // Removing the previous key's file stops accepting it within a second or so: Bob, still
-    // pinned to the old key, gets no answer.
+    // Carol's pin has no digest: she is answered, but not moved, and told how to re-pin.
+    let out = carol.sesame(&["run", "web", "echo", "carol"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot verify") && err.contains("sesame host repin web"),
+        "{err}"
+    );
+    assert_eq!(carol.home().host("web").expect("pinned").key.to_string(), old_key);
+
+    // Removing the previous key's file stops accepting it within a second or so: Bob and
+    // Carol, still pinned to the old key, get no answer.
     std::fs::remove_file(daemon.dir.path().join("state/host.key.previous")).expect("rm");
     let deadline = Instant::now() + Duration::from_secs(10);
     while status_json(&daemon)["previous_host_key"].is_object() {
         assert!(Instant::now() < deadline, "the daemon kept the old key");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = bob.sesame(&["run", "--timeout", "5", "web", "echo", "three"]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    alice.run_ok(&["run", "web", "echo", "four"]);
+    for c in [&bob, &carol] {
+        let out = c.sesame(&["run", "--timeout", "5", "web", "echo", "three"]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    }
+    // Re-pinned by hand with what `sesamed show` prints, Carol is back, and will follow next time.
+    let token = format!("{new_key}:{next_next}");
+    carol.run_ok(&["host", "repin", "web", "--key", &token]);
+    carol.run_ok(&["run", "web", "echo", "four"]);
+    assert_eq!(pinned_next(&carol, "web"), Some(next_next.clone()));
     assert!(
         daemon
             .audit()
@@ -145,6 +225,140 @@ fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_new_key() {
             .any(|r| r["event"] == "host-key-rotated" && r["key"] == new_key.as_str()),
         "the rotation is audited"
     );
+
+    // A second rotation: Alice and Carol follow again, to the key the new key committed to.
+    let out = daemon.sesamed(&["rotate-key", "--grace", "1h"]);
+    assert!(out.status.success(), "rotate-key: {}", stderr(&out));
+    let third_key = field(&stdout(&out), "host key:");
+    for c in [&alice, &carol] {
+        let out = c.sesame(&["run", "web", "echo", "five"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("re-pinned to it"), "{}", stderr(&out));
+        assert_eq!(c.home().host("web").expect("pinned").key.to_string(), third_key);
+    }
+}
+
+/// A state directory from before sesamed kept a next key pair (no `host.key.next`): `show` says
+/// so, and the next start makes one, whose digest `show` and `status` then print.
+#[test]
+fn an_old_state_directory_gets_a_next_key_at_its_next_start() {
+    let (mut daemon, alice) = daemon_with_client("alice", &["users"]);
+    let next = daemon.dir.path().join("state/host.key.next");
+    std::fs::remove_file(&next).expect("rm");
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    assert_eq!(field(&shown, "next key:"), "none", "{shown}");
+    assert!(
+        shown.contains(&format!("--key {} ", daemon.host_key)),
+        "the pin line has no digest to give: {shown}"
+    );
+    daemon.restart();
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    let digest = field(&shown, "next key:");
+    assert_eq!(digest.len(), 64, "{shown}");
+    assert_ne!(digest, daemon.next_key_sha256);
+    assert!(next.exists());
+    assert_eq!(status_json(&daemon)["next_host_key_sha256"], digest.as_str());
+    assert!(daemon.log().contains("made host.key.next"), "{}", daemon.log());
+    // Pinned with the new digest, a client follows the next rotation.
+    daemon.next_key_sha256 = digest;
+    alice.pin(&daemon, "again");
+    let out = daemon.sesamed(&["rotate-key", "--grace", "1h"]);
+    assert!(out.status.success(), "rotate-key: {}", stderr(&out));
+    let out = alice.sesame(&["run", "again", "echo", "hi"]);
+    assert!(stderr(&out).contains("re-pinned to it"), "{}", stderr(&out));
+}
+
+/// A copy of `daemon` run by someone who stole its old key: `host.key` and the TLS identity
+/// leaked from the state directory (`host.key.next`, if any, did not), and the thief "rotated"
+/// the copy to a key of their own, so that it answers requests sealed to the old key under it
+/// with a note naming the thief's key.
+struct Impostor {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Impostor {
+    fn from_leak(daemon: &Daemon) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (from, to) = (daemon.dir.path(), dir.path());
+        std::fs::create_dir_all(to.join("state")).expect("mkdir");
+        std::fs::create_dir_all(to.join("policies")).expect("mkdir");
+        std::fs::copy(&daemon.config, to.join("sesamed.toml")).expect("copy config");
+        for entry in std::fs::read_dir(from.join("policies")).expect("policies") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), to.join("policies").join(entry.file_name())).expect("copy");
+        }
+        for leaked in ["host.key", "tls.crt", "tls.key", "clients.toml"] {
+            std::fs::copy(from.join("state").join(leaked), to.join("state").join(leaked)).expect(leaked);
+        }
+        let config = to.join("sesamed.toml");
+        let out = Command::new(binary("sesamed"))
+            .args(["rotate-key", "--grace", "1h", "--config"])
+            .arg(&config)
+            .output()
+            .expect("rotate-key");
+        assert!(out.status.success(), "the thief's rotate-key: {}", stderr(&out));
+        let log = std::fs::File::create(to.join("daemon.log")).expect("log");
+        let mut child = Command::new(binary("sesamed"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn the impostor");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+            .expect("the impostor listens");
+        let addr = line.trim().parse().expect("address");
+        Self { child, addr, dir }
+    }
+
+    /// The key the thief rotated the copy to.
+    fn key(&self) -> String {
+        let out = Command::new(binary("sesamed"))
+            .args(["show", "--config"])
+            .arg(self.dir.path().join("sesamed.toml"))
+            .output()
+            .expect("show");
+        field(&stdout(&out), "host key:")
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 19 (9): the old key alone must not be able to move a client to another key. A host
+/// rotates because its key leaked; whoever holds the leaked key answers a client still pinned
+/// to it, with a note naming a key of their own.
+#[test]
+fn a_rotation_note_forged_under_a_leaked_old_key_is_not_followed() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    let thief = Impostor::from_leak(&daemon);
+    let thiefs_key = thief.key();
+    assert_ne!(thiefs_key, daemon.host_key);
+    alice.pin_at(&daemon, "evil", thief.addr, &daemon.cert_sha256);
+
+    let out = alice.sesame(&["run", "evil", "echo", "hi"]);
+    let err = stderr(&out);
+    assert_eq!(
+        alice.home().host("evil").expect("pinned").key.to_string(),
+        daemon.host_key,
+        "re-pinned to the thief's key: {err}"
+    );
+    assert!(
+        err.contains(&thiefs_key) && err.contains("cannot verify") && err.contains("not re-pinned"),
+        "{err}"
+    );
+    // The genuine host is still pinned and answers as before.
+    alice.run_ok(&["run", "web", "echo", "still"]);
 }
 
 #[test]

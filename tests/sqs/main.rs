@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use sesame_proto::{Envelope, ErrorCode, Request, Response, Sealer, Status};
+use sesame_proto::{Domain, Envelope, ErrorCode, Request, Response, Sealer, Status};
 use sesame_sqs::Queue;
 use sesame_tests::moto::{Moto, REGION};
 use sesame_tests::{Client, Daemon, HOST, Setup};
@@ -45,7 +45,7 @@ fn pin_sqs(client: &Client, moto: &Moto, daemon: &Daemon, alias: &str, queue: &s
         "add",
         alias,
         "--key",
-        &daemon.host_key,
+        &daemon.pin_token(),
         "--sqs-queue",
         queue,
         "--sqs-region",
@@ -188,7 +188,12 @@ impl RawSqsClient {
         request.reply_to = Some(self.replies.name().to_owned());
         let sealed = self
             .sealer
-            .seal(&self.host_key, &mut rand_core::OsRng, &request.encode())
+            .seal(
+                Domain::Request,
+                &self.host_key,
+                &mut rand_core::OsRng,
+                &request.encode(),
+            )
             .expect("seal");
         (request, sealed)
     }
@@ -204,7 +209,7 @@ impl RawSqsClient {
                 let env = Envelope::decode(&bytes).expect("envelope");
                 let plain = self
                     .sealer
-                    .open(&env, |k| *k == self.host_key)
+                    .open(Domain::Response, &env, |k| *k == self.host_key)
                     .expect("sealed by the host");
                 got.push((bytes.clone(), Response::decode(&plain).expect("response")));
                 moto.block_on(self.replies.delete(&m.receipt)).expect("delete");
@@ -265,13 +270,47 @@ fn a_duplicate_delivery_runs_once_and_is_answered_alike() {
     request.reply_to = Some("sesame-reply-0000000000000000".into());
     let sealed = raw
         .sealer
-        .seal(&raw.host_key, &mut rand_core::OsRng, &request.encode())
+        .seal(
+            Domain::Request,
+            &raw.host_key,
+            &mut rand_core::OsRng,
+            &request.encode(),
+        )
         .expect("seal");
     moto.block_on(raw.requests.send(&sealed)).expect("send");
     let answers = raw.answers(&moto, Duration::from_secs(3));
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].1.code, ErrorCode::MalformedRequest, "{answers:?}");
     assert!(answers[0].1.message.contains("reply_to"), "{answers:?}");
+}
+
+/// Issue 19 (5), as it was found: with a queue credential alone, take the host's sealed answer
+/// out of alice's reply queue, rewrite its sender to alice's key and put it on the request queue.
+/// The daemon must not answer it: its answer would be a genuine host-sealed error for the id of
+/// alice's real request, ready to replace the real answer in her reply queue.
+#[test]
+fn an_answer_turned_back_into_the_request_queue_gets_no_answer() {
+    let moto = Moto::start();
+    let daemon = sqs_daemon(&moto, "sesame-req-back");
+    let alice = sqs_client(&moto, &daemon, "alice", "web", "sesame-req-back");
+    let raw = RawSqsClient::new(&moto, &alice, &daemon, "sesame-req-back");
+    let (request, sealed) = raw.seal(&["real"]);
+    moto.block_on(raw.requests.send(&sealed)).expect("send");
+    let answers = raw.answers(&moto, Duration::from_secs(3));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let mut turned = answers[0].0.clone();
+    turned[4..36].copy_from_slice(raw.sealer.public_key().as_bytes());
+    moto.block_on(raw.requests.send(&turned)).expect("send it back");
+    let rec = daemon.wait_audit("rejection", |r| r["event"] == "rejected");
+    assert_eq!(rec["code"], 2001, "{rec}");
+    assert_eq!(rec["transport"], "sqs");
+    let more = raw.answers(&moto, Duration::from_secs(3));
+    assert!(
+        more.is_empty(),
+        "the daemon answered a turned-back answer: {more:?}"
+    );
+    assert_eq!(ends_for(&daemon, &request.id.to_string()), 1);
+    assert_queue_empty(&moto, "sesame-req-back");
 }
 
 #[test]

@@ -101,6 +101,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// `sesamed show` output: host key.
     pub host_key: String,
+    /// `sesamed show` output: the SHA-256 of the key the next `rotate-key` moves to.
+    pub next_key_sha256: String,
     /// `sesamed show` output: certificate fingerprint.
     pub cert_sha256: String,
 }
@@ -113,7 +115,7 @@ impl Daemon {
     pub fn start(setup: &Setup) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Self::prepare(dir.path(), setup);
-        let (host_key, cert_sha256) = show(&config);
+        let (host_key, next_key_sha256, cert_sha256) = show(&config);
         let (child, addr) = spawn_serve(dir.path(), &config, &setup.env);
         Self {
             child: Some(child),
@@ -122,6 +124,7 @@ impl Daemon {
             config,
             addr,
             host_key,
+            next_key_sha256,
             cert_sha256,
         }
     }
@@ -147,6 +150,11 @@ impl Daemon {
             String::from_utf8_lossy(&out.stderr)
         );
         child.wait().expect("reap sesamed")
+    }
+
+    /// What `sesame host add --key` takes: `KEY:NEXT_SHA256`.
+    pub fn pin_token(&self) -> String {
+        format!("{}:{}", self.host_key, self.next_key_sha256)
     }
 
     /// The daemon's process id.
@@ -412,9 +420,11 @@ impl Client {
         self.pin_at(daemon, alias, daemon.addr, cert_sha256);
     }
 
-    /// Pins `daemon`, reached at `addr` (when it listens on a wildcard address).
+    /// Pins `daemon`, reached at `addr` (when it listens on a wildcard address), by its key and
+    /// its next key's digest, as `sesamed show` prints them.
     pub fn pin_at(&self, daemon: &Daemon, alias: &str, addr: SocketAddr, cert_sha256: &str) {
         let addr = addr.to_string();
+        let key = daemon.pin_token();
         let mut args = vec![
             "host",
             "add",
@@ -422,7 +432,7 @@ impl Client {
             "--addr",
             &addr,
             "--key",
-            &daemon.host_key,
+            &key,
             "--cert-sha256",
             cert_sha256,
         ];
@@ -498,7 +508,8 @@ pub fn sesamed(args: &[&str], extra: &[&std::ffi::OsStr]) -> Output {
         .expect("run sesamed")
 }
 
-fn show(config: &Path) -> (String, String) {
+/// `sesamed show`'s host key, next key digest and certificate fingerprint.
+fn show(config: &Path) -> (String, String, String) {
     let out = sesamed(&["show", "--config"], &[config.as_os_str()]);
     assert!(
         out.status.success(),
@@ -509,10 +520,11 @@ fn show(config: &Path) -> (String, String) {
     let field = |label: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(label))
-            .map(|v| v.trim().to_owned())
+            .and_then(|v| v.split_whitespace().next())
+            .map(str::to_owned)
             .unwrap_or_else(|| panic!("no {label} in {text}"))
     };
-    (field("host key:"), field("cert sha256:"))
+    (field("host key:"), field("next key:"), field("cert sha256:"))
 }
 
 fn wait_listening(child: &mut Child, dir: &Path) -> SocketAddr {

@@ -53,8 +53,9 @@ const SESAMED: Extra = Extra {
         ),
         (
             "/var/lib/sesame/",
-            "The host identity (host.key, tls.key: 0600; tls.crt), the key replaced by the \
-             last rotate-key while it is still accepted (host.key.previous), the client registry \
+            "The host identity (host.key, tls.key: 0600; tls.crt), the key pair the next \
+             rotate-key moves to (host.key.next, 0600; clients pin its SHA-256), the key replaced \
+             by the last rotate-key while it is still accepted (host.key.previous), the client registry \
              (clients.toml), the replay log, the firewall grants ledger, and the running daemon's \
              control socket (control.sock), which sesamed status asks.",
         ),

@@ -162,6 +162,11 @@ pub enum AuditEvent {
         previous: String,
         /// Until when the replaced key is accepted.
         previous_until_ms: u64,
+        /// SHA-256 of the new next key, which clients following this rotation pin.
+        next_key_sha256: String,
+        /// Whether the new key was the one committed to beforehand (`host.key.next`), so
+        /// that clients can follow by themselves.
+        committed: bool,
     },
     /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
     /// the reaper acted on one.
