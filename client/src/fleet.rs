@@ -71,12 +71,12 @@ impl Command {
             };
             let too_large = |why: String| format!("the request is too large to send: {why}");
             request.validate().map_err(|e| too_large(e.to_string()))?;
-            let len = request.encode().len() + sesame_proto::HEADER_LEN + sesame_proto::TAG_LEN;
-            if len > sesame_proto::MAX_ENVELOPE_LEN {
+            let len = request.encode().len();
+            if len > sesame_proto::MAX_MESSAGE_LEN {
                 let args: usize = self.args.iter().map(String::len).sum();
                 return Err(too_large(format!(
-                    "{len} bytes sealed, and one request carries at most {} (its arguments take {args} bytes)",
-                    sesame_proto::MAX_ENVELOPE_LEN
+                    "{len} bytes encoded, and one request carries at most {} (its arguments take {args} bytes)",
+                    sesame_proto::MAX_MESSAGE_LEN
                 )));
             }
         }

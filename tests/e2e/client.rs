@@ -425,7 +425,7 @@ fn arguments_too_large_for_one_request_are_refused_before_sending() {
         (&one_big, "argument 0 is 100000 bytes (at most 4096)"),
         (
             &many,
-            "one request carries at most 65536 (its arguments take 68000 bytes)",
+            "one request carries at most 65459 (its arguments take 68000 bytes)",
         ),
     ];
     for (args, why) in cases {
@@ -451,6 +451,7 @@ fn arguments_too_large_for_one_request_are_refused_before_sending() {
     let mut argv = vec!["run", "web", "echo"];
     argv.extend(fits.iter().map(String::as_str));
     assert_eq!(alice.run_ok(&argv).len(), 15 * 4000 + 14 + 1);
+}
 
 /// Issue 19 (5): the box key is the same both ways, so a host's sealed answer to alice, with the
 /// envelope's sender rewritten to alice's key, opens at the host. Whoever can put bytes on the

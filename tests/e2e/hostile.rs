@@ -156,6 +156,8 @@ fn a_module_error_message_is_bounded_like_output_and_an_exit_is_the_modules_outc
 fn past_max_concurrent_a_request_is_told_busy_at_once() {
     let daemon = hostile_daemon("[limits]\nmax_concurrent = 2\nmax_concurrent_per_client = 2\n");
     let tess = daemon.client("tess", &["testers"]);
+    // Another client: the daemon's bound holds for everyone.
+    let alice = daemon.client("alice", &["users"]);
     std::thread::scope(|s| {
         let spinners: Vec<_> = (0..2)
             .map(|_| s.spawn(|| tess.sesame(&["run", "web", "testing::spin"])))
@@ -172,8 +174,6 @@ fn past_max_concurrent_a_request_is_told_busy_at_once() {
             assert!(Instant::now() < deadline, "the spins never started");
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Another client: the daemon's bound holds for everyone.
-        let alice = daemon.client("alice", &["users"]);
         let started = Instant::now();
         let err = alice.run_err(&["run", "web", "echo", "squeezed"]);
         assert!(err.contains("error 3007"), "{err}");
