@@ -490,7 +490,13 @@ fn grants(cmd: GrantsCommand) -> Result<()> {
         }
         GrantsCommand::Revoke { ids, all, .. } => {
             let ids: Vec<GrantId> = if all {
-                fw.list(now, None)?.into_iter().map(|g| g.id).collect()
+                // Openings still being closed too: they may be open (a failed opening).
+                let closing = fw.closing(now)?;
+                fw.list(now, None)?
+                    .into_iter()
+                    .chain(closing)
+                    .map(|g| g.id)
+                    .collect()
             } else {
                 ids.iter()
                     .map(|s| s.parse().with_context(|| format!("{s:?}")))

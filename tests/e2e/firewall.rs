@@ -454,3 +454,44 @@ fn a_ledger_written_by_an_older_sesamed_is_migrated_without_losing_an_opening() 
             .contains("fw-00000000000000a1")
     );
 }
+
+#[test]
+fn operators_see_and_close_an_opening_the_firewall_failed_to_make() {
+    let (mut daemon, _alice) = daemon_with(&setup(), "alice", &["users"]);
+    // The daemon died between a failed opening and its reaper's next round.
+    daemon.kill_hard();
+    let state = daemon.dir.path().join("state");
+    let uncertain = r#"{"version": 2, "grants": [
+        {"id": "fw-00000000000000b1", "rule": {"source": "192.0.2.7", "port": 22, "proto": "tcp"},
+         "created_ms": 1, "holders": [], "uncertain": true}]}"#;
+    std::fs::write(state.join("grants.json"), uncertain).expect("ledger");
+    std::fs::write(
+        state.join("firewall-dry-run.jsonl"),
+        r#"{"action":"open","id":"fw-00000000000000b1","rule":{"source":"192.0.2.7","port":22,"proto":"tcp"},"expires_ms":1}"#
+            .to_owned()
+            + "\n",
+    )
+    .expect("record");
+    let out = daemon.sesamed(&["grants", "list"]);
+    let table = stdout(&out);
+    assert!(
+        table.contains("no live grants")
+            && table.contains("fw-00000000000000b1")
+            && table.contains("closing: the firewall failed while opening it"),
+        "{table}"
+    );
+    assert!(grants_json(&daemon).is_empty(), "--json lists live grants only");
+    let out = daemon.sesamed(&["grants", "revoke", "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("revoked fw-00000000000000b1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        record(&daemon).last().map(|r| (r.0.as_str(), r.1.as_str())),
+        Some(("close", "fw-00000000000000b1"))
+    );
+    let text = std::fs::read_to_string(state.join("grants.json")).expect("ledger");
+    assert!(!text.contains("fw-00000000000000b1"), "{text}");
+}
