@@ -355,6 +355,7 @@ impl Firewall {
             .iter()
             .filter(|g| g.holder(&who.key).is_some_and(|h| h.expires_ms > now_ms))
             .count();
+        let live = locked.ledger.grants.iter().filter(|g| g.is_live(now_ms)).count();
         let hold = Holder {
             client: who.name.clone(),
             key: who.key,
@@ -364,6 +365,10 @@ impl Firewall {
 
         if let Some(grant) = locked.ledger.by_rule_mut(&rule) {
             let before = grant.expires_ms();
+            if before <= now_ms && live >= self.limits.max_grants {
+                // Held by nobody (ended, or a failed opening): reviving it is a new opening.
+                return Err(self.too_many_on_host(live));
+            }
             let previous = grant.holder(&who.key).cloned();
             match grant.holders.iter_mut().find(|h| h.key == who.key) {
                 Some(h) => {
@@ -417,12 +422,8 @@ impl Firewall {
         if held >= self.limits.max_grants_per_client {
             return Err(self.too_many_for(&who.name));
         }
-        let live = locked.ledger.grants.iter().filter(|g| g.is_live(now_ms)).count();
         if live >= self.limits.max_grants {
-            return Err(FirewallError::Limit(format!(
-                "this host already has {live} openings (its ceiling is {})",
-                self.limits.max_grants
-            )));
+            return Err(self.too_many_on_host(live));
         }
         let grant = Grant {
             id: GrantId::random(),
@@ -511,6 +512,13 @@ impl Firewall {
             grant: id.clone(),
             source,
         }
+    }
+
+    fn too_many_on_host(&self, live: usize) -> FirewallError {
+        FirewallError::Limit(format!(
+            "this host already has {live} openings (its ceiling is {})",
+            self.limits.max_grants
+        ))
     }
 
     fn too_many_for(&self, client: &str) -> FirewallError {

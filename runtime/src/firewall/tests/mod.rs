@@ -338,3 +338,28 @@ fn concurrent_asks_for_the_same_opening_make_one_rule() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].holders.len(), 2);
 }
+
+#[test]
+fn reviving_an_opening_nobody_holds_counts_against_the_host_ceiling() {
+    let s = setup_with(FirewallLimits {
+        max_grants: 2,
+        ..FirewallLimits::default()
+    });
+    s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 10)
+        .expect("a");
+    s.fw.allow(T0, &key("alice"), "r2", rule("203.0.113.5", 23), 100)
+        .expect("b");
+    // The first has ended, and the reaper has not come by yet.
+    s.fw.allow(T0 + 20_000, &key("bob"), "r3", rule("203.0.113.6", 22), 10)
+        .expect("c: two live");
+    let revived =
+        s.fw.allow(T0 + 20_000, &key("mallory"), "r4", rule("203.0.113.5", 22), 10);
+    assert!(
+        matches!(revived, Err(FirewallError::Limit(ref m)) if m.contains("openings")),
+        "{revived:?}"
+    );
+    assert_eq!(s.fw.list(T0 + 20_000, None).expect("list").len(), 2);
+    // Sharing a live one adds none.
+    s.fw.allow(T0 + 20_000, &key("mallory"), "r5", rule("203.0.113.5", 23), 10)
+        .expect("shared");
+}
