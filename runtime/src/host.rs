@@ -47,8 +47,11 @@ pub struct CallContext {
     pub request_id: String,
     /// The grant the policy issued for this request.
     pub grant: Grant,
-    /// The enrolled name of the calling client (grants are held in its name).
+    /// The enrolled name of the calling client.
     pub client: String,
+    /// The key that sealed the request: firewall openings are held by the client this key
+    /// speaks for, never by a name.
+    pub client_key: Option<sesame_proto::PublicKey>,
     /// The caller's address as the transport observed it (`"caller"` in a firewall grant).
     pub source_ip: Option<IpAddr>,
     /// The firewall service, when this host has one.
@@ -106,6 +109,7 @@ impl CallContext {
             request_id,
             grant,
             client: String::new(),
+            client_key: None,
             source_ip: None,
             firewall: None,
             users: None,
@@ -133,6 +137,13 @@ impl CallContext {
     pub fn with_caller(mut self, client: String, source_ip: Option<IpAddr>) -> Self {
         self.client = client;
         self.source_ip = source_ip.map(|ip| ip.to_canonical());
+        self
+    }
+
+    /// The same context for a request sealed by `key` (firewall openings are held by it).
+    #[must_use]
+    pub fn with_client_key(mut self, key: sesame_proto::PublicKey) -> Self {
+        self.client_key = Some(key);
         self
     }
 
@@ -270,7 +281,7 @@ impl CallContext {
 impl firewall::Host for CallContext {
     fn allow(&mut self, r: firewall::Rule) -> Result<String, HostFault> {
         self.enter("firewall.allow")?;
-        let service = self.firewall_service("firewall.allow")?;
+        let (service, key) = self.firewall_and_key("firewall.allow")?;
         let source = r
             .source
             .parse::<fw::Source>()
@@ -284,7 +295,7 @@ impl firewall::Host for CallContext {
             return Err(self.deny(format!("firewall.allow {rule}: {why}")));
         }
         let opened = service
-            .allow(crate::now_ms(), &self.client, &self.request_id, rule, r.ttl_secs)
+            .allow(crate::now_ms(), &key, &self.request_id, rule, r.ttl_secs)
             .map_err(|e| self.firewall_failure("firewall.allow", &rule.to_string(), e))?;
         tracing::info!(request = %self.request_id, client = %self.client, grant = %opened.id, %rule, extended = opened.extended, "firewall opening");
         Ok(opened.id.to_string())
@@ -292,21 +303,21 @@ impl firewall::Host for CallContext {
 
     fn revoke(&mut self, grant_id: String) -> Result<(), HostFault> {
         self.enter("firewall.revoke")?;
-        let service = self.firewall_service("firewall.revoke")?;
+        let (service, key) = self.firewall_and_key("firewall.revoke")?;
         let id: GrantId = grant_id
             .parse()
             .map_err(|e: fw::RuleError| HostError::Invalid(e.to_string()))?;
         service
-            .revoke(crate::now_ms(), Revoker::Client(&self.client), &id)
+            .revoke(crate::now_ms(), Revoker::Client(&key), &id)
             .map_err(|e| self.firewall_failure("firewall.revoke", id.as_str(), e))?;
         Ok(())
     }
 
     fn list(&mut self) -> Result<Vec<firewall::Grant>, HostFault> {
         self.enter("firewall.list")?;
-        let service = self.firewall_service("firewall.list")?;
+        let (service, key) = self.firewall_and_key("firewall.list")?;
         let views = service
-            .list(crate::now_ms(), Some(&self.client))
+            .list(crate::now_ms(), Some(&key))
             .map_err(|e| self.firewall_failure("firewall.list", "", e))?;
         Ok(views
             .into_iter()
@@ -325,17 +336,37 @@ impl firewall::Host for CallContext {
 }
 
 impl CallContext {
-    /// Turns a firewall service error into what the module sees: a ceiling is a refusal, an
-    /// unknown grant is an invalid argument, and anything else a failure whose detail stays in
-    /// the daemon log.
+    /// The firewall service and the key the caller's holds belong to, or a refusal when this
+    /// host has no firewall (or the request has no client key: nothing could hold it).
+    fn firewall_and_key(
+        &mut self,
+        call: &str,
+    ) -> Result<(Arc<Firewall>, sesame_proto::PublicKey), HostFault> {
+        let service = self.firewall_service(call)?;
+        match self.client_key {
+            Some(key) => Ok((service, key)),
+            None => Err(self.deny(format!("{call}: the request has no client key"))),
+        }
+    }
+
+    /// Turns a firewall service error into what the module sees: a ceiling or a client no
+    /// longer enrolled is a refusal, an unknown grant is an invalid argument, and anything else
+    /// a failure whose detail stays in the daemon log. A failure after which the rule may be in
+    /// the firewall is also recorded as an effect, for the request's audit record.
     fn firewall_failure(&mut self, call: &str, what: &str, e: FirewallError) -> HostFault {
         match e {
             FirewallError::Limit(why) => self.deny(format!("{call} {what}: {why}")),
+            FirewallError::NotEnrolled => self.deny(format!("{call} {what}: {e}")),
             FirewallError::NotFound(id) => {
                 HostError::Invalid(format!("no live grant {id} held by {}", self.client)).into()
             }
             other => {
                 tracing::error!(request = %self.request_id, "{call} {what}: {other}");
+                if let FirewallError::Unsettled { grant, .. } = &other {
+                    self.effect(format!(
+                        "{call} {what}: the firewall failed mid-change; grant {grant} is kept until its rule is confirmed closed"
+                    ));
+                }
                 self.failed(format!(
                     "{call} {what}: the firewall could not be changed (see the daemon log)"
                 ))

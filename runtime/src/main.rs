@@ -370,6 +370,11 @@ fn client(cmd: ClientCommand) -> Result<()> {
             let config = Config::load(&config.config)?;
             let key: sesame_proto::PublicKey = key.parse().context("--key")?;
             let mut reg = ClientRegistry::load(&config.clients_file)?;
+            // A grants ledger from before holders were keys is migrated with the registry as
+            // it is now, so a name enrolled again does not inherit an old client's holds.
+            if let Err(e) = with_firewall(&config, |fw| Ok(fw.list(sesamed::now_ms(), None).map(drop)?)) {
+                eprintln!("sesamed: warning: reading the grants ledger: {e:#}");
+            }
             reg.add(&name, key, groups.clone())?;
             reg.save(&config.clients_file)?;
             audit(
@@ -391,7 +396,13 @@ fn client(cmd: ClientCommand) -> Result<()> {
             let config = Config::load(&config.config)?;
             let key: sesame_proto::PublicKey = key.parse().context("--key")?;
             let mut reg = ClientRegistry::load(&config.clients_file)?;
-            let until = sesamed::now_ms().saturating_add(grace);
+            let now = sesamed::now_ms();
+            let until = now.saturating_add(grace);
+            let dropped = reg
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.previous)
+                .map(|(k, _)| k);
             let old = reg.rekey(&name, key, until)?;
             reg.save(&config.clients_file)?;
             audit(
@@ -408,6 +419,13 @@ fn client(cmd: ClientCommand) -> Result<()> {
                 "its old key {old} is accepted until {}",
                 sesamed::format_utc(until)
             );
+            // The same client under a new key: its firewall openings go with it.
+            let from: Vec<_> = std::iter::once(old).chain(dropped).collect();
+            let moved = with_firewall(&config, |fw| Ok(fw.rekey_client(now, &name, &from, &key)?))
+                .context("the key is changed, but its firewall openings were not moved to it")?;
+            for id in moved {
+                println!("{id} is held by the new key");
+            }
         }
         ClientCommand::Remove { name, config } => {
             let config = Config::load(&config.config)?;
@@ -422,6 +440,32 @@ fn client(cmd: ClientCommand) -> Result<()> {
                 },
             )?;
             println!("removed {name}");
+            // Its key is refused from the next request; what it held closes now (the daemon
+            // sees the ledger change: both take its lock).
+            let keys: Vec<_> = std::iter::once(gone.key)
+                .chain(gone.previous.map(|(k, _)| k))
+                .collect();
+            let released = with_firewall(&config, |fw| {
+                Ok(fw.remove_client(sesamed::now_ms(), &name, &keys)?)
+            })
+            .with_context(|| {
+                format!("{name}'s firewall openings were not closed: see `sesamed grants list`")
+            })?;
+            for (id, rule) in &released.closed {
+                println!("closed {id} ({rule})");
+            }
+            for (id, rule) in &released.released {
+                println!("released {id} ({rule}): others still hold it");
+            }
+            for (id, why) in &released.failed {
+                eprintln!("sesamed: closing {id} failed (the daemon retries it): {why}");
+            }
+            if !released.failed.is_empty() {
+                bail!(
+                    "{} of {name}'s openings are not closed yet",
+                    released.failed.len()
+                );
+            }
         }
         ClientCommand::List { config } => {
             let config = Config::load(&config.config)?;
@@ -440,6 +484,19 @@ fn client(cmd: ClientCommand) -> Result<()> {
     Ok(())
 }
 
+/// Runs `change` on the grants service when a cluster of `config` has the firewall
+/// capability (and returns `T::default()` when none has), syncing its audit records after.
+fn with_firewall<T: Default>(config: &Config, change: impl FnOnce(&Firewall) -> Result<T>) -> Result<T> {
+    if !config.uses("firewall") {
+        return Ok(T::default());
+    }
+    let audit = Arc::new(AuditLog::open(&config.audit_log)?);
+    let fw = Firewall::from_config(config, Arc::clone(&audit))?;
+    let result = change(&fw);
+    audit.sync()?;
+    result
+}
+
 fn grants(cmd: GrantsCommand) -> Result<()> {
     let (GrantsCommand::List { config, .. } | GrantsCommand::Revoke { config, .. }) = &cmd;
     let config = Config::load(&config.config)?;
@@ -456,9 +513,13 @@ fn grants(cmd: GrantsCommand) -> Result<()> {
             } else if grants.is_empty() {
                 println!("no live grants ({} back end)", fw.backend_name());
             } else {
-                println!("{:<20} {:<36} {:<34} HOLDERS", "ID", "RULE", "CLOSES");
+                println!("{:<20} {:<36} {:<34} HOLDERS (name key)", "ID", "RULE", "CLOSES");
                 for g in &grants {
-                    let holders: Vec<&str> = g.holders.iter().map(|h| h.client.as_str()).collect();
+                    let holders: Vec<String> = g
+                        .holders
+                        .iter()
+                        .map(|h| format!("{} {}…", h.client, &h.key.to_string()[..16]))
+                        .collect();
                     let closes = format!(
                         "{} ({} left)",
                         sesamed::format_utc(g.expires_ms),
@@ -468,14 +529,34 @@ fn grants(cmd: GrantsCommand) -> Result<()> {
                         "{:<20} {:<36} {closes:<34} {}",
                         g.id.as_str(),
                         g.rule.to_string(),
-                        holders.join(",")
+                        holders.join(", ")
+                    );
+                }
+            }
+            if !json {
+                for g in fw.closing(now)? {
+                    let why = if g.uncertain {
+                        "the firewall failed while opening it"
+                    } else {
+                        "nobody holds it"
+                    };
+                    println!(
+                        "{:<20} {:<36} closing: {why} (the daemon retries every second)",
+                        g.id.as_str(),
+                        g.rule.to_string()
                     );
                 }
             }
         }
         GrantsCommand::Revoke { ids, all, .. } => {
             let ids: Vec<GrantId> = if all {
-                fw.list(now, None)?.into_iter().map(|g| g.id).collect()
+                // Openings still being closed too: they may be open (a failed opening).
+                let closing = fw.closing(now)?;
+                fw.list(now, None)?
+                    .into_iter()
+                    .chain(closing)
+                    .map(|g| g.id)
+                    .collect()
             } else {
                 ids.iter()
                     .map(|s| s.parse().with_context(|| format!("{s:?}")))

@@ -769,6 +769,7 @@ impl Runner {
             &invocation,
             CallContext::new(request.id.to_string(), grant)
                 .with_caller(client.name.clone(), peer.source_ip)
+                .with_client_key(client.key)
                 .with_firewall(self.firewall.clone())
                 .with_users(self.users.clone())
                 .with_salt(self.salt.clone()),

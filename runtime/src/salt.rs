@@ -641,4 +641,121 @@ mod tests {
             .expect_err("too little time");
         assert!(matches!(err, SaltError::NoTime(_)), "{err:?}");
     }
+
+    // --- properties of the grant check -------------------------------------------------------
+    //
+    // Generated state names (from a few parts, `web` and its look-alikes among them), grants
+    // (exact names, `PREFIX.*`, `*`, and patterns a policy author might mistype) and pillars;
+    // the check must agree with a model that compares dot-separated parts.
+
+    use proptest::prelude::*;
+
+    /// Cases per property.
+    const SALT_CASES: u32 = 4096;
+
+    fn part() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "web", "webx", "web-1", "we", "a", "nginx", "conf", "x_y", "Web",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn state() -> impl Strategy<Value = String> {
+        prop::collection::vec(part(), 1..=4).prop_map(|parts| parts.join("."))
+    }
+
+    /// A `states` entry: mostly derived from `near` (itself, an ancestor or look-alike with
+    /// `.*`, itself with `.*`), otherwise any name, `*`, or a malformed pattern.
+    fn pattern(near: String) -> impl Strategy<Value = String> {
+        let parts: Vec<String> = near.split('.').map(str::to_owned).collect();
+        let n = parts.len();
+        prop_oneof![
+            2 => Just(near.clone()),
+            3 => (1..=n).prop_map(move |k| format!("{}.*", parts[..k].join("."))),
+            1 => Just(format!("{near}x.*")),
+            1 => Just(format!("{}.*", &near[..near.len() - 1])),
+            2 => state(),
+            2 => state().prop_map(|s| format!("{s}.*")),
+            1 => Just("*".to_owned()),
+            1 => prop::sample::select(vec![
+                "web*", "*.web", "*.*", ".*", "", "web.", "WEB.*", "web.*.*", "* ", " *", "web.**", "**",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["motd_text", "port", "path", "*", "a", "A", ""]).prop_map(str::to_owned)
+    }
+
+    /// A state, a grant near it, and maybe a pillar.
+    fn salt_case() -> impl Strategy<Value = (String, SaltGrant, Option<Vec<String>>)> {
+        state().prop_flat_map(|s| {
+            (
+                Just(s.clone()),
+                prop::collection::vec(pattern(s), 0..4),
+                prop::collection::vec(key(), 0..3),
+                prop::option::of(prop::collection::vec(key(), 0..3)),
+            )
+                .prop_map(|(s, states, pillar_keys, pillar)| (s, SaltGrant { states, pillar_keys }, pillar))
+        })
+    }
+
+    fn pillar_of(keys: &[String]) -> Pillar {
+        let map: Map<String, Json> = keys.iter().map(|k| (k.clone(), Json::from(1))).collect();
+        Json::Object(map).to_string().parse().expect("an object")
+    }
+
+    /// The model: `*` is any state, `P.*` any state whose parts start with all of P's and have
+    /// more, anything else exactly that state.
+    fn model_covers(pattern: &str, state: &str) -> bool {
+        let s: Vec<&str> = state.split('.').collect();
+        match pattern.strip_suffix(".*") {
+            _ if pattern == "*" => true,
+            Some(prefix) => {
+                let p: Vec<&str> = prefix.split('.').collect();
+                s.len() > p.len() && s[..p.len()] == p[..]
+            }
+            None => pattern == state,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(SALT_CASES))]
+
+        /// The check admits a state and pillar exactly when a pattern covers the state and
+        /// every pillar key is granted (or `*` is): never a state or a key outside the grant.
+        #[test]
+        fn check_grant_admits_exactly_the_granted_states_and_keys((s, g, keys) in salt_case()) {
+            let pillar = keys.as_deref().map(pillar_of);
+            let verdict = check_grant(&g, &name(&s), pillar.as_ref());
+            let covered = g.states.iter().any(|p| model_covers(p, &s));
+            let any_key = g.pillar_keys.iter().any(|k| k == "*");
+            let keys_ok = pillar
+                .as_ref()
+                .is_none_or(|p| any_key || p.keys().all(|k| g.pillar_keys.iter().any(|gk| gk == k)));
+            prop_assert_eq!(verdict.is_ok(), covered && keys_ok, "{:?} for {} with {:?}", verdict, s, keys);
+            if verdict.is_ok() && !g.states.iter().any(|p| p == "*" || *p == s) {
+                // Admitted by a `P.*`: strictly below P, never P itself or a look-alike.
+                let below = g.states.iter().any(|p| {
+                    p.strip_suffix(".*")
+                        .is_some_and(|prefix| s.starts_with(&format!("{prefix}.")))
+                });
+                prop_assert!(below);
+            }
+        }
+
+        /// `P.*` admits what is below P and nothing beside it: not P, not `Px`, not `Px.y`,
+        /// not `P-1.y`; `*` admits every state.
+        #[test]
+        fn a_prefix_pattern_never_admits_its_siblings(p in state(), below in part()) {
+            let g = grant(&[&format!("{p}.*")], &[]);
+            let inside = format!("{p}.{below}");
+            prop_assert!(check_grant(&g, &name(&inside), None).is_ok());
+            for beside in [p.clone(), format!("{p}x"), format!("{p}x.{below}"), format!("{p}-1.{below}"), format!("{p}_.{below}")] {
+                prop_assert!(check_grant(&g, &name(&beside), None).is_err(), "{} admitted {}", p, beside);
+            }
+            prop_assert!(check_grant(&grant(&["*"], &[]), &name(&p), None).is_ok());
+        }
+    }
 }

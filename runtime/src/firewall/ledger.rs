@@ -4,18 +4,27 @@
 //! The ledger is one JSON file replaced atomically (temporary file, fsync, rename, fsync of the
 //! directory), so a crash leaves the old or the new version and never half of one. Every change
 //! happens under an exclusive lock on a separate lock file, which the daemon and `sesamed grants`
-//! both take, so a change made by an operator is never overwritten by the daemon or the reverse.
+//! and `sesamed client` all take, so a change made by an operator is never overwritten by the
+//! daemon or the reverse.
+//!
+//! A hold belongs to the client's key, never to its name: a name can be enrolled again under
+//! another key, and that client must not inherit what the first one held. Version 1 of the file
+//! kept holders by name; it is read once, with the client registry, and written back as version
+//! 2 ([`Migration`]).
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sesame_proto::PublicKey;
 
 use super::rule::{GrantId, Rule};
+use crate::clients::{ClientRegistry, RegistryError};
 
 /// The ledger's format version.
-pub const LEDGER_VERSION: u32 = 1;
+pub const LEDGER_VERSION: u32 = 2;
 
 /// One opening: a firewall rule and the clients holding it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,14 +38,22 @@ pub struct Grant {
     pub created_ms: u64,
     /// Who holds it and until when. A grant with no live holder is closed.
     pub holders: Vec<Holder>,
+    /// The back end failed while adding or re-timing the rule, after this entry was written:
+    /// the rule may be in the firewall or not. Such a grant is held by nobody, so it is closed
+    /// at once, and dropped only once the back end confirms the rule is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
 }
 
 /// A client's hold on an opening.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Holder {
-    /// The client's enrolled name.
+    /// The client's enrolled name when it last asked (for people: the hold is the key's).
     pub client: String,
+    /// The client's key: the hold belongs to it (its current key: `sesamed client rekey` moves
+    /// holds to the new key).
+    pub key: PublicKey,
     /// When this hold ends (Unix ms).
     pub expires_ms: u64,
     /// The request that asked for it (or last extended it).
@@ -54,9 +71,9 @@ impl Grant {
         self.expires_ms() > now_ms
     }
 
-    /// `client`'s hold, if any.
-    pub fn holder(&self, client: &str) -> Option<&Holder> {
-        self.holders.iter().find(|h| h.client == client)
+    /// The hold of the client with `key`, if any.
+    pub fn holder(&self, key: &PublicKey) -> Option<&Holder> {
+        self.holders.iter().find(|h| &h.key == key)
     }
 }
 
@@ -92,6 +109,20 @@ impl Ledger {
     }
 }
 
+/// What reading a version 1 ledger changed: each holder, kept by name there, became the key its
+/// name is enrolled with now; a holder whose name is no longer enrolled (a client removed
+/// before the upgrade) holds nothing any more. No grant is dropped: one left without a holder
+/// is closed by the reaper like any other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Migration {
+    /// The version read.
+    pub from_version: u32,
+    /// Holders now held by a key.
+    pub holders_kept: usize,
+    /// Holders dropped, by grant and name.
+    pub holders_dropped: Vec<(GrantId, String)>,
+}
+
 /// Why the ledger could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -112,13 +143,22 @@ pub enum LedgerError {
         /// What is wrong.
         message: String,
     },
+    /// A version 1 ledger needs the client registry to be read, and the registry is unreadable.
+    #[error("grants ledger {path} (version 1, holders by name) cannot be migrated: {source}")]
+    Migration {
+        /// The ledger.
+        path: PathBuf,
+        /// Why the registry could not be read.
+        source: RegistryError,
+    },
 }
 
-/// The ledger file and its lock.
+/// The ledger file, its lock, and the client registry its holders' keys are enrolled in.
 #[derive(Debug, Clone)]
 pub struct LedgerFile {
     path: PathBuf,
     lock_path: PathBuf,
+    clients: PathBuf,
 }
 
 /// The ledger, read under its exclusive lock; dropping this releases the lock.
@@ -126,22 +166,31 @@ pub struct LedgerFile {
 pub struct Locked {
     /// The ledger as read.
     pub ledger: Ledger,
+    /// Set when the file was an older version, now migrated (and written back).
+    pub migrated: Option<Migration>,
     file: LedgerFile,
     _lock: File,
 }
 
 impl LedgerFile {
-    /// The ledger `grants.json` and its lock `grants.lock` in `state_dir`.
-    pub fn in_dir(state_dir: &Path) -> Self {
+    /// The ledger `grants.json` and its lock `grants.lock` in `state_dir`, for the clients
+    /// enrolled in `clients` (the registry, `clients.toml`).
+    pub fn new(state_dir: &Path, clients: &Path) -> Self {
         Self {
             path: state_dir.join("grants.json"),
             lock_path: state_dir.join("grants.lock"),
+            clients: clients.to_owned(),
         }
     }
 
     /// The ledger's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The client registry the holders are enrolled in.
+    pub fn clients(&self) -> &Path {
+        &self.clients
     }
 
     fn io(&self, path: &Path, source: std::io::Error) -> LedgerError {
@@ -152,7 +201,7 @@ impl LedgerFile {
     }
 
     /// Takes the lock (waiting for any other holder) and reads the ledger. A missing file is an
-    /// empty ledger.
+    /// empty ledger; a version 1 file is migrated and written back before this returns.
     pub fn lock(&self) -> Result<Locked, LedgerError> {
         let lock = OpenOptions::new()
             .read(true)
@@ -164,22 +213,30 @@ impl LedgerFile {
             .map_err(|e| self.io(&self.lock_path, e))?;
         // Bounded by the request's deadline when a module's host call waits here.
         crate::deadline::lock_file(&lock).map_err(|e| self.io(&self.lock_path, e))?;
-        let ledger = self.read()?;
-        Ok(Locked {
+        let (ledger, migrated) = self.read()?;
+        let locked = Locked {
             ledger,
+            migrated,
             file: self.clone(),
             _lock: lock,
-        })
+        };
+        if locked.migrated.is_some() {
+            locked.save()?;
+        }
+        Ok(locked)
     }
 
-    fn read(&self) -> Result<Ledger, LedgerError> {
+    fn read(&self) -> Result<(Ledger, Option<Migration>), LedgerError> {
         let text = match std::fs::read(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Ledger {
-                    version: LEDGER_VERSION,
-                    grants: Vec::new(),
-                });
+                return Ok((
+                    Ledger {
+                        version: LEDGER_VERSION,
+                        grants: Vec::new(),
+                    },
+                    None,
+                ));
             }
             Err(e) => return Err(self.io(&self.path, e)),
         };
@@ -187,21 +244,31 @@ impl LedgerFile {
             path: self.path.clone(),
             message,
         };
-        let ledger: Ledger = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
-        if ledger.version != LEDGER_VERSION {
-            return Err(corrupt(format!(
-                "version {} (this sesamed reads version {LEDGER_VERSION})",
-                ledger.version
-            )));
-        }
-        let mut ids = std::collections::BTreeSet::new();
-        let mut rules = std::collections::BTreeSet::new();
-        for g in &ledger.grants {
-            if !ids.insert(&g.id) || !rules.insert(g.rule) {
-                return Err(corrupt(format!("grant {} appears twice", g.id)));
+        let version: Versioned = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        let (ledger, migrated) = match version.version {
+            LEDGER_VERSION => (
+                serde_json::from_slice::<Ledger>(&text).map_err(|e| corrupt(e.to_string()))?,
+                None,
+            ),
+            1 => {
+                let old: LedgerV1 = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+                check_unique(old.grants.iter().map(|g| (&g.id, g.rule))).map_err(corrupt)?;
+                let registry =
+                    ClientRegistry::load(&self.clients).map_err(|source| LedgerError::Migration {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                let (ledger, migration) = old.migrate(&registry);
+                (ledger, Some(migration))
             }
-        }
-        Ok(ledger)
+            other => {
+                return Err(corrupt(format!(
+                    "version {other} (this sesamed reads versions 1 and {LEDGER_VERSION})"
+                )));
+            }
+        };
+        check_unique(ledger.grants.iter().map(|g| (&g.id, g.rule))).map_err(corrupt)?;
+        Ok((ledger, migrated))
     }
 
     /// Moves an unreadable ledger aside (to `grants.json.corrupt-<now_ms>`) and returns where.
@@ -225,10 +292,105 @@ impl Locked {
     }
 }
 
+/// Refuses a ledger naming a grant id or a rule twice (one rule per opening).
+fn check_unique<'a>(grants: impl Iterator<Item = (&'a GrantId, Rule)>) -> Result<(), String> {
+    let mut ids = BTreeSet::new();
+    let mut rules = BTreeSet::new();
+    for (id, rule) in grants {
+        if !ids.insert(id) || !rules.insert(rule) {
+            return Err(format!("grant {id} appears twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Just the version, to pick the format.
+#[derive(Deserialize)]
+struct Versioned {
+    version: u32,
+}
+
+/// Version 1: holders by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerV1 {
+    #[serde(rename = "version")]
+    _version: u32,
+    grants: Vec<GrantV1>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantV1 {
+    id: GrantId,
+    rule: Rule,
+    created_ms: u64,
+    holders: Vec<HolderV1>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HolderV1 {
+    client: String,
+    expires_ms: u64,
+    request_id: String,
+}
+
+impl LedgerV1 {
+    /// The same grants with each holder's name replaced by the key it is enrolled with in
+    /// `registry`; holders whose name is not enrolled are dropped.
+    fn migrate(self, registry: &ClientRegistry) -> (Ledger, Migration) {
+        let mut migration = Migration {
+            from_version: 1,
+            ..Migration::default()
+        };
+        let grants = self
+            .grants
+            .into_iter()
+            .map(|g| {
+                let mut holders: Vec<Holder> = Vec::new();
+                for h in g.holders {
+                    let Some(client) = registry.iter().find(|c| c.name == h.client) else {
+                        migration.holders_dropped.push((g.id.clone(), h.client));
+                        continue;
+                    };
+                    migration.holders_kept += 1;
+                    holders.push(Holder {
+                        client: h.client,
+                        key: client.key,
+                        expires_ms: h.expires_ms,
+                        request_id: h.request_id,
+                    });
+                }
+                Grant {
+                    id: g.id,
+                    rule: g.rule,
+                    created_ms: g.created_ms,
+                    holders,
+                    uncertain: false,
+                }
+            })
+            .collect();
+        (
+            Ledger {
+                version: LEDGER_VERSION,
+                grants,
+            },
+            migration,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::firewall::rule::Proto;
+
+    fn key(b: u8) -> PublicKey {
+        sesame_proto::SecretKey::from_hex(&hex::encode([b; 32]))
+            .expect("hex")
+            .public_key()
+    }
 
     fn grant(id: &str, port: u16) -> Grant {
         Grant {
@@ -237,33 +399,50 @@ mod tests {
             created_ms: 1,
             holders: vec![Holder {
                 client: "alice".into(),
+                key: key(1),
                 expires_ms: 100,
                 request_id: "r".into(),
             }],
+            uncertain: false,
         }
+    }
+
+    fn file(dir: &Path) -> LedgerFile {
+        LedgerFile::new(dir, &dir.join("clients.toml"))
     }
 
     #[test]
     fn saves_and_reads_back_under_the_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = LedgerFile::in_dir(dir.path());
+        let file = file(dir.path());
         let mut locked = file.lock().expect("lock");
         assert!(locked.ledger.grants.is_empty());
         locked.ledger.grants.push(grant("fw-0000000000000001", 22));
+        let mut unsure = grant("fw-0000000000000002", 23);
+        unsure.holders.clear();
+        unsure.uncertain = true;
+        locked.ledger.grants.push(unsure.clone());
         locked.save().expect("save");
         drop(locked);
         let again = file.lock().expect("lock");
-        assert_eq!(again.ledger.grants, vec![grant("fw-0000000000000001", 22)]);
+        assert_eq!(
+            again.ledger.grants,
+            vec![grant("fw-0000000000000001", 22), unsure]
+        );
+        assert_eq!(again.migrated, None);
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(file.path()).expect("meta").permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(file.path()).expect("read");
+        assert_eq!(text.matches("\"uncertain\"").count(), 1, "only when set: {text}");
+        assert!(text.contains(&key(1).to_string()), "holders are keys: {text}");
     }
 
     #[test]
     fn the_lock_excludes_other_holders() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = LedgerFile::in_dir(dir.path());
+        let file = file(dir.path());
         let held = file.lock().expect("lock");
         let other = file.clone();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -284,19 +463,29 @@ mod tests {
     #[test]
     fn corrupt_ledgers_are_refused_and_can_be_moved_aside() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = LedgerFile::in_dir(dir.path());
+        let file = file(dir.path());
+        let holder = format!(
+            r#"{{"client":"a","key":"{}","expires_ms":1,"request_id":"r"}}"#,
+            key(1)
+        );
         for bad in [
-            "not json",
-            r#"{"version":2,"grants":[]}"#,
-            r#"{"version":1,"grants":[],"extra":1}"#,
-            r#"{"version":1,"grants":[{"id":"fw-x","rule":{"source":"1.2.3.4","port":22,"proto":"tcp"},"created_ms":1,"holders":[]}]}"#,
+            "not json".to_owned(),
+            r#"{"version":3,"grants":[]}"#.to_owned(),
+            r#"{"version":2,"grants":[],"extra":1}"#.to_owned(),
+            r#"{"version":1,"grants":[],"extra":1}"#.to_owned(),
+            r#"{"version":2,"grants":[{"id":"fw-x","rule":{"source":"1.2.3.4","port":22,"proto":"tcp"},"created_ms":1,"holders":[]}]}"#.to_owned(),
+            // A version 2 holder without its key, or with a key that is not one.
+            r#"{"version":2,"grants":[{"id":"fw-0000000000000001","rule":{"source":"1.2.3.4","port":22,"proto":"tcp"},"created_ms":1,"holders":[{"client":"a","expires_ms":1,"request_id":"r"}]}]}"#.to_owned(),
+            format!(r#"{{"version":2,"grants":[{{"id":"fw-0000000000000001","rule":{{"source":"1.2.3.4","port":22,"proto":"tcp"}},"created_ms":1,"holders":[{}]}}]}}"#, holder.replace(&key(1).to_string(), "zz")),
+            // A version 1 holder with a key is neither version.
+            format!(r#"{{"version":1,"grants":[{{"id":"fw-0000000000000001","rule":{{"source":"1.2.3.4","port":22,"proto":"tcp"}},"created_ms":1,"holders":[{holder}]}}]}}"#),
         ] {
-            std::fs::write(file.path(), bad).expect("write");
-            let err = file.lock().expect_err(bad);
+            std::fs::write(file.path(), &bad).expect("write");
+            let err = file.lock().expect_err(&bad);
             assert!(matches!(err, LedgerError::Corrupt { .. }), "{bad}: {err}");
         }
         let twice = Ledger {
-            version: 1,
+            version: LEDGER_VERSION,
             grants: vec![grant("fw-0000000000000001", 22), grant("fw-0000000000000002", 22)],
         };
         std::fs::write(file.path(), serde_json::to_vec(&twice).expect("json")).expect("write");
@@ -312,16 +501,68 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_ledger_is_migrated_once_to_the_keys_the_names_have_now() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file(dir.path());
+        let mut registry = ClientRegistry::default();
+        registry.add("alice", key(1), vec![]).expect("alice");
+        registry.add("bob", key(2), vec![]).expect("bob");
+        registry.save(file.clients()).expect("registry");
+        let v1 = r#"{"version": 1, "grants": [
+            {"id": "fw-0000000000000001", "rule": {"source": "203.0.113.5", "port": 22, "proto": "tcp"},
+             "created_ms": 1, "holders": [
+                {"client": "alice", "expires_ms": 100, "request_id": "r1"},
+                {"client": "gone", "expires_ms": 300, "request_id": "r2"}]},
+            {"id": "fw-0000000000000002", "rule": {"source": "203.0.113.6", "port": 22, "proto": "tcp"},
+             "created_ms": 2, "holders": [{"client": "gone", "expires_ms": 300, "request_id": "r3"}]}]}"#;
+        std::fs::write(file.path(), v1).expect("v1");
+        let locked = file.lock().expect("migrates");
+        let mut first = grant("fw-0000000000000001", 22);
+        first.holders[0].request_id = "r1".into();
+        assert_eq!(locked.ledger.version, LEDGER_VERSION);
+        assert_eq!(locked.ledger.grants[0], first);
+        assert_eq!(locked.ledger.grants[1].id.as_str(), "fw-0000000000000002");
+        assert!(locked.ledger.grants[1].holders.is_empty(), "kept, held by nobody");
+        let id = |s: &str| s.parse::<GrantId>().expect("id");
+        assert_eq!(
+            locked.migrated,
+            Some(Migration {
+                from_version: 1,
+                holders_kept: 1,
+                holders_dropped: vec![
+                    (id("fw-0000000000000001"), "gone".into()),
+                    (id("fw-0000000000000002"), "gone".into())
+                ],
+            })
+        );
+        drop(locked);
+        // Written back as version 2: read once.
+        let again = file.lock().expect("lock");
+        assert_eq!(again.migrated, None);
+        assert_eq!(again.ledger.grants.len(), 2);
+
+        // Without a readable registry nothing is guessed (and nothing is quarantined).
+        std::fs::write(file.path(), v1).expect("v1");
+        std::fs::write(file.clients(), "not toml [").expect("break registry");
+        drop(again);
+        let err = file.lock().expect_err("no registry");
+        assert!(matches!(err, LedgerError::Migration { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(file.path()).expect("kept"), v1);
+    }
+
+    #[test]
     fn expiry_is_the_latest_hold() {
         let mut g = grant("fw-0000000000000001", 22);
         g.holders.push(Holder {
             client: "bob".into(),
+            key: key(2),
             expires_ms: 300,
             request_id: "s".into(),
         });
         assert_eq!(g.expires_ms(), 300);
         assert!(g.is_live(299) && !g.is_live(300));
-        assert_eq!(g.holder("bob").map(|h| h.expires_ms), Some(300));
+        assert_eq!(g.holder(&key(2)).map(|h| h.expires_ms), Some(300));
+        assert_eq!(g.holder(&key(3)), None);
         g.holders.clear();
         assert!(!g.is_live(0));
     }

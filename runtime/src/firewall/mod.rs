@@ -9,6 +9,12 @@
 //! - tags the rule with the grant id (`sesame:fw-…`) and never touches a rule without that tag;
 //! - gives one rule per (source, port, protocol): asking again extends the existing grant, and
 //!   several clients asking for the same opening share the rule as separate holders;
+//! - records each hold under the client's enrolled key, never its name ([`holders`]): removing
+//!   a client closes what it held, a name enrolled again under another key holds nothing, and a
+//!   rekeyed client keeps its holds under its new key;
+//! - keeps an opening the back end failed to make (or re-time) in the ledger, held by nobody and
+//!   marked uncertain, until the back end confirms its rule is gone: a tool that fails or is
+//!   killed after its rule went in never leaves a rule the ledger has forgotten;
 //! - closes a rule when its last holder's time runs out ([`Firewall::reap`], run every second by
 //!   the daemon), when revoked, and on start for anything that expired while the daemon was down
 //!   ([`Firewall::reconcile`]).
@@ -18,8 +24,10 @@
 //! reaper and the reconciliation at start.
 
 pub mod backend;
+pub mod holders;
 pub mod ledger;
 pub mod nft;
+mod reconcile;
 pub mod rule;
 pub mod ufw;
 
@@ -27,12 +35,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
+use sesame_proto::PublicKey;
 
 use crate::audit::{AuditEvent, AuditLog};
+use crate::clients::RegistryError;
 use crate::config::{Config, FirewallBackendKind};
 use crate::policy::FirewallGrant;
 use backend::{Backend, BackendError};
+pub use holders::ClientRelease;
+use holders::Enrolled;
 use ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
+pub use reconcile::ReconcileReport;
 pub use rule::{GrantId, Proto, Rule, RuleError, Source};
 
 /// The dry-run back end's record, in the state directory.
@@ -74,19 +87,39 @@ pub enum FirewallError {
         /// What went wrong.
         source: BackendError,
     },
+    /// The firewall tool failed after the ledger recorded the change, so the rule may be in the
+    /// firewall or not. The ledger keeps the grant (held by nobody and marked uncertain, when no
+    /// one else holds it) until the back end confirms its rule is gone; the daemon's reaper
+    /// closes it within a second.
+    #[error("firewall ({backend}): {source} (grant {grant} stays in the ledger until its rule is closed)")]
+    Unsettled {
+        /// The back end's name.
+        backend: &'static str,
+        /// The grant kept.
+        grant: GrantId,
+        /// What went wrong.
+        source: BackendError,
+    },
     /// A ceiling from the daemon's configuration.
     #[error("{0}")]
     Limit(String),
     /// No live grant with this id (held by this client, when a client asked).
     #[error("no live grant {0}")]
     NotFound(GrantId),
+    /// The key is not (or no longer) enrolled: it may hold nothing.
+    #[error("the client is no longer enrolled")]
+    NotEnrolled,
+    /// The client registry, which says which key a hold belongs to, could not be read.
+    #[error("client registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// Who is closing a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revoker<'a> {
-    /// A client, through a command module: only its own hold is released.
-    Client(&'a str),
+    /// A client, through a command module, by the key that sealed its request: only its own
+    /// hold is released.
+    Client(&'a PublicKey),
     /// An operator (`sesamed grants revoke`): the rule is closed for every holder.
     Operator,
 }
@@ -113,30 +146,18 @@ pub struct GrantView {
     pub expires_ms: u64,
     /// The holders (all of them for operators; only the viewer for a client).
     pub holders: Vec<Holder>,
-}
-
-/// What start-up reconciliation found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ReconcileReport {
-    /// Live grants whose rule was present (and re-timed).
-    pub kept: usize,
-    /// Live grants whose rule was missing and was added again.
-    pub reopened: usize,
-    /// Grants that expired while the daemon was down, now closed.
-    pub expired: usize,
-    /// Tagged rules the ledger did not know, now removed.
-    pub orphans_removed: usize,
-    /// Where an unreadable ledger was moved, if it was.
-    pub quarantined: Option<String>,
-    /// Problems that left something undone (retried by the reaper or at the next start).
-    pub errors: Vec<String>,
+    /// For a grant awaiting closure: the back end failed while making it, so its rule may be
+    /// in the firewall or not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
 }
 
 /// One firewall audit record.
 #[derive(Debug, Clone, Serialize)]
 pub struct FirewallRecord {
-    /// `opened`, `extended`, `released`, `revoked`, `expired`, `reopened`, `orphan-removed`,
-    /// `close-failed`, `ledger-quarantined` or `reconciled`.
+    /// `opened`, `extended`, `open-failed`, `extend-failed`, `released`, `revoked`, `expired`,
+    /// `undone` (an uncertain opening closed), `rekeyed`, `reopened`, `orphan-removed`,
+    /// `close-failed`, `ledger-migrated`, `ledger-quarantined` or `reconciled`.
     pub action: &'static str,
     /// The grant, when one is concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,13 +168,16 @@ pub struct FirewallRecord {
     /// The client concerned, if one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// That client's key (a hold belongs to it), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The request that acted, if one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// When the rule now closes (Unix ms), for openings and extensions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<u64>,
-    /// `request`, `operator`, `reaper` or `reconcile`.
+    /// `request`, `operator`, `reaper`, `reconcile` or `migration`.
     pub by: &'static str,
     /// Detail: an error, or the reconciliation report.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,6 +191,7 @@ impl FirewallRecord {
             grant: None,
             rule: None,
             client: None,
+            key: None,
             request_id: None,
             expires_ms: None,
             by,
@@ -179,6 +204,24 @@ impl FirewallRecord {
         self.rule = Some(g.rule);
         self
     }
+
+    fn holder(mut self, name: &str, key: &PublicKey) -> Self {
+        self.client = Some(name.to_owned());
+        self.key = Some(key.to_string());
+        self
+    }
+}
+
+/// A hold the back end failed to put in place (see [`Firewall::unsettle`]).
+struct FailedHold<'a> {
+    /// `open-failed` (a new opening) or `extend-failed` (one already there).
+    action: &'static str,
+    /// The grant.
+    grant: &'a GrantId,
+    /// Whose hold.
+    who: &'a Enrolled,
+    /// The hold as it was before (none for a new holder).
+    previous: Option<Holder>,
 }
 
 /// The grants service: the one way rules are added to and removed from the firewall.
@@ -235,13 +278,14 @@ impl Firewall {
         };
         Ok(Self::new(
             backend,
-            LedgerFile::in_dir(&config.state_dir),
+            LedgerFile::new(&config.state_dir, &config.clients_file),
             limits,
             audit,
         ))
     }
 
-    /// A service over `backend`, keeping its ledger in `ledger` and its records in `audit`.
+    /// A service over `backend`, keeping its ledger in `ledger` (whose holders are the keys of
+    /// the registry it names) and its records in `audit`.
     pub fn new(
         backend: Box<dyn Backend>,
         ledger: LedgerFile,
@@ -284,12 +328,14 @@ impl Firewall {
         }
     }
 
-    /// Opens `rule` for `client` for `ttl_s` seconds, or extends the client's hold on the same
-    /// opening. The caller has checked the policy's grant ([`check_grant`]).
+    /// Opens `rule` for the client whose request `key` sealed, for `ttl_s` seconds, or extends
+    /// its hold on the same opening. The caller has checked the policy's grant
+    /// ([`check_grant`]). The hold is recorded under the client's current key, read from the
+    /// registry under the ledger lock, so a client removed or rekeyed meanwhile is seen.
     pub fn allow(
         &self,
         now_ms: u64,
-        client: &str,
+        key: &PublicKey,
         request_id: &str,
         rule: Rule,
         ttl_s: u32,
@@ -301,44 +347,68 @@ impl Firewall {
             )));
         }
         let until = now_ms.saturating_add(u64::from(ttl_s) * 1_000);
-        let mut locked = self.ledger.lock()?;
+        let mut locked = self.lock(now_ms)?;
+        let who = self.enrolled(key)?.ok_or(FirewallError::NotEnrolled)?;
         let held = locked
             .ledger
             .grants
             .iter()
-            .filter(|g| g.holder(client).is_some_and(|h| h.expires_ms > now_ms))
+            .filter(|g| g.holder(&who.key).is_some_and(|h| h.expires_ms > now_ms))
             .count();
+        let live = locked.ledger.grants.iter().filter(|g| g.is_live(now_ms)).count();
+        let hold = Holder {
+            client: who.name.clone(),
+            key: who.key,
+            expires_ms: until,
+            request_id: request_id.to_owned(),
+        };
 
         if let Some(grant) = locked.ledger.by_rule_mut(&rule) {
             let before = grant.expires_ms();
-            match grant.holders.iter_mut().find(|h| h.client == client) {
+            if before <= now_ms && live >= self.limits.max_grants {
+                // Held by nobody (ended, or a failed opening): reviving it is a new opening.
+                return Err(self.too_many_on_host(live));
+            }
+            let previous = grant.holder(&who.key).cloned();
+            match grant.holders.iter_mut().find(|h| h.key == who.key) {
                 Some(h) => {
-                    h.expires_ms = h.expires_ms.max(until);
-                    h.request_id = request_id.to_owned();
+                    *h = Holder {
+                        expires_ms: h.expires_ms.max(until),
+                        ..hold
+                    };
                 }
                 None => {
                     if held >= self.limits.max_grants_per_client {
-                        return Err(self.too_many_for(client));
+                        return Err(self.too_many_for(&who.name));
                     }
-                    grant.holders.push(Holder {
-                        client: client.to_owned(),
-                        expires_ms: until,
-                        request_id: request_id.to_owned(),
-                    });
+                    grant.holders.push(hold);
                 }
             }
             let grant = grant.clone();
-            let expires_ms = grant.holder(client).map_or(until, |h| h.expires_ms);
-            // Ledger first: if the back end then fails the rule closes at the old time at worst.
+            let expires_ms = grant.holder(&who.key).map_or(until, |h| h.expires_ms);
+            // Ledger first: if the back end then fails, the hold is put back as it was.
             locked.save()?;
-            if grant.expires_ms() != before || before <= now_ms {
-                self.backend
-                    .extend(&grant.id, &grant.rule, grant.expires_ms())
-                    .map_err(|e| self.backend_error(e))?;
+            if grant.expires_ms() != before || before <= now_ms || grant.uncertain {
+                if let Err(e) = self.backend.extend(&grant.id, &grant.rule, grant.expires_ms()) {
+                    let failed = FailedHold {
+                        action: "extend-failed",
+                        grant: &grant.id,
+                        who: &who,
+                        previous,
+                    };
+                    return Err(self.unsettle(now_ms, &mut locked, failed, e));
+                }
+                if grant.uncertain {
+                    if let Some(g) = locked.ledger.get_mut(&grant.id) {
+                        g.uncertain = false;
+                    }
+                    locked.save()?;
+                }
             }
             drop(locked);
-            let mut rec = FirewallRecord::new("extended", "request").grant(&grant);
-            rec.client = Some(client.to_owned());
+            let mut rec = FirewallRecord::new("extended", "request")
+                .grant(&grant)
+                .holder(&who.name, &who.key);
             rec.request_id = Some(request_id.to_owned());
             rec.expires_ms = Some(expires_ms);
             self.record(now_ms, rec);
@@ -350,39 +420,34 @@ impl Firewall {
         }
 
         if held >= self.limits.max_grants_per_client {
-            return Err(self.too_many_for(client));
+            return Err(self.too_many_for(&who.name));
         }
-        let live = locked.ledger.grants.iter().filter(|g| g.is_live(now_ms)).count();
         if live >= self.limits.max_grants {
-            return Err(FirewallError::Limit(format!(
-                "this host already has {live} openings (its ceiling is {})",
-                self.limits.max_grants
-            )));
+            return Err(self.too_many_on_host(live));
         }
         let grant = Grant {
             id: GrantId::random(),
             rule,
             created_ms: now_ms,
-            holders: vec![Holder {
-                client: client.to_owned(),
-                expires_ms: until,
-                request_id: request_id.to_owned(),
-            }],
+            holders: vec![hold],
+            uncertain: false,
         };
         // Ledger first, durably: a crash after this never leaves a rule the ledger cannot expire.
         locked.ledger.grants.push(grant.clone());
         locked.save()?;
         if let Err(e) = self.backend.open(&grant.id, &grant.rule, until) {
-            locked.ledger.remove(&grant.id);
-            if let Err(save) = locked.save() {
-                // The entry stays; the reaper closes (a no-op) and drops it at expiry.
-                tracing::error!(grant = %grant.id, "undoing a failed opening in the ledger: {save}");
-            }
-            return Err(self.backend_error(e));
+            let failed = FailedHold {
+                action: "open-failed",
+                grant: &grant.id,
+                who: &who,
+                previous: None,
+            };
+            return Err(self.unsettle(now_ms, &mut locked, failed, e));
         }
         drop(locked);
-        let mut rec = FirewallRecord::new("opened", "request").grant(&grant);
-        rec.client = Some(client.to_owned());
+        let mut rec = FirewallRecord::new("opened", "request")
+            .grant(&grant)
+            .holder(&who.name, &who.key);
         rec.request_id = Some(request_id.to_owned());
         rec.expires_ms = Some(until);
         self.record(now_ms, rec);
@@ -391,6 +456,69 @@ impl Firewall {
             expires_ms: until,
             extended: false,
         })
+    }
+
+    /// After the back end failed on a change the ledger already records (it may have made it or
+    /// not): puts the hold back as it was before, since the client is told it failed, and marks
+    /// the grant uncertain when that leaves nobody holding it, so the reaper closes it at once.
+    /// The grant itself stays until the back end confirms its rule is gone.
+    fn unsettle(
+        &self,
+        now_ms: u64,
+        locked: &mut Locked,
+        failed: FailedHold<'_>,
+        source: BackendError,
+    ) -> FirewallError {
+        let FailedHold {
+            action,
+            grant: id,
+            who,
+            previous,
+        } = failed;
+        if let Some(grant) = locked.ledger.get_mut(id) {
+            let request_id = grant.holder(&who.key).map(|h| h.request_id.clone());
+            match (grant.holders.iter().position(|h| h.key == who.key), previous) {
+                (Some(at), Some(before)) => grant.holders[at] = before,
+                (Some(at), None) => {
+                    grant.holders.remove(at);
+                }
+                (None, _) => {}
+            }
+            if !grant.is_live(now_ms) {
+                grant.uncertain = true;
+            }
+            let grant = grant.clone();
+            if let Err(e) = locked.save() {
+                // The entry stays as last saved, held until the time just asked for: the
+                // reaper still closes whatever went in, at that time.
+                tracing::error!(grant = %id, "putting a hold back after a failed change: {e}");
+            }
+            let mut rec = FirewallRecord::new(action, "request")
+                .grant(&grant)
+                .holder(&who.name, &who.key);
+            rec.request_id = request_id;
+            rec.detail = Some(if grant.uncertain {
+                format!("{source}; the rule may be in the firewall: closing it now")
+            } else {
+                format!(
+                    "{source}; the rule closes at {}",
+                    crate::format_utc(grant.expires_ms())
+                )
+            });
+            self.record(now_ms, rec);
+        }
+        FirewallError::Unsettled {
+            backend: self.backend.name(),
+            grant: id.clone(),
+            source,
+        }
+    }
+
+    fn too_many_on_host(&self, live: usize) -> FirewallError {
+        FirewallError::Limit(format!(
+            "this host already has {live} openings (its ceiling is {})",
+            self.limits.max_grants
+        ))
     }
 
     fn too_many_for(&self, client: &str) -> FirewallError {
@@ -403,63 +531,71 @@ impl Firewall {
     /// Ends a grant: a client releases its own hold (the rule closes when no one else holds it);
     /// an operator closes the rule for everyone.
     pub fn revoke(&self, now_ms: u64, by: Revoker<'_>, id: &GrantId) -> Result<Option<Rule>, FirewallError> {
-        let mut locked = self.ledger.lock()?;
+        let mut locked = self.lock(now_ms)?;
+        let who = match by {
+            Revoker::Client(key) => Some(
+                self.enrolled(key)?
+                    .ok_or_else(|| FirewallError::NotFound(id.clone()))?,
+            ),
+            Revoker::Operator => None,
+        };
         let Some(grant) = locked.ledger.get_mut(id) else {
             return Err(FirewallError::NotFound(id.clone()));
         };
-        let (who, client) = match by {
-            Revoker::Client(client) => {
+        match &who {
+            Some(who) => {
                 let Some(pos) = grant
                     .holders
                     .iter()
-                    .position(|h| h.client == client && h.expires_ms > now_ms)
+                    .position(|h| h.key == who.key && h.expires_ms > now_ms)
                 else {
                     return Err(FirewallError::NotFound(id.clone()));
                 };
                 grant.holders.remove(pos);
-                ("request", Some(client.to_owned()))
             }
-            Revoker::Operator => {
-                grant.holders.clear();
-                ("operator", None)
+            None => grant.holders.clear(),
+        }
+        let by = if who.is_some() { "request" } else { "operator" };
+        let grant = grant.clone();
+        let record = |action| {
+            let rec = FirewallRecord::new(action, by).grant(&grant);
+            match &who {
+                Some(who) => rec.holder(&who.name, &who.key),
+                None => rec,
             }
         };
-        let grant = grant.clone();
         if grant.is_live(now_ms) {
             // Others still hold it: only the ledger changes.
             locked.save()?;
             drop(locked);
-            let mut rec = FirewallRecord::new("released", who).grant(&grant);
-            rec.client = client;
-            self.record(now_ms, rec);
+            self.record(now_ms, record("released"));
             return Ok(None);
         }
         // Record the intent first: if the daemon dies mid-way, start-up closes it (never re-opens).
         locked.save()?;
-        self.close(now_ms, &mut locked, &grant, "revoked", who)?;
+        self.close(now_ms, &mut locked, &grant, record("revoked"))?;
         drop(locked);
         Ok(Some(grant.rule))
     }
 
-    /// Closes `grant`'s rule and drops it from the ledger; audits `action` on success and
-    /// `close-failed` (keeping the entry for a retry) on failure.
+    /// Closes `grant`'s rule and drops it from the ledger once the back end confirms it is gone;
+    /// audits `done` on success and `close-failed` (keeping the entry for a retry) on failure.
     fn close(
         &self,
         now_ms: u64,
         locked: &mut Locked,
         grant: &Grant,
-        action: &'static str,
-        by: &'static str,
+        done: FirewallRecord,
     ) -> Result<(), FirewallError> {
         match self.backend.close(&grant.id, &grant.rule) {
             Ok(()) => {
                 locked.ledger.remove(&grant.id);
                 locked.save()?;
-                self.record(now_ms, FirewallRecord::new(action, by).grant(grant));
+                self.record(now_ms, done);
                 Ok(())
             }
             Err(e) => {
-                let mut rec = FirewallRecord::new("close-failed", by).grant(grant);
+                let mut rec = FirewallRecord::new("close-failed", done.by).grant(grant);
                 rec.detail = Some(e.to_string());
                 self.record(now_ms, rec);
                 Err(self.backend_error(e))
@@ -467,9 +603,24 @@ impl Firewall {
         }
     }
 
-    /// Live grants: all of them (`client` = `None`, for operators) or those `client` holds.
-    pub fn list(&self, now_ms: u64, client: Option<&str>) -> Result<Vec<GrantView>, FirewallError> {
-        let locked = self.ledger.lock()?;
+    /// The record for closing `grant` because nobody holds it any more: `expired`, or `undone`
+    /// for an opening the back end failed to make.
+    fn ended(grant: &Grant, by: &'static str) -> FirewallRecord {
+        let action = if grant.uncertain { "undone" } else { "expired" };
+        FirewallRecord::new(action, by).grant(grant)
+    }
+
+    /// Live grants: all of them (`holder` = `None`, for operators) or those the client whose
+    /// request `holder` sealed holds.
+    pub fn list(&self, now_ms: u64, holder: Option<&PublicKey>) -> Result<Vec<GrantView>, FirewallError> {
+        let locked = self.lock(now_ms)?;
+        let key = match holder {
+            Some(key) => match self.enrolled(key)? {
+                Some(who) => Some(who.key),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
         let views = locked
             .ledger
             .grants
@@ -478,7 +629,7 @@ impl Firewall {
                 let holders: Vec<Holder> = g
                     .holders
                     .iter()
-                    .filter(|h| h.expires_ms > now_ms && client.is_none_or(|c| h.client == c))
+                    .filter(|h| h.expires_ms > now_ms && key.is_none_or(|k| h.key == k))
                     .cloned()
                     .collect();
                 let expires_ms = holders.iter().map(|h| h.expires_ms).max()?;
@@ -487,16 +638,37 @@ impl Firewall {
                     rule: g.rule,
                     expires_ms,
                     holders,
+                    uncertain: false,
                 })
             })
             .collect();
         Ok(views)
     }
 
+    /// Grants nobody holds any more whose rule is still to be closed: the reaper's next round,
+    /// or ones whose closing failed and is being retried (uncertain ones the back end failed to
+    /// make). For operators.
+    pub fn closing(&self, now_ms: u64) -> Result<Vec<GrantView>, FirewallError> {
+        let locked = self.lock(now_ms)?;
+        Ok(locked
+            .ledger
+            .grants
+            .iter()
+            .filter(|g| !g.is_live(now_ms))
+            .map(|g| GrantView {
+                id: g.id.clone(),
+                rule: g.rule,
+                expires_ms: g.expires_ms(),
+                holders: g.holders.clone(),
+                uncertain: g.uncertain,
+            })
+            .collect())
+    }
+
     /// Drops expired holds and closes every rule no one holds any more. Returns how many rules
     /// were closed. A rule that fails to close stays in the ledger and is retried next time.
     pub fn reap(&self, now_ms: u64) -> Result<usize, FirewallError> {
-        let mut locked = match self.ledger.lock() {
+        let mut locked = match self.lock(now_ms) {
             Err(LedgerError::Corrupt { .. }) => {
                 // Never leave openings without a known end: start over from the firewall.
                 self.reconcile(now_ms)?;
@@ -525,7 +697,7 @@ impl Firewall {
                 locked.save()?;
                 continue;
             }
-            match self.close(now_ms, &mut locked, &grant, "expired", "reaper") {
+            match self.close(now_ms, &mut locked, &grant, Self::ended(&grant, "reaper")) {
                 Ok(()) => closed += 1,
                 Err(e) => {
                     tracing::error!(grant = %grant.id, "closing an expired opening failed (will retry): {e}");
@@ -537,90 +709,6 @@ impl Firewall {
             Some(e) if closed == 0 => Err(e),
             _ => Ok(closed),
         }
-    }
-
-    /// Makes the firewall agree with the ledger, on start (and whenever the ledger turns out to be
-    /// unreadable): expired grants are closed, live ones present (added again if missing, re-timed
-    /// if present) and tagged rules the ledger does not know removed. Rules without our tag are
-    /// never touched.
-    pub fn reconcile(&self, now_ms: u64) -> Result<ReconcileReport, FirewallError> {
-        let mut report = ReconcileReport::default();
-        let mut locked = match self.ledger.lock() {
-            Err(LedgerError::Corrupt { message, .. }) => {
-                let aside = self.ledger.quarantine(now_ms)?;
-                tracing::error!(
-                    "grants ledger unreadable ({message}); moved to {} and closing every tagged rule",
-                    aside.display()
-                );
-                let mut rec = FirewallRecord::new("ledger-quarantined", "reconcile");
-                rec.detail = Some(format!("{message}; moved to {}", aside.display()));
-                self.record(now_ms, rec);
-                report.quarantined = Some(aside.display().to_string());
-                self.ledger.lock()?
-            }
-            other => other?,
-        };
-        let owned = self.backend.owned().map_err(|e| self.backend_error(e))?;
-
-        let grants = locked.ledger.grants.clone();
-        for grant in &grants {
-            let present = owned.iter().any(|o| o.id == grant.id);
-            if !grant.is_live(now_ms) {
-                match self.close(now_ms, &mut locked, grant, "expired", "reconcile") {
-                    Ok(()) => report.expired += 1,
-                    Err(e) => report.errors.push(format!("closing {}: {e}", grant.id)),
-                }
-                continue;
-            }
-            let (result, action) = if present {
-                (
-                    self.backend.extend(&grant.id, &grant.rule, grant.expires_ms()),
-                    None,
-                )
-            } else {
-                (
-                    self.backend.open(&grant.id, &grant.rule, grant.expires_ms()),
-                    Some("reopened"),
-                )
-            };
-            match result {
-                Ok(()) if action.is_some() => {
-                    report.reopened += 1;
-                    let mut rec = FirewallRecord::new("reopened", "reconcile").grant(grant);
-                    rec.expires_ms = Some(grant.expires_ms());
-                    self.record(now_ms, rec);
-                }
-                Ok(()) => report.kept += 1,
-                Err(e) => report.errors.push(format!("{}: {e}", grant.id)),
-            }
-        }
-        for orphan in owned.iter().filter(|o| !grants.iter().any(|g| g.id == o.id)) {
-            let Some(rule) = orphan.rule else {
-                report.errors.push(format!(
-                    "rule tagged {} is not in the ledger and could not be read back; remove it by hand",
-                    orphan.id
-                ));
-                continue;
-            };
-            match self.backend.close(&orphan.id, &rule) {
-                Ok(()) => {
-                    report.orphans_removed += 1;
-                    let mut rec = FirewallRecord::new("orphan-removed", "reconcile");
-                    rec.grant = Some(orphan.id.clone());
-                    rec.rule = Some(rule);
-                    self.record(now_ms, rec);
-                }
-                Err(e) => report.errors.push(format!("removing orphan {}: {e}", orphan.id)),
-            }
-        }
-        drop(locked);
-        for e in &report.errors {
-            tracing::error!("firewall reconciliation: {e}");
-        }
-        let mut rec = FirewallRecord::new("reconciled", "reconcile");
-        rec.detail = serde_json::to_string(&report).ok();
-        self.record(now_ms, rec);
-        Ok(report)
     }
 }
 

@@ -18,8 +18,13 @@
 //! ufw treats two rules that differ only in action, logging or comment as the same rule: adding
 //! ours would silently replace the other one (turning someone's `deny` into our `allow`), and
 //! deleting ours later would leave nothing. So an opening is refused when such a rule is there.
+//!
+//! `user.rules` must exist: ufw always keeps it, so a missing one means the rules directory is
+//! wrong, and reading it as "no rules" would let a close seem done while ufw's rule stays. It is
+//! an error everywhere (at start, from [`Backend::check`]), never an empty firewall.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::backend::{Backend, BackendError, OwnedRule};
 use super::rule::{GrantId, Proto, Rule, Source};
@@ -66,19 +71,40 @@ impl Ufw {
         })
     }
 
+    /// The same back end with ufw killed after `deadline` (30 s unless told otherwise).
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.tool = self.tool.with_deadline(deadline);
+        self
+    }
+
     /// ufw's record of its IPv4 or IPv6 rules.
     fn rules_file(&self, v6: bool) -> PathBuf {
         self.rules_dir.join(if v6 { "user6.rules" } else { "user.rules" })
     }
 
-    /// The rule lines of one family's record (none when the file does not exist).
+    /// The rule lines of one family's record. A missing `user.rules` is an error (a wrong
+    /// rules directory, see the module documentation); a missing `user6.rules` holds no rules
+    /// (ufw writes it when it adds the first IPv6 rule).
     fn tuples(&self, v6: bool) -> Result<Vec<Tuple>, BackendError> {
         let path = self.rules_file(v6);
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(parse_tuples(&text, v6)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && v6 => Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.no_record()),
             Err(source) => Err(BackendError::Io { path, source }),
         }
+    }
+
+    /// The error for a rules directory without ufw's `user.rules`.
+    fn no_record(&self) -> BackendError {
+        BackendError::Unusable(format!(
+            "{} does not exist: ufw keeps its rules there, so sesamed cannot tell which of its \
+             openings are open; set firewall.ufw_rules_dir to ufw's directory (/etc/ufw unless \
+             ufw was built otherwise; now {})",
+            self.rules_file(false).display(),
+            self.rules_dir.display()
+        ))
     }
 
     /// The rule lines of both families.
@@ -130,20 +156,15 @@ impl Backend for Ufw {
     }
 
     fn check(&self) -> Result<Vec<String>, BackendError> {
+        if !self.rules_file(false).is_file() {
+            return Err(self.no_record());
+        }
         let mut warnings = Vec::new();
         let status = self.tool.run(&["status"])?;
         if is_inactive(&status.stdout) {
             warnings.push(
                 "ufw is inactive: openings are recorded but nothing is filtered; run `ufw enable`".to_owned(),
             );
-        }
-        let record = self.rules_file(false);
-        if !record.is_file() {
-            warnings.push(format!(
-                "{} does not exist: is ufw's rules directory {} right?",
-                record.display(),
-                self.rules_dir.display()
-            ));
         }
         self.all_tuples()?;
         Ok(warnings)
@@ -507,15 +528,29 @@ COMMIT
         assert!(!mapped.same_as(&rule("1.2.3.4", 22, Proto::Tcp)));
     }
 
+    /// A rules directory that does not hold ufw's record (a wrong `ufw_rules_dir`): reading it
+    /// as "no rules" would let a close "succeed" and drop the ledger entry while ufw's rule
+    /// stays, and hide every tagged rule from reconciliation.
     #[test]
-    fn missing_records_mean_no_rules() {
+    fn a_missing_rules_file_is_an_error_never_an_empty_firewall() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ufw = Ufw::new(UfwConfig {
-            ufw: PathBuf::from("/bin/false"),
+            ufw: PathBuf::from("/bin/true"),
             rules_dir: dir.path().join("absent"),
         })
-        .expect("/bin/false exists");
-        assert!(ufw.owned().expect("owned").is_empty());
+        .expect("/bin/true exists");
+        let err = ufw.check().expect_err("a start error");
+        assert!(
+            matches!(err, BackendError::Unusable(ref m) if m.contains("user.rules") && m.contains("ufw_rules_dir")),
+            "{err:?}"
+        );
+        assert!(ufw.owned().is_err(), "owned");
+        let r = rule("203.0.113.5", 22, Proto::Tcp);
+        assert!(
+            ufw.close(&GrantId::random(), &r).is_err(),
+            "close confirms nothing"
+        );
+        assert!(ufw.open(&GrantId::random(), &r, 0).is_err(), "open");
     }
 
     #[test]

@@ -227,6 +227,7 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
         &invocation,
         CallContext::new(request.id.to_string(), grant)
             .with_caller(client.name.clone(), a.source_ip)
+            .with_client_key(client.key)
             .with_firewall(Some(Arc::new(firewall)))
             .with_users(Some(Arc::new(users)))
             .with_salt(Some(Arc::new(salt)))

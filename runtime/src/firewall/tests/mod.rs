@@ -1,23 +1,53 @@
-//! The grants service over the dry-run back end (its record doubles as the firewall's state), and
-//! over a back end that fails on demand, for the error paths. The real ufw and nftables back ends
-//! are exercised in a private network namespace by the system tests.
+//! The grants service over the dry-run back end (its record doubles as the firewall's state);
+//! its failure paths ([`failures`]), holds by key ([`holders`]) and the policy grant check
+//! ([`grants`]). The real ufw and nftables back ends are exercised in a private network
+//! namespace by the system tests.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use sesame_proto::PublicKey;
 
 use super::backend::{DryRun, OwnedRule};
 use super::*;
+
+mod failures;
+mod grants;
+mod holders;
 
 struct Setup {
     dir: tempfile::TempDir,
     fw: Firewall,
 }
 
+/// The key of the test client `name` (the same for every test).
+fn key(name: &str) -> PublicKey {
+    use sha2::Digest;
+    let secret = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    sesame_proto::SecretKey::from_hex(&secret)
+        .expect("32 bytes")
+        .public_key()
+}
+
+/// The ledger in `dir`, for the clients enrolled there by [`enrol`].
+fn ledger_file(dir: &std::path::Path) -> LedgerFile {
+    LedgerFile::new(dir, &dir.join("clients.toml"))
+}
+
+/// Enrols `names` (with [`key`]) in the registry in `dir`, replacing whatever was there.
+fn enrol(dir: &std::path::Path, names: &[&str]) {
+    let mut registry = crate::clients::ClientRegistry::default();
+    for name in names {
+        registry.add(name, key(name), Vec::new()).expect("enrol");
+    }
+    registry.save(&dir.join("clients.toml")).expect("save registry");
+}
+
 fn setup_with(limits: FirewallLimits) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
+    enrol(dir.path(), &["alice", "bob", "mallory"]);
     let audit = Arc::new(AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit"));
     let backend = DryRun::new(dir.path().join("dry.jsonl"));
-    let fw = Firewall::new(Box::new(backend), LedgerFile::in_dir(dir.path()), limits, audit);
+    let fw = Firewall::new(Box::new(backend), ledger_file(dir.path()), limits, audit);
     Setup { dir, fw }
 }
 
@@ -55,17 +85,17 @@ const T0: u64 = 1_700_000_000_000;
 fn allow_opens_a_tagged_rule_and_records_it_first() {
     let s = setup();
     let opened =
-        s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 60)
+        s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 60)
             .expect("allow");
     assert!(!opened.extended);
     assert_eq!(opened.expires_ms, T0 + 60_000);
     let rules = s.rules();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].id, opened.id);
-    let listed = s.fw.list(T0, Some("alice")).expect("list");
+    let listed = s.fw.list(T0, Some(&key("alice"))).expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, opened.id);
-    assert!(s.fw.list(T0, Some("bob")).expect("list").is_empty());
+    assert!(s.fw.list(T0, Some(&key("bob"))).expect("list").is_empty());
     assert_eq!(s.audit_actions(), ["opened"]);
 }
 
@@ -73,23 +103,23 @@ fn allow_opens_a_tagged_rule_and_records_it_first() {
 fn asking_again_extends_instead_of_adding_a_rule() {
     let s = setup();
     let first =
-        s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 60)
+        s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 60)
             .expect("allow");
     let again =
-        s.fw.allow(T0 + 30_000, "alice", "r2", rule("203.0.113.5", 22), 60)
+        s.fw.allow(T0 + 30_000, &key("alice"), "r2", rule("203.0.113.5", 22), 60)
             .expect("again");
     assert_eq!(again.id, first.id);
     assert!(again.extended);
     assert_eq!(again.expires_ms, T0 + 90_000);
     // A shorter ask never cuts a hold short.
     let shorter =
-        s.fw.allow(T0 + 31_000, "alice", "r3", rule("203.0.113.5", 22), 1)
+        s.fw.allow(T0 + 31_000, &key("alice"), "r3", rule("203.0.113.5", 22), 1)
             .expect("shorter");
     assert_eq!(shorter.expires_ms, T0 + 90_000);
     assert_eq!(s.rules().len(), 1, "one rule, however often asked");
     // A different port is a different opening.
     let other =
-        s.fw.allow(T0, "alice", "r4", rule("203.0.113.5", 443), 60)
+        s.fw.allow(T0, &key("alice"), "r4", rule("203.0.113.5", 443), 60)
             .expect("443");
     assert_ne!(other.id, first.id);
     assert_eq!(s.rules().len(), 2);
@@ -99,25 +129,25 @@ fn asking_again_extends_instead_of_adding_a_rule() {
 fn a_shared_opening_closes_only_when_its_last_holder_is_done() {
     let s = setup();
     let a =
-        s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 60)
+        s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 60)
             .expect("alice");
     let b =
-        s.fw.allow(T0, "bob", "r2", rule("203.0.113.5", 22), 120)
+        s.fw.allow(T0, &key("bob"), "r2", rule("203.0.113.5", 22), 120)
             .expect("bob");
     assert_eq!(a.id, b.id, "same source and port: one rule");
     assert_eq!(
-        s.fw.revoke(T0 + 1, Revoker::Client("alice"), &a.id)
+        s.fw.revoke(T0 + 1, Revoker::Client(&key("alice")), &a.id)
             .expect("release"),
         None
     );
     assert_eq!(s.rules().len(), 1, "bob still holds it");
-    assert!(s.fw.list(T0 + 1, Some("alice")).expect("list").is_empty());
+    assert!(s.fw.list(T0 + 1, Some(&key("alice"))).expect("list").is_empty());
     assert!(matches!(
-        s.fw.revoke(T0 + 2, Revoker::Client("alice"), &a.id),
+        s.fw.revoke(T0 + 2, Revoker::Client(&key("alice")), &a.id),
         Err(FirewallError::NotFound(_))
     ));
     assert!(
-        s.fw.revoke(T0 + 3, Revoker::Client("bob"), &a.id)
+        s.fw.revoke(T0 + 3, Revoker::Client(&key("bob")), &a.id)
             .expect("close")
             .is_some()
     );
@@ -129,10 +159,10 @@ fn a_shared_opening_closes_only_when_its_last_holder_is_done() {
 fn clients_cannot_revoke_what_they_do_not_hold_but_operators_can() {
     let s = setup();
     let a =
-        s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 60)
+        s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 60)
             .expect("alice");
     assert!(matches!(
-        s.fw.revoke(T0, Revoker::Client("mallory"), &a.id),
+        s.fw.revoke(T0, Revoker::Client(&key("mallory")), &a.id),
         Err(FirewallError::NotFound(_))
     ));
     assert_eq!(s.rules().len(), 1);
@@ -150,11 +180,11 @@ fn clients_cannot_revoke_what_they_do_not_hold_but_operators_can() {
 fn the_reaper_closes_at_expiry_and_trims_ended_holds() {
     let s = setup();
     let a =
-        s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 10)
+        s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 10)
             .expect("alice");
-    s.fw.allow(T0, "bob", "r2", rule("203.0.113.5", 22), 20)
+    s.fw.allow(T0, &key("bob"), "r2", rule("203.0.113.5", 22), 20)
         .expect("bob");
-    s.fw.allow(T0, "bob", "r3", rule("198.51.100.0/24", 22), 5)
+    s.fw.allow(T0, &key("bob"), "r3", rule("198.51.100.0/24", 22), 5)
         .expect("bob net");
     assert_eq!(s.fw.reap(T0 + 4_999).expect("reap"), 0);
     assert_eq!(s.rules().len(), 2);
@@ -181,13 +211,13 @@ fn the_reaper_closes_at_expiry_and_trims_ended_holds() {
 fn reconcile_closes_what_expired_while_down_reopens_what_is_missing_and_removes_orphans() {
     let s = setup();
     let expired =
-        s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 10)
+        s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 10)
             .expect("a");
     let live =
-        s.fw.allow(T0, "alice", "r2", rule("203.0.113.5", 443), 3600)
+        s.fw.allow(T0, &key("alice"), "r2", rule("203.0.113.5", 443), 3600)
             .expect("b");
     let lost =
-        s.fw.allow(T0, "bob", "r3", rule("203.0.113.6", 22), 3600)
+        s.fw.allow(T0, &key("bob"), "r3", rule("203.0.113.6", 22), 3600)
             .expect("c");
     // The firewall lost `lost`'s rule (a reboot with nftables) and gained a tagged rule the
     // ledger never heard of.
@@ -225,7 +255,7 @@ fn reconcile_closes_what_expired_while_down_reopens_what_is_missing_and_removes_
 #[test]
 fn an_unreadable_ledger_is_moved_aside_and_every_tagged_rule_closed() {
     let s = setup();
-    s.fw.allow(T0, "alice", "r1", rule("203.0.113.5", 22), 3600)
+    s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 3600)
         .expect("a");
     std::fs::write(s.dir.path().join("grants.json"), "{ truncated").expect("corrupt");
     let report = s.fw.reconcile(T0).expect("reconcile");
@@ -238,7 +268,7 @@ fn an_unreadable_ledger_is_moved_aside_and_every_tagged_rule_closed() {
     );
     assert!(s.rules().is_empty(), "fail closed");
     // The reaper does the same when it meets a broken ledger.
-    s.fw.allow(T0, "alice", "r2", rule("203.0.113.5", 22), 3600)
+    s.fw.allow(T0, &key("alice"), "r2", rule("203.0.113.5", 22), 3600)
         .expect("b");
     std::fs::write(s.dir.path().join("grants.json"), "[]").expect("corrupt");
     s.fw.reap(T0).expect("reap");
@@ -254,34 +284,34 @@ fn ceilings_hold_whatever_the_policy_says() {
         max_grants_per_client: 2,
     });
     assert!(matches!(
-        s.fw.allow(T0, "alice", "r", rule("203.0.113.5", 22), 101),
+        s.fw.allow(T0, &key("alice"), "r", rule("203.0.113.5", 22), 101),
         Err(FirewallError::Limit(_))
     ));
     assert!(matches!(
-        s.fw.allow(T0, "alice", "r", rule("203.0.113.5", 22), 0),
+        s.fw.allow(T0, &key("alice"), "r", rule("203.0.113.5", 22), 0),
         Err(FirewallError::Limit(_))
     ));
-    s.fw.allow(T0, "alice", "r", rule("203.0.113.5", 22), 10)
+    s.fw.allow(T0, &key("alice"), "r", rule("203.0.113.5", 22), 10)
         .expect("1");
-    s.fw.allow(T0, "alice", "r", rule("203.0.113.5", 23), 10)
+    s.fw.allow(T0, &key("alice"), "r", rule("203.0.113.5", 23), 10)
         .expect("2");
-    let third = s.fw.allow(T0, "alice", "r", rule("203.0.113.5", 24), 10);
+    let third = s.fw.allow(T0, &key("alice"), "r", rule("203.0.113.5", 24), 10);
     assert!(
         matches!(third, Err(FirewallError::Limit(ref m)) if m.contains("alice")),
         "{third:?}"
     );
     // Extending what one holds is always fine.
-    s.fw.allow(T0, "alice", "r", rule("203.0.113.5", 22), 20)
+    s.fw.allow(T0, &key("alice"), "r", rule("203.0.113.5", 22), 20)
         .expect("extend");
-    s.fw.allow(T0, "bob", "r", rule("203.0.113.6", 22), 10)
+    s.fw.allow(T0, &key("bob"), "r", rule("203.0.113.6", 22), 10)
         .expect("3");
-    let fourth = s.fw.allow(T0, "bob", "r", rule("203.0.113.6", 23), 10);
+    let fourth = s.fw.allow(T0, &key("bob"), "r", rule("203.0.113.6", 23), 10);
     assert!(
         matches!(fourth, Err(FirewallError::Limit(ref m)) if m.contains("openings")),
         "{fourth:?}"
     );
     // Expired holds no longer count.
-    s.fw.allow(T0 + 60_000, "alice", "r", rule("203.0.113.5", 25), 10)
+    s.fw.allow(T0 + 60_000, &key("alice"), "r", rule("203.0.113.5", 25), 10)
         .expect("after expiry");
 }
 
@@ -293,9 +323,9 @@ fn concurrent_asks_for_the_same_opening_make_one_rule() {
         for i in 0..8 {
             let (fw, ids) = (&s.fw, &ids);
             scope.spawn(move || {
-                let client = if i % 2 == 0 { "alice" } else { "bob" };
+                let client = if i % 2 == 0 { key("alice") } else { key("bob") };
                 let o = fw
-                    .allow(T0 + i, client, "r", rule("203.0.113.5", 22), 60)
+                    .allow(T0 + i, &client, "r", rule("203.0.113.5", 22), 60)
                     .expect("allow");
                 ids.lock().expect("lock").push(o.id);
             });
@@ -309,125 +339,27 @@ fn concurrent_asks_for_the_same_opening_make_one_rule() {
     assert_eq!(listed[0].holders.len(), 2);
 }
 
-/// A back end that fails when told to, to check nothing is lost or left open on failure.
-#[derive(Debug, Default)]
-struct Flaky {
-    fail: AtomicBool,
-    rules: Mutex<Vec<OwnedRule>>,
-}
-
-impl Backend for Arc<Flaky> {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn check(&self) -> Result<Vec<String>, BackendError> {
-        Ok(Vec::new())
-    }
-    fn open(&self, id: &GrantId, rule: &Rule, _: u64) -> Result<(), BackendError> {
-        self.maybe_fail()?;
-        self.rules.lock().expect("lock").push(OwnedRule {
-            id: id.clone(),
-            rule: Some(*rule),
-        });
-        Ok(())
-    }
-    fn extend(&self, _: &GrantId, _: &Rule, _: u64) -> Result<(), BackendError> {
-        self.maybe_fail()
-    }
-    fn close(&self, id: &GrantId, _: &Rule) -> Result<(), BackendError> {
-        self.maybe_fail()?;
-        self.rules.lock().expect("lock").retain(|o| &o.id != id);
-        Ok(())
-    }
-    fn owned(&self) -> Result<Vec<OwnedRule>, BackendError> {
-        Ok(self.rules.lock().expect("lock").clone())
-    }
-}
-
-impl Flaky {
-    fn maybe_fail(&self) -> Result<(), BackendError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(BackendError::Unusable("told to fail".into()));
-        }
-        Ok(())
-    }
-}
-
 #[test]
-fn a_failed_opening_leaves_no_grant_and_a_failed_close_is_retried() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let audit = Arc::new(AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit"));
-    let flaky = Arc::new(Flaky::default());
-    let fw = Firewall::new(
-        Box::new(Arc::clone(&flaky)),
-        LedgerFile::in_dir(dir.path()),
-        FirewallLimits::default(),
-        audit,
-    );
-    flaky.fail.store(true, Ordering::SeqCst);
-    assert!(matches!(
-        fw.allow(T0, "alice", "r", rule("203.0.113.5", 22), 10),
-        Err(FirewallError::Backend { .. })
-    ));
+fn reviving_an_opening_nobody_holds_counts_against_the_host_ceiling() {
+    let s = setup_with(FirewallLimits {
+        max_grants: 2,
+        ..FirewallLimits::default()
+    });
+    s.fw.allow(T0, &key("alice"), "r1", rule("203.0.113.5", 22), 10)
+        .expect("a");
+    s.fw.allow(T0, &key("alice"), "r2", rule("203.0.113.5", 23), 100)
+        .expect("b");
+    // The first has ended, and the reaper has not come by yet.
+    s.fw.allow(T0 + 20_000, &key("bob"), "r3", rule("203.0.113.6", 22), 10)
+        .expect("c: two live");
+    let revived =
+        s.fw.allow(T0 + 20_000, &key("mallory"), "r4", rule("203.0.113.5", 22), 10);
     assert!(
-        fw.list(T0, None).expect("list").is_empty(),
-        "no grant without a rule"
+        matches!(revived, Err(FirewallError::Limit(ref m)) if m.contains("openings")),
+        "{revived:?}"
     );
-
-    flaky.fail.store(false, Ordering::SeqCst);
-    let o = fw
-        .allow(T0, "alice", "r", rule("203.0.113.5", 22), 10)
-        .expect("allow");
-    flaky.fail.store(true, Ordering::SeqCst);
-    assert!(fw.reap(T0 + 10_000).is_err(), "close failed");
-    assert_eq!(flaky.owned().expect("owned").len(), 1);
-    let ledger = LedgerFile::in_dir(dir.path()).lock().expect("ledger");
-    assert!(ledger.ledger.get(&o.id).is_some(), "kept for a retry");
-    drop(ledger);
-    flaky.fail.store(false, Ordering::SeqCst);
-    assert_eq!(fw.reap(T0 + 11_000).expect("retry"), 1);
-    assert!(flaky.owned().expect("owned").is_empty());
-    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
-    assert!(audit.contains("close-failed") && audit.contains("\"expired\""));
-}
-
-#[test]
-fn grants_bound_port_proto_source_and_ttl() {
-    let grant = FirewallGrant {
-        ports: vec![22],
-        protos: vec!["tcp".into()],
-        sources: vec!["caller".into(), "198.51.100.0/24".into()],
-        max_ttl_s: 3600,
-    };
-    let caller: Option<IpAddr> = Some("::ffff:203.0.113.5".parse().expect("ip"));
-    let ok = |r: Rule, ttl| check_grant(&grant, caller, &r, ttl);
-    ok(rule("203.0.113.5", 22), 3600).expect("the caller");
-    ok(rule("198.51.100.0/25", 22), 60).expect("inside the granted net");
-    for (r, ttl, why) in [
-        (rule("203.0.113.6", 22), 60, "source 203.0.113.6 is not granted"),
-        (rule("203.0.113.0/24", 22), 60, "is not granted"),
-        (rule("198.51.0.0/16", 22), 60, "is not granted"),
-        (rule("203.0.113.5", 2222), 60, "port 2222 is not granted"),
-        (
-            rule("203.0.113.5", 22),
-            3601,
-            "exceeds the granted maximum of 3600s",
-        ),
-        (rule("203.0.113.5", 22), 0, "at least 1 second"),
-    ] {
-        let err = ok(r, ttl).expect_err(why);
-        assert!(err.contains(why), "{err}");
-    }
-    let udp = Rule::new("203.0.113.5".parse().expect("ip"), 22, Proto::Udp).expect("rule");
-    assert!(ok(udp, 60).expect_err("udp").contains("protocol udp"));
-    // Over SQS there is no caller address: "caller" covers nothing.
-    let err = check_grant(&grant, None, &rule("203.0.113.5", 22), 60).expect_err("no caller");
-    assert!(err.contains("none observed"), "{err}");
-    // An empty grant covers nothing; a malformed source in a policy covers nothing.
-    assert!(check_grant(&FirewallGrant::default(), caller, &rule("203.0.113.5", 22), 1).is_err());
-    let typo = FirewallGrant {
-        sources: vec!["calller".into()],
-        ..grant.clone()
-    };
-    assert!(check_grant(&typo, caller, &rule("203.0.113.5", 22), 1).is_err());
+    assert_eq!(s.fw.list(T0 + 20_000, None).expect("list").len(), 2);
+    // Sharing a live one adds none.
+    s.fw.allow(T0 + 20_000, &key("mallory"), "r5", rule("203.0.113.5", 23), 10)
+        .expect("shared");
 }
