@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sesame_proto::{Envelope, ErrorCode, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response};
 
@@ -18,12 +18,19 @@ use crate::clients::{Client, ClientRegistry};
 use crate::config::{CommandLookupError, Config};
 use crate::firewall::{Firewall, FirewallError};
 use crate::host::{CallContext, Invocation};
-use crate::identity::{HostKeys, KeyUsed, PREVIOUS_HOST_KEY};
-use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
-use crate::sandbox::{LoadError, RunLimits, Sandbox};
+use crate::identity::{HostKeys, KeyUsed};
+use crate::policy::{Decision, Policy, PolicyInput, RequestInput};
+use crate::sandbox::{LoadError, Sandbox};
 use crate::seen::{SEEN_FILE, SeenLog};
 use crate::shares::Shares;
 use crate::stats::Counters;
+
+mod reload;
+mod request;
+
+use reload::{FileStamp, dir_stamp, key_stamps, load_policy};
+pub use request::{MASKED, memory_ceiling, policy_input, run_limits, sandbox_for};
+use request::{fit_in_envelope, lenient_id, mask_args};
 
 /// Request ids remembered at most; beyond this the daemon answers busy rather than forget one.
 pub const REPLAY_CAPACITY: usize = 1_000_000;
@@ -399,178 +406,6 @@ impl Runner {
         answer
     }
 
-    /// The policy in force.
-    pub fn current_policy(&self) -> Arc<Policy> {
-        Arc::clone(
-            &self
-                .policy
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-
-    /// Reloads the policy if any file in its directory changed since the last (attempted) load.
-    pub fn refresh_policy(&self, now_ms: u64) {
-        let mut stamp = lock(&self.policy_stamp);
-        let current = dir_stamp(&self.config.policy_dir);
-        if *stamp == current {
-            return;
-        }
-        *stamp = current;
-        let _ = self.reload_policy(now_ms);
-    }
-
-    /// Loads the policy directory again. A policy that fails to load is rejected: the old one
-    /// keeps serving (never fail open), and the failure is logged and audited.
-    pub fn reload_policy(&self, now_ms: u64) -> Result<String, crate::policy::PolicyError> {
-        let previous = self.current_policy().revision().to_owned();
-        let result = load_policy(&self.config);
-        let (event, outcome) = match result {
-            Ok(fresh) => {
-                let revision = fresh.revision().to_owned();
-                if revision != previous {
-                    let cache = fresh.cache_summary();
-                    *self
-                        .policy
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                    tracing::info!(%revision, %previous, %cache, "policy reloaded");
-                }
-                (
-                    AuditEvent::PolicyReloaded {
-                        revision: revision.clone(),
-                        previous,
-                        error: None,
-                    },
-                    Ok(revision),
-                )
-            }
-            Err(e) => {
-                tracing::error!("policy reload rejected, keeping revision {previous}: {e}");
-                let event = AuditEvent::PolicyReloaded {
-                    revision: previous.clone(),
-                    previous,
-                    error: Some(e.to_string()),
-                };
-                (event, Err(e))
-            }
-        };
-        if let Err(e) = self.audit.append(now_ms, &event) {
-            tracing::error!("{e}");
-        }
-        outcome
-    }
-
-    /// Reloads the client registry if its file changed since it was last read. Called for every
-    /// request (one `stat`), so enrolling or removing a client takes effect at the next request.
-    ///
-    /// The stamp stays locked through the reload: a request that arrives meanwhile waits for the
-    /// new registry. (Swapping the stamp first and loading after let a concurrent request see the
-    /// new stamp with the old registry, and a just-enrolled client was turned away as unknown.)
-    pub fn refresh_clients(&self, now_ms: u64) {
-        let mut stamp = lock(&self.clients_stamp);
-        let current = FileStamp::of(&self.config.clients_file);
-        if *stamp == current {
-            return;
-        }
-        *stamp = current;
-        self.reload_clients(now_ms);
-    }
-
-    /// Re-reads the client registry. A registry that fails to load leaves the old one in force.
-    pub fn reload_clients(&self, now_ms: u64) {
-        let result = ClientRegistry::load(&self.config.clients_file);
-        let event = match result {
-            Ok(fresh) => {
-                let old = self
-                    .clients
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
-                let keys = self.host_keys();
-                for gone in old.iter().filter(|c| fresh.by_key(&c.key).is_none()) {
-                    keys.forget(&gone.key);
-                }
-                let clients = fresh.len();
-                *self
-                    .clients
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                tracing::info!(clients, "client registry reloaded");
-                AuditEvent::RegistryReloaded { clients, error: None }
-            }
-            Err(e) => {
-                tracing::error!("client registry reload failed, keeping the old one: {e}");
-                let clients = self
-                    .clients
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .len();
-                AuditEvent::RegistryReloaded {
-                    clients,
-                    error: Some(e.to_string()),
-                }
-            }
-        };
-        if let Err(e) = self.audit.append(now_ms, &event) {
-            tracing::error!("{e}");
-        }
-    }
-
-    /// The host keys in force.
-    pub fn host_keys(&self) -> Arc<HostKeys> {
-        Arc::clone(
-            &self
-                .keys
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-
-    /// Reloads the host keys if `host.key` or `host.key.previous` changed since they were last
-    /// read (`sesamed rotate-key`; removing the previous key's file stops accepting it). The
-    /// daemon checks every second and on SIGHUP.
-    pub fn refresh_keys(&self, now_ms: u64) {
-        let mut stamp = lock(&self.keys_stamp);
-        let current = key_stamps(&self.config);
-        if *stamp == current {
-            return;
-        }
-        *stamp = current;
-        self.reload_keys(now_ms);
-    }
-
-    /// Reads the host keys again. Keys that fail to load leave the old ones in force.
-    pub fn reload_keys(&self, now_ms: u64) {
-        let (in_force, error) = match HostKeys::load(&self.config.state_dir) {
-            Ok(fresh) => {
-                let fresh = Arc::new(fresh);
-                let old = self.host_keys();
-                if old.public_key() != fresh.public_key() || old.previous() != fresh.previous() {
-                    tracing::info!(key = %fresh.public_key(), previous = ?fresh.previous().map(|(k, _)| k.to_string()), "host keys reloaded");
-                }
-                *self
-                    .keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&fresh);
-                (fresh, None)
-            }
-            Err(e) => {
-                tracing::error!("host keys not reloaded, keeping the loaded ones: {e}");
-                (self.host_keys(), Some(e.to_string()))
-            }
-        };
-        let event = AuditEvent::HostKeysReloaded {
-            key: in_force.public_key().to_string(),
-            previous: in_force.previous().map(|(k, _)| k.to_string()),
-            previous_until_ms: in_force.previous().map(|(_, until)| until),
-            error,
-        };
-        if let Err(e) = self.audit.append(now_ms, &event) {
-            tracing::error!("{e}");
-        }
-    }
-
     /// What `sesamed status` shows, less the transports (`main` knows those).
     pub fn status(&self, now_ms: u64) -> crate::control::Status {
         let policy = self.current_policy();
@@ -924,66 +759,6 @@ impl Runner {
     }
 }
 
-/// Identity of a file's contents as the file system reports it: modification time, size, inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<std::time::SystemTime>,
-    len: u64,
-    ino: u64,
-}
-
-impl FileStamp {
-    fn of(path: &std::path::Path) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt as _;
-        let m = std::fs::metadata(path).ok()?;
-        Some(Self {
-            modified: m.modified().ok(),
-            len: m.len(),
-            ino: m.ino(),
-        })
-    }
-}
-
-/// The stamps of the host key files, in the order `host.key`, `host.key.previous`,
-/// `host.key.next`.
-fn key_stamps(config: &Config) -> [Option<FileStamp>; 3] {
-    [
-        FileStamp::of(&config.state_dir.join(crate::identity::HOST_KEY)),
-        FileStamp::of(&config.state_dir.join(PREVIOUS_HOST_KEY)),
-        FileStamp::of(&config.state_dir.join(crate::identity::NEXT_HOST_KEY)),
-    ]
-}
-
-/// The configured policy directory, with the configured decision cache.
-fn load_policy(config: &Config) -> Result<Policy, crate::policy::PolicyError> {
-    Ok(Policy::load(&config.policy_dir)?.with_decision_cache(config.decision_cache))
-}
-
-/// The stamps of every non-hidden file under `dir`, sorted: any edit, addition or removal
-/// changes it.
-fn dir_stamp(dir: &std::path::Path) -> Vec<(PathBuf, FileStamp)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                todo.push(path);
-            } else if let Some(stamp) = FileStamp::of(&path) {
-                out.push((path, stamp));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
 /// A request being answered for the first time; forgotten again if no answer gets stored (the
 /// handler failed to seal one, or panicked), so a later delivery is not left waiting forever.
 struct Pending<'a> {
@@ -1029,127 +804,4 @@ impl Drop for SlotGuard<'_> {
 /// Locks `m`, carrying on past a panic elsewhere, as every lock in the runner does.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// What the logs show for a masked argument.
-pub const MASKED: &str = "***";
-
-/// `args` with the values at `positions` replaced by [`MASKED`].
-fn mask_args(args: &[String], positions: &[usize]) -> Vec<String> {
-    args.iter()
-        .enumerate()
-        .map(|(i, a)| {
-            if positions.contains(&i) {
-                MASKED.to_owned()
-            } else {
-                a.clone()
-            }
-        })
-        .collect()
-}
-
-/// The policy's input for `request` from `client`, to run in `cluster` with `module`, as `peer`
-/// delivered it.
-pub fn policy_input(
-    config: &Config,
-    client: &Client,
-    request: &Request,
-    cluster: &str,
-    module: &crate::sandbox::LoadedModule,
-    peer: &Peer,
-    now_ms: u64,
-) -> PolicyInput {
-    PolicyInput {
-        client: ClientInput {
-            name: client.name.clone(),
-            key: client.key.to_string(),
-            groups: client.groups.clone(),
-        },
-        request: RequestInput {
-            id: request.id.to_string(),
-            cluster: cluster.to_owned(),
-            command: request.command.clone(),
-            args: request.args.clone(),
-            transport: peer.transport.to_owned(),
-            source_ip: peer.source_ip.map(|ip| ip.to_string()),
-        },
-        host: HostInput {
-            name: config.host_name.clone(),
-            labels: config.host_labels.clone(),
-        },
-        module: ModuleInput {
-            name: module.name.clone(),
-            digest: module.digest.clone(),
-            imports: module.imports.clone(),
-        },
-        now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
-    }
-}
-
-/// The policy's limits, capped by the configured ones (which are also the defaults).
-pub fn run_limits(cfg: &crate::config::Limits, asked: &crate::policy::Limits) -> RunLimits {
-    let pick = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |a| a.min(ceiling));
-    RunLimits {
-        timeout: Duration::from_millis(pick(asked.timeout_ms, cfg.timeout_ms)),
-        memory_bytes: usize::try_from(pick(asked.memory_mb, cfg.memory_mb) << 20).unwrap_or(usize::MAX),
-        output_bytes: usize::try_from(pick(asked.output_kb, cfg.output_kb) << 10).unwrap_or(usize::MAX),
-        host_calls: asked.host_calls.map_or(cfg.host_calls, |a| a.min(cfg.host_calls)),
-    }
-}
-
-/// The daemon's sandbox: pooled instances for `max_concurrent` runs, and the precompiled-module
-/// cache in the state directory (without it, when the directory cannot be used: every start
-/// then compiles, which is slower but no less safe).
-pub fn sandbox_for(config: &Config) -> Result<Sandbox, LoadError> {
-    let mut sandbox = Sandbox::new(config.limits.max_concurrent, memory_ceiling(config))?;
-    let dir = config.state_dir.join(crate::sandbox::cache::CACHE_DIR);
-    if let Err(e) = sandbox.use_cache(&dir) {
-        tracing::warn!("{e}; compiling every module at start");
-    }
-    Ok(sandbox)
-}
-
-/// The response and its encoding, when the encoding fits in one envelope. Output under the
-/// output limit can still be too big once JSON escapes it (a control character takes six bytes):
-/// such a response becomes a 3003 error rather than an answer that cannot be sealed.
-fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
-    let plaintext = response.encode();
-    let room = sesame_proto::MAX_MESSAGE_LEN;
-    if plaintext.len() <= room {
-        return (response, plaintext);
-    }
-    let too_big = Response {
-        duration_us: response.duration_us,
-        host_key_rotated: response.host_key_rotated,
-        ..Response::error(
-            response.id,
-            ErrorCode::MemoryLimit,
-            if response.code == ErrorCode::Ok {
-                format!(
-                    "output of {} bytes does not fit in one reply ({room} bytes, encoded)",
-                    response.output.len()
-                )
-            } else {
-                format!(
-                    "error message of {} bytes does not fit in one reply ({room} bytes, encoded)",
-                    response.message.len()
-                )
-            },
-        )
-    };
-    let plaintext = too_big.encode();
-    (too_big, plaintext)
-}
-
-/// The largest linear memory any request may get: the configured ceiling, in bytes.
-pub fn memory_ceiling(config: &Config) -> usize {
-    usize::try_from(config.limits.memory_mb << 20).unwrap_or(usize::MAX)
-}
-
-/// The id of a request whose JSON did not validate, if it has a readable one, so the client can
-/// match the error to its request.
-fn lenient_id(plaintext: &[u8]) -> Option<RequestId> {
-    serde_json::from_slice::<serde_json::Value>(plaintext)
-        .ok()
-        .and_then(|v| v.get("id")?.as_str()?.parse().ok())
 }

@@ -1,0 +1,136 @@
+//! What the runner derives from a request on its way: the policy's input, the run's limits,
+//! masked arguments for the logs, and an answer that fits in one envelope.
+
+use std::time::Duration;
+
+use sesame_proto::{ErrorCode, Request, RequestId, Response};
+
+use crate::clients::Client;
+use crate::config::Config;
+use crate::policy::{ClientInput, HostInput, ModuleInput, PolicyInput, RequestInput};
+use crate::sandbox::{LoadError, RunLimits, Sandbox};
+
+use super::Peer;
+
+/// What the logs show for a masked argument.
+pub const MASKED: &str = "***";
+
+/// `args` with the values at `positions` replaced by [`MASKED`].
+pub(super) fn mask_args(args: &[String], positions: &[usize]) -> Vec<String> {
+    args.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if positions.contains(&i) {
+                MASKED.to_owned()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// The policy's input for `request` from `client`, to run in `cluster` with `module`, as `peer`
+/// delivered it.
+pub fn policy_input(
+    config: &Config,
+    client: &Client,
+    request: &Request,
+    cluster: &str,
+    module: &crate::sandbox::LoadedModule,
+    peer: &Peer,
+    now_ms: u64,
+) -> PolicyInput {
+    PolicyInput {
+        client: ClientInput {
+            name: client.name.clone(),
+            key: client.key.to_string(),
+            groups: client.groups.clone(),
+        },
+        request: RequestInput {
+            id: request.id.to_string(),
+            cluster: cluster.to_owned(),
+            command: request.command.clone(),
+            args: request.args.clone(),
+            transport: peer.transport.to_owned(),
+            source_ip: peer.source_ip.map(|ip| ip.to_string()),
+        },
+        host: HostInput {
+            name: config.host_name.clone(),
+            labels: config.host_labels.clone(),
+        },
+        module: ModuleInput {
+            name: module.name.clone(),
+            digest: module.digest.clone(),
+            imports: module.imports.clone(),
+        },
+        now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
+    }
+}
+
+/// The policy's limits, capped by the configured ones (which are also the defaults).
+pub fn run_limits(cfg: &crate::config::Limits, asked: &crate::policy::Limits) -> RunLimits {
+    let pick = |asked: Option<u64>, ceiling: u64| asked.map_or(ceiling, |a| a.min(ceiling));
+    RunLimits {
+        timeout: Duration::from_millis(pick(asked.timeout_ms, cfg.timeout_ms)),
+        memory_bytes: usize::try_from(pick(asked.memory_mb, cfg.memory_mb) << 20).unwrap_or(usize::MAX),
+        output_bytes: usize::try_from(pick(asked.output_kb, cfg.output_kb) << 10).unwrap_or(usize::MAX),
+        host_calls: asked.host_calls.map_or(cfg.host_calls, |a| a.min(cfg.host_calls)),
+    }
+}
+
+/// The daemon's sandbox: pooled instances for `max_concurrent` runs, and the precompiled-module
+/// cache in the state directory (without it, when the directory cannot be used: every start
+/// then compiles, which is slower but no less safe).
+pub fn sandbox_for(config: &Config) -> Result<Sandbox, LoadError> {
+    let mut sandbox = Sandbox::new(config.limits.max_concurrent, memory_ceiling(config))?;
+    let dir = config.state_dir.join(crate::sandbox::cache::CACHE_DIR);
+    if let Err(e) = sandbox.use_cache(&dir) {
+        tracing::warn!("{e}; compiling every module at start");
+    }
+    Ok(sandbox)
+}
+
+/// The response and its encoding, when the encoding fits in one envelope. Output under the
+/// output limit can still be too big once JSON escapes it (a control character takes six bytes):
+/// such a response becomes a 3003 error rather than an answer that cannot be sealed.
+pub(super) fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
+    let plaintext = response.encode();
+    let room = sesame_proto::MAX_MESSAGE_LEN;
+    if plaintext.len() <= room {
+        return (response, plaintext);
+    }
+    let too_big = Response {
+        duration_us: response.duration_us,
+        host_key_rotated: response.host_key_rotated,
+        ..Response::error(
+            response.id,
+            ErrorCode::MemoryLimit,
+            if response.code == ErrorCode::Ok {
+                format!(
+                    "output of {} bytes does not fit in one reply ({room} bytes, encoded)",
+                    response.output.len()
+                )
+            } else {
+                format!(
+                    "error message of {} bytes does not fit in one reply ({room} bytes, encoded)",
+                    response.message.len()
+                )
+            },
+        )
+    };
+    let plaintext = too_big.encode();
+    (too_big, plaintext)
+}
+
+/// The largest linear memory any request may get: the configured ceiling, in bytes.
+pub fn memory_ceiling(config: &Config) -> usize {
+    usize::try_from(config.limits.memory_mb << 20).unwrap_or(usize::MAX)
+}
+
+/// The id of a request whose JSON did not validate, if it has a readable one, so the client can
+/// match the error to its request.
+pub(super) fn lenient_id(plaintext: &[u8]) -> Option<RequestId> {
+    serde_json::from_slice::<serde_json::Value>(plaintext)
+        .ok()
+        .and_then(|v| v.get("id")?.as_str()?.parse().ok())
+}
