@@ -24,7 +24,7 @@ pub const MAX_NESTING: usize = 16;
 pub const MAX_SIGNS: usize = 4;
 
 /// How much re-reading the parser may do in one file (see the module documentation).
-pub const MAX_PARSE_WORK: u64 = 100_000;
+pub const MAX_PARSE_WORK: u64 = 50_000;
 
 /// Words after which a `[` or `{` starts a value rather than indexing or opening a body.
 const OPERATOR_WORDS: [&str; 7] = ["in", "contains", "as", "not", "some", "with", "every"];

@@ -215,7 +215,7 @@ fn cases() -> Vec<Case> {
                 "true",
             ),
             refused(
-                "p.rego:2: collection literals nested here would have the parser re-read more than 100000 tokens \
+                "p.rego:2: collection literals nested here would have the parser re-read more than 50000 tokens \
                  (it reads the first element of every [ and { twice): nest them less deeply, or name the inner ones as rules",
             ),
         ),
@@ -258,7 +258,7 @@ fn cases() -> Vec<Case> {
                 "true",
             ),
             refused(
-                "p.rego:5: collection literals nested here would have the parser re-read more than 100000 tokens \
+                "p.rego:3: collection literals nested here would have the parser re-read more than 50000 tokens \
                  (it reads the first element of every [ and { twice): nest them less deeply, or name the inner ones as rules",
             ),
         ),
@@ -640,10 +640,10 @@ fn deepest_admitted() -> Vec<(&'static str, String)> {
             policy(
                 &format!(
                     "v0 := {}1{}\nv1 := {}1{}",
-                    "[".repeat(14),
-                    "]".repeat(14),
                     "[".repeat(13),
-                    "]".repeat(13)
+                    "]".repeat(13),
+                    "[".repeat(12),
+                    "]".repeat(12)
                 ),
                 "true",
             ),
@@ -653,10 +653,10 @@ fn deepest_admitted() -> Vec<(&'static str, String)> {
             policy(
                 &format!(
                     "v0 := {}1{}\nv1 := {}1{}",
-                    "{\"a\": ".repeat(13),
-                    "}".repeat(13),
                     "{\"a\": ".repeat(12),
-                    "}".repeat(12)
+                    "}".repeat(12),
+                    "{\"a\": ".repeat(11),
+                    "}".repeat(11)
                 ),
                 "true",
             ),

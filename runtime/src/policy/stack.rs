@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// The stack of a policy thread. Only the pages a policy touches are ever mapped in, so this is
 /// address space, not memory; the bounds keep the deepest admitted evaluation below an eighth of it
-/// (`the_deepest_admitted_policies_run_on_an_eighth_of_the_stack` in `policy/hostile.rs`).
+/// (`the_deepest_admitted_policies_load_and_run_on_an_eighth_of_the_stack` in `policy/hostile.rs`).
 pub const STACK_BYTES: usize = 64 << 20;
 
 /// Policy threads at most; jobs beyond wait for one to be free.
