@@ -696,3 +696,51 @@ fn the_deepest_admitted_policies_load_and_run_on_an_eighth_of_the_stack() {
         assert!(matches!(outcome, Ok((_, _, true))), "{name}: {outcome:?}");
     }
 }
+
+#[test]
+fn every_varying_builtin_in_every_form_is_not_cacheable() {
+    // Each form puts the reference on line 3 of the file (line 2 declares what it may need).
+    /// A form of reference, from the builtin's dotted name, its namespace and its last part.
+    type Form<'a> = &'a dyn Fn(&str, &str, &str) -> String;
+    let forms: [Form<'_>; 9] = [
+        &|dotted, _, _| format!("g(a) := 1\nx := {dotted}(1)"),
+        &|_, head, last| format!("g(a) := 1\nx := {head}[\"{last}\"](1)"),
+        &|dotted, _, _| {
+            let all: String = dotted
+                .split('.')
+                .skip(1)
+                .map(|p| format!("[ \"{p}\" ]"))
+                .collect();
+            format!(
+                "g(a) := 1\nx := {}{all}(  # a comment\n  1)",
+                dotted.split('.').next().unwrap_or_default()
+            )
+        },
+        &|_, head, last| format!("g(a) := 1\nx := {head}[\n  # a comment\n  \"{last}\"\n](1)"),
+        &|dotted, _, _| format!("g(a) := 1\nx := y if {{ y := g(1) with {dotted} as g }}"),
+        &|_, head, last| format!("g(a) := 1\nx := [y | some i in [1]; y := {head}[\"{last}\"](i)]"),
+        &|_, head, last| format!("g(a) := 1\nx if {{ every i in [1] {{ {head}[\"{last}\"](i) }} }}"),
+        &|dotted, _, _| format!("import rego.v1\nf(a) := {dotted}(a) if a > 1 else := 0"),
+        &|_, head, last| {
+            format!("import future.keywords.in\nx if {{ some n in [{head}[\"{last}\"](1)]; n > 0 }}")
+        },
+    ];
+    let mut failures = Vec::new();
+    for builtin in purity::VARYING_BUILTINS {
+        let (head, last) = builtin.rsplit_once('.').unwrap_or(("", builtin));
+        for (index, form) in forms.iter().enumerate() {
+            let source = format!(
+                "package sesame\n{}\ndecision := {{\"allow\": false}}\n",
+                form(builtin, head, last)
+            );
+            let dir = tempfile::tempdir().expect("temp dir");
+            write(dir.path(), &[("p.rego", source.clone())]);
+            let expected = format!("p.rego:3: uses {builtin}, whose answer changes from call to call");
+            match Policy::load(dir.path()).map(|p| p.cacheable().map_err(ToString::to_string)) {
+                Ok(Err(reason)) if reason == expected => {}
+                other => failures.push(format!("form {index}:\n{source}\n=> {other:?}\n")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
