@@ -744,3 +744,31 @@ fn every_varying_builtin_in_every_form_is_not_cacheable() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn policy_check_and_policy_test_refuse_what_the_daemon_refuses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tests = "package sesame_test\ntest_f if data.sesame.f(1) == 1\n".to_owned();
+    write(
+        dir.path(),
+        &[
+            ("p.rego", policy("f(x) := y if y := f(x)", "f(1) == 1")),
+            ("p_test.rego", tests),
+        ],
+    );
+    let expected = "p.rego:2: data.sesame.f is recursive: data.sesame.f (p.rego:2) -> data.sesame.f";
+    let report = check::check(dir.path());
+    let errors: Vec<String> = report
+        .errors
+        .iter()
+        .map(|d| d.to_string().replace(&format!("{}/", dir.path().display()), ""))
+        .collect();
+    assert_eq!(errors, [expected]);
+    let refused = testing::run_tests(dir.path()).expect_err("refused");
+    assert_eq!(
+        refused
+            .to_string()
+            .replace(&format!("{}/", dir.path().display()), ""),
+        expected
+    );
+}
