@@ -76,7 +76,10 @@ pub(super) fn check(contents: &str) -> Result<u64, Excess> {
                     .checked_sub(1)
                     .and_then(|i| tokens.get(i))
                     .is_some_and(|prev| match prev.kind {
-                        TokenKind::Ident(word) => !OPERATOR_WORDS.contains(&word),
+                        // `if [` starts a value, `if {` a body.
+                        TokenKind::Ident(word) => {
+                            !(OPERATOR_WORDS.contains(&word) || (c == b'[' && word == "if"))
+                        }
                         TokenKind::Literal => true,
                         TokenKind::Punct(p) => matches!(p, b')' | b']' | b'}'),
                     });
@@ -153,6 +156,18 @@ mod tests {
                 "5 minus signs in a row, more than the 4 a policy may write".to_owned()
             ))
         );
+    }
+
+    #[test]
+    fn indexes_and_bodies_are_not_reread_but_values_are() {
+        let work = |text: &str| check(text).expect("within the bounds");
+        // `a[0]` indexes, `if {` opens a body: the `1` inside is read once.
+        assert_eq!(work("x := a[0]"), 0);
+        assert_eq!(work("p if { 1 }"), 0);
+        // `in [`, `if [`, `:= {` open values: their first element is read twice.
+        assert_eq!(work("p if { 1 in [1] }"), 2);
+        assert_eq!(work("p if [1][0]"), 2);
+        assert_eq!(work("x := {1}"), 2);
     }
 
     #[test]

@@ -172,14 +172,15 @@ impl Pool {
             return;
         }
         if state.threads < MAX_THREADS {
+            // The job waits in the queue, where a new thread, or the next to finish, takes it.
+            state.queue.push_back(job);
             let spawned = std::thread::Builder::new()
                 .name("sesamed-policy".to_owned())
                 .stack_size(STACK_BYTES)
-                .spawn(move || self.work_loop(job));
+                .spawn(move || self.work_loop());
             match spawned {
                 Ok(_) => state.threads += 1,
-                // The job is lost with the closure: its caller is told it ended without an
-                // answer. Logged, as it means the host is out of threads.
+                // Logged, as it means the host is out of threads; the caller's deadline denies.
                 Err(e) => tracing::error!("cannot start a policy thread: {e}"),
             }
             return;
@@ -187,26 +188,38 @@ impl Pool {
         state.queue.push_back(job);
     }
 
-    fn work_loop(&self, first: Job) {
+    fn work_loop(&self) {
         ON_POLICY_THREAD.set(true);
         let idle = Arc::new(Idle {
             job: Mutex::new(None),
             ready: Condvar::new(),
         });
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            let deliver = job();
+        // The answer of the job just run, delivered once this thread has its next job or is
+        // idle again (so that the caller's next job finds it idle).
+        let mut pending: Option<Delivery> = None;
+        loop {
             let mut state = self.lock();
-            if let Some(job) = state.queue.pop_front() {
-                drop(state);
+            let job = match state.queue.pop_front() {
+                Some(job) => {
+                    drop(state);
+                    job
+                }
+                None => {
+                    state.idle.push(Arc::clone(&idle));
+                    drop(state);
+                    if let Some(deliver) = pending.take() {
+                        deliver();
+                    }
+                    match self.wait(&idle) {
+                        Some(job) => job,
+                        None => return,
+                    }
+                }
+            };
+            if let Some(deliver) = pending.take() {
                 deliver();
-                next = Some(job);
-                continue;
             }
-            state.idle.push(Arc::clone(&idle));
-            drop(state);
-            deliver();
-            next = self.wait(&idle);
+            pending = Some(job());
         }
     }
 
