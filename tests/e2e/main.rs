@@ -11,6 +11,7 @@ use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_clie
 mod client;
 mod firewall;
 mod hostile;
+mod hostile_policy;
 mod modules;
 mod operations;
 

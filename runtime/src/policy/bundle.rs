@@ -1,12 +1,15 @@
 //! A policy directory read into memory: its Rego and JSON files, in a stable order, with the
-//! revision digest over them, and the regorus engine built from them.
+//! revision digest over them, and the regorus engine built from them, once the files have passed
+//! the load-time checks ([`bounds`](super::bounds) on the text, [`graph`](super::graph) on the
+//! rules) and with sesame's [`builtins`](super::builtins) bounds in place.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{PolicyError, RegoMessage};
+use super::walk::{self, ModuleSummary};
+use super::{PolicyError, RegoMessage, bounds, builtins, graph};
 
 /// The package whose `decision` rule sesamed evaluates, as regorus names packages.
 pub(super) const DECISION_PACKAGE: &str = "data.sesame";
@@ -50,6 +53,8 @@ pub(super) enum FileKind {
 pub(super) struct LoadedEngine {
     pub(super) engine: regorus::Engine,
     pub(super) modules: Vec<LoadedModule>,
+    /// The deepest evaluation the rules may nest ([`graph::check`]).
+    pub(super) eval_depth: u32,
 }
 
 /// One Rego file in a [`LoadedEngine`].
@@ -60,6 +65,8 @@ pub(super) struct LoadedModule {
     pub(super) package: String,
     /// The source label regorus knows the file by.
     label: String,
+    /// What the load-time checks read of it.
+    pub(super) summary: ModuleSummary,
 }
 
 impl Bundle {
@@ -114,7 +121,9 @@ impl Bundle {
         })
     }
 
-    /// Builds an engine holding every file, and prepares it (so clones evaluate at once).
+    /// Builds an engine holding every file, checks the rules, and prepares it (so clones
+    /// evaluate at once). Run it on a policy thread ([`stack`](super::stack)): parsing and
+    /// preparing recurse as deeply as the files nest.
     pub(super) fn engine(&self) -> Result<LoadedEngine, PolicyError> {
         let mut engine = regorus::Engine::new();
         let mut modules = Vec::new();
@@ -122,6 +131,11 @@ impl Bundle {
             let label = file.name.clone();
             match file.kind {
                 FileKind::Policy | FileKind::Test => {
+                    bounds::check(&file.contents).map_err(|e| PolicyError::TooComplex {
+                        path: file.path.clone(),
+                        line: e.line,
+                        message: e.message,
+                    })?;
                     let package = engine
                         .add_policy(label.clone(), file.contents.clone())
                         .map_err(|e| parse_error(&file.path, &e))?;
@@ -129,6 +143,7 @@ impl Bundle {
                         file: index,
                         package,
                         label,
+                        summary: ModuleSummary::default(),
                     });
                 }
                 FileKind::Data => {
@@ -144,6 +159,38 @@ impl Bundle {
                 }
             }
         }
+        // regorus keeps the modules in the order they were added: the Rego files, in order.
+        for (module, parsed) in modules.iter_mut().zip(engine.get_modules().iter()) {
+            module.summary = walk::summarise(parsed);
+        }
+        let named: Vec<(String, ModuleSummary)> = modules
+            .iter()
+            .map(|m| (self.files[m.file].name.clone(), m.summary.clone()))
+            .collect();
+        let eval_depth = graph::check(&named).map_err(|refusal| {
+            let (module, line) = refusal.at;
+            let path = modules
+                .get(module)
+                .map_or_else(|| self.dir.clone(), |m| self.files[m.file].path.clone());
+            match refusal.kind {
+                graph::RefusalKind::Recursion => PolicyError::Recursion {
+                    path,
+                    line,
+                    message: refusal.message,
+                },
+                graph::RefusalKind::TooDeep => PolicyError::TooDeep {
+                    path,
+                    line,
+                    message: refusal.message,
+                },
+            }
+        })?;
+        builtins::install(&mut engine).map_err(|e| PolicyError::Compile {
+            dir: self.dir.clone(),
+            message: one_line(&e),
+            summary: one_line(&e),
+            location: None,
+        })?;
         // Any evaluation prepares the engine: analysis, scheduling, rule gathering. Doing it here
         // turns compile-time problems into load errors and spares every clone the work.
         engine.eval_query("true".to_owned(), false).map_err(|e| {
@@ -157,7 +204,11 @@ impl Bundle {
                 message: message.full,
             }
         })?;
-        Ok(LoadedEngine { engine, modules })
+        Ok(LoadedEngine {
+            engine,
+            modules,
+            eval_depth,
+        })
     }
 }
 

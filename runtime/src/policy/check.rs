@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::bundle::{self, Bundle, FileKind};
-use super::{Policy, PolicyError, source};
+use super::{LOAD_TIME_LIMIT, Policy, PolicyError, source, stack};
 
 /// Rules the daemon reads by name, so never unused.
 pub const ENTRY_POINTS: [&str; 3] = ["decision", "mask", "host_call"];
@@ -40,12 +40,31 @@ pub struct CheckReport {
     /// Whether the daemon would remember this set's decisions, and if not, why
     /// ([`Policy::cache_summary`]); `None` when the set does not load.
     pub cache: Option<String>,
+    /// How deeply evaluation may nest ([`Policy::eval_depth`]); `None` when the set does not load.
+    pub eval_depth: Option<u32>,
 }
 
-/// Checks the policy directory `dir`: every Rego file (tests included) parses, every data file is
-/// a JSON object, the set loads as [`Policy::load`] would, and the tests compile with it. Then
-/// lists the rules of policy files that nothing references.
+/// Checks the policy directory `dir`: every Rego file (tests included) is within the text bounds
+/// and parses, every data file is a JSON object, the set loads as [`Policy::load`] would (rule
+/// graph included), and the tests load with it. Then lists the rules of policy files that nothing
+/// references. Runs on a policy thread ([`stack`]).
 pub fn check(dir: &Path) -> CheckReport {
+    let owned = dir.to_owned();
+    stack::run_within(LOAD_TIME_LIMIT * 3, move || check_here(&owned)).unwrap_or_else(|failure| CheckReport {
+        errors: vec![Diagnostic {
+            file: dir.to_owned(),
+            line: None,
+            col: None,
+            message: match failure {
+                stack::Failure::TimedOut(limit) => format!("checking took longer than {} s", limit.as_secs()),
+                other => other.to_string(),
+            },
+        }],
+        ..CheckReport::default()
+    })
+}
+
+fn check_here(dir: &Path) -> CheckReport {
     let mut report = CheckReport::default();
     let bundle = match Bundle::read(dir, true) {
         Ok(bundle) => bundle,
@@ -64,7 +83,10 @@ pub fn check(dir: &Path) -> CheckReport {
         // missing decision. Tests are compiled with the policies last.
         let loaded = Policy::load(dir).and_then(|policy| bundle.engine().map(|_| policy));
         match loaded {
-            Ok(policy) => report.cache = Some(policy.cache_summary()),
+            Ok(policy) => {
+                report.cache = Some(policy.cache_summary());
+                report.eval_depth = Some(policy.eval_depth());
+            }
             Err(error) => report.errors.push(Diagnostic::from(&error)),
         }
     }
@@ -127,17 +149,34 @@ impl From<&PolicyError> for Diagnostic {
                     super::DECISION_RULE
                 ),
             ),
+            PolicyError::TooComplex { path, line, message }
+            | PolicyError::Recursion { path, line, message }
+            | PolicyError::TooDeep { path, line, message } => Diagnostic {
+                file: path.clone(),
+                line: Some(*line),
+                col: None,
+                message: message.clone(),
+            },
+            PolicyError::Engine { dir, message } => at(dir, message.clone()),
         }
     }
 }
 
-/// Parses one file in an engine of its own, so a syntax error in any file is reported.
+/// Parses one file in an engine of its own, so a syntax error in any file is reported (once it is
+/// within the text bounds: see `policy/bounds.rs`).
 fn parse_alone(file: &bundle::BundleFile) -> Result<(), PolicyError> {
     match file.kind {
-        FileKind::Policy | FileKind::Test => regorus::Engine::new()
-            .add_policy(file.name.clone(), file.contents.clone())
-            .map(drop)
-            .map_err(|e| bundle::parse_error(&file.path, &e)),
+        FileKind::Policy | FileKind::Test => {
+            super::bounds::check(&file.contents).map_err(|e| PolicyError::TooComplex {
+                path: file.path.clone(),
+                line: e.line,
+                message: e.message,
+            })?;
+            regorus::Engine::new()
+                .add_policy(file.name.clone(), file.contents.clone())
+                .map(drop)
+                .map_err(|e| bundle::parse_error(&file.path, &e))
+        }
         FileKind::Data => match regorus::Value::from_json_str(&file.contents) {
             Ok(regorus::Value::Object(_)) => Ok(()),
             Ok(_) => Err(PolicyError::Data {

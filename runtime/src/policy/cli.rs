@@ -361,6 +361,13 @@ fn run_check(dir: &Path, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
         if let Some(cache) = &report.cache {
             writeln!(out, "{cache}")?;
         }
+        if let Some(depth) = report.eval_depth {
+            writeln!(
+                out,
+                "evaluation nests at most {depth} levels deep (a policy may nest {})",
+                super::MAX_EVAL_DEPTH
+            )?;
+        }
         Ok(Status::Success)
     } else {
         Ok(Status::Error)

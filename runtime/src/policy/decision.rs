@@ -7,6 +7,11 @@ use serde_json::{Map, Value as Json};
 
 use super::{Decision, FirewallGrant, Grant, Limits, Reasons, SaltGrant, UsersGrant};
 
+/// The largest decision sesame reads, as JSON text: a decision past it is denied unread. A value
+/// built by sharing (`a2 := [a1, a1]`, …) can be small in memory and astronomically large written
+/// out; this is checked before anything writes it out.
+pub const MAX_DECISION_BYTES: u64 = 1 << 20;
+
 /// The keys a decision object may have.
 const DECISION_KEYS: [&str; 4] = ["allow", "reasons", "grant", "limits"];
 
@@ -25,9 +30,9 @@ pub(super) fn interpret(value: &regorus::Value) -> Decision {
     if *value == regorus::Value::Undefined {
         return deny("policy decision data.sesame.decision is undefined for this request");
     }
-    let json = match serde_json::to_value(value) {
+    let json = match to_json(value) {
         Ok(json) => json,
-        Err(e) => return deny(&format!("policy decision is not JSON: {e}")),
+        Err(e) => return deny(&e),
     };
     match read(&json) {
         Ok((true, reasons, mut grant)) => {
@@ -38,6 +43,17 @@ pub(super) fn interpret(value: &regorus::Value) -> Decision {
         Ok((false, reasons, _)) => Decision::Deny(Reasons(reasons)),
         Err(problem) => deny(&format!("malformed policy decision: {problem}")),
     }
+}
+
+/// The value as JSON, unless it is larger than [`MAX_DECISION_BYTES`] written out.
+pub(super) fn to_json(value: &regorus::Value) -> Result<Json, String> {
+    let limit = MAX_DECISION_BYTES as f64;
+    if super::builtins::json_size(value, limit) > limit {
+        return Err(format!(
+            "policy decision is larger than {MAX_DECISION_BYTES} bytes written out"
+        ));
+    }
+    serde_json::to_value(value).map_err(|e| format!("policy decision is not JSON: {e}"))
 }
 
 fn deny(reason: &str) -> Decision {

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::bundle::DECISION_PACKAGE;
-use super::{DECISION_RULE, EvalError, Policy, PolicyInput, RegoMessage, source};
+use super::{
+    DECISION_RULE, EvalError, LOAD_TIME_LIMIT, Policy, PolicyInput, RegoMessage, decision, source, stack,
+};
 
 /// What [`explain`] found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -51,13 +53,23 @@ pub struct ExecutedLine {
     pub code: String,
 }
 
-/// Evaluates `input` against `policy` with coverage on, and every rule of package `sesame` alone.
-/// Rules that are undefined for the input are left out.
+/// Evaluates `input` against `policy` with coverage on, and every rule of package `sesame` alone,
+/// on a policy thread, giving up after [`LOAD_TIME_LIMIT`] (each evaluation has the decision's
+/// time limit). Rules that are undefined for the input are left out.
 pub fn explain(policy: &Policy, input: &PolicyInput) -> Result<Explanation, EvalError> {
+    let (policy, input) = (policy.clone(), input.clone());
+    match stack::run_within(LOAD_TIME_LIMIT, move || explain_here(&policy, &input)) {
+        Ok(explanation) => explanation,
+        Err(stack::Failure::TimedOut(limit)) => Err(EvalError::TimeLimit(limit)),
+        Err(failure) => Err(EvalError::Engine(failure.to_string())),
+    }
+}
+
+fn explain_here(policy: &Policy, input: &PolicyInput) -> Result<Explanation, EvalError> {
     let json = serde_json::to_string(input).map_err(|e| EvalError::Input(e.to_string()))?;
     let input = regorus::Value::from_json_str(&json).map_err(|e| EvalError::Input(e.to_string()))?;
 
-    let mut engine = policy.template.clone();
+    let mut engine = regorus::Engine::clone(&policy.template);
     engine.set_enable_coverage(true);
     engine.set_input(input.clone());
     // Its value and errors are the decision's, which the caller reports; only coverage is wanted.
@@ -93,11 +105,14 @@ pub fn explain(policy: &Policy, input: &PolicyInput) -> Result<Explanation, Eval
                 continue;
             }
             let rule = format!("{package}.{}", head.name);
-            let mut engine = policy.template.clone();
+            let mut engine = regorus::Engine::clone(&policy.template);
             engine.set_input(input.clone());
             let (value, error) = match engine.eval_rule(rule.clone()) {
                 Ok(regorus::Value::Undefined) => continue,
-                Ok(value) => (serde_json::to_value(&value).ok(), None),
+                Ok(value) => match decision::to_json(&value) {
+                    Ok(json) => (Some(json), None),
+                    Err(e) => (None, Some(e)),
+                },
                 Err(e) => (None, Some(RegoMessage::from(&e).full)),
             };
             rules.push(RuleValue {

@@ -1,30 +1,41 @@
 //! The policy layer: loads a directory of Rego policies and data once, and turns each request into a
 //! [`Decision`] by evaluating `data.sesame.decision` with [regorus](https://docs.rs/regorus).
 //!
-//! Everything fails closed: a decision that is undefined, malformed, or raises an error is a
-//! [`Decision::Deny`] whose reasons say so. [`testing`] runs a directory's `test_*` rules, the
-//! `opa test` that regorus lacks; [`cli`] is the `sesamed policy` toolkit built on it.
+//! Everything fails closed: a decision that is undefined, malformed, raises an error or takes too
+//! long is a [`Decision::Deny`] whose reasons say so; a policy that could take the daemon down
+//! (recursion, nesting past the bounds, text the parser cannot safely read) does not load, and
+//! loads and evaluations run on threads whose stack those bounds are measured against
+//! ([`stack`]). [`testing`] runs a directory's `test_*` rules, the `opa test` that regorus lacks;
+//! [`cli`] is the `sesamed policy` toolkit built on it.
 
+mod bounds;
+mod builtins;
 mod bundle;
 pub mod check;
 pub mod cli;
 mod decision;
 pub mod explain;
+mod graph;
 mod memo;
 mod purity;
 mod source;
+pub mod stack;
 pub mod testing;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde::{Deserialize, Serialize};
 
+pub use bounds::{MAX_NESTING, MAX_PARSE_WORK, MAX_SIGNS};
+pub use builtins::{MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_ITEMS, MAX_STRING_BYTES};
 use bundle::Bundle;
+pub use graph::MAX_EVAL_DEPTH;
 pub use memo::{
     CacheStats, DEFAULT_CAPACITY as DEFAULT_DECISION_CACHE, MAX_KEY_BYTES as MAX_CACHE_KEY_BYTES,
 };
@@ -38,8 +49,18 @@ pub const DECISION_RULE: &str = "data.sesame.decision";
 /// load; a value of any other shape makes the policy fail to load.
 pub const MASK_RULE: &str = "data.sesame.mask";
 
-/// How long one evaluation of [`DECISION_RULE`] may run before it is abandoned (and the request denied).
+/// How long one evaluation of [`DECISION_RULE`] may run before it is abandoned (and the request
+/// denied). regorus stops at the first step past it; a decision that completes past it (one
+/// builtin may run long) is denied all the same, and the caller stops waiting for an answer at
+/// most [`HANDOVER_GRACE`] after it.
 pub const DECISION_TIME_LIMIT: Duration = Duration::from_millis(250);
+
+/// How much longer than its time limit a caller waits for an evaluation's answer (the hand-over
+/// to a policy thread, a queue when all are busy, reading the decision) before it denies.
+pub const HANDOVER_GRACE: Duration = Duration::from_millis(50);
+
+/// How long loading a policy set may take (parsing, checking, preparing, reading the mask).
+pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(30);
 
 /// How many units of interpreter work pass between two clock reads of the time limit.
 const TIME_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
@@ -289,6 +310,46 @@ pub enum PolicyError {
         /// The directory.
         dir: PathBuf,
     },
+    /// A Rego file nests brackets, minus signs or collection literals past the bounds that keep
+    /// parsing it safe and quick ([`MAX_NESTING`], [`MAX_SIGNS`], [`MAX_PARSE_WORK`]).
+    #[error("{}:{line}: {message}", path.display())]
+    TooComplex {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the bound is passed.
+        line: u32,
+        /// Which bound, and by how much.
+        message: String,
+    },
+    /// A rule or function may evaluate itself, directly or through others (OPA's
+    /// `rego_recursion_error`).
+    #[error("{}:{line}: {message}", path.display())]
+    Recursion {
+        /// The file of the first rule of the cycle.
+        path: PathBuf,
+        /// Its line.
+        line: u32,
+        /// The cycle, each rule with its file and line.
+        message: String,
+    },
+    /// Evaluating a rule may nest deeper than [`MAX_EVAL_DEPTH`].
+    #[error("{}:{line}: {message}", path.display())]
+    TooDeep {
+        /// The file of the rule whose evaluation nests deepest.
+        path: PathBuf,
+        /// Its line.
+        line: u32,
+        /// How deep, and the chain of rules that makes it so.
+        message: String,
+    },
+    /// Loading did not finish: it took longer than [`LOAD_TIME_LIMIT`], or regorus panicked.
+    #[error("{}: {message}", dir.display())]
+    Engine {
+        /// The directory.
+        dir: PathBuf,
+        /// What happened.
+        message: String,
+    },
 }
 
 /// A loaded, compiled policy set: every `*.rego` file under one directory except `*_test.rego`,
@@ -304,27 +365,55 @@ pub enum PolicyError {
 /// instead of an evaluation, with the same result.
 #[derive(Clone)]
 pub struct Policy {
-    template: regorus::Engine,
+    /// Prepared once; every evaluation clones it, on the policy thread that evaluates.
+    template: std::sync::Arc<regorus::Engine>,
+    time_limit: Duration,
     dir: PathBuf,
     revision: String,
     files: Vec<PathBuf>,
     mask: BTreeMap<String, Vec<usize>>,
     cacheable: Result<(), Varying>,
+    /// The deepest evaluation the rules may nest ([`MAX_EVAL_DEPTH`] at most).
+    eval_depth: u32,
     /// Shared by clones: they hold the same revision.
     cache: Option<std::sync::Arc<memo::DecisionCache>>,
 }
 
 impl Policy {
     /// Reads, parses and compiles the policy set in `dir` (subdirectories included, except hidden
-    /// entries and a top-level `examples/` directory, which holds example policy sets of its own). Errors name the file, and the line and column when regorus gives them.
+    /// entries and a top-level `examples/` directory, which holds example policy sets of its
+    /// own), on a policy thread ([`stack`]), within [`LOAD_TIME_LIMIT`]. Errors name the file, and
+    /// the line and column when regorus gives them.
     pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
+        let owned = dir.to_owned();
+        stack::run_within(LOAD_TIME_LIMIT, move || Policy::load_here(&owned)).unwrap_or_else(|failure| {
+            Err(PolicyError::Engine {
+                dir: dir.to_owned(),
+                message: match failure {
+                    stack::Failure::TimedOut(limit) => {
+                        format!("loading took longer than {} s", limit.as_secs())
+                    }
+                    other => other.to_string(),
+                },
+            })
+        })
+    }
+
+    fn load_here(dir: &Path) -> Result<Policy, PolicyError> {
         let bundle = Bundle::read(dir, false)?;
         let loaded = bundle.engine()?;
         if !loaded.declares(bundle::DECISION_PACKAGE, "decision") {
             return Err(PolicyError::NoDecisionRule { dir: dir.to_owned() });
         }
         let has_mask = loaded.declares(bundle::DECISION_PACKAGE, "mask");
-        let cacheable = purity::check(&bundle.files);
+        let policy_modules: Vec<(&str, &walk::ModuleSummary)> = loaded
+            .modules
+            .iter()
+            .filter(|m| bundle.files[m.file].kind == bundle::FileKind::Policy)
+            .map(|m| (bundle.files[m.file].name.as_str(), &m.summary))
+            .collect();
+        let cacheable = purity::check(&policy_modules);
+        let eval_depth = loaded.eval_depth;
         let mut template = loaded.engine;
         template.set_execution_timer_config(ExecutionTimerConfig {
             limit: DECISION_TIME_LIMIT,
@@ -336,12 +425,14 @@ impl Policy {
             BTreeMap::new()
         };
         Ok(Policy {
-            template,
+            template: std::sync::Arc::new(template),
+            time_limit: DECISION_TIME_LIMIT,
             dir: dir.to_owned(),
             revision: bundle.revision,
             files: bundle.files.into_iter().map(|f| f.path).collect(),
             mask,
             cacheable,
+            eval_depth,
             cache: None,
         }
         .with_decision_cache(DEFAULT_DECISION_CACHE))
@@ -360,6 +451,11 @@ impl Policy {
     /// that may answer differently next time (see [`Varying`]).
     pub fn cacheable(&self) -> Result<(), &Varying> {
         self.cacheable.as_ref().map(|_| ())
+    }
+
+    /// How deeply evaluating the rules may nest, in the levels [`MAX_EVAL_DEPTH`] bounds.
+    pub fn eval_depth(&self) -> u32 {
+        self.eval_depth
     }
 
     /// What the decision cache has done; `None` when there is none.
@@ -420,8 +516,8 @@ impl Policy {
     /// Evaluates the decision, never from the cache; the flag is `false` when evaluating failed
     /// (the decision is then a denial saying why, and is not to be remembered).
     fn evaluate_decision(&self, input: &PolicyInput) -> (Decision, bool) {
-        match self.evaluate(input) {
-            Ok(value) => (decision::interpret(&value), true),
+        match self.evaluate(input, |value| decision::interpret(&value)) {
+            Ok(decision) => (decision, true),
             Err(error) => {
                 tracing::warn!(policy = %self.dir.display(), revision = %self.revision, "{error}");
                 (Decision::Deny(Reasons(vec![error.reason()])), false)
@@ -432,13 +528,13 @@ impl Policy {
     /// The raw value of [`DECISION_RULE`] for `input`, as JSON (for `sesamed policy eval`);
     /// `None` when it is undefined.
     pub fn evaluate_json(&self, input: &PolicyInput) -> Result<Option<serde_json::Value>, EvalError> {
-        let value = self.evaluate(input)?;
-        if value == regorus::Value::Undefined {
-            return Ok(None);
-        }
-        serde_json::to_value(&value)
-            .map(Some)
-            .map_err(|e| EvalError::Output(e.to_string()))
+        self.evaluate(input, |value| {
+            if value == regorus::Value::Undefined {
+                return Ok(None);
+            }
+            decision::to_json(&value).map(Some)
+        })?
+        .map_err(EvalError::Output)
     }
 
     /// The policy set's revision: `"sha256:<hex>"` over the sorted names (relative to the
@@ -457,18 +553,46 @@ impl Policy {
         &self.files
     }
 
-    fn evaluate(&self, input: &PolicyInput) -> Result<regorus::Value, EvalError> {
-        interpret(&self.template, input_value(input)?)
+    /// The same policy with another time limit (tests of the limit itself).
+    #[cfg(test)]
+    pub(crate) fn with_time_limit(mut self, limit: Duration) -> Policy {
+        self.time_limit = limit;
+        std::sync::Arc::make_mut(&mut self.template).set_execution_timer_config(ExecutionTimerConfig {
+            limit,
+            check_interval: TIME_CHECK_INTERVAL,
+        });
+        self
     }
-}
 
-/// Evaluates [`DECISION_RULE`] with the interpreter, on a clone of the prepared engine.
-fn interpret(template: &regorus::Engine, input: regorus::Value) -> Result<regorus::Value, EvalError> {
-    let mut engine = template.clone();
-    engine.set_input(input);
-    engine
-        .eval_rule(DECISION_RULE.to_owned())
-        .map_err(|e| EvalError::Rego(RegoMessage::from(&e)))
+    /// Evaluates [`DECISION_RULE`] with the interpreter, on a clone of the prepared engine, on a
+    /// policy thread ([`stack`]); `finish` reads the value there too (a deep value is read with
+    /// the policy thread's stack). An evaluation that completes after the time limit is an error
+    /// all the same, and the caller stops waiting [`HANDOVER_GRACE`] after the limit.
+    fn evaluate<R: Send + 'static>(
+        &self,
+        input: &PolicyInput,
+        finish: impl FnOnce(regorus::Value) -> R + Send + 'static,
+    ) -> Result<R, EvalError> {
+        let input = input_value(input)?;
+        let template = std::sync::Arc::clone(&self.template);
+        let limit = self.time_limit;
+        let job = move || {
+            let started = Instant::now();
+            let mut engine = regorus::Engine::clone(&template);
+            engine.set_input(input);
+            let value = engine.eval_rule(DECISION_RULE.to_owned());
+            match value {
+                Err(e) => Err(EvalError::from_rego(&e, limit)),
+                Ok(_) if started.elapsed() > limit => Err(EvalError::TimeLimit(limit)),
+                Ok(value) => Ok(finish(value)),
+            }
+        };
+        match stack::run_within(limit + HANDOVER_GRACE, job) {
+            Ok(result) => result,
+            Err(stack::Failure::TimedOut(_)) => Err(EvalError::TimeLimit(limit)),
+            Err(failure) => Err(EvalError::Engine(failure.to_string())),
+        }
+    }
 }
 
 /// The input document as a regorus value: its serde form (the one `policy eval --input` reads),
@@ -496,9 +620,16 @@ pub enum EvalError {
     /// The input could not be turned into a Rego value.
     #[error("policy input: {0}")]
     Input(String),
-    /// regorus raised an error (a builtin failed, conflicting rule values, time limit...).
+    /// regorus raised an error (a builtin failed or passed a bound, conflicting rule values...).
     #[error("policy evaluation failed: {}", .0.full)]
     Rego(RegoMessage),
+    /// The evaluation ran past its time limit (regorus stopped it, or it completed too late, or
+    /// its answer did not come in time).
+    #[error("policy evaluation exceeded its time limit ({} ms)", .0.as_millis())]
+    TimeLimit(Duration),
+    /// The policy engine failed (panicked: a regorus bug).
+    #[error("policy evaluation failed: {0}")]
+    Engine(String),
     /// The decision could not be turned into JSON.
     #[error("policy output: {0}")]
     Output(String),
@@ -510,8 +641,24 @@ impl EvalError {
         match self {
             EvalError::Input(_) => "policy input could not be built".to_owned(),
             EvalError::Rego(m) => format!("policy evaluation failed: {}", m.summary),
+            EvalError::TimeLimit(_) => self.to_string(),
+            EvalError::Engine(_) => "policy evaluation failed: the policy engine failed".to_owned(),
             EvalError::Output(_) => "policy output could not be read".to_owned(),
         }
+    }
+
+    /// An error of regorus's, told apart: its time limit, or any other.
+    fn from_rego(error: &anyhow::Error, limit: Duration) -> EvalError {
+        let timed_out = matches!(
+            error.downcast_ref::<regorus::LimitError>(),
+            Some(regorus::LimitError::TimeLimitExceeded { .. })
+        );
+        let message = RegoMessage::from(error);
+        // Errors raised inside a function reach us as text only.
+        if timed_out || message.summary.starts_with("execution exceeded time limit") {
+            return EvalError::TimeLimit(limit);
+        }
+        EvalError::Rego(message)
     }
 }
 
@@ -573,6 +720,8 @@ fn location_suffix(line: Option<u32>, col: Option<u32>) -> String {
     }
 }
 
+#[cfg(test)]
+mod hostile;
 #[cfg(test)]
 mod tests;
 

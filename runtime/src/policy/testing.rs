@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use regorus::utils::limits::ExecutionTimerConfig;
 
-use super::bundle::{Bundle, FileKind};
+use super::bundle::{Bundle, FileKind, LoadedEngine};
 use super::source;
-use super::{PolicyError, RegoMessage, TIME_CHECK_INTERVAL};
+use super::{HANDOVER_GRACE, LOAD_TIME_LIMIT, PolicyError, RegoMessage, TIME_CHECK_INTERVAL, stack};
 
 /// How long one test may run before it is abandoned (and fails).
 pub const TEST_TIME_LIMIT: Duration = Duration::from_secs(10);
@@ -91,10 +91,26 @@ impl FileCoverage {
 }
 
 /// Loads every `.rego` (tests included) and `.json` file under `dir`, runs every rule named `test_*`
-/// in every package, and reports each one. Fails only when the directory cannot be loaded.
+/// in every package, and reports each one. Fails only when the directory cannot be loaded. Loading
+/// and every test run on policy threads ([`stack`]); a test that has not answered
+/// [`HANDOVER_GRACE`] after [`TEST_TIME_LIMIT`] fails.
 pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
-    let bundle = Bundle::read(dir, true)?;
-    let loaded = bundle.engine()?;
+    let owned = dir.to_owned();
+    let (bundle, loaded) = stack::run_within(LOAD_TIME_LIMIT, move || {
+        let bundle = Bundle::read(&owned, true)?;
+        let loaded = bundle.engine()?;
+        Ok::<_, PolicyError>((bundle, loaded))
+    })
+    .unwrap_or_else(|failure| {
+        Err(PolicyError::Engine {
+            dir: dir.to_owned(),
+            message: failure.to_string(),
+        })
+    })?;
+    run_loaded(&bundle, &loaded)
+}
+
+fn run_loaded(bundle: &Bundle, loaded: &LoadedEngine) -> Result<TestReport, PolicyError> {
     let mut template = loaded.engine.clone();
     template.set_enable_coverage(true);
     template.set_gather_prints(true);
@@ -115,23 +131,40 @@ pub fn run_tests(dir: &Path) -> Result<TestReport, PolicyError> {
                 continue; // a rule with several definitions (or files) is one test
             }
             let mut engine = template.clone();
+            let rule = name.clone();
             let started = Instant::now();
-            let result = engine.eval_rule(name.clone());
+            let ran = stack::run_within(TEST_TIME_LIMIT + HANDOVER_GRACE, move || {
+                let result = engine.eval_rule(rule);
+                let late = started.elapsed() > TEST_TIME_LIMIT;
+                let prints = engine.take_prints().unwrap_or_default();
+                let report = engine.get_coverage_report().ok();
+                let verdict = match result {
+                    _ if late => (
+                        false,
+                        Some(format!(
+                            "exceeded its time limit ({} s)",
+                            TEST_TIME_LIMIT.as_secs()
+                        )),
+                    ),
+                    Ok(regorus::Value::Bool(true)) => (true, None),
+                    Ok(regorus::Value::Bool(false) | regorus::Value::Undefined) => (false, None),
+                    Ok(other) => (false, Some(format!("evaluated to {other}, not true"))),
+                    Err(e) => (false, Some(RegoMessage::from(&e).full)),
+                };
+                (verdict, prints, report)
+            });
             let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let prints = engine.take_prints().unwrap_or_default();
-            if let Ok(report) = engine.get_coverage_report() {
+            let ((passed, error), prints, report) = match ran {
+                Ok(ran) => ran,
+                Err(failure) => ((false, Some(failure.to_string())), Vec::new(), None),
+            };
+            if let Some(report) = report {
                 for file in report.files {
                     let (covered, not_covered) = coverage.entry(file.path).or_default();
                     covered.extend(file.covered);
                     not_covered.extend(file.not_covered);
                 }
             }
-            let (passed, error) = match result {
-                Ok(regorus::Value::Bool(true)) => (true, None),
-                Ok(regorus::Value::Bool(false) | regorus::Value::Undefined) => (false, None),
-                Ok(other) => (false, Some(format!("evaluated to {other}, not true"))),
-                Err(e) => (false, Some(RegoMessage::from(&e).full)),
-            };
             outcomes.push(TestOutcome {
                 name,
                 file: file.path.clone(),
