@@ -83,14 +83,19 @@ pub async fn send_request(
     request: &Request,
     timeout: Duration,
 ) -> Result<Response, ClientError> {
-    let sealed = sealer.seal(
+    let sealed = seal_request(host, sealer, request)?;
+    let reply = exchange(host, &sealed, timeout).await?;
+    open_response(host, sealer, request, &reply)
+}
+
+/// Seals `request` to `host` as a request (the direction the host opens), whatever carries it.
+pub fn seal_request(host: &HostEntry, sealer: &Sealer, request: &Request) -> Result<Vec<u8>, ClientError> {
+    Ok(sealer.seal(
         Domain::Request,
         &host.key,
         &mut rand_core::OsRng,
         &request.encode(),
-    )?;
-    let reply = exchange(host, &sealed, timeout).await?;
-    open_response(host, sealer, request, &reply)
+    )?)
 }
 
 /// Opens `reply`, which must be an answer ([`Domain::Response`]) sealed by `host` to `request`'s

@@ -101,12 +101,7 @@ impl SqsLink {
             reply_to: Some(self.replies.name().to_owned()),
             ..request.clone()
         };
-        let sealed = sealer.seal(
-            Domain::Request,
-            &host.key,
-            &mut rand_core::OsRng,
-            &request.encode(),
-        )?;
+        let sealed = crate::quic::seal_request(host, sealer, &request)?;
         let (tx, rx) = oneshot::channel();
         lock(&self.state).waiting.insert(request.id, tx);
         let _over = Over(&self.state, request.id);

@@ -111,89 +111,57 @@ impl KeyDigest {
     }
 }
 
-impl fmt::Display for KeyDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::with_capacity(2 * KEY_LEN);
-        hex_text::encode_lower_into(&self.0, &mut text);
-        f.write_str(&text)
-    }
-}
-
-impl fmt::Debug for KeyDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyDigest({self})")
-    }
-}
-
-impl FromStr for KeyDigest {
-    type Err = ProtoError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut bytes = [0u8; KEY_LEN];
-        if hex_text::decode_exact(text, &mut bytes) {
-            Ok(Self(bytes))
-        } else {
-            Err(ProtoError::BadKey(
-                "a key digest must be exactly 64 hex characters (SHA-256)".into(),
-            ))
+/// Display as 64 lower-case hex digits, `Debug` as `Name(hex)`, and parsing and serde from and
+/// to the same text, for a newtype over `[u8; KEY_LEN]`; `what` names it in parse errors.
+macro_rules! hex_text_type {
+    ($name:ident, $what:literal) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut text = String::with_capacity(2 * KEY_LEN);
+                hex_text::encode_lower_into(&self.0, &mut text);
+                f.write_str(&text)
+            }
         }
-    }
-}
 
-impl Serialize for KeyDigest {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for KeyDigest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = String::with_capacity(2 * KEY_LEN);
-        hex_text::encode_lower_into(&self.0, &mut text);
-        f.write_str(&text)
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({self})")
-    }
-}
-
-impl FromStr for PublicKey {
-    type Err = ProtoError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut bytes = [0u8; KEY_LEN];
-        if hex_text::decode_exact(text, &mut bytes) {
-            Ok(Self(bytes))
-        } else {
-            Err(ProtoError::BadKey(
-                "public key must be exactly 64 hex characters".into(),
-            ))
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
         }
-    }
+
+        impl FromStr for $name {
+            type Err = ProtoError;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                let mut bytes = [0u8; KEY_LEN];
+                if hex_text::decode_exact(text, &mut bytes) {
+                    Ok(Self(bytes))
+                } else {
+                    Err(ProtoError::BadKey($what.into()))
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl Serialize for PublicKey {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PublicKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+hex_text_type!(
+    KeyDigest,
+    "a key digest must be exactly 64 hex characters (SHA-256)"
+);
+hex_text_type!(PublicKey, "public key must be exactly 64 hex characters");
 
 /// The u-coordinates of small order, as libsodium lists them (`has_small_order`), with the top bit of
 /// the last byte clear; X25519 ignores that bit, so keys are compared with it masked off. Together with

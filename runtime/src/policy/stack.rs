@@ -1,5 +1,5 @@
 //! Where policy work runs: threads whose stack is known to hold the deepest load or evaluation
-//! that the load-time bounds admit ([`bounds`](super::bounds), [`graph`](super::graph)).
+//! that the load-time bounds admit (`policy::bounds`, `policy::graph`).
 //!
 //! regorus parses, compiles and evaluates by recursion, so a deep enough policy overflows the
 //! stack of whatever thread runs it, and a stack overflow aborts the whole process. The bounds
@@ -50,7 +50,7 @@ pub enum Failure {
 /// Runs `job` on a policy thread and returns what it returned, however long it takes.
 ///
 /// On a policy thread it runs at once; elsewhere it is handed to a free policy thread (one is
-/// started when none is free, up to [`MAX_THREADS`]) and the caller waits for it.
+/// started when none is free, up to `MAX_THREADS`, 128) and the caller waits for it.
 pub fn run<R, F>(job: F) -> Result<R, Failure>
 where
     R: Send + 'static,
