@@ -342,6 +342,17 @@ fn poison_messages_are_deleted_and_audited_and_serving_goes_on() {
         r["event"] == "rejected" && r["code"] == 2001 && r["transport"] == "sqs"
     });
     assert_queue_empty(&moto, "sesame-req-poison");
+    // `sesamed status` counts poison messages with the rest of what it turned away: as many as
+    // the audit log holds (it used to leave the poison ones out).
+    let turned_away = daemon
+        .audit()
+        .iter()
+        .filter(|r| r["event"] == "poison" || r["event"] == "rejected")
+        .count();
+    assert_eq!(turned_away, 3, "three bodies, none answered");
+    let out = daemon.sesamed(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(status["counters"]["rejected"], 3, "{status}");
 }
 
 #[test]
