@@ -47,6 +47,14 @@ fn minion(dir: &Path) -> PathBuf {
     conf
 }
 
+/// The salt-call the tests drive, named by `SESAME_SALT_CALL`.
+fn salt_call() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("SESAME_SALT_CALL")
+            .expect("SESAME_SALT_CALL names salt-call (scripts/system-tests sets it from scripts/salt-venv)"),
+    )
+}
+
 fn motd() -> Option<String> {
     std::fs::read_to_string(MOTD).ok()
 }
@@ -55,10 +63,7 @@ fn motd() -> Option<String> {
 #[ignore = "applies Salt states to /etc: run scripts/system-tests"]
 fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
     require_private_namespace();
-    let salt_call = PathBuf::from(
-        std::env::var_os("SESAME_SALT_CALL")
-            .expect("SESAME_SALT_CALL names salt-call (scripts/system-tests sets it from scripts/salt-venv)"),
-    );
+    let salt_call = salt_call();
     let salt_dir = tempfile::tempdir().expect("tempdir");
     let conf = minion(salt_dir.path());
     let setup = Setup {
@@ -188,10 +193,7 @@ const SLOW_SLS: &str = r#"slow:
 #[ignore = "runs salt-call in the private namespace: run scripts/system-tests"]
 fn a_salt_run_past_the_request_limit_is_killed_with_everything_it_started() {
     require_private_namespace();
-    let salt_call = PathBuf::from(
-        std::env::var_os("SESAME_SALT_CALL")
-            .expect("SESAME_SALT_CALL names salt-call (scripts/system-tests sets it from scripts/salt-venv)"),
-    );
+    let salt_call = salt_call();
     let salt_dir = tempfile::tempdir().expect("tempdir");
     let conf = minion(salt_dir.path());
     std::fs::write(salt_dir.path().join("states/ntp.sls"), SLOW_SLS).expect("ntp.sls");
