@@ -397,6 +397,11 @@ mod tests {
             ("replace(\"aXa\", \"a\", \"bb\")", "\"bbXbb\""),
             ("strings.replace_n({\"a\": \"b\"}, \"aa\")", "\"bb\""),
             ("regex.replace(\"a1b22\", \"[0-9]+\", \"#\")", "\"a#b#\""),
+            // RE2's classes, as OPA has them (regex is built with `unicode` for these).
+            ("regex.match(`^\\d+$`, \"2026\")", "true"),
+            ("regex.match(`^\\w+$`, \"h\u{e9}_1\")", "true"),
+            ("regex.match(`^\\p{L}+$`, \"\u{e9}t\u{e9}\")", "true"),
+            ("regex.match(`^\\s$`, \"1\")", "false"),
             ("json.marshal({\"a\": [1]})", "\"{\\\"a\\\":[1]}\""),
         ];
         for (call, expected) in cases {
