@@ -20,12 +20,24 @@ pub struct Moto {
     rt: tokio::runtime::Runtime,
 }
 
-/// The moto_server program: `SESAME_MOTO_SERVER`, else `target/moto-venv/bin/moto_server`.
+/// The moto_server program: `SESAME_MOTO_SERVER`, else where `scripts/moto-venv` puts it by default
+/// (`$SESAME_TOOLS/moto-5`, `SESAME_TOOLS` defaulting to `~/.cache/sesame/tools` as in
+/// `scripts/tools.sh`).
 pub fn moto_server() -> PathBuf {
-    let path = std::env::var_os("SESAME_MOTO_SERVER").map_or_else(
-        || crate::repo_root().join("target/moto-venv/bin/moto_server"),
-        PathBuf::from,
-    );
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let path = var("SESAME_MOTO_SERVER").unwrap_or_else(|| {
+        let tools = var("SESAME_TOOLS").unwrap_or_else(|| {
+            var("XDG_CACHE_HOME")
+                .or_else(|| var("HOME").map(|home| home.join(".cache")))
+                .unwrap_or_default()
+                .join("sesame/tools")
+        });
+        tools.join("moto-5/bin/moto_server")
+    });
     assert!(
         path.exists(),
         "{} is missing: run scripts/moto-venv (scripts/test does), or set SESAME_MOTO_SERVER",
