@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capability::Capability;
+
 /// Host interfaces a cluster may grant its modules, beyond `log` which every module has.
-pub const CAPABILITIES: &[&str] = &["firewall", "salt", "users"];
+pub use crate::capability::NAMES as CAPABILITIES;
 
 /// The most decisions `host.decision_cache` may ask to keep. An entry is its key (the input as
 /// JSON, at most [`MAX_CACHE_KEY_BYTES`](crate::policy::MAX_CACHE_KEY_BYTES)) and a decision, so this
@@ -63,10 +65,8 @@ pub struct Config {
     pub decision_cache: usize,
     /// Command clusters by name.
     pub clusters: BTreeMap<String, Cluster>,
-    /// The firewall back end and its ceilings (`[firewall]`).
-    pub firewall: FirewallConfig,
-    /// Where salt-call and its minion configuration are (`[salt]`).
-    pub salt: crate::salt::SaltConfig,
+    /// The capabilities' sections (`[firewall]`, `[salt]`, ...), each checked by its capability.
+    pub capabilities: crate::capability::Configs,
 }
 
 /// `[sqs]`: serve requests from the host's SQS queue (nothing listens; the daemon polls).
@@ -87,58 +87,6 @@ pub struct SqsConfig {
     /// A message received more often than this without its answer getting through is dropped
     /// and audited as poison.
     pub max_receives: u32,
-}
-
-/// `[firewall]`: which firewall grants are made in, and ceilings no policy can raise.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FirewallConfig {
-    /// `ufw` (the default), `nftables` or `dry-run` (records what it would do, opens nothing).
-    pub backend: FirewallBackendKind,
-    /// The longest an opening may last, seconds.
-    pub max_ttl_s: u32,
-    /// Openings live at once, all clients together.
-    pub max_grants: usize,
-    /// Openings one client may hold at once.
-    pub max_grants_per_client: usize,
-    /// The ufw program.
-    pub ufw: PathBuf,
-    /// Where ufw keeps its rules (`user.rules`, `user6.rules`).
-    pub ufw_rules_dir: PathBuf,
-    /// The nft program.
-    pub nft: PathBuf,
-    /// The nftables table sesamed adds its chain to: family and name (`inet filter`).
-    pub nft_table: String,
-    /// The regular chain sesamed owns in that table; the table's input chain must jump to it.
-    pub nft_chain: String,
-}
-
-/// The firewall back ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FirewallBackendKind {
-    /// ufw (iptables or nftables underneath).
-    Ufw,
-    /// Native nftables.
-    Nftables,
-    /// Records what it would do and changes nothing (demos, trying policies).
-    DryRun,
-}
-
-impl Default for FirewallConfig {
-    fn default() -> Self {
-        Self {
-            backend: FirewallBackendKind::Ufw,
-            max_ttl_s: 86_400,
-            max_grants: 1_024,
-            max_grants_per_client: 32,
-            ufw: PathBuf::from("/usr/sbin/ufw"),
-            ufw_rules_dir: PathBuf::from("/etc/ufw"),
-            nft: PathBuf::from("/usr/sbin/nft"),
-            nft_table: "inet filter".to_owned(),
-            nft_chain: "sesame".to_owned(),
-        }
-    }
 }
 
 impl Config {
@@ -268,7 +216,7 @@ impl Config {
 
     /// Parses configuration text as if read from `path` (used for relative paths and messages).
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
@@ -278,6 +226,7 @@ impl Config {
             message,
         };
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let capabilities = raw.capabilities(&resolve).map_err(invalid)?;
 
         let host_name = match raw.host.name {
             Some(name) => {
@@ -386,34 +335,9 @@ impl Config {
                 },
             );
         }
-        let firewall = raw.firewall;
-        if firewall.max_ttl_s == 0 || firewall.max_grants == 0 || firewall.max_grants_per_client == 0 {
-            return Err(invalid(
-                "firewall: max_ttl_s, max_grants and max_grants_per_client must be greater than zero".into(),
-            ));
-        }
-        for (key, p) in [
-            ("ufw", &firewall.ufw),
-            ("ufw_rules_dir", &firewall.ufw_rules_dir),
-            ("nft", &firewall.nft),
-        ] {
-            if !p.is_absolute() {
-                return Err(invalid(format!(
-                    "firewall.{key}: {} must be an absolute path",
-                    p.display()
-                )));
-            }
-        }
-        let mut salt = raw.salt;
-        if salt.timeout_s == 0 || salt.timeout_s > 3600 {
-            return Err(invalid("salt.timeout_s: must be between 1 and 3600".into()));
-        }
-        salt.salt_call = resolve(salt.salt_call);
-        salt.config_dir = resolve(salt.config_dir);
         let state_dir = resolve(raw.host.state_dir);
         Ok(Config {
-            firewall,
-            salt,
+            capabilities,
             path: path.to_owned(),
             host_name,
             host_labels: raw.host.labels,
@@ -519,21 +443,39 @@ fn machine_host_name() -> Result<String, String> {
         .map_err(|e| format!("not set, and the machine's host name will not do: {e}; set name = \"NAME\""))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    host: RawHost,
-    quic: Option<RawQuic>,
-    sqs: Option<RawSqs>,
-    #[serde(default)]
-    limits: Limits,
-    #[serde(default)]
-    clusters: BTreeMap<String, RawCluster>,
-    #[serde(default)]
-    firewall: FirewallConfig,
-    #[serde(default)]
-    salt: crate::salt::SaltConfig,
+/// The file as written: the daemon's own sections, then one per capability (its `Config`).
+macro_rules! raw_config {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawConfig {
+            host: RawHost,
+            quic: Option<RawQuic>,
+            sqs: Option<RawSqs>,
+            #[serde(default)]
+            limits: Limits,
+            #[serde(default)]
+            clusters: BTreeMap<String, RawCluster>,
+            $(
+                #[serde(default)]
+                $name: <$ty as Capability>::Config,
+            )*
+        }
+
+        impl RawConfig {
+            /// The capabilities' sections, each checked (and its paths resolved) by its own.
+            fn capabilities(
+                &mut self,
+                resolve: &dyn Fn(PathBuf) -> PathBuf,
+            ) -> Result<crate::capability::Configs, String> {
+                Ok(crate::capability::Configs {
+                    $($name: <$ty as Capability>::configure(std::mem::take(&mut self.$name), resolve)?,)*
+                })
+            }
+        }
+    };
 }
+crate::capability::for_each_capability!(raw_config);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -665,6 +607,7 @@ pub fn parse_digest(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::firewall::{FirewallBackendKind, FirewallConfig};
 
     const GOOD: &str = r#"
         [host]
@@ -733,7 +676,11 @@ mod tests {
         assert_eq!(c.clusters["access"].commands["allow"].digest, None);
         assert_eq!(c.freshness_window_ms, 60_000);
         assert_eq!(c.decision_cache, crate::policy::DEFAULT_DECISION_CACHE);
-        assert_eq!(c.firewall, FirewallConfig::default(), "ufw unless configured");
+        assert_eq!(
+            c.capabilities.firewall,
+            FirewallConfig::default(),
+            "ufw unless configured"
+        );
         assert!(c.uses("firewall"));
     }
 
@@ -754,26 +701,32 @@ mod tests {
             "{GOOD}\n[firewall]\nbackend = \"nftables\"\nnft_table = \"inet host\"\nmax_ttl_s = 600"
         ))
         .expect("valid config");
-        assert_eq!(c.firewall.backend, FirewallBackendKind::Nftables);
-        assert_eq!(c.firewall.nft_table, "inet host");
-        assert_eq!(c.firewall.nft_chain, "sesame");
-        assert_eq!(c.firewall.max_ttl_s, 600);
+        assert_eq!(c.capabilities.firewall.backend, FirewallBackendKind::Nftables);
+        assert_eq!(c.capabilities.firewall.nft_table, "inet host");
+        assert_eq!(c.capabilities.firewall.nft_chain, "sesame");
+        assert_eq!(c.capabilities.firewall.max_ttl_s, 600);
         let dry = parse(&format!("{GOOD}\n[firewall]\nbackend = \"dry-run\"")).expect("valid");
-        assert_eq!(dry.firewall.backend, FirewallBackendKind::DryRun);
+        assert_eq!(dry.capabilities.firewall.backend, FirewallBackendKind::DryRun);
     }
 
     #[test]
     fn salt_settings() {
         let c = parse(GOOD).expect("valid config");
-        assert_eq!(c.salt, crate::salt::SaltConfig::default());
+        assert_eq!(
+            c.capabilities.salt,
+            crate::capability::salt::SaltConfig::default()
+        );
         assert!(!c.uses("salt"));
         let c = parse(&format!(
             "{GOOD}\n[salt]\nsalt_call = \"venv/bin/salt-call\"\nconfig_dir = \"salt\"\ntimeout_s = 60"
         ))
         .expect("valid config");
-        assert_eq!(c.salt.salt_call, Path::new("/etc/sesame/venv/bin/salt-call"));
-        assert_eq!(c.salt.config_dir, Path::new("/etc/sesame/salt"));
-        assert_eq!(c.salt.timeout_s, 60);
+        assert_eq!(
+            c.capabilities.salt.salt_call,
+            Path::new("/etc/sesame/venv/bin/salt-call")
+        );
+        assert_eq!(c.capabilities.salt.config_dir, Path::new("/etc/sesame/salt"));
+        assert_eq!(c.capabilities.salt.timeout_s, 60);
     }
 
     #[test]

@@ -10,25 +10,23 @@
 
 pub mod answers;
 pub mod audit;
+pub mod capability;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod control;
 pub mod deadline;
 pub mod files;
-pub mod firewall;
 pub mod host;
 pub mod identity;
 pub mod policy;
 pub mod runner;
-pub mod salt;
 pub mod sandbox;
 pub mod seen;
 pub mod shares;
 pub mod stats;
 pub mod system;
 pub mod transport;
-pub mod users;
 
 /// Milliseconds since the Unix epoch, from the system clock.
 ///

@@ -9,11 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use sesamed::audit::chain::{self, Head};
 use sesamed::audit::{AuditEvent, AuditLog};
+use sesamed::capability::firewall::{Firewall, GrantId, Revoker};
 use sesamed::cli::{AuditCommand, Cli, ClientCommand, Command, GrantsCommand, LogFormat};
 use sesamed::clients::ClientRegistry;
 use sesamed::config::Config;
 use sesamed::control::{self, ControlSocket};
-use sesamed::firewall::{Firewall, GrantId, Revoker};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
 use sesamed::transport::quic::QuicServer;
@@ -327,17 +327,19 @@ fn check_everything(config_path: &Path) -> Result<String> {
         .with_context(|| format!("policy {}", config.policy_dir.display()))?;
     let loaded = sesamed::runner::sandbox_for(&config)?.load_config(&config)?;
     let mut backends = String::new();
-    if config.uses("firewall") {
-        let audit = Arc::new(AuditLog::open(&config.audit_log)?);
-        let fw = Firewall::from_config(&config, audit)?;
-        for warning in fw.check()? {
+    let audit = Arc::new(AuditLog::open(&config.audit_log)?);
+    let checks = sesamed::capability::Services::check(&sesamed::capability::Start {
+        config: &config,
+        audit: &audit,
+        now_ms: sesamed::now_ms(),
+    })?;
+    for (_, check) in checks {
+        for warning in &check.warnings {
             eprintln!("sesamed: warning: {warning}");
         }
-        backends = format!(", firewall {}", fw.backend_name());
-    }
-    if config.uses("salt") {
-        let salt = sesamed::salt::Salt::from_config(&config.salt)?;
-        backends.push_str(&format!(", {}", salt.check()?));
+        if !check.summary.is_empty() {
+            backends.push_str(&format!(", {}", check.summary));
+        }
     }
     if let Some(sqs) = config.sqs.clone() {
         let rt = tokio::runtime::Builder::new_current_thread()

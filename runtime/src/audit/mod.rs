@@ -170,7 +170,7 @@ pub enum AuditEvent {
     },
     /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
     /// the reaper acted on one.
-    Firewall(Box<crate::firewall::FirewallRecord>),
+    Firewall(Box<crate::capability::firewall::FirewallRecord>),
 }
 
 /// One authenticated request.

@@ -1,11 +1,10 @@
 //! Reading the value of `data.sesame.decision` into a [`Decision`], strictly: an unknown key or a
 //! value of the wrong type anywhere denies, naming what was wrong.
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
 
-use super::{Decision, FirewallGrant, Grant, Limits, Reasons, SaltGrant, UsersGrant};
+use super::{Decision, Grant, GrantDocument, Limits, Reasons};
 
 /// The largest decision sesame reads, as JSON text: a decision past it is denied unread. A value
 /// built by sharing (`a2 := [a1, a1]`, …) can be small in memory and astronomically large written
@@ -14,15 +13,6 @@ pub const MAX_DECISION_BYTES: u64 = 1 << 20;
 
 /// The keys a decision object may have.
 const DECISION_KEYS: [&str; 4] = ["allow", "reasons", "grant", "limits"];
-
-/// `decision.grant`, as the policy writes it (limits and reasons live beside it, not in it).
-#[derive(Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct GrantDocument {
-    firewall: FirewallGrant,
-    salt: SaltGrant,
-    users: UsersGrant,
-}
 
 /// Turns the value of the decision rule into a [`Decision`]; anything but a well-formed
 /// `{"allow": true, ...}` is a denial.
@@ -79,14 +69,7 @@ fn read(json: &Json) -> Result<(bool, Vec<String>, Grant), String> {
     let reasons: Vec<String> = field(fields, "reasons")?;
     let grant: GrantDocument = field(fields, "grant")?;
     let limits: Limits = field(fields, "limits")?;
-    let grant = Grant {
-        firewall: grant.firewall,
-        salt: grant.salt,
-        users: grant.users,
-        limits,
-        reasons: Vec::new(),
-    };
-    Ok((allow, reasons, grant))
+    Ok((allow, reasons, Grant::new(grant, limits)))
 }
 
 /// `decision.<key>` read as a `T`, or `T::default()` when absent.

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde::{Deserialize, Serialize};
 
+/// What an allowed request may do: made from the capabilities' grants ([`crate::capability`]).
+pub use crate::capability::{Grant, GrantDocument};
 pub use bounds::{MAX_NESTING, MAX_PARSE_WORK, MAX_SIGNS};
 pub use builtins::{MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_ITEMS, MAX_STRING_BYTES};
 use bundle::Bundle;
@@ -170,72 +172,6 @@ impl Decision {
 /// Why a request was denied: one human-readable sentence per reason.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reasons(pub Vec<String>);
-
-/// What an allowed request may do. Every field left out by the policy grants nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Grant {
-    /// Firewall openings the command may make.
-    pub firewall: FirewallGrant,
-    /// Salt states the command may apply.
-    pub salt: SaltGrant,
-    /// Accounts and groups the command may manage.
-    pub users: UsersGrant,
-    /// Resource limits for the run (`None` = the daemon's default).
-    pub limits: Limits,
-    /// Why the request was allowed.
-    pub reasons: Vec<String>,
-}
-
-/// `grant.firewall`: the openings a command may make.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FirewallGrant {
-    /// Ports that may be opened.
-    pub ports: Vec<u16>,
-    /// Protocols that may be opened (`"tcp"`, `"udp"`).
-    pub protos: Vec<String>,
-    /// Sources that may be let in: CIDRs, or the literal `"caller"` meaning the request's observed
-    /// source address (the daemon resolves it; there is none over SQS).
-    pub sources: Vec<String>,
-    /// The longest lifetime of an opening, in seconds (0 = none may be made).
-    pub max_ttl_s: u32,
-}
-
-/// `grant.salt`: the Salt states a command may apply.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SaltGrant {
-    /// States that may be applied: exact sls names, `"PREFIX.*"` for any state below PREFIX, or
-    /// `"*"`.
-    pub states: Vec<String>,
-    /// Top-level pillar keys a caller may pass (`"*"`: any). None by default: pillar data can
-    /// steer what a state does (a path, a package), so it is granted key by key.
-    pub pillar_keys: Vec<String>,
-}
-
-/// `grant.users`: the accounts a command may manage. The host decides what these reach
-/// (`crate::users::reach`): system accounts and groups only through the `system_*` fields, and
-/// an existing account only when it is a member of one of the groups the grant reaches.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UsersGrant {
-    /// Account names that may be created, changed or removed (`"*"`: any ordinary account).
-    pub names: Vec<String>,
-    /// Groups accounts may be added to or removed from, and whose members may be managed
-    /// (`"*"`: any ordinary group).
-    pub groups: Vec<String>,
-    /// `"self"`: self service, the calling client's own account (the account named like the
-    /// client, when that is not a system account), whatever `names` and `groups` say.
-    #[serde(rename = "self")]
-    pub self_service: bool,
-    /// System accounts (root, ids outside `UID_MIN..=UID_MAX`, non-login shells, reserved
-    /// names) that may be managed, each by its exact name: `"*"` matches none.
-    pub system_accounts: Vec<String>,
-    /// System groups (gid 0, gids outside `GID_MIN..=GID_MAX`, reserved names) that may be
-    /// used, and whose members may be managed, each by its exact name.
-    pub system_groups: Vec<String>,
-}
 
 /// `decision.limits`: resource limits for a run. `None` means the daemon's default.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]

@@ -1,3 +1,6 @@
+use crate::capability::firewall::FirewallGrant;
+use crate::capability::salt::SaltGrant;
+use crate::capability::users::UsersGrant;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -14,9 +14,10 @@ use sesame_proto::{Envelope, ErrorCode, ProtoError, PublicKey, ReplayWindow, Req
 
 use crate::answers::{Answers, Seen};
 use crate::audit::{AuditEvent, AuditLog, RequestRecord};
+use crate::capability::firewall::Firewall;
+use crate::capability::{Services, Start};
 use crate::clients::{Client, ClientRegistry};
 use crate::config::{CommandLookupError, Config};
-use crate::firewall::{Firewall, FirewallError};
 use crate::host::{CallContext, Invocation};
 use crate::identity::{HostKeys, KeyUsed};
 use crate::policy::{Decision, Policy, PolicyInput, RequestInput};
@@ -34,24 +35,6 @@ use request::{fit_in_envelope, lenient_id, mask_args};
 
 /// Request ids remembered at most; beyond this the daemon answers busy rather than forget one.
 pub const REPLAY_CAPACITY: usize = 1_000_000;
-
-/// Builds the grants service, checks its back end and reconciles the firewall with the ledger.
-fn start_firewall(config: &Config, audit: &Arc<AuditLog>, now_ms: u64) -> Result<Firewall, FirewallError> {
-    let fw = Firewall::from_config(config, Arc::clone(audit))?;
-    for warning in fw.check()? {
-        tracing::warn!(backend = fw.backend_name(), "{warning}");
-    }
-    let report = fw.reconcile(now_ms)?;
-    tracing::info!(
-        backend = fw.backend_name(),
-        kept = report.kept,
-        reopened = report.reopened,
-        expired = report.expired,
-        orphans_removed = report.orphans_removed,
-        "firewall reconciled"
-    );
-    Ok(fw)
-}
 
 /// Where a request came from, as its transport saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +65,8 @@ pub struct Runner {
     decisions: AuditLog,
     sandbox: Sandbox,
     audit: Arc<AuditLog>,
-    /// The grants service, when a cluster grants the firewall capability.
-    firewall: Option<Arc<Firewall>>,
-    /// The accounts service, when a cluster grants the users capability.
-    users: Option<Arc<crate::users::Users>>,
-    /// salt-call, when a cluster grants the salt capability.
-    salt: Option<Arc<crate::salt::Salt>>,
+    /// The services of the capabilities the clusters grant.
+    services: Services,
     /// Modules running now (bounded by `limits.max_concurrent`).
     running: AtomicUsize,
     /// Requests each client has in the daemon (bounded by `limits.max_concurrent_per_client`).
@@ -119,15 +98,9 @@ pub enum StartError {
     /// The audit log.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    /// The firewall back end or its grants ledger.
-    #[error("firewall: {0}")]
-    Firewall(#[from] FirewallError),
-    /// The account tools.
-    #[error("users: {0}")]
-    Users(#[from] crate::users::UsersError),
-    /// salt-call or its configuration.
-    #[error("salt: {0}")]
-    Salt(#[from] crate::salt::SaltError),
+    /// A capability's service (`firewall: ...`).
+    #[error(transparent)]
+    Capability(#[from] crate::capability::CapabilityError),
     /// The replay log.
     #[error("replay log {path}: {source}")]
     Seen {
@@ -193,21 +166,11 @@ impl Runner {
             tracing::warn!(path = %seen_path.display(), skipped, "malformed lines in the replay log were skipped");
         }
         let audit = Arc::new(AuditLog::open(&config.audit_log)?);
-        let firewall = if config.uses("firewall") {
-            Some(Arc::new(start_firewall(&config, &audit, now_ms)?))
-        } else {
-            None
-        };
-        let users = if config.uses("users") {
-            Some(Arc::new(crate::users::Users::new()?))
-        } else {
-            None
-        };
-        let salt = if config.uses("salt") {
-            Some(Arc::new(crate::salt::Salt::from_config(&config.salt)?))
-        } else {
-            None
-        };
+        let services = Services::start(&Start {
+            config: &config,
+            audit: &audit,
+            now_ms,
+        })?;
         audit.append(
             now_ms,
             &AuditEvent::Started {
@@ -228,9 +191,7 @@ impl Runner {
             decisions: AuditLog::open(&config.decision_log)?,
             sandbox,
             audit,
-            firewall,
-            users,
-            salt,
+            services,
             running: AtomicUsize::new(0),
             shares: Shares::new(config.limits.per_client()),
             in_flight: AtomicUsize::new(0),
@@ -247,12 +208,12 @@ impl Runner {
 
     /// The grants service, when this host has one.
     pub fn firewall(&self) -> Option<&Arc<Firewall>> {
-        self.firewall.as_ref()
+        self.services.firewall.as_ref()
     }
 
     /// Closes firewall openings whose time is up (the daemon calls this every second).
     pub fn reap_grants(&self, now_ms: u64) {
-        if let Some(fw) = &self.firewall {
+        if let Some(fw) = &self.services.firewall {
             match fw.reap(now_ms) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(closed = n, "expired firewall openings closed"),
@@ -410,14 +371,18 @@ impl Runner {
     pub fn status(&self, now_ms: u64) -> crate::control::Status {
         let policy = self.current_policy();
         let keys = self.host_keys();
-        let grants = self.firewall.as_ref().map(|fw| crate::control::GrantsStatus {
-            backend: fw.backend_name().to_owned(),
-            live: fw
-                .list(now_ms, None)
-                .map_err(|e| tracing::warn!("status: reading the grants ledger: {e}"))
-                .ok()
-                .map(|g| g.len()),
-        });
+        let grants = self
+            .services
+            .firewall
+            .as_ref()
+            .map(|fw| crate::control::GrantsStatus {
+                backend: fw.backend_name().to_owned(),
+                live: fw
+                    .list(now_ms, None)
+                    .map_err(|e| tracing::warn!("status: reading the grants ledger: {e}"))
+                    .ok()
+                    .map(|g| g.len()),
+            });
         crate::control::Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
@@ -605,9 +570,7 @@ impl Runner {
             CallContext::new(request.id.to_string(), grant)
                 .with_caller(client.name.clone(), peer.source_ip)
                 .with_client_key(client.key)
-                .with_firewall(self.firewall.clone())
-                .with_users(self.users.clone())
-                .with_salt(self.salt.clone()),
+                .with_services(self.services.clone()),
             limits,
         );
         if !outcome.stderr.is_empty() {

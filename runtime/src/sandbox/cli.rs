@@ -13,9 +13,9 @@ use anyhow::{Context, Result, bail};
 
 use super::{ModuleInfo, Sandbox};
 use crate::audit::AuditLog;
+use crate::capability::{DryRun, Services};
 use crate::clients::ClientRegistry;
-use crate::config::{CommandModule, Config, ConfigArg, FirewallBackendKind};
-use crate::firewall::Firewall;
+use crate::config::{CommandModule, Config, ConfigArg};
 use crate::host::{CallContext, Invocation};
 use crate::policy::{Decision, Policy};
 use crate::system::Recorder;
@@ -193,7 +193,7 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
     for r in &grant.reasons {
         println!("  {r}");
     }
-    println!("grant:    {}", serde_json::to_string(&grant_json(&grant))?);
+    println!("grant:    {}", serde_json::to_string(&grant.document())?);
     let limits = crate::runner::run_limits(&config.limits, &grant.limits);
     println!(
         "limits:   {} ms, {} MiB, {} KiB output, {} host calls",
@@ -206,13 +206,13 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
     // Dry-run back ends in a scratch directory: nothing on this machine changes.
     let scratch = tempfile::tempdir().context("scratch directory")?;
     let recorder = Recorder::default();
-    let mut dry = config.clone();
-    dry.state_dir = scratch.path().to_owned();
-    dry.firewall.backend = FirewallBackendKind::DryRun;
     let audit = Arc::new(AuditLog::open(&scratch.path().join("audit.jsonl"))?);
-    let firewall = Firewall::from_config(&dry, audit)?;
-    let salt = crate::salt::Salt::dry_run(&config.salt, recorder.clone())?;
-    let users = crate::users::Users::dry_run(recorder.clone())?;
+    let services = Services::dry_run(&DryRun {
+        config: &config,
+        scratch: scratch.path(),
+        audit: &audit,
+        recorder: &recorder,
+    })?;
     let invocation = Invocation {
         id: request.id.to_string(),
         cluster: cluster_name.clone(),
@@ -228,9 +228,7 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
         CallContext::new(request.id.to_string(), grant)
             .with_caller(client.name.clone(), a.source_ip)
             .with_client_key(client.key)
-            .with_firewall(Some(Arc::new(firewall)))
-            .with_users(Some(Arc::new(users)))
-            .with_salt(Some(Arc::new(salt)))
+            .with_services(services)
             .with_trace(),
         limits,
     );
@@ -247,11 +245,6 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
     }
     for effect in &calls.effects {
         println!("effect:   {effect}");
-    }
-    let record =
-        std::fs::read_to_string(scratch.path().join(crate::firewall::DRY_RUN_RECORD)).unwrap_or_default();
-    for line in record.lines() {
-        println!("would:    firewall {line}");
     }
     for line in recorder.take() {
         println!("would:    {line}");
@@ -276,15 +269,6 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
-}
-
-/// The grant as the policy wrote it, for printing.
-fn grant_json(grant: &crate::policy::Grant) -> serde_json::Value {
-    serde_json::json!({
-        "firewall": grant.firewall,
-        "salt": grant.salt,
-        "users": grant.users,
-    })
 }
 
 /// The cluster and command name FILE runs as: as given, or as the configuration maps it.

@@ -599,22 +599,11 @@ impl Sandbox {
             |s| &mut s.calls,
         ))?;
         for cap in capabilities {
-            match cap.as_str() {
-                "firewall" => link(sesame_host::firewall::add_to_linker::<_, HostCalls>(
-                    &mut linker,
-                    |s| &mut s.calls,
-                ))?,
-                "salt" => link(sesame_host::salt::add_to_linker::<_, HostCalls>(
-                    &mut linker,
-                    |s| &mut s.calls,
-                ))?,
-                "users" => link(sesame_host::users::add_to_linker::<_, HostCalls>(
-                    &mut linker,
-                    |s| &mut s.calls,
-                ))?,
-                other => {
+            match crate::capability::link(cap, &mut linker, |s: &mut RunState| &mut s.calls) {
+                Some(linked) => link(linked)?,
+                None => {
                     return Err(refused(format!(
-                        "cluster {cluster} names unknown capability {other}"
+                        "cluster {cluster} names unknown capability {cap}"
                     )));
                 }
             }

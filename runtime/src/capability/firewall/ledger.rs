@@ -384,7 +384,7 @@ impl LedgerV1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::rule::Proto;
+    use crate::capability::firewall::rule::Proto;
 
     fn key(b: u8) -> PublicKey {
         sesame_proto::SecretKey::from_hex(&hex::encode([b; 32]))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
-use crate::users::Group;
+use crate::capability::users::Group;
 
 const DEFS: LoginDefs = LoginDefs {
     uid_min: 1000,

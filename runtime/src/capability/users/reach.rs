@@ -23,8 +23,8 @@
 
 use std::fmt;
 
+use super::UsersGrant;
 use super::{Account, LoginDefs, UserName};
-use crate::policy::UsersGrant;
 
 /// Names no grant reaches unless `system_accounts` or `system_groups` names them, whether or not
 /// such an account or group exists: root and its aliases, the accounts and groups Debian's

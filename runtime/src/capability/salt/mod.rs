@@ -10,15 +10,17 @@
 //! One state run at a time: Salt itself refuses a second concurrent `state.apply`, so a second
 //! request gets [`SaltError::Busy`] at once instead of a confusing Salt message.
 
+mod calls;
+mod setup;
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use crate::policy::SaltGrant;
 use crate::system::{Tool, ToolError, last_line};
+pub use setup::{SaltConfig, SaltGrant};
 
 /// The longest state name accepted.
 pub const MAX_STATE_NAME: usize = 128;
@@ -26,29 +28,6 @@ pub const MAX_STATE_NAME: usize = 128;
 pub const MAX_PILLAR_BYTES: usize = 64 * 1024;
 /// The least time worth starting `salt-call` with: it takes about a second to start.
 pub const MIN_APPLY_TIME: Duration = Duration::from_secs(2);
-
-/// `[salt]`: where salt-call is and which minion configuration it uses.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SaltConfig {
-    /// The salt-call program.
-    pub salt_call: PathBuf,
-    /// The minion configuration directory (`--config-dir`): its `minion` file sets
-    /// `file_roots`, `pillar_roots` and, for a masterless minion, `file_client: local`.
-    pub config_dir: PathBuf,
-    /// The longest one apply may take, seconds; the request's own time limit can cut it shorter.
-    pub timeout_s: u64,
-}
-
-impl Default for SaltConfig {
-    fn default() -> Self {
-        Self {
-            salt_call: PathBuf::from("/usr/bin/salt-call"),
-            config_dir: PathBuf::from("/etc/salt"),
-            timeout_s: 300,
-        }
-    }
-}
 
 /// Why a state was not applied, or its outcome could not be read.
 #[derive(Debug, thiserror::Error)]

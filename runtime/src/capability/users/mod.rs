@@ -10,11 +10,13 @@
 //! Locking sets both a locked password (`usermod --lock`) and an expiry in the past
 //! (`--expiredate 1`): a locked password alone still lets SSH keys in.
 
+mod calls;
 pub mod home;
 pub mod keys;
 pub mod login_defs;
 pub mod names;
 pub mod reach;
+mod setup;
 
 #[cfg(test)]
 mod host_tests;
@@ -26,6 +28,7 @@ pub use keys::SshKey;
 pub use login_defs::{LoginDefs, LoginDefsError};
 pub use names::{Comment, GroupName, InvalidArg, Shell, UserName};
 pub use reach::{Reach, Refusal};
+pub use setup::{UsersConfig, UsersGrant};
 
 /// A local account, as `/etc/passwd`, `/etc/group`, `/etc/shadow` and `/etc/shells` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,14 +6,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::capability::Services;
 use crate::host::bindings::sesame::host::users::{Host as _, NewUser};
 use crate::host::{CallContext, HostError, HostFault};
-use crate::policy::{
-    ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput, UsersGrant,
-};
+use crate::policy::{ClientInput, Decision, HostInput, ModuleInput, Policy, PolicyInput, RequestInput};
 use crate::system::Recorder;
 
-use super::Users;
+use super::{Users, UsersGrant};
 
 const PASSWD: &str = "\
 root:x:0:0:root:/root:/bin/bash
@@ -107,7 +106,10 @@ impl Fixture {
         };
         CallContext::new("req".into(), grant)
             .with_caller(client.into(), None)
-            .with_users(Some(Arc::clone(&self.users)))
+            .with_services(Services {
+                users: Some(Arc::clone(&self.users)),
+                ..Services::default()
+            })
     }
 
     /// A call context with the grant the stock policy gives `client` (in `groups`) for

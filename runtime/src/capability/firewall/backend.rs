@@ -88,12 +88,21 @@ pub struct DryRunAction {
 #[derive(Debug)]
 pub struct DryRun {
     path: PathBuf,
+    recorder: Option<crate::system::Recorder>,
 }
 
 impl DryRun {
     /// A dry-run back end recording to `path` (created 0600 when first written).
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self { path, recorder: None }
+    }
+
+    /// The same back end also handing each record, as `firewall {JSON}`, to `recorder`
+    /// (`sesamed module run` prints them with the other capabilities' records).
+    #[must_use]
+    pub fn recording(mut self, recorder: crate::system::Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     fn io(&self, source: std::io::Error) -> BackendError {
@@ -117,6 +126,9 @@ impl DryRun {
             expires_ms,
         };
         let mut text = serde_json::to_string(&line).map_err(|e| BackendError::Unreadable(e.to_string()))?;
+        if let Some(recorder) = &self.recorder {
+            recorder.record(format!("firewall {text}"));
+        }
         text.push('\n');
         let mut file = crate::files::open_append_private(&self.path).map_err(|e| self.io(e))?;
         file.write_all(text.as_bytes())
@@ -186,7 +198,7 @@ impl Backend for DryRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::rule::Proto;
+    use crate::capability::firewall::rule::Proto;
 
     #[test]
     fn dry_run_records_and_replays_its_rules() {

@@ -24,11 +24,13 @@
 //! reaper and the reconciliation at start.
 
 pub mod backend;
+mod calls;
 pub mod holders;
 pub mod ledger;
 pub mod nft;
 mod reconcile;
 pub mod rule;
+mod setup;
 pub mod ufw;
 
 use std::net::IpAddr;
@@ -39,14 +41,14 @@ use sesame_proto::PublicKey;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clients::RegistryError;
-use crate::config::{Config, FirewallBackendKind};
-use crate::policy::FirewallGrant;
+use crate::config::Config;
 use backend::{Backend, BackendError};
 pub use holders::ClientRelease;
 use holders::Enrolled;
 use ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
 pub use reconcile::ReconcileReport;
 pub use rule::{GrantId, Proto, Rule, RuleError, Source};
+pub use setup::{FirewallBackendKind, FirewallConfig, FirewallGrant};
 
 /// The dry-run back end's record, in the state directory.
 pub const DRY_RUN_RECORD: &str = "firewall-dry-run.jsonl";
@@ -60,6 +62,17 @@ pub struct FirewallLimits {
     pub max_grants: usize,
     /// Openings one client may hold at once.
     pub max_grants_per_client: usize,
+}
+
+impl FirewallLimits {
+    /// The ceilings `[firewall]` sets.
+    pub fn of(config: &FirewallConfig) -> Self {
+        Self {
+            max_ttl_s: config.max_ttl_s,
+            max_grants: config.max_grants,
+            max_grants_per_client: config.max_grants_per_client,
+        }
+    }
 }
 
 impl Default for FirewallLimits {
@@ -237,7 +250,7 @@ impl Firewall {
     /// The service the configuration describes: its back end, ceilings, and the ledger in the
     /// state directory.
     pub fn from_config(config: &Config, audit: Arc<AuditLog>) -> Result<Self, FirewallError> {
-        let settings = &config.firewall;
+        let settings = &config.capabilities.firewall;
         let unusable = |source| FirewallError::Backend {
             backend: "config",
             source,
@@ -271,15 +284,10 @@ impl Firewall {
                 Box::new(backend::DryRun::new(config.state_dir.join(DRY_RUN_RECORD)))
             }
         };
-        let limits = FirewallLimits {
-            max_ttl_s: settings.max_ttl_s,
-            max_grants: settings.max_grants,
-            max_grants_per_client: settings.max_grants_per_client,
-        };
         Ok(Self::new(
             backend,
             LedgerFile::new(&config.state_dir, &config.clients_file),
-            limits,
+            FirewallLimits::of(settings),
             audit,
         ))
     }
