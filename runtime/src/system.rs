@@ -8,6 +8,10 @@
 //! (salt-call's state commands, ufw's iptables). Arguments are passed as separate
 //! strings that the callers have already parsed into newtypes, so nothing a client sends is ever
 //! interpreted by a shell.
+//!
+//! Programs an operator declared for the `exec` capability start the same way ([`Tool::launch`]),
+//! except that their declaration sets the account they run as, their whole environment, their
+//! directory, their input and their output cap.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -68,6 +72,37 @@ pub struct Output {
     pub stdout: String,
     /// Standard error (lossy UTF-8, at most [`MAX_TOOL_OUTPUT`] bytes).
     pub stderr: String,
+}
+
+/// How a program an operator declared (the `exec` capability) is started, beyond what every
+/// tool gets: as an account, with its own environment, directory and input, and its own cap on
+/// output. A launch with no account runs as the daemon's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launch {
+    /// Run as this user id: the group is set first and supplementary groups are cleared (std
+    /// does both when a root parent sets an id), so nothing of root's is left.
+    pub uid: Option<u32>,
+    /// Run as this group id.
+    pub gid: Option<u32>,
+    /// The whole environment (in place of the tools' `PATH` and `LC_ALL`).
+    pub env: Vec<(String, String)>,
+    /// The working directory (default: the daemon's).
+    pub cwd: Option<PathBuf>,
+    /// Written to standard input, which is then closed (default: no input at all).
+    pub stdin: Option<Vec<u8>>,
+    /// Output kept per stream, bytes (the rest is read and dropped).
+    pub max_output: usize,
+}
+
+/// What a launched program printed, how it ended, and how long it took.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    /// Its output, as for any tool.
+    pub output: Output,
+    /// Output was dropped past [`Launch::max_output`].
+    pub truncated: bool,
+    /// Wall time from start to exit.
+    pub elapsed: Duration,
 }
 
 /// Why a tool could not be run or did not succeed.
@@ -172,11 +207,67 @@ impl Tool {
                 stderr: String::new(),
             });
         }
-        let mut child = Command::new(&self.path)
+        let mut command = Command::new(&self.path);
+        command.args(args).env_clear().envs(TOOL_ENV.iter().copied());
+        self.wait(command, None, MAX_TOOL_OUTPUT, deadline)
+            .map(|launched| launched.output)
+    }
+
+    /// Runs the tool as `launch` says (the `exec` capability's declared programs), killed with
+    /// its process group at its deadline or the request's. A dry run records the command line
+    /// and reports success with no output.
+    pub fn launch<S: AsRef<OsStr>>(&self, args: &[S], launch: &Launch) -> Result<Launched, ToolError> {
+        let deadline = crate::deadline::cap(self.deadline);
+        if deadline.is_zero() {
+            return Err(ToolError::OutOfTime {
+                path: self.path.clone(),
+            });
+        }
+        if let Some(recorder) = &self.recorder {
+            recorder.record(self.command_line(args));
+            return Ok(Launched {
+                output: Output {
+                    status: std::os::unix::process::ExitStatusExt::from_raw(0),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                },
+                truncated: false,
+                elapsed: Duration::ZERO,
+            });
+        }
+        let mut command = Command::new(&self.path);
+        command
             .args(args)
             .env_clear()
-            .envs(TOOL_ENV.iter().copied())
-            .stdin(Stdio::null())
+            .envs(launch.env.iter().map(|(k, v)| (k, v)));
+        if let Some(gid) = launch.gid {
+            command.gid(gid);
+        }
+        if let Some(uid) = launch.uid {
+            command.uid(uid);
+        }
+        if let Some(cwd) = &launch.cwd {
+            command.current_dir(cwd);
+        }
+        self.wait(command, launch.stdin.clone(), launch.max_output, deadline)
+    }
+
+    /// Starts `command` in a process group of its own, feeds it `stdin`, keeps `max_output`
+    /// bytes of each stream and waits for it, killing the group at `deadline`.
+    fn wait(
+        &self,
+        mut command: Command,
+        stdin: Option<Vec<u8>>,
+        max_output: usize,
+        deadline: Duration,
+    ) -> Result<Launched, ToolError> {
+        let started = Instant::now();
+        let mut child = command
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -185,9 +276,15 @@ impl Tool {
                 path: self.path.clone(),
                 source,
             })?;
-        let stdout = child.stdout.take().map(drain);
-        let stderr = child.stderr.take().map(drain);
-        let started = Instant::now();
+        if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
+            // On a thread: a program that never reads must not block the daemon; the pipe closes
+            // when the thread ends.
+            std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut pipe, &input);
+            });
+        }
+        let stdout = child.stdout.take().map(|p| drain(p, max_output));
+        let stderr = child.stderr.take().map(|p| drain(p, max_output));
         let mut pause = Duration::from_millis(1);
         let status = loop {
             match child.try_wait() {
@@ -215,15 +312,22 @@ impl Tool {
                 }
             }
         };
-        let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
+        let elapsed = started.elapsed();
+        let mut truncated = false;
+        let mut collect = |h: Option<std::thread::JoinHandle<(Vec<u8>, bool)>>| {
+            let (bytes, cut) = h.and_then(|h| h.join().ok()).unwrap_or_default();
+            truncated |= cut;
+            String::from_utf8_lossy(&bytes).into_owned()
         };
-        Ok(Output {
+        let output = Output {
             status,
             stdout: collect(stdout),
             stderr: collect(stderr),
+        };
+        Ok(Launched {
+            output,
+            truncated,
+            elapsed,
         })
     }
 
@@ -267,21 +371,24 @@ pub fn last_line(texts: &[&str]) -> String {
         .to_owned()
 }
 
-/// Reads a pipe to its end on its own thread, keeping at most [`MAX_TOOL_OUTPUT`] bytes.
-fn drain<R: Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads a pipe to its end on its own thread, keeping at most `max` bytes; says whether it
+/// dropped any.
+fn drain<R: Read + Send + 'static>(mut pipe: R, max: usize) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
+        let mut dropped = false;
         let mut buf = [0u8; 8192];
         loop {
             match pipe.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let room = MAX_TOOL_OUTPUT.saturating_sub(kept.len());
+                    let room = max.saturating_sub(kept.len());
+                    dropped |= n > room;
                     kept.extend_from_slice(&buf[..n.min(room)]);
                 }
             }
         }
-        kept
+        (kept, dropped)
     })
 }
 

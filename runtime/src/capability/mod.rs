@@ -26,6 +26,7 @@ use crate::host::CallContext;
 use crate::policy::Limits;
 use crate::system::Recorder;
 
+pub mod exec;
 pub mod firewall;
 pub mod salt;
 pub mod users;
@@ -38,6 +39,7 @@ macro_rules! for_each_capability {
             firewall: $crate::capability::firewall::Firewall,
             salt: $crate::capability::salt::Salt,
             users: $crate::capability::users::Users,
+            exec: $crate::capability::exec::Exec,
         }
     };
 }
@@ -255,7 +257,7 @@ mod tests {
             .lines()
             .filter_map(|l| l.trim().strip_prefix("interface "))
             .filter_map(|l| l.split_whitespace().next())
-            .filter(|name| !["types", "log", "command"].contains(name))
+            .filter(|name| !["types", "log"].contains(name))
             .collect();
         assert_eq!(
             interfaces, NAMES,

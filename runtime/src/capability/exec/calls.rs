@@ -1,0 +1,58 @@
+//! The host side of the `exec` WIT interface: the grant must name the program, its parameters
+//! are parsed by their declared types and checked against the grant's narrowing, and only then
+//! does the program run ([`super::Ready::run`]). The audit record gets the command line as run,
+//! secrets masked.
+
+use super::Exec;
+use crate::host::bindings::sesame::host::exec;
+use crate::host::{CallContext, HostError, HostFault, MAX_LOG_MESSAGE, truncate};
+use crate::system::ToolError;
+
+impl exec::Host for CallContext {
+    fn run(&mut self, name: String, params: Vec<(String, String)>) -> Result<exec::RunOutput, HostFault> {
+        self.enter("exec.run")?;
+        let Some(service) = self.services.exec.clone() else {
+            return Err(self.deny("exec.run: this host declares no programs".to_owned()));
+        };
+        let service: &Exec = &service;
+        let Some(allowed) = self.grant.exec.programs.get(&name).cloned() else {
+            return Err(self.deny(format!("exec.run {name}: the grant does not name this program")));
+        };
+        let Some(ready) = service.program(&name) else {
+            return Err(HostError::Invalid(format!("this host declares no program {name:?}")).into());
+        };
+        let invocation = ready
+            .program
+            .invocation(&params)
+            .map_err(|why| HostError::Invalid(format!("exec.run {name}: {why}")))?;
+        if let Err(why) = ready.program.check_grant(&allowed, &invocation) {
+            return Err(self.deny(format!("exec.run {name}: {why}")));
+        }
+        let shown = invocation.shown(ready.path());
+        match ready.run(&invocation) {
+            Ok(done) => {
+                let code = done.output.status.code();
+                let ms = u64::try_from(done.elapsed.as_millis()).unwrap_or(u64::MAX);
+                let ended = code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
+                self.effect(format!("exec.run {name}: {shown} ({ended}, {ms} ms)"));
+                Ok(exec::RunOutput {
+                    exit_code: code,
+                    stdout: done.output.stdout,
+                    stderr: done.output.stderr,
+                    duration_ms: ms,
+                    truncated: done.truncated,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(request = %self.request_id, "exec.run {name}: {shown}: {e}");
+                if matches!(e, ToolError::Timeout { .. }) {
+                    // It ran, and may have changed things before it was killed.
+                    self.effect(format!("exec.run {name}: {shown} (killed at its time limit)"));
+                }
+                let mut message = format!("exec.run {name}: {e}");
+                truncate(&mut message, MAX_LOG_MESSAGE);
+                Err(self.failed(message))
+            }
+        }
+    }
+}
