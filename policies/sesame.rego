@@ -9,7 +9,8 @@
 #     "grant":   {                                   # what the command may do on this host
 #       "firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600},
 #       "salt":     {"states": ["nginx"]},
-#       "users":    {"names": ["alice"], "groups": ["ops"]}   # or {"self": true}
+#       "users":    {"names": ["alice"], "groups": ["ops"]},  # or {"self": true}
+#       "exec":     {"programs": {"restart-app": {"unit": ["web"]}}}
 #     },
 #     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64, "host_calls": 1000}
 #   }
@@ -49,6 +50,13 @@
 #                                                 (the daemon checks), and use these groups;
 #     .protected [ACCOUNT, ...]                   accounts no command may manage. The daemon
 #                                                 keeps root and system accounts out anyway.
+#   acl.clusters[CLUSTER].exec.programs           the declared programs ([exec.programs.NAME] in
+#     {PROGRAM: {PARAM: [VALUE, ...]}}            sesamed.toml) CLUSTER's commands may run. A
+#                                                 request is granted only the program named like
+#                                                 its command (the stock exec module runs that
+#                                                 one), each PARAM narrowed to the VALUEs listed
+#                                                 (for a path parameter: paths at or below them);
+#                                                 {} allows what the declaration allows.
 #   acl.limits                                    the limits of every command.
 #   acl.mask       {"CLUSTER::COMMAND": [N, ...]} argument positions (0-based) the daemon masks
 #                                                 in its logs (data.sesame.mask).
@@ -138,8 +146,8 @@ limits := object.union(
 )
 
 # The grant: the union of what the request's cluster is configured to give.
-# A cluster with no firewall, salt or users entry grants none of them ({}).
-grant := object.union_n([firewall_grant, salt_grant, users_grant])
+# A cluster with no firewall, salt, users or exec entry grants none of them ({}).
+grant := object.union_n([firewall_grant, salt_grant, users_grant, exec_grant])
 
 # Firewall openings: only clusters with a firewall entry (e.g. "access") may open ports.
 firewall_grant := {"firewall": cluster_config.firewall} if {
@@ -149,6 +157,12 @@ firewall_grant := {"firewall": cluster_config.firewall} if {
 # Salt states: only clusters with a salt entry (e.g. "config") may apply states.
 salt_grant := {"salt": cluster_config.salt} if {
 	cluster_config.salt
+} else := {}
+
+# Declared programs: only clusters with an exec entry (e.g. "ops") may run them, and a
+# request is granted the one program named like its command, narrowed as data says.
+exec_grant := {"exec": {"programs": {input.request.command: narrowing}}} if {
+	narrowing := cluster_config.exec.programs[input.request.command]
 } else := {}
 
 # --- accounts ------------------------------------------------------------------

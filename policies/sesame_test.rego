@@ -178,6 +178,25 @@ test_users_may_not_apply_salt_states if {
 	not decide("alice", ["users"], "config", "salt-apply").allow
 }
 
+# --- exec grant --------------------------------------------------------------------
+
+test_operators_get_the_one_program_named_like_their_command if {
+	d := decide("olga", ["operators"], "ops", "restart-app")
+	d.allow
+	d.grant == {"exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}}}}
+	decide("olga", ["operators"], "ops", "disk-usage").grant == {"exec": {"programs": {"disk-usage": {}}}}
+}
+
+test_a_command_without_a_program_entry_gets_no_exec_grant if {
+	d := decide("root", ["admins"], "ops", "reboot")
+	d.allow
+	d.grant == {}
+}
+
+test_users_may_not_run_programs if {
+	not decide("alice", ["users"], "ops", "restart-app").allow
+}
+
 # --- accounts: self service ----------------------------------------------------------
 
 accounts(client, groups, command, args) := d if {
