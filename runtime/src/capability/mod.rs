@@ -9,7 +9,7 @@
 //! - its section of `sesamed.toml`, `[NAME]` ([`Capability::Config`]);
 //! - a dry run for `sesamed module run` and what `sesamed configtest` reports of it.
 //!
-//! The daemon reaches them through the one list in [`for_each_capability!`]: the grant, the
+//! The daemon reaches them through the one list in `for_each_capability!` below: the grant, the
 //! configuration, the services a request gets, the linker and `configtest` are made from it, so
 //! a new capability is a folder and a line there (plus its WIT interface and guest SDK module).
 
