@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use sesame_tests::{Client, Daemon, Setup, access_cluster};
 
+mod exec;
 mod salt;
 mod users;
 

@@ -1,0 +1,221 @@
+//! Declared programs (`[exec.programs.NAME]`) through a live daemon and the stock `exec` module:
+//! real programs run, parameters typed and narrowed by the grant, secrets kept out of argv and
+//! every record, the time limit killing what a program started.
+//!
+//! The programs run as the account running the tests (the daemon may only drop privileges as
+//! root); the system tests run them as `nobody` in the private namespace.
+
+use std::time::{Duration, Instant};
+
+use sesame_tests::{Daemon, Setup, module};
+
+use super::stderr;
+
+/// The account the tests run as, by name (a program must name its account).
+fn me() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+fn setup() -> Setup {
+    let exec = module("exec");
+    let user = me();
+    let clusters = format!(
+        r#"[clusters.ops]
+capabilities = ["exec"]
+[clusters.ops.commands]
+say = {exec:?}
+cat-token = {exec:?}
+linger = {exec:?}
+show-env = {exec:?}
+
+[exec.programs.say]
+path = "/bin/echo"
+args = ["{{word}}", "n={{n}}"]
+user = "{user}"
+[exec.programs.say.params.word]
+type = "enum"
+values = ["hello", "world"]
+[exec.programs.say.params.n]
+type = "int"
+min = 1
+max = 10
+
+[exec.programs.cat-token]
+path = "/bin/cat"
+user = "{user}"
+[exec.programs.cat-token.params.token]
+type = "string"
+pattern = "[A-Za-z0-9]+"
+max_len = 64
+secret = "stdin"
+
+[exec.programs.linger]
+path = "/bin/sh"
+args = ["-c", "sleep 30.4242 & sleep 30.4242"]
+user = "{user}"
+timeout_s = 1
+
+[exec.programs.show-env]
+path = "/usr/bin/env"
+user = "{user}"
+env = {{ GREETING = "hi" }}
+[exec.programs.show-env.params.key]
+type = "string"
+pattern = "[a-z]+"
+max_len = 16
+secret = {{ env = "API_KEY" }}
+"#
+    );
+    let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
+        .expect("data.json")
+        .replace(
+            r#""ops": ["restart-app", "disk-usage"]"#,
+            r#""ops": ["say", "cat-token", "linger", "show-env"]"#,
+        )
+        .replace(
+            r#""exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}, "disk-usage": {}}}"#,
+            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}}}"#,
+        );
+    Setup {
+        clusters: clusters + &Setup::default().clusters,
+        policy_data: Some(data),
+        ..Setup::default()
+    }
+}
+
+#[test]
+fn a_declared_program_runs_with_typed_parameters_and_is_audited() {
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    assert_eq!(olga.run_ok(&["run", "web", "say", "word=hello", "n=3"]), "hello n=3\n");
+    let rec = daemon.wait_audit("the say run", |r| {
+        r["event"] == "request" && r["phase"] == "end" && r["command"] == "say" && r["code"] == 0
+    });
+    let effects = rec["effects"].to_string();
+    assert!(effects.contains("exec.run say: /bin/echo hello n=3 (exit 0"), "{effects}");
+}
+
+#[test]
+fn values_outside_the_type_or_the_grant_never_reach_the_program() {
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    // The grant narrows word to "hello": "world" is declared but not granted (3004, audited).
+    let err = olga.run_err(&["run", "web", "say", "word=world", "n=3"]);
+    assert!(err.contains("error 3004") && err.contains("word=world is not in the grant"), "{err}");
+    daemon.wait_audit("the refusal", |r| {
+        r["event"] == "request"
+            && r["phase"] == "end"
+            && r["code"] == 3004
+            && r["denied"].to_string().contains("word=world is not in the grant")
+    });
+    // Every injection form is refused by the parameter's type before anything runs.
+    for bad in [
+        "n=3;id",
+        "n=$(id)",
+        "n=`id`",
+        "n=--help",
+        "n=3 4",
+        "n=3\nid",
+        "n=11",
+        "n=0",
+        "n=-1",
+        "n=03",
+    ] {
+        let err = olga.run_err(&["run", "web", "say", "word=hello", bad]);
+        assert!(err.contains("n: "), "{bad:?}: {err}");
+    }
+    for bad in [vec!["word=hello"], vec!["word=hello", "n=1", "extra=1"], vec!["word=hello", "n=1", "n=2"]] {
+        let mut argv = vec!["run", "web", "say"];
+        argv.extend(&bad);
+        let out = olga.sesame(&argv);
+        assert!(!out.status.success(), "{bad:?}");
+    }
+    let effects: Vec<String> = daemon
+        .audit()
+        .iter()
+        .filter(|r| r["event"] == "request" && r["phase"] == "end")
+        .map(|r| r["effects"].to_string())
+        .collect();
+    assert!(
+        effects.iter().all(|e| !e.contains("exec.run")),
+        "nothing ran: {effects:?}"
+    );
+    // A client whose group may not run the cluster at all: the policy denies (1010).
+    let alice = daemon.client("alice", &["users"]);
+    assert!(alice.run_err(&["run", "web", "say", "word=hello", "n=1"]).contains("error 1010"));
+}
+
+#[test]
+fn a_secret_reaches_the_program_on_stdin_or_in_its_environment_and_no_record() {
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    let token = "Zq7TOKENvalue42";
+    // cat prints its standard input: the token arrived there, not in argv.
+    assert_eq!(olga.run_ok(&["run", "web", "cat-token", &format!("token={token}")]), format!("{token}\n"));
+    let env = olga.run_ok(&["run", "web", "show-env", "key=sekrit"]);
+    let mut vars: Vec<&str> = env.lines().collect();
+    vars.sort_unstable();
+    assert_eq!(vars, ["API_KEY=sekrit", "GREETING=hi"], "the declared environment and nothing else");
+    daemon.wait_audit("the show-env run", |r| r["command"] == "show-env" && r["phase"] == "end");
+    let records = std::fs::read_to_string(daemon.dir.path().join("state/audit.jsonl")).expect("audit");
+    let decisions = std::fs::read_to_string(daemon.dir.path().join("state/decisions.jsonl")).unwrap_or_default();
+    for (what, text) in [("audit log", &records), ("decision log", &decisions), ("daemon log", &daemon.log())] {
+        assert!(!text.contains(token) && !text.contains("sekrit"), "a secret in the {what}");
+    }
+    assert!(records.contains("(secrets: token)"), "the audit record says a secret was passed");
+}
+
+#[test]
+fn a_program_past_its_time_limit_is_killed_with_what_it_started() {
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    let started = Instant::now();
+    let err = olga.run_err(&["run", "web", "linger"]);
+    assert!(started.elapsed() < Duration::from_secs(10), "answered near the program's 1 s limit");
+    assert!(err.contains("did not finish within"), "{err}");
+    // Both sleeps (the shell's child and its background one) died with the process group.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lingering = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .any(|cmd| String::from_utf8_lossy(&cmd).contains("30.4242"));
+        if !lingering {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a child of the killed program is still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rec = daemon.wait_audit("the linger run", |r| r["command"] == "linger" && r["phase"] == "end");
+    assert!(rec["effects"].to_string().contains("killed at its time limit"), "{rec}");
+}
+
+#[test]
+fn module_run_records_a_program_without_running_it() {
+    let daemon = Daemon::start(&setup());
+    drop(daemon.client("olga", &["operators"]));
+    let exec = module("exec");
+    let cfg = daemon.config.to_str().expect("utf-8");
+    let out = sesame_tests::sesamed(
+        &[
+            "module",
+            "run",
+            exec.to_str().expect("utf-8"),
+            "--as",
+            "olga",
+            "--command",
+            "say",
+            "--config",
+            cfg,
+            "--",
+            "word=hello",
+            "n=2",
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("  exec.run"), "{text}");
+    assert!(text.contains("would:    /bin/echo hello n=2"), "{text}");
+}
