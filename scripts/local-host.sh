@@ -1,10 +1,12 @@
 # Sourced by scripts/demo and bench/run: a sesame host and client on 127.0.0.1 in a directory.
-#   local_host_start BIN_DIR WORK_DIR   builds config, keys, enrols client "alice" (group given by
-#                                       $LOCAL_GROUP, default users), starts sesamed, pins host "demo"
+#   local_host_start BIN_DIR WORK_DIR   builds config, keys, enrols client "alice" (groups given by
+#                                       $LOCAL_GROUP, comma-separated, default users), starts
+#                                       sesamed, pins host "demo"
 # Exports SESAMED_CONFIG, SESAME_HOME and LOCAL_HOST_PID; echoes the commands it runs when
 # LOCAL_HOST_VERBOSE=1. With LOCAL_SQS_ENDPOINT set (a local SQS server, credentials in the
 # environment), the host also polls the queue sesame-req-demo there, and "demo" gets that route.
-# $LOCAL_HOST_CONFIG, if set, is appended to sesamed.toml (bench/run raises [limits] with it).
+# $LOCAL_HOST_CONFIG, if set, is appended to sesamed.toml (bench/run raises [limits] with it);
+# $LOCAL_POLICY_DATA, if set, names a data.json used instead of the stock one.
 local_host_say() { [ "${LOCAL_HOST_VERBOSE:-0}" = 1 ] && printf '\n\033[1m$ %s\033[0m\n' "$*" >&2 || true; }
 
 local_host_start() {
@@ -13,6 +15,7 @@ local_host_start() {
     mods="$repo/commands/target/wasm32-wasip2/release"
     mkdir -p "$work/host"
     cp -r "$repo/policies" "$work/host/policies"
+    [ -n "${LOCAL_POLICY_DATA:-}" ] && cp "$LOCAL_POLICY_DATA" "$work/host/policies/data.json"
     cat > "$work/host/sesamed.toml" <<TOML
 [host]
 name = "demo"
@@ -52,8 +55,12 @@ TOML
     "$bin/sesamed" init "$work/host/state" >&2
     local_host_say "sesame keygen"
     "$bin/sesame" keygen >&2
-    local_host_say "sesamed client add alice --key \$(sesame key show) --group ${LOCAL_GROUP:-users}"
-    "$bin/sesamed" client add alice --key "$("$bin/sesame" key show)" --group "${LOCAL_GROUP:-users}" >&2
+    local groups=() group
+    IFS=, read -ra groups <<<"${LOCAL_GROUP:-users}"
+    local group_args=()
+    for group in "${groups[@]}"; do group_args+=(--group "$group"); done
+    local_host_say "sesamed client add alice --key \$(sesame key show) ${group_args[*]}"
+    "$bin/sesamed" client add alice --key "$("$bin/sesame" key show)" "${group_args[@]}" >&2
 
     local_host_say "sesamed serve &"
     "$bin/sesamed" serve > "$work/serve.out" 2> "$work/daemon.log" &
