@@ -219,3 +219,38 @@ fn module_run_records_a_program_without_running_it() {
     assert!(text.contains("  exec.run"), "{text}");
     assert!(text.contains("would:    /bin/echo hello n=2"), "{text}");
 }
+
+#[test]
+fn configtest_and_serve_refuse_a_program_anyone_but_root_could_change_or_a_bad_declaration() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    // A copy of /bin/true in a temporary directory: not root's alone (the directory is the
+    // test's, or world-writable /tmp when the test runs as root).
+    let copy = scratch.path().join("true");
+    std::fs::copy("/bin/true", &copy).expect("copy");
+    let exec = module("exec");
+    let user = me();
+    let cases = [
+        (format!("[exec.programs.t]\npath = {copy:?}\nuser = \"{user}\"\n"), "exec: "),
+        ("[exec.programs.t]\npath = \"/bin/true\"\nuser = \"no-such-account-here\"\n".to_owned(), "no account"),
+        (
+            format!("[exec.programs.t]\npath = \"/bin/true\"\nuser = \"{user}\"\ngroup = \"no-such-group-here\"\n"),
+            "no group",
+        ),
+        (format!("[exec.programs.t]\npath = \"/bin/true\"\nuser = \"{user}\"\nargs = [\"{{x}}\"]\n"), "not a declared parameter"),
+        (format!("[exec.programs.t]\npath = \"true\"\nuser = \"{user}\"\n"), "absolute"),
+    ];
+    for (section, why) in cases {
+        let setup = Setup {
+            clusters: format!("[clusters.ops]\ncapabilities = [\"exec\"]\n[clusters.ops.commands]\nt = {exec:?}\n\n{section}\n{}", Setup::default().clusters),
+            ..Setup::default()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Daemon::prepare(dir.path(), &setup);
+        for verb in ["configtest", "serve"] {
+            let out = sesame_tests::sesamed(&[verb, "--config"], &[config.as_os_str()]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{verb} {section}: {err}");
+            assert!(err.contains(why), "{verb} {section}: {err}");
+        }
+    }
+}
