@@ -4,9 +4,10 @@
 //! request: it receives an [`Invocation`] (who asked, for which command, with which arguments)
 //! and returns the text shown to the client, or an error message. It can ask the host for
 //! work through the interfaces of `wit/sesame.wit`, wrapped here as [`firewall`], [`salt`],
-//! [`users`] and [`log`] (and, for tests on the host, faked by [`testing`]). Calling one of them is asking for a capability: the daemon links
-//! only the interfaces the module's cluster allows, and checks every call against the grant
-//! the policy issued for the request, so any call can fail with [`HostError::Denied`].
+//! [`users`], [`exec`] (programs the operator declared) and [`log`] (and, for tests on the
+//! host, faked by [`testing`]). Calling one of them is asking for a capability: the daemon
+//! links only the interfaces the module's cluster allows, and checks every call against the
+//! grant the policy issued for the request, so any call can fail with [`HostError::Denied`].
 //!
 //! # A complete module
 //!
@@ -162,6 +163,7 @@
 
 mod args;
 mod error;
+pub mod exec;
 pub mod firewall;
 pub mod log;
 pub mod salt;

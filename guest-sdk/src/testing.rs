@@ -39,8 +39,8 @@
 //!
 //! This module exists on every target except WebAssembly (`cfg(not(target_family = "wasm"))`),
 //! which is where a module's `cargo test` runs. On those targets the wrappers in
-//! [`firewall`](crate::firewall), [`salt`](crate::salt), [`users`](crate::users) and
-//! [`log`](crate::log) call a per-thread fake host instead of the WIT imports (which the
+//! [`firewall`](crate::firewall), [`salt`](crate::salt), [`users`](crate::users),
+//! [`exec`](crate::exec) and [`log`](crate::log) call a per-thread fake host instead of the WIT imports (which the
 //! generated bindings could only stub with a panic there). A [`FakeHost`] is in charge on its
 //! thread while [`FakeHost::run`] or [`FakeHost::scope`] runs; it answers each host function with
 //! the closure a test scripted for it, or with [`HostError::Denied`]`("not scripted in this
@@ -59,6 +59,7 @@ pub use calls::{Call, LogLevel, LogLine};
 
 use std::fmt;
 
+use crate::exec::RunOutput;
 use crate::firewall::{Grant, Rule};
 use crate::salt::ApplyReport;
 use crate::users::{Account, NewUser};
@@ -298,6 +299,16 @@ impl FakeHost {
     /// Scripts [`users::list`](crate::users::list): returns the accounts the request may see.
     pub fn users_list(mut self, f: impl FnMut() -> Result<Vec<Account>, HostError> + 'static) -> Self {
         self.script.users_list = Some(Box::new(f));
+        self
+    }
+
+    /// Scripts [`exec::run`](crate::exec::run): gets the program's name and the parameters as
+    /// given (name and value pairs, in order), returns how the run ended.
+    pub fn exec_run(
+        mut self,
+        f: impl FnMut(&str, &[(String, String)]) -> Result<RunOutput, HostError> + 'static,
+    ) -> Self {
+        self.script.exec_run = Some(Box::new(f));
         self
     }
 }

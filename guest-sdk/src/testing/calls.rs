@@ -76,6 +76,13 @@ pub enum Call {
     },
     /// [`users::list`](crate::users::list).
     UsersList,
+    /// [`exec::run`](crate::exec::run).
+    ExecRun {
+        /// The declared program.
+        name: String,
+        /// The parameters, name and value pairs, in the order given.
+        params: Vec<(String, String)>,
+    },
 }
 
 impl Call {
@@ -95,6 +102,7 @@ impl Call {
             Self::UsersAddToGroup { .. } => "users.add-to-group",
             Self::UsersRemoveFromGroup { .. } => "users.remove-from-group",
             Self::UsersList => "users.list",
+            Self::ExecRun { .. } => "exec.run",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! per [`FakeHost::scope`](super::FakeHost::scope)), each holding the scripted answers and
 //! recording the calls and log lines.
 //!
-//! The functions in [`firewall`], [`salt`], [`users`] and [`log`] have the signatures of the WIT
+//! The functions in [`firewall`], [`salt`], [`users`], [`exec`] and [`log`] have the signatures of the WIT
 //! imports they stand in for (errors are the WIT `host-error`), so the wrappers call them exactly
 //! as they call the imports.
 
@@ -12,6 +12,7 @@ use std::mem;
 use super::{Call, LogLine};
 use crate::__private::bindings::sesame::host::types::HostError as WitHostError;
 use crate::HostError;
+use crate::exec::RunOutput;
 use crate::firewall::{Grant, Rule};
 use crate::salt::ApplyReport;
 use crate::users::{Account, NewUser};
@@ -23,6 +24,7 @@ type Answer0<T> = Answer<dyn FnMut() -> Result<T, HostError>>;
 type Answer1<A, T> = Answer<dyn FnMut(&A) -> Result<T, HostError>>;
 type Answer2<T> = Answer<dyn FnMut(&str, &str) -> Result<T, HostError>>;
 type SaltAnswer = Answer<dyn FnMut(&str, Option<&str>, bool) -> Result<ApplyReport, HostError>>;
+type ExecAnswer = Answer<dyn FnMut(&str, &[(String, String)]) -> Result<RunOutput, HostError>>;
 
 /// The answers a [`FakeHost`](super::FakeHost) gives, one slot per host function.
 #[derive(Default)]
@@ -40,6 +42,7 @@ pub(super) struct Script {
     pub(super) users_add_to_group: Answer2<()>,
     pub(super) users_remove_from_group: Answer2<()>,
     pub(super) users_list: Answer0<Vec<Account>>,
+    pub(super) exec_run: ExecAnswer,
 }
 
 impl Script {
@@ -59,6 +62,7 @@ impl Script {
             ("users.add-to-group", self.users_add_to_group.is_some()),
             ("users.remove-from-group", self.users_remove_from_group.is_some()),
             ("users.list", self.users_list.is_some()),
+            ("exec.run", self.exec_run.is_some()),
         ];
         slots
             .into_iter()
@@ -198,6 +202,19 @@ pub(crate) mod users {
 
     pub(crate) fn list() -> Result<Vec<Account>, WitHostError> {
         answer(Call::UsersList, |s| &mut s.users_list, |f| f())
+    }
+}
+
+/// Stand-ins for the `exec` imports.
+pub(crate) mod exec {
+    use super::{Call, RunOutput, WitHostError, answer};
+
+    pub(crate) fn run(name: &str, params: &[(String, String)]) -> Result<RunOutput, WitHostError> {
+        let call = Call::ExecRun {
+            name: name.to_owned(),
+            params: params.to_vec(),
+        };
+        answer(call, |s| &mut s.exec_run, |f| f(name, params))
     }
 }
 

@@ -1,6 +1,12 @@
 use super::*;
+use crate::exec::{self, RunOutput};
 use crate::firewall::{self, Proto};
 use crate::{log, salt, users};
+
+/// Name and value pairs, as [`exec::run`] takes them.
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
 
 fn rule(port: u16) -> Rule {
     Rule {
@@ -44,6 +50,7 @@ fn unscripted_calls_are_denied_and_recorded() {
             users::lock("dave"),
             users::add_key("dave", "ssh-ed25519 AAAA"),
             users::remove_from_group("dave", "ops"),
+            exec::run("restart", &params(&[("unit", "web")])),
         )
     });
     let denied = |name: &str| HostError::Denied(format!("not scripted in this test: {name}"));
@@ -54,6 +61,7 @@ fn unscripted_calls_are_denied_and_recorded() {
     assert_eq!(run.output.4, Err(denied("users.lock")));
     assert_eq!(run.output.5, Err(denied("users.add-key")));
     assert_eq!(run.output.6, Err(denied("users.remove-from-group")));
+    assert_eq!(run.output.7, Err(denied("exec.run")));
     assert_eq!(
         run.calls,
         [
@@ -75,6 +83,10 @@ fn unscripted_calls_are_denied_and_recorded() {
             Call::UsersRemoveFromGroup {
                 name: "dave".into(),
                 group: "ops".into()
+            },
+            Call::ExecRun {
+                name: "restart".into(),
+                params: params(&[("unit", "web")])
             },
         ]
     );
@@ -108,7 +120,14 @@ fn every_function_reaches_its_own_script() {
         comment: Some("Erin".into()),
         groups: Vec::new(),
     };
-    let (r, a, g) = (report.clone(), account.clone(), grant.clone());
+    let ran = RunOutput {
+        exit_code: Some(3),
+        stdout: String::new(),
+        stderr: "no such unit".into(),
+        duration_ms: 12,
+        truncated: false,
+    };
+    let (r, a, g, o) = (report.clone(), account.clone(), grant.clone(), ran.clone());
     let failed = |what: &str| Err(HostError::Failed(what.into()));
     let run = FakeHost::new()
         .firewall_allow(|_| Ok("fw-1".into()))
@@ -127,6 +146,10 @@ fn every_function_reaches_its_own_script() {
         .users_add_to_group(move |name, group| failed(&format!("{name} to {group}")))
         .users_remove_from_group(move |name, group| failed(&format!("{name} from {group}")))
         .users_list(move || Ok(vec![a.clone()]))
+        .exec_run(move |name, given| {
+            assert_eq!((name, given), ("restart", &params(&[("unit", "web")])[..]));
+            Ok(o.clone())
+        })
         .scope(|| {
             assert_eq!(firewall::allow(&rule(22)), Ok("fw-1".into()));
             assert_eq!(firewall::revoke("fw-1"), failed("revoke"));
@@ -141,6 +164,8 @@ fn every_function_reaches_its_own_script() {
             assert_eq!(users::add_to_group("dave", "ops"), failed("dave to ops"));
             assert_eq!(users::remove_from_group("dave", "ops"), failed("dave from ops"));
             assert_eq!(users::list(), Ok(vec![account]));
+            // A non-zero exit is an answer, not an error.
+            assert_eq!(exec::run("restart", &params(&[("unit", "web")])), Ok(ran));
         });
     let names: Vec<&str> = run.calls.iter().map(Call::name).collect();
     assert_eq!(
@@ -159,9 +184,33 @@ fn every_function_reaches_its_own_script() {
             "users.add-to-group",
             "users.remove-from-group",
             "users.list",
+            "exec.run",
         ]
     );
     assert_eq!(run.calls[4], Call::UsersCreate(new_user.clone()));
+}
+
+#[test]
+fn exec_parameters_are_recorded_and_answered_as_given() {
+    // In order, repeated names and `=` in values included: the module's choices, for the host
+    // to judge.
+    let given = params(&[("unit", "web"), ("opts", "a=b=c"), ("unit", ""), ("", "x")]);
+    let expected = given.clone();
+    let run = FakeHost::new()
+        .exec_run(move |name, got| {
+            assert_eq!((name, got), ("restart", &expected[..]));
+            Err(HostError::Invalid("unit: given twice".into()))
+        })
+        .scope(|| exec::run("restart", &given));
+    assert_eq!(run.output, Err(HostError::Invalid("unit: given twice".into())));
+    assert_eq!(
+        run.calls,
+        [Call::ExecRun {
+            name: "restart".into(),
+            params: params(&[("unit", "web"), ("opts", "a=b=c"), ("unit", ""), ("", "x")]),
+        }]
+    );
+    assert_eq!(run.calls[0].name(), "exec.run");
 }
 
 #[test]
@@ -260,9 +309,10 @@ fn invocation_builders() {
 fn debug_names_the_scripted_functions() {
     let host = FakeHost::new()
         .users_list(|| Ok(Vec::new()))
+        .exec_run(|_, _| Err(HostError::Failed("timeout".into())))
         .firewall_allow(|_| Ok(String::new()));
     assert_eq!(
         format!("{host:?}"),
-        r#"FakeHost { scripted: ["firewall.allow", "users.list"] }"#
+        r#"FakeHost { scripted: ["firewall.allow", "users.list", "exec.run"] }"#
     );
 }
