@@ -27,7 +27,10 @@ user = "root"
     );
     let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
         .expect("data.json")
-        .replace(r#""ops": ["restart-app", "disk-usage"]"#, r#""ops": ["id-nobody", "id-root"]"#)
+        .replace(
+            r#""ops": ["restart-app", "disk-usage"]"#,
+            r#""ops": ["id-nobody", "id-root"]"#,
+        )
         .replace(
             r#""exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}, "disk-usage": {}}}"#,
             r#""exec": {"programs": {"id-nobody": {}, "id-root": {}}}"#,

@@ -68,6 +68,12 @@ pub trait Capability: Sized + Send + Sync + fmt::Debug + 'static {
     /// What `sesamed configtest` says: the service built as [`Capability::start`] would build
     /// it, but without changing anything on the host, and checked.
     fn check(cx: &Start<'_>) -> Result<Check, Self::Error>;
+
+    /// The positions of `args` (a request for `command`) that carry secrets this capability is
+    /// to be handed: masked in the audit and decision logs like the policy's `data.sesame.mask`.
+    fn secret_args(&self, _command: &str, _args: &[String]) -> Vec<usize> {
+        Vec::new()
+    }
 }
 
 /// What a capability's service starts from.
@@ -212,6 +218,16 @@ macro_rules! registry {
                             .map_err(|e| CapabilityError::new(stringify!($name), e))?,
                     )),)*
                 })
+            }
+
+            /// The positions of `args` (a request for `command`) any running service says
+            /// carry secrets ([`Capability::secret_args`]).
+            pub fn secret_args(&self, command: &str, args: &[String]) -> Vec<usize> {
+                let mut positions = Vec::new();
+                $(if let Some(service) = &self.$name {
+                    positions.extend(<$ty as Capability>::secret_args(service, command, args));
+                })*
+                positions
             }
 
             /// What `sesamed configtest` reports of every capability a cluster of `cx.config`

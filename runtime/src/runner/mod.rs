@@ -501,7 +501,9 @@ impl Runner {
         let policy = self.current_policy();
         record.policy_revision = Some(policy.revision().to_owned());
         // Arguments reach the logs only after the policy had its say on which ones to mask.
-        let masked = mask_args(&request.args, policy.masked_args(cluster, &request.command));
+        let mut secret = policy.masked_args(cluster, &request.command).to_vec();
+        secret.extend(self.services.secret_args(&request.command, &request.args));
+        let masked = mask_args(&request.args, &secret);
         record.args = masked.clone();
 
         let input = policy_input(&self.config, client, request, cluster, &module, peer, now_ms);

@@ -288,7 +288,7 @@ fn place(
                 .filter(|(_, m)| std::fs::canonicalize(&m.path).is_ok_and(|p| p == wanted))
                 .map(move |(cmd, _)| (name.as_str(), cmd.as_str()))
         })
-        .filter(|(name, _)| cluster.is_none_or(|c| c == *name))
+        .filter(|(name, cmd)| cluster.is_none_or(|c| c == *name) && command.is_none_or(|c| c == *cmd))
         .collect();
     let cluster = match (cluster, configured.as_slice()) {
         (Some(c), _) => c.to_owned(),
@@ -299,8 +299,13 @@ fn place(
             config.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
         (None, _) => bail!(
-            "{} is configured in several clusters; name one with --cluster",
-            file.display()
+            "{} is configured for several commands ({}); name one with --cluster and --command",
+            file.display(),
+            configured
+                .iter()
+                .map(|(c, m)| format!("{c}::{m}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     if !config.clusters.contains_key(&cluster) {

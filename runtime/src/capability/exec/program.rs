@@ -197,6 +197,11 @@ impl Program {
         })
     }
 
+    /// Whether `name` is one of its secret parameters.
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.params.get(name).is_some_and(|p| p.secret().is_some())
+    }
+
     /// The names of its parameters.
     pub fn param_names(&self) -> impl Iterator<Item = &str> {
         self.params.keys().map(String::as_str)

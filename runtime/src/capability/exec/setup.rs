@@ -50,6 +50,22 @@ impl Capability for Exec {
         Exec::new(&cx.config.capabilities.exec, Path::new("/etc"), Some(cx.recorder))
     }
 
+    /// The stock module's `KEY=VALUE` arguments whose KEY is a secret parameter of the program
+    /// named like the command.
+    fn secret_args(&self, command: &str, args: &[String]) -> Vec<usize> {
+        let Some(ready) = self.program(command) else {
+            return Vec::new();
+        };
+        args.iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                a.split_once('=')
+                    .is_some_and(|(key, _)| ready.program.is_secret(key))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Every program's file, account and group; a warning for each that runs as root.
     fn check(cx: &Start<'_>) -> Result<Check, ExecError> {
         let config = &cx.config.capabilities.exec;
