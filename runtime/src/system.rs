@@ -15,11 +15,14 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 /// Output kept per stream; the rest is read and dropped so the tool never blocks on a full pipe.
 pub const MAX_TOOL_OUTPUT: usize = 1 << 20;
@@ -283,15 +286,52 @@ impl Tool {
                 let _ = std::io::Write::write_all(&mut pipe, &input);
             });
         }
-        let stdout = child.stdout.take().map(|p| drain(p, max_output));
-        let stderr = child.stderr.take().map(|p| drain(p, max_output));
+        let group = rustix::process::Pid::from_child(&child);
+        let kill_group = || {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        };
+        let mut stdout = Stream::new(child.stdout.take(), max_output);
+        let mut stderr = Stream::new(child.stderr.take(), max_output);
+        let mut status = None;
+        let mut elapsed = Duration::ZERO;
         let mut pause = Duration::from_millis(1);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() >= deadline => {
-                    let group = rustix::process::Pid::from_child(&child);
-                    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        // Output is read as it comes, never waited on past the deadline: whatever holds the
+        // pipes (a child the tool left behind, one that escaped its process group) cannot hold
+        // the request.
+        loop {
+            if status.is_none() {
+                match exited(&child) {
+                    Ok(true) => {
+                        // The leader is a zombie until reaped, so its group id cannot be reused
+                        // yet: what the tool left in its group is killed with certainty.
+                        kill_group();
+                        elapsed = started.elapsed();
+                        status = Some(child.wait().map_err(|source| ToolError::Spawn {
+                            path: self.path.clone(),
+                            source,
+                        })?);
+                    }
+                    Ok(false) => {}
+                    Err(source) => {
+                        kill_group();
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(ToolError::Spawn {
+                            path: self.path.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            stdout.read_ready();
+            stderr.read_ready();
+            if status.is_some() && !stdout.is_open() && !stderr.is_open() {
+                break;
+            }
+            let now = started.elapsed();
+            if now >= deadline {
+                if status.is_none() {
+                    kill_group();
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(ToolError::Timeout {
@@ -299,34 +339,32 @@ impl Tool {
                         deadline,
                     });
                 }
-                Ok(None) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(10));
-                }
-                Err(source) => {
-                    let _ = child.kill();
-                    return Err(ToolError::Spawn {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
+                // It finished, but something outside its process group still holds its output:
+                // the answer goes without the rest.
+                break;
             }
-        };
-        let elapsed = started.elapsed();
-        let mut truncated = false;
-        let mut collect = |h: Option<std::thread::JoinHandle<(Vec<u8>, bool)>>| {
-            let (bytes, cut) = h.and_then(|h| h.join().ok()).unwrap_or_default();
-            truncated |= cut;
-            String::from_utf8_lossy(&bytes).into_owned()
-        };
-        let output = Output {
-            status,
-            stdout: collect(stdout),
-            stderr: collect(stderr),
-        };
+            let wait = pause.min(deadline - now);
+            let mut fds: Vec<PollFd<'_>> = [stdout.fd(), stderr.fd()]
+                .into_iter()
+                .flatten()
+                .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+                .collect();
+            if fds.is_empty() {
+                std::thread::sleep(wait);
+            } else {
+                let timeout = Timespec::try_from(wait).ok();
+                let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+            }
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        let status = status.unwrap_or_else(|| unreachable!("the loop ends with a status or returns"));
         Ok(Launched {
-            output,
-            truncated,
+            truncated: stdout.dropped || stderr.dropped,
+            output: Output {
+                status,
+                stdout: String::from_utf8_lossy(&stdout.kept).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr.kept).into_owned(),
+            },
             elapsed,
         })
     }
@@ -371,25 +409,67 @@ pub fn last_line(texts: &[&str]) -> String {
         .to_owned()
 }
 
-/// Reads a pipe to its end on its own thread, keeping at most `max` bytes; says whether it
-/// dropped any.
-fn drain<R: Read + Send + 'static>(mut pipe: R, max: usize) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut dropped = false;
+/// Whether `child` has exited, without reaping it (its process group stays reserved).
+fn exited(child: &std::process::Child) -> std::io::Result<bool> {
+    use rustix::process::{Pid, WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    match rustix::process::waitid(WaitId::Pid(Pid::from_child(child)), options) {
+        Ok(found) => Ok(found.is_some()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One output pipe of a tool, read without blocking as data comes, keeping at most `max` bytes
+/// (the rest is read and dropped, so the tool never blocks on a full pipe).
+struct Stream<P> {
+    pipe: Option<P>,
+    kept: Vec<u8>,
+    max: usize,
+    dropped: bool,
+}
+
+impl<P: Read + AsFd> Stream<P> {
+    fn new(pipe: Option<P>, max: usize) -> Self {
+        // A pipe that cannot be made non-blocking is not read at all rather than risk a wait
+        // without a deadline (it has never happened: pipes always can).
+        let pipe = pipe.filter(|p| rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK).is_ok());
+        Self {
+            pipe,
+            kept: Vec::new(),
+            max,
+            dropped: false,
+        }
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pipe.as_ref().map(AsFd::as_fd)
+    }
+
+    fn is_open(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// Reads what the pipe holds now; at its end (or on an error) it is closed.
+    fn read_ready(&mut self) {
+        let Some(pipe) = &mut self.pipe else {
+            return;
+        };
         let mut buf = [0u8; 8192];
         loop {
             match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(n) => {
-                    let room = max.saturating_sub(kept.len());
-                    dropped |= n > room;
-                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    let room = self.max.saturating_sub(self.kept.len());
+                    self.dropped |= n > room;
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
-        (kept, dropped)
-    })
+        self.pipe = None;
+    }
 }
 
 #[cfg(test)]
@@ -461,6 +541,61 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits until the process in `pid_file` is gone (or a zombie for whoever reaps orphans).
+    fn gone(pid_file: &Path) {
+        let pid = std::fs::read_to_string(pid_file).expect("pid written");
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let started = Instant::now();
+        while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{pid} outlived its tool"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn what_a_tool_leaves_in_its_group_dies_when_it_exits_and_never_holds_the_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let sh = Tool::new("/bin/sh").expect("absolute");
+        // The shell exits at once; the sleep it leaves keeps stdout open.
+        let script = format!("sleep 60 & echo $! > {}; echo done", pid_file.display());
+        let started = Instant::now();
+        let out = sh.run(&["-c", &script]).expect("runs");
+        assert_eq!(out.stdout, "done\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        gone(&pid_file);
+    }
+
+    #[test]
+    fn output_held_by_a_process_outside_the_group_is_not_waited_for_past_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let sh = Tool::new("/bin/sh")
+            .expect("absolute")
+            .with_deadline(Duration::from_millis(500));
+        // setsid: a process group of its own, which the group kill cannot reach.
+        let script = format!("setsid sleep 60 & echo $! > {}; echo done", pid_file.display());
+        let started = Instant::now();
+        let out = sh.run(&["-c", &script]).expect("the shell finished");
+        assert_eq!(out.stdout, "done\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let pid = std::fs::read_to_string(&pid_file).expect("pid");
+        let _ = std::process::Command::new("/bin/kill")
+            .args(["-9", pid.trim()])
+            .status();
     }
 
     #[test]

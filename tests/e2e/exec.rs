@@ -31,6 +31,13 @@ say = {exec:?}
 cat-token = {exec:?}
 linger = {exec:?}
 show-env = {exec:?}
+detach = {exec:?}
+
+[exec.programs.detach]
+path = "/bin/sh"
+args = ["-c", "sleep 30.5151 & echo started"]
+user = "{user}"
+timeout_s = 5
 
 [exec.programs.say]
 path = "/bin/echo"
@@ -74,11 +81,11 @@ secret = {{ env = "API_KEY" }}
         .expect("data.json")
         .replace(
             r#""ops": ["restart-app", "disk-usage"]"#,
-            r#""ops": ["say", "cat-token", "linger", "show-env"]"#,
+            r#""ops": ["say", "cat-token", "linger", "show-env", "detach"]"#,
         )
         .replace(
             r#""exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}, "disk-usage": {}}}"#,
-            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}}}"#,
+            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}, "detach": {}}}"#,
         );
     Setup {
         clusters: clusters + &Setup::default().clusters,
@@ -312,4 +319,27 @@ fn configtest_and_serve_refuse_a_program_anyone_but_root_could_change_or_a_bad_d
             assert!(err.contains(why), "{verb} {section}: {err}");
         }
     }
+}
+
+#[test]
+fn a_program_that_leaves_a_child_holding_its_output_does_not_hold_the_request() {
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    let started = Instant::now();
+    // The shell exits at once; its background sleep keeps the output pipe open. The answer must
+    // not wait for it, and the sleep must not outlive the program.
+    assert_eq!(olga.run_ok(&["run", "web", "detach"]), "started\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered when the program exited: {:?}",
+        started.elapsed()
+    );
+    let lingering = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .any(|cmd| String::from_utf8_lossy(&cmd).contains("30.5151"));
+    assert!(
+        !lingering,
+        "what the program left in its process group was killed when it exited"
+    );
 }
