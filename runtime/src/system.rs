@@ -79,8 +79,9 @@ pub struct Output {
 
 /// How a program an operator declared (the `exec` capability) is started, beyond what every
 /// tool gets: as an account, with its own environment, directory and input, and its own cap on
-/// output. A launch with no account runs as the daemon's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// output. A launch with no account runs as the daemon's. Its `Debug` shows no environment
+/// value and no input, where secrets travel.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Launch {
     /// Run as this user id: the group is set first and supplementary groups are cleared (std
     /// does both when a root parent sets an id), so nothing of root's is left.
@@ -95,6 +96,19 @@ pub struct Launch {
     pub stdin: Option<Vec<u8>>,
     /// Output kept per stream, bytes (the rest is read and dropped).
     pub max_output: usize,
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("cwd", &self.cwd)
+            .field("stdin", &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())))
+            .field("max_output", &self.max_output)
+            .finish()
+    }
 }
 
 /// What a launched program printed, how it ended, and how long it took.

@@ -15,6 +15,7 @@ capabilities = ["exec"]
 [clusters.ops.commands]
 id-nobody = {exec:?}
 id-root = {exec:?}
+fds = {exec:?}
 
 [exec.programs.id-nobody]
 path = "/usr/bin/id"
@@ -23,17 +24,22 @@ user = "nobody"
 [exec.programs.id-root]
 path = "/usr/bin/id"
 user = "root"
+
+[exec.programs.fds]
+path = "/bin/ls"
+args = ["/proc/self/fd"]
+user = "nobody"
 "#
     );
     let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
         .expect("data.json")
         .replace(
             r#""ops": ["restart-app", "disk-usage"]"#,
-            r#""ops": ["id-nobody", "id-root"]"#,
+            r#""ops": ["id-nobody", "id-root", "fds"]"#,
         )
         .replace(
             r#""exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}, "disk-usage": {}}}"#,
-            r#""exec": {"programs": {"id-nobody": {}, "id-root": {}}}"#,
+            r#""exec": {"programs": {"id-nobody": {}, "id-root": {}, "fds": {}}}"#,
         );
     Daemon::start(&Setup {
         clusters: clusters + &Setup::default().clusters,
@@ -67,4 +73,6 @@ fn a_program_runs_as_its_account_with_no_other_group() {
     // Root only when written so, and even then without the daemon's supplementary groups.
     let out = olga.run_ok(&["run", "web", "id-root"]);
     assert_eq!(out.trim(), "uid=0(root) gid=0(root) groups=0(root)", "{out}");
+    // Only standard input, output and error are open in it (3 is ls's own directory).
+    assert_eq!(olga.run_ok(&["run", "web", "fds"]), "0\n1\n2\n3\n", "no descriptor of the daemon's leaks");
 }

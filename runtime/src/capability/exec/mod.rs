@@ -77,11 +77,17 @@ impl Exec {
         for (name, decl) in &config.programs {
             let program = Program::new(name, decl).map_err(ExecError::Config)?;
             let what = format!("exec.programs.{name}");
-            let tool = Tool::new(&decl.path)?.with_deadline(Duration::from_secs(decl.timeout_s));
             let (tool, uid, gid) = match recorder {
-                Some(recorder) => (tool.recording(recorder.clone()), 0, 0),
+                Some(recorder) => (Tool::new(&decl.path)?.recording(recorder.clone()), 0, 0),
                 None => {
-                    check_owned_by_root(&decl.path)?;
+                    // The file a symlink leads to, and every directory on the way to it, is what
+                    // is checked and what runs: a link cannot be turned elsewhere later.
+                    let real = std::fs::canonicalize(&decl.path).map_err(|e| ExecError::Unsafe {
+                        path: decl.path.clone(),
+                        why: format!("cannot be resolved: {e}"),
+                    })?;
+                    check_owned_by_root(&real)?;
+                    let tool = Tool::new(&real)?;
                     let (uid, primary) = accounts.user(&decl.user).ok_or_else(|| {
                         ExecError::Config(format!("{what}.user: no account {:?}", decl.user))
                     })?;
@@ -94,6 +100,7 @@ impl Exec {
                     (tool, uid, gid)
                 }
             };
+            let tool = tool.with_deadline(Duration::from_secs(decl.timeout_s));
             programs.insert(
                 name.clone(),
                 Ready {

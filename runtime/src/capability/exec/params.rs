@@ -171,6 +171,11 @@ impl Param {
             if !ok {
                 return Err(format!("{what}: secret env {name:?} is not a variable name"));
             }
+            if steers_what_runs(name) {
+                return Err(format!(
+                    "{what}: secret env {name}: the loader, a shell or an interpreter reads it to choose what runs; a client's value must not go there"
+                ));
+            }
         }
         Ok(Self {
             kind,
@@ -237,6 +242,22 @@ impl Param {
     }
 }
 
+/// Whether the dynamic loader, a shell or a common interpreter reads variable `name` to decide
+/// what code runs or where it is found (a client's value there could run code as the program).
+pub fn steers_what_runs(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GCONV_PATH",
+        "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "TMPDIR", "HOME", "SHELL",
+        "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "EDITOR", "VISUAL", "PAGER", "LESSOPEN",
+        "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "OPENSSL_CONF", "SSL_CERT_FILE",
+    ];
+    const PREFIXES: &[&str] = &[
+        "LD_", "DYLD_", "GLIBC_", "MALLOC_", "BASH_FUNC_", "PYTHON", "PERL", "RUBY", "GEM_",
+        "NODE_", "LUA_", "TCL", "PHP", "JAVA_", "CLASSPATH", "LC_", "LANG",
+    ];
+    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// A value a client chose may not hold a control character, nor start with `-` (an option).
 fn plain(raw: &str) -> Result<(), String> {
     if raw.is_empty() {
@@ -258,11 +279,17 @@ fn resolve_under(root: &Path, raw: &str) -> Result<String, String> {
     if path.components().any(|c| c == Component::ParentDir) {
         return Err("holds `..`".to_owned());
     }
+    // One answer for "missing" and "outside", and no lookup at all for an absolute path that is
+    // not written below the root: a client must not learn which files exist elsewhere.
+    let refused = || format!("is not an existing path below {}", root.display());
+    if path.is_absolute() && !path.starts_with(root) {
+        return Err(refused());
+    }
     let joined = root.join(path);
-    let root = std::fs::canonicalize(root).map_err(|e| format!("cannot be checked: root: {e}"))?;
-    let resolved = std::fs::canonicalize(&joined).map_err(|e| format!("cannot be resolved: {e}"))?;
-    if !resolved.starts_with(&root) {
-        return Err(format!("resolves outside {}", root.display()));
+    let real_root = std::fs::canonicalize(root).map_err(|_| refused())?;
+    let resolved = std::fs::canonicalize(&joined).map_err(|_| refused())?;
+    if !resolved.starts_with(&real_root) {
+        return Err(refused());
     }
     resolved
         .into_os_string()

@@ -77,8 +77,9 @@ pub struct Program {
     params: BTreeMap<String, Param>,
 }
 
-/// The command line one request makes of a program.
-#[derive(Debug, Clone)]
+/// The command line one request makes of a program. Its `Debug` shows no environment value
+/// and no input: secrets travel there.
+#[derive(Clone)]
 pub struct Invocation {
     /// The arguments, parameters substituted.
     pub args: Vec<String>,
@@ -88,6 +89,17 @@ pub struct Invocation {
     pub stdin: Option<String>,
     /// The parameters as given, parsed (for the grant check and the audit record).
     pub params: BTreeMap<String, Value>,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("args", &self.args)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("stdin", &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())))
+            .field("params", &self.params)
+            .finish()
+    }
 }
 
 impl Invocation {
@@ -422,6 +434,8 @@ mod tests {
         assert_eq!(inv.stdin.as_deref(), Some("T0ken\n"));
         assert!(inv.env.contains(&("API_KEY".to_owned(), "abc".to_owned())));
         assert!(inv.env.contains(&("LANG".to_owned(), "C.UTF-8".to_owned())));
+        let debug = format!("{inv:?}");
+        assert!(!debug.contains("T0ken") && !debug.contains("abc"), "{debug}");
         let shown = inv.shown(Path::new("/usr/local/bin/set-token"));
         assert!(!shown.contains("T0ken") && !shown.contains("abc"), "{shown}");
         assert!(shown.ends_with("(secrets: key, token)"), "{shown}");

@@ -66,15 +66,18 @@ impl Capability for Exec {
             .collect()
     }
 
-    /// Every program's file, account and group; a warning for each that runs as root.
+    /// Every program's file, account and group; a warning for each that runs as uid 0 or
+    /// group 0, whatever the account is called.
     fn check(cx: &Start<'_>) -> Result<Check, ExecError> {
         let config = &cx.config.capabilities.exec;
         let exec = Exec::new(config, Path::new("/etc"), None)?;
-        let warnings = config
+        let warnings = exec
             .programs
             .iter()
-            .filter(|(_, d)| d.user == "root")
-            .map(|(name, _)| format!("exec.programs.{name} runs as root"))
+            .filter(|(_, ready)| ready.uid == 0 || ready.gid == 0)
+            .map(|(name, ready)| {
+                format!("exec.programs.{name} runs as uid {} gid {}: root's powers", ready.uid, ready.gid)
+            })
             .collect();
         Ok(Check {
             summary: format!("{} programs", exec.len()),
