@@ -4,8 +4,9 @@
 //! [`runner::Runner::handle`], which opens them ([`sesame_proto`]), checks freshness and replay,
 //! asks the [`policy`] for a grant, runs the command's WebAssembly component in the [`sandbox`]
 //! and seals the answer. Every step lands in the [`audit`] log.
-// No unsafe code, with one exception allowed where it stands: loading precompiled modules from
-// the daemon's own cache (`sandbox::cache`), which wasmtime can only do unsafely.
+// No unsafe code, with two exceptions allowed where they stand: loading precompiled modules from
+// the daemon's own cache (`sandbox::cache`), which wasmtime can only do unsafely, and marking the
+// descriptors the daemon inherited close-on-exec at start (`system::close_inherited_descriptors`).
 #![deny(unsafe_code)]
 
 pub mod answers;

@@ -20,6 +20,7 @@ use sesamed::transport::quic::QuicServer;
 use sesamed::transport::sqs::SqsServer;
 
 fn main() -> ExitCode {
+    sesamed::system::close_inherited_descriptors();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {

@@ -105,7 +105,10 @@ impl std::fmt::Debug for Launch {
             .field("gid", &self.gid)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("cwd", &self.cwd)
-            .field("stdin", &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())))
+            .field(
+                "stdin",
+                &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())),
+            )
             .field("max_output", &self.max_output)
             .finish()
     }
@@ -421,6 +424,29 @@ pub fn last_line(texts: &[&str]) -> String {
         .find_map(|s| s.lines().rev().map(str::trim).find(|l| !l.is_empty()))
         .unwrap_or("(no output)")
         .to_owned()
+}
+
+/// Marks every descriptor the daemon inherited beyond standard input, output and error
+/// close-on-exec, so that no tool or declared program it starts gets one (a test harness, a
+/// shell or a supervisor may leave pipes and sockets open; the daemon's own descriptors are
+/// close-on-exec already, as Rust opens them). Call it first thing in `main`, before any other
+/// thread runs or any file is opened.
+pub fn close_inherited_descriptors() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let numbers: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&n| n > 2)
+        .collect();
+    for n in numbers {
+        // SAFETY: `n` was listed open in /proc/self/fd, the process is still single-threaded
+        // (nothing can close it meanwhile), and the borrow lives only for this one fcntl; a
+        // number that was the listing's own directory, closed since, fails with EBADF, ignored.
+        #[allow(unsafe_code)]
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) };
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
 }
 
 /// Whether `child` has exited, without reaping it (its process group stays reserved).

@@ -96,7 +96,10 @@ impl std::fmt::Debug for Invocation {
         f.debug_struct("Invocation")
             .field("args", &self.args)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
-            .field("stdin", &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())))
+            .field(
+                "stdin",
+                &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())),
+            )
             .field("params", &self.params)
             .finish()
     }

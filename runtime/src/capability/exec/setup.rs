@@ -76,7 +76,10 @@ impl Capability for Exec {
             .iter()
             .filter(|(_, ready)| ready.uid == 0 || ready.gid == 0)
             .map(|(name, ready)| {
-                format!("exec.programs.{name} runs as uid {} gid {}: root's powers", ready.uid, ready.gid)
+                format!(
+                    "exec.programs.{name} runs as uid {} gid {}: root's powers",
+                    ready.uid, ready.gid
+                )
             })
             .collect();
         Ok(Check {
