@@ -633,9 +633,7 @@ mod tests {
             started.elapsed()
         );
         let pid = std::fs::read_to_string(&pid_file).expect("pid");
-        let _ = std::process::Command::new("/bin/kill")
-            .args(["-9", pid.trim()])
-            .status();
+        let _ = Command::new("/bin/kill").args(["-9", pid.trim()]).status();
     }
 
     #[test]

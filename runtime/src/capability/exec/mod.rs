@@ -2,7 +2,7 @@
 //! path, an argument template whose `{placeholders}` are typed parameters, the account to run
 //! as, the whole environment, a working directory and limits.
 //!
-//! A module asks for a program by name with `name=value` parameters ([`calls`]). Before anything
+//! A module asks for a program by name with `name=value` parameters (`calls.rs`). Before anything
 //! runs: the grant must name the program (`grant.exec.programs.NAME`, which may narrow each
 //! parameter further), every parameter is parsed by its declared type ([`params`]) and becomes
 //! part of exactly one argument ([`program`]), secrets go on standard input or into one
