@@ -49,7 +49,18 @@ impl exec::Host for CallContext {
                     // It ran, and may have changed things before it was killed.
                     self.effect(format!("exec.run {name}: {shown} (killed at its time limit)"));
                 }
-                let mut message = format!("exec.run {name}: {e}");
+                // The module (and so the client) hears what happened; paths and system errors
+                // stay in the daemon log.
+                let what = match &e {
+                    ToolError::Timeout { deadline, .. } => {
+                        format!("did not finish within {deadline:?} and was killed")
+                    }
+                    ToolError::OutOfTime { .. } => {
+                        "was not started: the request's time limit ran out".to_owned()
+                    }
+                    _ => "could not be started (see the daemon log)".to_owned(),
+                };
+                let mut message = format!("exec.run {name}: {what}");
                 truncate(&mut message, MAX_LOG_MESSAGE);
                 Err(self.failed(message))
             }

@@ -78,7 +78,11 @@ impl Exec {
             let program = Program::new(name, decl).map_err(ExecError::Config)?;
             let what = format!("exec.programs.{name}");
             let (tool, uid, gid) = match recorder {
-                Some(recorder) => (Tool::new(&decl.path)?.recording(recorder.clone()), 0, 0),
+                Some(recorder) => {
+                    // As the live service would show it: the file the path leads to.
+                    let real = std::fs::canonicalize(&decl.path).unwrap_or_else(|_| decl.path.clone());
+                    (Tool::new(&real)?.recording(recorder.clone()), 0, 0)
+                }
                 None => {
                     // The file a symlink leads to, and every directory on the way to it, is what
                     // is checked and what runs: a link cannot be turned elsewhere later.
