@@ -213,29 +213,20 @@ impl Tool {
     /// Runs the tool with `args` and returns its output whatever its exit status. It is killed
     /// at its deadline, or at the request's if that comes first (see [`crate::deadline`]).
     pub fn output<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Output, ToolError> {
-        let deadline = crate::deadline::cap(self.deadline);
-        if deadline.is_zero() {
-            return Err(ToolError::OutOfTime {
-                path: self.path.clone(),
-            });
-        }
-        if let Some(recorder) = &self.recorder {
-            recorder.record(self.command_line(args));
-            return Ok(Output {
-                status: std::os::unix::process::ExitStatusExt::from_raw(0),
-                stdout: String::new(),
-                stderr: String::new(),
-            });
-        }
-        let mut command = Command::new(&self.path);
-        command.args(args).env_clear().envs(TOOL_ENV.iter().copied());
-        self.wait(command, None, MAX_TOOL_OUTPUT, deadline)
-            .map(|launched| launched.output)
+        let tool = Launch {
+            env: TOOL_ENV
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            max_output: MAX_TOOL_OUTPUT,
+            ..Launch::default()
+        };
+        self.launch(args, &tool).map(|launched| launched.output)
     }
 
-    /// Runs the tool as `launch` says (the `exec` capability's declared programs), killed with
-    /// its process group at its deadline or the request's. A dry run records the command line
-    /// and reports success with no output.
+    /// Runs the tool as `launch` says (the `exec` capability's declared programs; [`Tool::output`]
+    /// is a launch with the tools' environment), killed with its process group at its deadline
+    /// or the request's. A dry run records the command line and reports success with no output.
     pub fn launch<S: AsRef<OsStr>>(&self, args: &[S], launch: &Launch) -> Result<Launched, ToolError> {
         let deadline = crate::deadline::cap(self.deadline);
         if deadline.is_zero() {

@@ -20,6 +20,14 @@ fn me() -> String {
     String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
 }
 
+/// Whether a process whose command line holds `marker` is running on this machine.
+fn running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .any(|cmd| String::from_utf8_lossy(&cmd).contains(marker))
+}
+
 fn setup() -> Setup {
     let exec = module("exec");
     let user = me();
@@ -218,11 +226,7 @@ fn a_program_past_its_time_limit_is_killed_with_what_it_started() {
     // Both sleeps (the shell's child and its background one) died with the process group.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let lingering = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-            .any(|cmd| String::from_utf8_lossy(&cmd).contains("30.4242"));
-        if !lingering {
+        if !running("30.4242") {
             break;
         }
         assert!(
@@ -338,12 +342,8 @@ fn a_program_that_leaves_a_child_holding_its_output_does_not_hold_the_request() 
         "answered when the program exited: {:?}",
         started.elapsed()
     );
-    let lingering = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .any(|cmd| String::from_utf8_lossy(&cmd).contains("30.5151"));
     assert!(
-        !lingering,
+        !running("30.5151"),
         "what the program left in its process group was killed when it exited"
     );
 }

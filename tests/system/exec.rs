@@ -48,6 +48,14 @@ user = "nobody"
     })
 }
 
+/// `id`'s output with the names dropped: `uid=65534 gid=65534 groups=65534`.
+fn ids(out: &str) -> String {
+    out.split_whitespace()
+        .map(|w| w.split('(').next().unwrap_or(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 #[ignore = "runs programs as other accounts (needs root): run scripts/system-tests"]
 fn a_program_runs_as_its_account_with_no_other_group() {
@@ -68,20 +76,10 @@ fn a_program_runs_as_its_account_with_no_other_group() {
     // numbers only: the program gets no environment, and names need none, but this namespace's
     // NSS answers numbers; either way the ids are what matter.)
     let out = olga.run_ok(&["run", "web", "id-nobody"]);
-    let plain: String = out
-        .split_whitespace()
-        .map(|w| w.split('(').next().unwrap_or(w).to_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert_eq!(plain, format!("uid={uid} gid={gid} groups={gid}"), "{out}");
+    assert_eq!(ids(&out), format!("uid={uid} gid={gid} groups={gid}"), "{out}");
     // Root only when written so, and even then without the daemon's supplementary groups.
     let out = olga.run_ok(&["run", "web", "id-root"]);
-    let plain: String = out
-        .split_whitespace()
-        .map(|w| w.split('(').next().unwrap_or(w).to_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert_eq!(plain, "uid=0 gid=0 groups=0", "{out}");
+    assert_eq!(ids(&out), "uid=0 gid=0 groups=0", "{out}");
     // Nothing of the daemon's is open in it: standard input is /dev/null, output and error its
     // own pipes, and every other descriptor is one `ls` opened itself under its own /proc entry
     // (the listing, and whatever its libc opens there).
