@@ -22,7 +22,8 @@
 # The input document (built by sesamed for each authenticated request):
 #
 #   input.client   {name, key, groups}       the enrolled client (clients.toml)
-#   input.request  {id, cluster, command, args, transport: "quic"|"sqs", source_ip}
+#   input.request  {id, cluster, command, args, transport: "quic"|"sqs", source_ip,
+#                   reason}                  reason: absent when the client gave none
 #   input.host     {name, labels}
 #   input.module   {name, digest: "sha256:<hex>", imports: ["sesame:host/firewall", ...]}
 #   input.now_ns   nanoseconds since the Unix epoch
@@ -57,6 +58,10 @@
 #                                                 one), each PARAM narrowed to the VALUEs listed
 #                                                 (for a path parameter: paths at or below them);
 #                                                 {} allows what the declaration allows.
+#   acl.clusters[CLUSTER].reason                  {"required": true}: CLUSTER's requests must say
+#                                                 why (`sesame run --reason TEXT`);
+#                                                 {"pattern": REGEX, "example": TEXT}: and the
+#                                                 reason must match REGEX (a ticket id, say).
 #   acl.limits                                    the limits of every command.
 #   acl.mask       {"CLUSTER::COMMAND": [N, ...]} argument positions (0-based) the daemon masks
 #                                                 in its logs (data.sesame.mask).
@@ -133,6 +138,41 @@ deny_reasons contains reason if {
 		max_args,
 		input.client.name,
 		count(input.request.args),
+	])
+}
+
+# --- reasons -------------------------------------------------------------------
+#
+# A cluster with a reason entry (e.g. "accounts", "config") runs nothing without
+# a reason from the client, and, when the entry has a pattern, nothing whose
+# reason does not match it. The denial says what is missing and shows an example.
+reason_config := object.get(cluster_config, "reason", {})
+
+reason_required if reason_config.required == true
+
+reason_required if reason_config.pattern
+
+default reason_example := "INC-1234: why this is needed"
+
+reason_example := reason_config.example
+
+deny_reasons contains reason if {
+	reason_required
+	not input.request.reason
+	reason := sprintf("%s needs a reason: say why with --reason (e.g. sesame run --reason %s ...)", [
+		request_name,
+		json.marshal(reason_example),
+	])
+}
+
+deny_reasons contains reason if {
+	pattern := reason_config.pattern
+	not regex.match(pattern, input.request.reason)
+	reason := sprintf("%s needs a reason matching %s (e.g. --reason %s); got %s", [
+		request_name,
+		pattern,
+		json.marshal(reason_example),
+		json.marshal(input.request.reason),
 	])
 }
 

@@ -17,6 +17,7 @@ req(client, groups, cluster, command, args) := {
 		"args": args,
 		"transport": "quic",
 		"source_ip": "192.0.2.7",
+		"reason": "INC-1: a test",
 	},
 	"host": {"name": "h1", "labels": {}},
 	"module": {"name": command, "digest": "sha256:00", "imports": []},

@@ -24,6 +24,7 @@ pub fn policy_input(cluster: &str, command: &str, imports: &[String]) -> sesamed
             args: vec!["hello".into()],
             transport: "quic".into(),
             source_ip: Some("127.0.0.1".into()),
+            reason: None,
         },
         host: HostInput {
             name: "demo".into(),

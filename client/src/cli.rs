@@ -113,6 +113,10 @@ pub struct SshProxyArgs {
     /// Give up waiting for the host's answer after this many seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub timeout: u64,
+    /// Why access is needed (a ticket id, a sentence), sealed in the request: the host's
+    /// policy may require one, and its audit log keeps it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Give up connecting to PORT after this many seconds (retrying meanwhile).
     #[arg(long = "connect-timeout", default_value_t = 5, value_name = "SECS")]
     pub connect_timeout: u64,
@@ -148,6 +152,11 @@ pub struct RunArgs {
     /// Hosts asked at once.
     #[arg(long, default_value_t = 32)]
     pub parallel: usize,
+    /// Why you run it (a ticket id, a sentence; at most 512 bytes on one line), sealed in
+    /// every host's request: a host's policy may require one (of a shape, such as a ticket id),
+    /// and its audit and decision logs keep it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Print JSON for scripts instead of the output (one host) or the table (many hosts): one
     /// object per host and line, with `host`, `via`, `ok`, `code`, `output`, `message` (or
     /// `error` when no answer came) and `elapsed_ms`. Errors still go to standard error as text;

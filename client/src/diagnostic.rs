@@ -68,6 +68,17 @@ pub fn code_hint(code: ErrorCode) -> Option<&'static str> {
     code_entry(code).flatten()
 }
 
+/// What to do about a host's error answer: as [`code_hint`], except for a denial that only
+/// wants a reason (the stock policy's words: "… needs a reason"), which the client can give.
+pub fn answer_hint(code: ErrorCode, message: &str) -> Option<&'static str> {
+    if code == ErrorCode::Denied && message.contains(" needs a reason") {
+        return Some(
+            "say why with `sesame run --reason TEXT` (a ticket id, a sentence); the message shows              what the host's policy wants",
+        );
+    }
+    code_hint(code)
+}
+
 /// The hint for a local error: the first one in `error`'s chain of causes that has one.
 pub fn error_hint(error: &(dyn Error + 'static)) -> Option<&'static str> {
     let mut next = Some(error);
@@ -277,6 +288,14 @@ mod tests {
         }
         assert!(code_hint(ErrorCode::Denied).is_some_and(|h| h.contains("sesamed policy eval")));
         assert!(code_hint(ErrorCode::Stale).is_some_and(|h| h.contains("timedatectl")));
+        assert!(
+            answer_hint(ErrorCode::Denied, "accounts::key-add needs a reason: say why")
+                .is_some_and(|h| h.contains("--reason"))
+        );
+        assert_eq!(
+            answer_hint(ErrorCode::Denied, "no group grants it"),
+            code_hint(ErrorCode::Denied)
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Command {
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
+    /// Why (`--reason`), sealed in every host's request.
+    pub reason: Option<String>,
 }
 
 impl Command {
@@ -49,6 +51,22 @@ impl Command {
             cluster,
             command,
             args,
+            reason: None,
+        }
+    }
+
+    /// This command's request for `target`, with a fresh id, issued at `now_ms`.
+    pub fn request(&self, target: &Target, now_ms: u64) -> Request {
+        Request {
+            reason: self.reason.clone(),
+            ..Request::new(
+                &mut rand_core::OsRng,
+                now_ms,
+                target.entry.daemon_name(&target.alias),
+                self.cluster.as_deref(),
+                &self.command,
+                self.args.clone(),
+            )
         }
     }
 
@@ -60,17 +78,12 @@ impl Command {
             let reply_to = (target.via == Transport::Sqs).then(|| sesame_sqs::reply_queue(client));
             let request = Request {
                 reply_to,
-                ..Request::new(
-                    &mut rand_core::OsRng,
-                    0,
-                    target.entry.daemon_name(&target.alias),
-                    self.cluster.as_deref(),
-                    &self.command,
-                    self.args.clone(),
-                )
+                ..self.request(target, 0)
             };
             let too_large = |why: String| format!("the request is too large to send: {why}");
-            request.validate().map_err(|e| too_large(e.to_string()))?;
+            request
+                .validate()
+                .map_err(|e| format!("the request cannot be sent: {e}"))?;
             let len = request.encode().len();
             if len > sesame_proto::MAX_MESSAGE_LEN {
                 let args: usize = self.args.iter().map(String::len).sum();
@@ -187,14 +200,7 @@ async fn run_one(
     timeout: Duration,
     link: Option<Result<Arc<SqsLink>, String>>,
 ) -> Result<Response, ClientError> {
-    let request = Request::new(
-        &mut rand_core::OsRng,
-        now_ms(),
-        target.entry.daemon_name(&target.alias),
-        command.cluster.as_deref(),
-        &command.command,
-        command.args.clone(),
-    );
+    let request = command.request(target, now_ms());
     match target.via {
         Transport::Quic => send_request(&target.entry, sealer, &request, timeout).await,
         Transport::Sqs => match link {

@@ -203,7 +203,10 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     let Some(spec) = words.next() else {
         anyhow::bail!("no command given: sesame run HOST COMMAND [ARGS...]");
     };
-    let command = fleet::Command::parse(&spec, words.collect());
+    let command = fleet::Command {
+        reason: args.reason,
+        ..fleet::Command::parse(&spec, words.collect())
+    };
     let mut targets = Vec::new();
     for alias in aliases {
         let entry = home.host(&alias)?;
@@ -279,7 +282,13 @@ fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) ->
     if let Some(from) = args.from {
         words.extend(["--from".to_owned(), from]);
     }
-    let command = fleet::Command::parse(&args.command, words);
+    let command = fleet::Command {
+        reason: args.reason,
+        ..fleet::Command::parse(&args.command, words)
+    };
+    command
+        .check(std::slice::from_ref(&target), &sealer.public_key())
+        .map_err(anyhow::Error::msg)?;
     let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
     let pinned = pinned_keys(std::slice::from_ref(&target));
@@ -471,7 +480,7 @@ fn report_failure(o: &Outcome, diagnostics: Diagnostics) -> ExitCode {
                     response.code.summary(),
                     response.message
                 ),
-                diagnostic::code_hint(response.code),
+                diagnostic::answer_hint(response.code, &response.message),
             );
             ExitCode::from(EXIT_REMOTE_ERROR)
         }

@@ -87,6 +87,7 @@ fn request(seed: u8, cluster: Option<&str>, args: Vec<String>, reply_to: Option<
         command: "reload".into(),
         args,
         reply_to: reply_to.map(str::to_owned),
+        reason: None,
     }
 }
 

@@ -70,6 +70,7 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         command: input.arbitrary()?,
         args: input.arbitrary()?,
         reply_to: input.arbitrary()?,
+        reason: input.arbitrary()?,
     })
 }
 

@@ -26,6 +26,8 @@ pub const MAX_ARGS: usize = 64;
 pub const MAX_ARG_LEN: usize = 4096;
 /// Longest `reply_to` queue name, in bytes.
 pub const MAX_REPLY_TO_LEN: usize = 256;
+/// Longest reason a client may give for a request (`sesame run --reason`), in bytes.
+pub const MAX_REQUEST_REASON_LEN: usize = 512;
 
 /// Longest peer-influenced reason kept in a [`ProtoError`], in characters.
 const MAX_REASON_LEN: usize = 160;
@@ -107,7 +109,9 @@ impl<'de> Deserialize<'de> for RequestId {
 ///
 /// Names (`host`, `cluster`, `command`) are 1 to [`MAX_NAME_LEN`] bytes of `[a-z0-9._-]` starting with
 /// a letter or digit. There are at most [`MAX_ARGS`] arguments of at most [`MAX_ARG_LEN`] bytes each,
-/// none containing NUL. `reply_to` is 1 to [`MAX_REPLY_TO_LEN`] bytes of `[A-Za-z0-9_-]`.
+/// none containing NUL. `reply_to` is 1 to [`MAX_REPLY_TO_LEN`] bytes of `[A-Za-z0-9_-]`. A
+/// `reason` is 1 to [`MAX_REQUEST_REASON_LEN`] bytes, not only whitespace, with no control
+/// characters (it is shown on one line in logs and listings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
@@ -129,6 +133,10 @@ pub struct Request {
     /// Queue for the reply (SQS transport); `None` means reply on the same channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// Why the client asks (a ticket id, a sentence): the policy sees it as
+    /// `input.request.reason` and may require it; the audit and decision logs keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Request {
@@ -154,6 +162,7 @@ impl Request {
             command: command.to_owned(),
             args,
             reply_to: None,
+            reason: None,
         }
     }
 
@@ -208,6 +217,9 @@ impl Request {
             if arg.contains('\0') {
                 return malformed(format!("argument {index} contains NUL"));
             }
+        }
+        if let Some(reason) = &self.reason {
+            check_reason(reason)?;
         }
         if let Some(reply_to) = &self.reply_to {
             let valid_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
@@ -384,6 +396,21 @@ fn check_name(field: &str, name: &str) -> Result<(), ProtoError> {
     }
 }
 
+/// Checks a request's reason: 1..=[`MAX_REQUEST_REASON_LEN`] bytes, not blank, no control
+/// characters.
+fn check_reason(reason: &str) -> Result<(), ProtoError> {
+    let why = if reason.trim().is_empty() {
+        "is empty".to_owned()
+    } else if reason.len() > MAX_REQUEST_REASON_LEN {
+        format!("is {} bytes (at most {MAX_REQUEST_REASON_LEN})", reason.len())
+    } else if reason.chars().any(char::is_control) {
+        "contains a control character (a reason is one line of text)".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(ProtoError::MalformedRequest(format!("reason {why}")))
+}
+
 /// A serde error as a log-safe reason: control characters escaped (serde quotes unknown field names,
 /// which the peer chose) and the length bounded.
 fn reason(error: &serde_json::Error) -> String {
@@ -480,6 +507,7 @@ mod tests {
         let object = value.as_object().expect("object");
         assert!(!object.contains_key("cluster"));
         assert!(!object.contains_key("reply_to"));
+        assert!(!object.contains_key("reason"));
         assert_eq!(object["v"], json!(2));
     }
 
@@ -591,6 +619,33 @@ mod tests {
         let mut value = sample_json();
         value["reply_to"] = json!("q".repeat(MAX_REPLY_TO_LEN));
         assert!(decode_value(&value).is_ok());
+    }
+
+    #[test]
+    fn reasons_round_trip_and_bad_ones_are_rejected() {
+        let mut request = sample_request();
+        request.reason = Some("INC-4711: disk full on web-1, ünïcode ok".into());
+        assert_eq!(Request::decode(&request.encode()), Ok(request.clone()));
+        request.reason = Some("r".repeat(MAX_REQUEST_REASON_LEN));
+        assert_eq!(Request::decode(&request.encode()), Ok(request));
+        let long = "r".repeat(MAX_REQUEST_REASON_LEN + 1);
+        for bad in [
+            "",
+            "   ",
+            "line\nbreak",
+            "tab\there",
+            "esc\u{1b}[31m",
+            "nul\u{0}",
+            "del\u{7f}",
+            long.as_str(),
+        ] {
+            let mut value = sample_json();
+            value["reason"] = json!(bad);
+            assert_malformed(&value, &format!("reason = {bad:?}"));
+        }
+        let mut value = sample_json();
+        value["reason"] = json!(7);
+        assert_malformed(&value, "reason not a string");
     }
 
     #[test]

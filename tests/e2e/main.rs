@@ -8,6 +8,7 @@ use sesame_client::exchange;
 use sesame_proto::{Domain, Envelope, ErrorCode, Request, Response, Sealer, Status};
 use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_client, module, sesamed};
 
+mod accountability;
 mod client;
 mod exec;
 mod firewall;

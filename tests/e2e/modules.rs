@@ -196,6 +196,17 @@ fn module_run_shows_the_decision_host_calls_and_what_would_run() {
     // An account change: the useradd command line is printed, not run.
     let out = run("user-add", "olga", &["--", "dave-sesame-test"]);
     let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "no reason given: {text}");
+    assert!(
+        text.contains("accounts::user-add needs a reason") && text.contains("error 1010"),
+        "{text}"
+    );
+    let out = run(
+        "user-add",
+        "olga",
+        &["--reason", "OPS-7 onboarding dave", "--", "dave-sesame-test"],
+    );
+    let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(
         text.contains("would:    /usr/sbin/useradd --create-home --user-group -- dave-sesame-test"),

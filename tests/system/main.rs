@@ -21,6 +21,9 @@ mod exec;
 mod salt;
 mod users;
 
+/// The reason the system tests give where the stock policy wants one (accounts, config).
+const REASON: &str = "OPS-1 system test";
+
 const ALPHA: &str = "10.77.1.5";
 const BETA: &str = "10.77.2.6";
 const SERVER_FOR_ALPHA: &str = "10.77.1.1";

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sesame_tests::{Daemon, Setup, config_cluster};
 
-use crate::require_private_namespace;
+use crate::{REASON, require_private_namespace};
 
 const MOTD: &str = "/etc/motd";
 
@@ -80,7 +80,17 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
     assert_ne!(before.as_deref(), Some(text), "the test starts from another motd");
 
     // Test mode reports what would change and changes nothing.
-    let out = olga.run_ok(&["run", "web", "salt-apply", "motd", "--test", "--pillar", &pillar]);
+    let out = olga.run_ok(&[
+        "run",
+        "--reason",
+        REASON,
+        "web",
+        "salt-apply",
+        "motd",
+        "--test",
+        "--pillar",
+        &pillar,
+    ]);
     assert!(
         out.starts_with("motd: 1 changed, 0 failed (test mode: nothing was changed)"),
         "{out}"
@@ -92,19 +102,37 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
     assert_eq!(motd(), before, "test mode changed nothing");
 
     // Applied: /etc/motd (the overlay's) has the pillar's text; a second apply changes nothing.
-    let out = olga.run_ok(&["run", "web", "salt-apply", "motd", "--pillar", &pillar]);
+    let out = olga.run_ok(&[
+        "run",
+        "--reason",
+        REASON,
+        "web",
+        "salt-apply",
+        "motd",
+        "--pillar",
+        &pillar,
+    ]);
     assert!(out.starts_with("motd: 1 changed, 0 failed\n"), "{out}");
     assert!(
         out.contains("[changed] file_|-motd_|-/etc/motd_|-managed"),
         "{out}"
     );
     assert_eq!(motd().as_deref().map(str::trim_end), Some(text));
-    let out = olga.run_ok(&["run", "web", "salt-apply", "motd", "--pillar", &pillar]);
+    let out = olga.run_ok(&[
+        "run",
+        "--reason",
+        REASON,
+        "web",
+        "salt-apply",
+        "motd",
+        "--pillar",
+        &pillar,
+    ]);
     assert!(out.starts_with("motd: 0 changed, 0 failed\n"), "{out}");
     assert!(out.contains("[ok] file_|-motd_|-/etc/motd_|-managed"), "{out}");
 
     // A failing state: the command fails with the same summary, naming the state.
-    let err = olga.run_err(&["run", "web", "salt-apply", "nginx"]);
+    let err = olga.run_err(&["run", "--reason", REASON, "web", "salt-apply", "nginx"]);
     assert!(
         err.contains("error 3005") && err.contains("nginx: 0 changed, 1 failed"),
         "{err}"
@@ -114,7 +142,7 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         "{err}"
     );
     // A state in the grant that this host does not have: Salt's own message comes back.
-    let err = olga.run_err(&["run", "web", "salt-apply", "ntp"]);
+    let err = olga.run_err(&["run", "--reason", REASON, "web", "salt-apply", "ntp"]);
     assert!(
         err.contains("error 3005") && err.contains("No matching sls found for 'ntp'"),
         "{err}"
@@ -122,13 +150,15 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
 
     // Outside the grant, nothing runs: a state not in it, a pillar key not in it (3004), and a
     // client whose group may not run salt-apply at all (1010).
-    let err = olga.run_err(&["run", "web", "salt-apply", "users"]);
+    let err = olga.run_err(&["run", "--reason", REASON, "web", "salt-apply", "users"]);
     assert!(
         err.contains("error 3004") && err.contains("state users is not in the grant"),
         "{err}"
     );
     let err = olga.run_err(&[
         "run",
+        "--reason",
+        REASON,
         "web",
         "salt-apply",
         "motd",
@@ -139,7 +169,7 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         err.contains("error 3004") && err.contains("pillar key \"path\""),
         "{err}"
     );
-    let err = alice.run_err(&["run", "web", "salt-apply", "motd"]);
+    let err = alice.run_err(&["run", "--reason", REASON, "web", "salt-apply", "motd"]);
     assert!(err.contains("error 1010"), "{err}");
     assert_eq!(
         motd().as_deref().map(str::trim_end),
@@ -208,7 +238,7 @@ fn a_salt_run_past_the_request_limit_is_killed_with_everything_it_started() {
     let daemon = Daemon::start(&setup);
     let olga = daemon.client("olga", &["operators"]);
     let started = std::time::Instant::now();
-    let err = olga.run_err(&["run", "web", "salt-apply", "ntp"]);
+    let err = olga.run_err(&["run", "--reason", REASON, "web", "salt-apply", "ntp"]);
     let took = started.elapsed();
     assert!(
         err.contains("error 3002") && err.contains("time limit of 4000 ms"),

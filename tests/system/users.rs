@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sesame_tests::{Daemon, Setup, accounts_cluster};
 
-use crate::{require_private_namespace, sh};
+use crate::{REASON, require_private_namespace, sh};
 
 /// A real ed25519 key (ssh-keygen).
 const DAVE_KEY: &str =
@@ -40,6 +40,8 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
     // Onboarding: an onboarder creates the account in a group the policy lets her manage.
     let out = olga.run_ok(&[
         "run",
+        "--reason",
+        REASON,
         "web",
         "user-add",
         "dave",
@@ -56,14 +58,23 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
     assert_eq!(std::fs::metadata(home).expect("home").uid(), uid);
 
     // Outside the grant: a group she may not manage (3004), a protected account (1010).
-    let err = olga.run_err(&["run", "web", "user-add", "erin", "--group", "sudo"]);
+    let err = olga.run_err(&[
+        "run", "--reason", REASON, "web", "user-add", "erin", "--group", "sudo",
+    ]);
     assert!(err.contains("error 3004") && err.contains("sudo"), "{err}");
     assert!(shadow("erin").is_none(), "nothing was created");
-    let err = olga.run_err(&["run", "web", "user-lock", "root"]);
+    let err = olga.run_err(&["run", "--reason", REASON, "web", "user-lock", "root"]);
     assert!(err.contains("error 1010") && err.contains("protected"), "{err}");
 
+    // The stock policy wants a reason for account changes: without one, nothing is written.
+    let err = dave.run_err(&["run", "web", "key-add", DAVE_KEY]);
+    assert!(
+        err.contains("error 1010") && err.contains("accounts::key-add needs a reason"),
+        "{err}"
+    );
+    assert!(!home.join(".ssh/authorized_keys").exists(), "no key was added");
     // Dave adds his own key (self service); the file is his, 0600, in a 0700 .ssh.
-    let out = dave.run_ok(&["run", "web", "key-add", DAVE_KEY]);
+    let out = dave.run_ok(&["run", "--reason", REASON, "web", "key-add", DAVE_KEY]);
     assert!(out.contains("added key"), "{out}");
     let keys = home.join(".ssh/authorized_keys");
     let meta = std::fs::metadata(&keys).expect("authorized_keys");
@@ -74,26 +85,34 @@ fn onboarding_and_offboarding_a_developer_through_policy() {
         std::fs::read_to_string(&keys).expect("read"),
         format!("{DAVE_KEY}\n")
     );
-    let out = dave.run_ok(&["run", "web", "key-add", DAVE_KEY]);
+    let out = dave.run_ok(&["run", "--reason", REASON, "web", "key-add", DAVE_KEY]);
     assert!(out.contains("already present"), "no duplicate: {out}");
     assert_eq!(std::fs::read_to_string(&keys).expect("read").lines().count(), 1);
     // Dave may not touch other accounts, and may not pass options with his key.
-    let err = dave.run_err(&["run", "web", "user-lock", "dave"]);
+    let err = dave.run_err(&["run", "--reason", REASON, "web", "user-lock", "dave"]);
     assert!(err.contains("error 1010"), "{err}");
-    let err = dave.run_err(&["run", "web", "key-add", "command=\"/bin/sh\"", DAVE_KEY]);
+    let err = dave.run_err(&[
+        "run",
+        "--reason",
+        REASON,
+        "web",
+        "key-add",
+        "command=\"/bin/sh\"",
+        DAVE_KEY,
+    ]);
     assert!(err.contains("not one of") || err.contains("options"), "{err}");
 
     // Offboarding: lock (password locked AND account expired, so keys stop working too).
-    olga.run_ok(&["run", "web", "user-lock", "dave"]);
+    olga.run_ok(&["run", "--reason", REASON, "web", "user-lock", "dave"]);
     let status = sh("passwd", &["-S", "dave"]);
     assert_eq!(status.split_whitespace().nth(1), Some("L"), "{status}");
     let fields = shadow("dave").expect("dave");
     assert!(fields[1].starts_with('!'), "password locked: {fields:?}");
     assert_eq!(fields[7], "1", "expired on 1970-01-02: {fields:?}");
-    olga.run_ok(&["run", "web", "user-unlock", "dave"]);
+    olga.run_ok(&["run", "--reason", REASON, "web", "user-unlock", "dave"]);
     assert_eq!(shadow("dave").expect("dave")[7], "", "expiry cleared");
-    olga.run_ok(&["run", "web", "user-lock", "dave"]);
-    olga.run_ok(&["run", "web", "user-remove", "dave"]);
+    olga.run_ok(&["run", "--reason", REASON, "web", "user-lock", "dave"]);
+    olga.run_ok(&["run", "--reason", REASON, "web", "user-remove", "dave"]);
     assert!(shadow("dave").is_none());
     assert!(!home.exists(), "home removed");
 
@@ -188,7 +207,7 @@ fn system_accounts_and_administrators_are_out_of_an_onboarders_reach() {
         &["user-remove", "adam"],
         &["group-remove", "adam", "developers"],
     ] {
-        let mut line = vec!["run", "web"];
+        let mut line = vec!["run", "--reason", REASON, "web"];
         line.extend(args);
         let err = olga.run_err(&line);
         assert!(
@@ -197,7 +216,7 @@ fn system_accounts_and_administrators_are_out_of_an_onboarders_reach() {
         );
     }
     // A client enrolled under a system account's name gets no self service.
-    let err = impostor.run_err(&["run", "web", "key-add", DAVE_KEY]);
+    let err = impostor.run_err(&["run", "--reason", REASON, "web", "key-add", DAVE_KEY]);
     assert!(err.contains("error 3004") || err.contains("error 1010"), "{err}");
     let after: Vec<Vec<String>> = targets.iter().map(|t| account_lines(t)).collect();
     assert_eq!(before, after, "accounts unchanged");

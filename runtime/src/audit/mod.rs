@@ -197,6 +197,9 @@ pub struct RequestRecord {
     pub command: Option<String>,
     /// Arguments.
     pub args: Vec<String>,
+    /// Why the client asked, when it said (`sesame run --reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The module's digest, once resolved.
     pub module_digest: Option<String>,
     /// The policy revision that judged it.

@@ -57,7 +57,10 @@ pub fn describe(record: &Value) -> String {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(quote).collect())
                 .unwrap_or_default();
-            let call = std::iter::once(command).chain(args).collect::<Vec<_>>().join(" ");
+            let mut call = std::iter::once(command).chain(args).collect::<Vec<_>>().join(" ");
+            if let Some(reason) = record.get("reason").and_then(Value::as_str) {
+                call = format!("{call} because {}", quote(reason));
+            }
             let code = num("code").unwrap_or(u64::MAX);
             let outcome = if text("phase") == "start" {
                 "allowed, running".to_owned()
@@ -282,6 +285,7 @@ mod tests {
 
     fn request(client: &str, id: &str, code: u16, args: &[&str]) -> AuditEvent {
         AuditEvent::Request(Box::new(RequestRecord {
+            reason: (client == "alice").then(|| "INC-42 rotate".to_owned()),
             phase: "end",
             id: id.into(),
             client: client.into(),
@@ -344,7 +348,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines.iter().all(|l| l.contains("alice")), "{text}");
         assert!(
-            lines[2].starts_with("2026-11-22 12:24:06 UTC  alice [00000004] via quic from 192.0.2.7: basic::echo \"hi there\" x -> ok in 1.2 ms"),
+            lines[2].starts_with("2026-11-22 12:24:06 UTC  alice [00000004] via quic from 192.0.2.7: basic::echo \"hi there\" x because \"INC-42 rotate\" -> ok in 1.2 ms"),
             "{}",
             lines[2]
         );

@@ -118,10 +118,12 @@ mod tests {
         for text in [
             include_str!("../../../policies/sesame.rego"),
             include_str!("../../../policies/sesame_test.rego"),
+            include_str!("../../../policies/reason_test.rego"),
             include_str!("../../../policies/examples/office-hours/policy.rego"),
             include_str!("../../../policies/examples/argument-constraints/policy.rego"),
             include_str!("../../../policies/examples/break-glass/policy.rego"),
             include_str!("../../../policies/examples/per-group-ports/policy.rego"),
+            include_str!("../../../policies/examples/ticket-id/policy.rego"),
         ] {
             let work = check(text).expect("within the bounds");
             println!("parse work {work}");

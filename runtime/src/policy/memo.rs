@@ -213,7 +213,7 @@ mod tests {
         b.request.id = "ffffffffffffffffffffffffffffffff".to_owned();
         b.now_ns = 42;
         assert_eq!(DecisionCache::key(&a), DecisionCache::key(&b));
-        let changes: [fn(&mut PolicyInput); 9] = [
+        let changes: [fn(&mut PolicyInput); 10] = [
             |i| i.client.name.push('x'),
             |i| i.client.groups.push("ops".into()),
             |i| i.request.args.push("more".into()),
@@ -221,6 +221,7 @@ mod tests {
             |i| i.request.cluster.push('x'),
             |i| i.request.transport = "sqs".into(),
             |i| i.request.source_ip = Some("10.0.0.1".into()),
+            |i| i.request.reason = Some("INC-1".into()),
             |i| i.module.digest.push('0'),
             |i| {
                 i.host.labels.insert("role".into(), "db".into());

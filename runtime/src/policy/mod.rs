@@ -118,6 +118,10 @@ pub struct RequestInput {
     /// The source address the transport observed, when it has one (QUIC does, SQS does not).
     #[serde(default)]
     pub source_ip: Option<String>,
+    /// Why the client asks (`sesame run --reason`). Absent from the input, not `null`, when the
+    /// client gave none, so that a policy's `not input.request.reason` holds then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `input.host`: the host the daemon runs on.

@@ -35,8 +35,8 @@ use std::fmt;
 use super::walk::{ModuleSummary, Role, Segment, dotted};
 
 /// The fields of `input.request` that a repeated request repeats (everything but `id`).
-pub(super) const REPEATING_REQUEST_FIELDS: [&str; 5] =
-    ["cluster", "command", "args", "transport", "source_ip"];
+pub(super) const REPEATING_REQUEST_FIELDS: [&str; 6] =
+    ["cluster", "command", "args", "transport", "source_ip", "reason"];
 
 /// The parts of `input` that repeat as a whole.
 pub(super) const REPEATING_INPUT_PARTS: [&str; 3] = ["client", "host", "module"];
@@ -518,6 +518,8 @@ g(x) := true
                 args: vec![],
                 transport: String::new(),
                 source_ip: None,
+                // Some: an absent reason is left out of the input, and every field must show.
+                reason: Some(String::new()),
             },
             host: crate::policy::HostInput {
                 name: String::new(),

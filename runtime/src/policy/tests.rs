@@ -27,6 +27,7 @@ pub(super) fn input(client: &str, groups: &[&str], cluster: &str, command: &str)
             args: vec!["hello".to_owned()],
             transport: "quic".to_owned(),
             source_ip: Some("192.0.2.7".to_owned()),
+            reason: None,
         },
         host: HostInput {
             name: "h1".to_owned(),
@@ -98,7 +99,11 @@ fn default_policy_tests_all_pass() {
             "{}",
             outcome.name
         );
-        assert!(outcome.file.ends_with("sesame_test.rego"));
+        assert!(
+            outcome.file.to_string_lossy().ends_with("_test.rego"),
+            "{}",
+            outcome.file.display()
+        );
         assert!(outcome.line.is_some_and(|l| l > 1));
     }
 }
@@ -521,13 +526,20 @@ fn a_top_level_examples_directory_is_not_part_of_the_set() {
 #[test]
 fn default_policy_grants_salt_users_and_masks() {
     let policy = Policy::load(&default_policies()).expect("load default policies");
-    let Decision::Allow(grant) = policy.decide(&input("olga", &["operators"], "config", "salt-apply")) else {
+    let mut apply = input("olga", &["operators"], "config", "salt-apply");
+    let Decision::Deny(reasons) = policy.decide(&apply) else {
+        panic!("config::salt-apply without a reason should be denied");
+    };
+    assert!(reasons.0[0].contains("needs a reason"), "{reasons:?}");
+    apply.request.reason = Some("OPS-1 test".to_owned());
+    let Decision::Allow(grant) = policy.decide(&apply) else {
         panic!("operators -> config::salt-apply should be allowed");
     };
     assert_eq!(grant.salt.states, ["motd", "nginx", "ntp"]);
     assert_eq!(grant.salt.pillar_keys, ["motd_text"]);
     let mut add = input("oscar", &["onboarders"], "accounts", "user-add");
     add.request.args = vec!["bob".to_owned(), "hash".to_owned()];
+    add.request.reason = Some("OPS-2 onboarding bob".to_owned());
     let Decision::Allow(grant) = policy.decide(&add) else {
         panic!("onboarders -> accounts::user-add bob should be allowed");
     };

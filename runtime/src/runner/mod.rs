@@ -308,6 +308,7 @@ impl Runner {
                 }
                 record.command = Some(request.command.clone());
                 record.cluster = request.cluster.clone();
+                record.reason = request.reason.clone();
                 match self.process(now_ms, &request, client, peer, &mut record) {
                     Ok(output) => Response::ok(request.id, output, 0),
                     Err(f) => Response::error(request.id, f.code, f.message),

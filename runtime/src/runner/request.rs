@@ -53,6 +53,7 @@ pub fn policy_input(
             args: request.args.clone(),
             transport: peer.transport.to_owned(),
             source_ip: peer.source_ip.map(|ip| ip.to_string()),
+            reason: request.reason.clone(),
         },
         host: HostInput {
             name: config.host_name.clone(),

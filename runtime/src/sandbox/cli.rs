@@ -121,6 +121,9 @@ pub struct RunArgs {
     /// The caller's address as a transport would observe it (`"caller"` in a firewall grant).
     #[arg(long, value_name = "IP")]
     source_ip: Option<IpAddr>,
+    /// The reason the client gives (`sesame run --reason`), as the policy sees it.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
     /// The daemon's configuration (policy, client registry, clusters, limits).
     #[command(flatten)]
     config: ConfigArg,
@@ -141,14 +144,17 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
     };
     let (cluster_name, command) = place(&config, &a.file, a.cluster.as_deref(), a.command.as_deref())?;
     let cluster = &config.clusters[&cluster_name];
-    let request = sesame_proto::Request::new(
-        &mut rand_core::OsRng,
-        crate::now_ms(),
-        &config.host_name,
-        Some(&cluster_name),
-        &command,
-        a.args.clone(),
-    );
+    let request = sesame_proto::Request {
+        reason: a.reason.clone(),
+        ..sesame_proto::Request::new(
+            &mut rand_core::OsRng,
+            crate::now_ms(),
+            &config.host_name,
+            Some(&cluster_name),
+            &command,
+            a.args.clone(),
+        )
+    };
     request.validate().context("the request a client would send")?;
 
     let mut sandbox = Sandbox::new(1, crate::runner::memory_ceiling(&config))?;

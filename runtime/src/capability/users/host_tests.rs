@@ -148,6 +148,7 @@ fn decision_in(dir: &Path, client: &str, groups: &[&str], command: &str, args: &
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             transport: "quic".into(),
             source_ip: None,
+            reason: Some("OPS-1 test".into()),
         },
         host: HostInput {
             name: "h1".into(),
