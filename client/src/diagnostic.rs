@@ -201,6 +201,15 @@ fn code_entry(code: ErrorCode) -> Option<Option<&'static str>> {
             "the host's policy does not let this client's groups run that: ask the host's security \
              team (they can see why with `sesamed policy eval --explain`)",
         ),
+        ErrorCode::ApprovalPending => Some(
+            "the host's policy wants others to approve this first: they see it with `sesame \
+             pending HOST` and approve it with `sesame approve HOST ID`; `sesame result HOST ID` \
+             fetches the answer",
+        ),
+        ErrorCode::ApprovalRefused => Some(
+            "the request will not run (rejected, or it expired unapproved): ask again, and tell the \
+             approvers why (`--reason`)",
+        ),
         ErrorCode::MalformedEnvelope => {
             Some("the host could not open the request: check the pinned host key against `sesamed show`")
         }

@@ -7,7 +7,7 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
-    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, ProtoError, PublicKey, Request,
+    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, PendingNote, ProtoError, PublicKey, Request,
     RequestId, Response, SealedNextKey, Status,
 };
 
@@ -44,7 +44,8 @@ fn check_request(request: &Request) {
 
 fn check_response(response: &Response) {
     let encoded = response.encode();
-    let consistent = (response.status == Status::Ok) == (response.code == ErrorCode::Ok);
+    let consistent = (response.status == Status::Ok) == (response.code == ErrorCode::Ok)
+        && response.pending.is_some() == (response.code == ErrorCode::ApprovalPending);
     match Response::decode(&encoded) {
         Ok(decoded) => {
             assert!(consistent && response.v == PROTOCOL_VERSION);
@@ -108,6 +109,16 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
                 } else {
                     None
                 },
+            })
+        } else {
+            None
+        },
+        pending: if input.arbitrary()? {
+            Some(PendingNote {
+                id: RequestId::from_bytes(input.arbitrary()?),
+                approvals: input.arbitrary()?,
+                required: input.arbitrary()?,
+                expires_at_ms: input.arbitrary()?,
             })
         } else {
             None

@@ -26,6 +26,12 @@ pub enum ErrorCode {
     WrongHost,
     /// 1010: the policy denied the request.
     Denied,
+    /// 1020: the policy wants other people to approve the request first: it is parked on the
+    /// host, not run (yet). The response's `pending` says its id, approvals and expiry.
+    ApprovalPending,
+    /// 1021: a parked request will not run: an approver (or its requester) rejected it, or it
+    /// expired unapproved. The message says which.
+    ApprovalRefused,
     /// 2001: the envelope is not one to act on (bad magic, the old wire format, truncated,
     /// oversize, bad MAC, or it seals another [`Domain`](crate::Domain) than the receiver opens).
     MalformedEnvelope,
@@ -64,6 +70,8 @@ impl ErrorCode {
         Self::Stale,
         Self::WrongHost,
         Self::Denied,
+        Self::ApprovalPending,
+        Self::ApprovalRefused,
         Self::MalformedEnvelope,
         Self::MalformedRequest,
         Self::UnknownCluster,
@@ -89,6 +97,8 @@ impl ErrorCode {
             Self::Stale => 1004,
             Self::WrongHost => 1005,
             Self::Denied => 1010,
+            Self::ApprovalPending => 1020,
+            Self::ApprovalRefused => 1021,
             Self::MalformedEnvelope => 2001,
             Self::MalformedRequest => 2002,
             Self::UnknownCluster => 2003,
@@ -121,6 +131,8 @@ impl ErrorCode {
             Self::Stale => "stale request",
             Self::WrongHost => "wrong host",
             Self::Denied => "denied by policy",
+            Self::ApprovalPending => "waiting for approval",
+            Self::ApprovalRefused => "not approved",
             Self::MalformedEnvelope => "malformed envelope",
             Self::MalformedRequest => "malformed request",
             Self::UnknownCluster => "unknown cluster",
@@ -181,8 +193,8 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                0, 1001, 1003, 1004, 1005, 1010, 2001, 2002, 2003, 2004, 2005, 3001, 3002, 3003, 3004, 3005,
-                3006, 3007, 9999
+                0, 1001, 1003, 1004, 1005, 1010, 1020, 1021, 2001, 2002, 2003, 2004, 2005, 3001, 3002, 3003,
+                3004, 3005, 3006, 3007, 9999
             ]
         );
     }

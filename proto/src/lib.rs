@@ -65,8 +65,8 @@ pub use envelope::{Envelope, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN, NONCE_LEN, OLD
 pub use error::{ProtoError, error_chain};
 pub use keys::{KeyDigest, PublicKey, SecretKey};
 pub use message::{
-    GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, MAX_REQUEST_REASON_LEN, Request,
-    RequestId, Response, Status,
+    GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, MAX_REQUEST_REASON_LEN, PendingNote,
+    Request, RequestId, Response, Status,
 };
 pub use replay::ReplayWindow;
 pub use rotation::{Followed, HostKeyNote, HostPin, RotationRefused, SEALED_NEXT_KEY_LEN, SealedNextKey};

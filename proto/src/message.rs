@@ -258,6 +258,20 @@ pub struct GrantNote {
     pub expires_at_ms: Option<u64>,
 }
 
+/// A request parked until other people approve it (code [`ErrorCode::ApprovalPending`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingNote {
+    /// The parked request: the id of the request that asked (`sesame approve HOST ID`).
+    pub id: RequestId,
+    /// Approvals it has.
+    pub approvals: u32,
+    /// Approvals it needs.
+    pub required: u32,
+    /// When it expires unapproved, Unix milliseconds.
+    pub expires_at_ms: u64,
+}
+
 /// The daemon's answer to a [`Request`], sealed back to the client.
 ///
 /// A decoded response always has `status == Status::Ok` exactly when `code == ErrorCode::Ok`. The
@@ -288,6 +302,10 @@ pub struct Response {
     /// client follows it only as [`HostPin::follow`](crate::HostPin::follow) allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key_rotated: Option<HostKeyNote>,
+    /// Set with [`ErrorCode::ApprovalPending`]: the parked request, to wait for
+    /// (`sesame result HOST ID`) or to approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingNote>,
 }
 
 impl Response {
@@ -304,6 +322,7 @@ impl Response {
             duration_us,
             grants: Vec::new(),
             host_key_rotated: None,
+            pending: None,
         }
     }
 
@@ -327,6 +346,16 @@ impl Response {
             duration_us: 0,
             grants: Vec::new(),
             host_key_rotated: None,
+            pending: None,
+        }
+    }
+
+    /// The answer to a request the host parked until others approve it.
+    #[must_use]
+    pub fn pending(id: RequestId, note: PendingNote, message: impl Into<String>) -> Self {
+        Self {
+            pending: Some(note),
+            ..Self::error(id, ErrorCode::ApprovalPending, message)
         }
     }
 
@@ -350,6 +379,17 @@ impl Response {
         check_version(plaintext, ProtoError::MalformedResponse)?;
         let response: Self =
             serde_json::from_slice(plaintext).map_err(|e| ProtoError::MalformedResponse(reason(&e)))?;
+        if response.pending.is_some() != (response.code == ErrorCode::ApprovalPending) {
+            return Err(ProtoError::MalformedResponse(format!(
+                "code {} {} a pending note",
+                response.code.as_u16(),
+                if response.pending.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
+            )));
+        }
         if (response.status == Status::Ok) != (response.code == ErrorCode::Ok) {
             return Err(ProtoError::MalformedResponse(format!(
                 "status {:?} disagrees with code {}",
@@ -736,11 +776,44 @@ mod tests {
             assert_eq!(Response::decode(&ok.encode()), Ok(ok.clone()));
         }
 
-        for &code in ErrorCode::ALL.iter().filter(|&&c| c != ErrorCode::Ok) {
+        for &code in ErrorCode::ALL
+            .iter()
+            .filter(|&&c| c != ErrorCode::Ok && c != ErrorCode::ApprovalPending)
+        {
             let error = Response::error(id, code, "nope");
             assert_eq!(error.status, Status::Error);
             assert_eq!(Response::decode(&error.encode()), Ok(error));
         }
+    }
+
+    #[test]
+    fn a_pending_note_comes_with_its_code_only() {
+        let id = RequestId::from_bytes([3; 16]);
+        let note = PendingNote {
+            id,
+            approvals: 0,
+            required: 2,
+            expires_at_ms: 1_700_000_900_000,
+        };
+        let pending = Response::pending(id, note.clone(), "waiting");
+        assert_eq!(pending.code, ErrorCode::ApprovalPending);
+        assert_eq!(Response::decode(&pending.encode()), Ok(pending.clone()));
+        let without = Response {
+            pending: None,
+            ..pending
+        };
+        assert!(matches!(
+            Response::decode(&without.encode()),
+            Err(ProtoError::MalformedResponse(_))
+        ));
+        let stray = Response {
+            pending: Some(note),
+            ..Response::error(id, ErrorCode::Denied, "no")
+        };
+        assert!(matches!(
+            Response::decode(&stray.encode()),
+            Err(ProtoError::MalformedResponse(_))
+        ));
     }
 
     #[test]

@@ -158,6 +158,10 @@ macro_rules! registry {
             pub limits: Limits,
             /// Why the request was allowed.
             pub reasons: Vec<String>,
+            /// Approvals the request needs before it runs (`decision.approvals`); `None`: it
+            /// runs at once.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub approvals: Option<crate::policy::ApprovalRule>,
         }
 
         impl Grant {
@@ -167,6 +171,7 @@ macro_rules! registry {
                     $($name: document.$name,)*
                     limits,
                     reasons: Vec::new(),
+                    approvals: None,
                 }
             }
 

@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
 
-use super::{Decision, Grant, GrantDocument, Limits, Reasons};
+use super::{ApprovalRule, Decision, Grant, GrantDocument, Limits, Reasons};
 
 /// The largest decision sesame reads, as JSON text: a decision past it is denied unread. A value
 /// built by sharing (`a2 := [a1, a1]`, …) can be small in memory and astronomically large written
@@ -12,7 +12,7 @@ use super::{Decision, Grant, GrantDocument, Limits, Reasons};
 pub const MAX_DECISION_BYTES: u64 = 1 << 20;
 
 /// The keys a decision object may have.
-const DECISION_KEYS: [&str; 4] = ["allow", "reasons", "grant", "limits"];
+const DECISION_KEYS: [&str; 5] = ["allow", "reasons", "grant", "limits", "approvals"];
 
 /// Turns the value of the decision rule into a [`Decision`]; anything but a well-formed
 /// `{"allow": true, ...}` is a denial.
@@ -69,7 +69,15 @@ fn read(json: &Json) -> Result<(bool, Vec<String>, Grant), String> {
     let reasons: Vec<String> = field(fields, "reasons")?;
     let grant: GrantDocument = field(fields, "grant")?;
     let limits: Limits = field(fields, "limits")?;
-    Ok((allow, reasons, Grant::new(grant, limits)))
+    let approvals: Option<ApprovalRule> = field(fields, "approvals")?;
+    Ok((
+        allow,
+        reasons,
+        Grant {
+            approvals,
+            ..Grant::new(grant, limits)
+        },
+    ))
 }
 
 /// `decision.<key>` read as a `T`, or `T::default()` when absent.

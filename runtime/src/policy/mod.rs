@@ -8,6 +8,7 @@
 //! ([`stack`]). [`testing`] runs a directory's `test_*` rules, the `opa test` that regorus lacks;
 //! [`cli`] is the `sesamed policy` toolkit built on it.
 
+mod approval;
 mod bounds;
 mod builtins;
 mod bundle;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an allowed request may do: made from the capabilities' grants ([`crate::capability`]).
 pub use crate::capability::{Grant, GrantDocument};
+pub use approval::{ApprovalRule, DEFAULT_APPROVAL_TTL_S, MAX_APPROVAL_TTL_S, MAX_APPROVALS};
 pub use bounds::{MAX_NESTING, MAX_PARSE_WORK, MAX_SIGNS};
 pub use builtins::{MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_ITEMS, MAX_STRING_BYTES};
 use bundle::Bundle;
