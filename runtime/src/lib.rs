@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod answers;
+pub mod approvals;
 pub mod audit;
 pub mod capability;
 pub mod cli;
