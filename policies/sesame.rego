@@ -12,8 +12,9 @@
 #       "users":    {"names": ["alice"], "groups": ["ops"]},  # or {"self": true}
 #       "exec":     {"programs": {"restart-app": {"unit": ["web"]}}}
 #     },
-#     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64, "host_calls": 1000}
-#   }
+#     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64, "host_calls": 1000},
+#     "approvals": {"count": 1, "groups": ["security"], "ttl_s": 900}  # optional: run only
+#   }                                                # once others approve
 #
 # The daemon fails closed: if `decision` is undefined, raises an error, has a key
 # it does not know or a value of the wrong type, the request is denied. Anything
@@ -58,6 +59,9 @@
 #                                                 one), each PARAM narrowed to the VALUEs listed
 #                                                 (for a path parameter: paths at or below them);
 #                                                 {} allows what the declaration allows.
+#   acl.clusters[CLUSTER].approvals               {"count": N, "groups": [GROUP, ...], "ttl_s": S}:
+#                                                 CLUSTER's requests wait until N other clients
+#                                                 in GROUP approve them, for S seconds at most.
 #   acl.clusters[CLUSTER].reason                  {"required": true}: CLUSTER's requests must say
 #                                                 why (`sesame run --reason TEXT`);
 #                                                 {"pattern": REGEX, "example": TEXT}: and the
@@ -71,12 +75,15 @@ package sesame
 
 # The decision sesamed reads. Exactly one branch applies: allowed, or denied
 # with the reasons why.
-decision := {
-	"allow": true,
-	"reasons": sort(allow_reasons),
-	"grant": grant,
-	"limits": limits,
-} if {
+decision := object.union(
+	{
+		"allow": true,
+		"reasons": sort(allow_reasons),
+		"grant": grant,
+		"limits": limits,
+	},
+	approvals,
+) if {
 	allow
 } else := {
 	"allow": false,
@@ -99,6 +106,15 @@ granting_groups contains group if {
 	matches(cluster, input.request.cluster)
 	some command in commands
 	matches(command, input.request.command)
+}
+
+# The daemon's own approvals commands (sesame pending|approve|reject|result): every
+# client in a group may use them. The daemon then checks each parked request's own
+# rule (who may approve it, never its requester) and shows a requester only its own
+# results.
+granting_groups contains group if {
+	input.request.cluster == "approvals"
+	some group in input.client.groups
 }
 
 # A pattern from data.acl matches a name when equal, or when it is "*".
@@ -140,6 +156,16 @@ deny_reasons contains reason if {
 		count(input.request.args),
 	])
 }
+
+# --- approvals -----------------------------------------------------------------
+#
+# A cluster with an approvals entry (none in the shipped data) runs nothing until
+# other clients approve: {"count": N, "groups": [GROUP, ...], "ttl_s": SECONDS}
+# (N other clients, each in one of the groups, within ttl_s, default 900). The
+# daemon parks the request; see the README's "Two-person approval".
+approvals := {"approvals": cluster_config.approvals} if {
+	cluster_config.approvals
+} else := {}
 
 # --- reasons -------------------------------------------------------------------
 #

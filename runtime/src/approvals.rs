@@ -19,6 +19,14 @@ use sesame_proto::{ErrorCode, PendingNote, PublicKey, Request, RequestId};
 
 use crate::policy::Grant;
 
+/// The daemon's own cluster: `approvals::pending`, `approve`, `reject` and `result` (`sesame
+/// pending|approve|reject|result HOST`). No configured cluster may take its name.
+pub const CLUSTER: &str = "approvals";
+/// Its commands.
+pub const COMMANDS: [&str; 4] = ["pending", "approve", "reject", "result"];
+/// What the policy sees as `input.module.digest` for them: no module runs.
+pub const BUILTIN_DIGEST: &str = "builtin:approvals";
+
 /// The directory under the state directory.
 pub const PENDING_DIR: &str = "pending";
 /// Requests one client may have waiting at once.
@@ -46,6 +54,8 @@ pub struct Parked {
     pub cluster: String,
     /// The digest of the module that was judged; another one is not run.
     pub module_digest: String,
+    /// The policy revision that decided the grant.
+    pub policy_revision: String,
     /// The arguments as the logs and listings show them (masked where the policy says).
     pub masked_args: Vec<String>,
     /// The grant decided when the request was made, approval rule included.
@@ -156,7 +166,7 @@ impl Parked {
 
     /// Whether `approver` (a client other than the requester, in `groups`) may approve or
     /// reject it under its rule.
-    fn admits(&self, approver: &str, groups: &[String]) -> bool {
+    pub fn admits(&self, approver: &str, groups: &[String]) -> bool {
         approver != self.client && self.grant.approvals.as_ref().is_some_and(|r| r.admits(groups))
     }
 }

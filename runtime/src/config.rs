@@ -296,6 +296,11 @@ impl Config {
         let mut clusters = BTreeMap::new();
         for (name, cluster) in raw.clusters {
             check_name(&name).map_err(|e| invalid(format!("clusters.{name}: {e}")))?;
+            if name == crate::approvals::CLUSTER {
+                return Err(invalid(format!(
+                    "clusters.{name}: the name is the daemon's own (its pending, approve, reject and result commands)"
+                )));
+            }
             for cap in &cluster.capabilities {
                 if !CAPABILITIES.contains(&cap.as_str()) {
                     return Err(invalid(format!(

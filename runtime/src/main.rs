@@ -776,7 +776,7 @@ fn serve(config_path: &Path) -> Result<()> {
         };
         tokio::spawn(control.serve(status, stop_rx.clone()));
         tokio::spawn(watch_reloads(Arc::clone(&runner), stop_rx.clone()));
-        tokio::spawn(reap_grants(Arc::clone(&runner), stop_rx));
+        tokio::spawn(reap(Arc::clone(&runner), stop_rx));
         let reason = shutdown_signal().await?;
         tracing::info!("{reason}: finishing requests in flight");
         let _ = stop_tx.send(true);
@@ -798,12 +798,9 @@ async fn shutdown_signal() -> Result<String> {
     })
 }
 
-/// Closes expired firewall openings, checking every second (the nftables back end also has the
-/// kernel stop matching at expiry; ufw relies on this).
-async fn reap_grants(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    if runner.firewall().is_none() {
-        return;
-    }
+/// Closes expired firewall openings and expires unapproved parked requests, checking every
+/// second (the nftables back end also has the kernel stop matching at expiry; ufw relies on this).
+async fn reap(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -812,7 +809,7 @@ async fn reap_grants(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver
             _ = stop.changed() => return,
         }
         let r = Arc::clone(&runner);
-        let _ = tokio::task::spawn_blocking(move || r.reap_grants(sesamed::now_ms())).await;
+        let _ = tokio::task::spawn_blocking(move || r.reap(sesamed::now_ms())).await;
     }
 }
 

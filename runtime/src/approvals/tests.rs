@@ -26,6 +26,7 @@ fn parked(seed: u8, client: &str, count: u32, groups: &[&str]) -> Parked {
         groups: vec!["operators".into()],
         cluster: "ops".into(),
         module_digest: "sha256:00".into(),
+        policy_revision: "rev".into(),
         masked_args: vec!["web".into()],
         grant: Grant {
             approvals: Some(ApprovalRule {

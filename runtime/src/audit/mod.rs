@@ -171,6 +171,38 @@ pub enum AuditEvent {
     /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
     /// the reaper acted on one.
     Firewall(Box<crate::capability::firewall::FirewallRecord>),
+    /// A step of a request that waits for approval: requested, approved, rejected, withdrawn,
+    /// expired, interrupted (the daemon stopped while it ran), or set aside (its record was
+    /// unreadable at start). Running it is a `request` record with `approved_by`.
+    Approval(Box<ApprovalRecord>),
+}
+
+/// One step of a request parked for approval.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApprovalRecord {
+    /// `requested`, `approved`, `rejected`, `withdrawn`, `expired`, `interrupted` or `set-aside`.
+    pub action: &'static str,
+    /// The parked request's id.
+    pub id: String,
+    /// Who asked for it.
+    pub client: String,
+    /// Who approved, rejected or withdrew it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// `cluster::command args…`, masked as the logs mask it.
+    pub call: String,
+    /// The requester's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The rejecter's reason, or what was wrong with an unreadable record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Approvals it has after this step.
+    pub approvals: u32,
+    /// Approvals it needs.
+    pub required: u32,
+    /// When it expires unapproved, Unix milliseconds.
+    pub expires_ms: u64,
 }
 
 /// One authenticated request.
@@ -200,6 +232,9 @@ pub struct RequestRecord {
     /// Why the client asked, when it said (`sesame run --reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Who approved it, for a request that ran after approval (`decision.approvals`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
     /// The module's digest, once resolved.
     pub module_digest: Option<String>,
     /// The policy revision that judged it.

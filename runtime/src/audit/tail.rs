@@ -69,11 +69,19 @@ pub fn describe(record: &Value) -> String {
             } else {
                 format!("error {code} ({}): {}", summary(code), text("message"))
             };
-            let old_key = if record.get("previous_host_key").and_then(Value::as_bool) == Some(true) {
-                " [sealed to the old host key]"
+            let mut old_key = if record.get("previous_host_key").and_then(Value::as_bool) == Some(true) {
+                " [sealed to the old host key]".to_owned()
             } else {
-                ""
+                String::new()
             };
+            let approvers: Vec<&str> = record
+                .get("approved_by")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !approvers.is_empty() {
+                old_key = format!(" [approved by {}]{old_key}", approvers.join(", "));
+            }
             format!(
                 "{} {} via {}{}: {call} -> {outcome}{old_key}",
                 text("client"),
@@ -108,6 +116,31 @@ pub fn describe(record: &Value) -> String {
                 .unwrap_or_default(),
             text("reason")
         ),
+        "approval" => {
+            let by = record
+                .get("by")
+                .and_then(Value::as_str)
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            let why = [("reason", "because"), ("note", "saying")]
+                .iter()
+                .filter_map(|(field, word)| {
+                    record
+                        .get(*field)
+                        .and_then(Value::as_str)
+                        .map(|r| format!(" {word} {}", quote(r)))
+                })
+                .collect::<String>();
+            format!(
+                "{} {}: {}{why} -> {}{by} ({} of {} approvals)",
+                text("client"),
+                short_id(text("id")),
+                text("call"),
+                text("action"),
+                num("approvals").unwrap_or(0),
+                num("required").unwrap_or(0),
+            )
+        }
         "firewall" => {
             let rule = record.get("rule").map_or_else(String::new, |r| {
                 format!(

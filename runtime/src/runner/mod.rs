@@ -20,12 +20,13 @@ use crate::clients::{Client, ClientRegistry};
 use crate::config::{CommandLookupError, Config};
 use crate::host::{CallContext, Invocation};
 use crate::identity::{HostKeys, KeyUsed};
-use crate::policy::{Decision, Policy, PolicyInput, RequestInput};
+use crate::policy::{Decision, ModuleInput, Policy, PolicyInput, RequestInput};
 use crate::sandbox::{LoadError, Sandbox};
 use crate::seen::{SEEN_FILE, SeenLog};
 use crate::shares::Shares;
 use crate::stats::Counters;
 
+mod approvals;
 mod reload;
 mod request;
 
@@ -77,6 +78,8 @@ pub struct Runner {
     counters: Counters,
     /// When it started, Unix milliseconds.
     started_ms: u64,
+    /// Requests parked until others approve them.
+    parked: crate::approvals::Store,
 }
 
 /// Why the daemon could not start.
@@ -101,6 +104,14 @@ pub enum StartError {
     /// A capability's service (`firewall: ...`).
     #[error(transparent)]
     Capability(#[from] crate::capability::CapabilityError),
+    /// The store of requests waiting for approval.
+    #[error("parked requests {path}: {source}")]
+    Parked {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The replay log.
     #[error("replay log {path}: {source}")]
     Seen {
@@ -115,6 +126,8 @@ pub enum StartError {
 struct Failure {
     code: ErrorCode,
     message: String,
+    /// A request parked for approval (code 1020) says which.
+    pending: Option<sesame_proto::PendingNote>,
 }
 
 impl Failure {
@@ -122,8 +135,23 @@ impl Failure {
         Self {
             code,
             message: message.into(),
+            pending: None,
         }
     }
+}
+
+/// An allowed request about to run: what it is, for whom, with which module.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    request: &'a Request,
+    /// The requester's name, key and groups (for an approved request: when it asked).
+    client: &'a str,
+    key: PublicKey,
+    groups: &'a [String],
+    /// Where the request came from, as its transport saw it.
+    source_ip: Option<IpAddr>,
+    cluster: &'a str,
+    module: &'a crate::sandbox::LoadedModule,
 }
 
 impl From<ProtoError> for Failure {
@@ -171,6 +199,7 @@ impl Runner {
             audit: &audit,
             now_ms,
         })?;
+        let parked = approvals::open_store(&config, &audit, now_ms)?;
         audit.append(
             now_ms,
             &AuditEvent::Started {
@@ -197,6 +226,7 @@ impl Runner {
             in_flight: AtomicUsize::new(0),
             counters: Counters::default(),
             started_ms: now_ms,
+            parked,
             config,
         })
     }
@@ -211,8 +241,10 @@ impl Runner {
         self.services.firewall.as_ref()
     }
 
-    /// Closes firewall openings whose time is up (the daemon calls this every second).
-    pub fn reap_grants(&self, now_ms: u64) {
+    /// Closes firewall openings whose time is up and expires requests nobody approved in time
+    /// (the daemon calls this every second).
+    pub fn reap(&self, now_ms: u64) {
+        self.reap_parked(now_ms);
         if let Some(fw) = &self.services.firewall {
             match fw.reap(now_ms) {
                 Ok(0) => {}
@@ -311,6 +343,11 @@ impl Runner {
                 record.reason = request.reason.clone();
                 match self.process(now_ms, &request, client, peer, &mut record) {
                     Ok(output) => Response::ok(request.id, output, 0),
+                    Err(Failure {
+                        message,
+                        pending: Some(note),
+                        ..
+                    }) => Response::pending(request.id, note, message),
                     Err(f) => Response::error(request.id, f.code, f.message),
                 }
             }
@@ -484,6 +521,9 @@ impl Runner {
             )
         })?;
 
+        if request.cluster.as_deref() == Some(crate::approvals::CLUSTER) {
+            return self.approvals_command(now_ms, request, client, peer, record);
+        }
         let (cluster, module_path) = self
             .config
             .resolve_command(request.cluster.as_deref(), &request.command)
@@ -499,15 +539,52 @@ impl Runner {
             Failure::new(ErrorCode::Internal, "internal error")
         })?;
         record.module_digest = Some(module.digest.clone());
+        let grant = self.judge(
+            now_ms,
+            request,
+            client,
+            peer,
+            cluster,
+            module.policy_input(),
+            record,
+        )?;
+        if grant.approvals.is_some() {
+            return self.park(now_ms, request, client, peer, cluster, &module, grant, record);
+        }
+        let slot = self.try_slot().ok_or_else(|| self.busy())?;
+        let run = Run {
+            request,
+            client: &client.name,
+            key: client.key,
+            groups: &client.groups,
+            source_ip: peer.source_ip,
+            cluster,
+            module: &module,
+        };
+        self.execute(now_ms, &run, grant, record, slot)
+    }
+
+    /// Asks the policy about `request` and logs the decision: the grant, or the denial as a
+    /// failure. Arguments reach the logs only after the policy had its say on which to mask.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        now_ms: u64,
+        request: &Request,
+        client: &Client,
+        peer: &Peer,
+        cluster: &str,
+        module: ModuleInput,
+        record: &mut RequestRecord,
+    ) -> Result<crate::policy::Grant, Failure> {
         let policy = self.current_policy();
         record.policy_revision = Some(policy.revision().to_owned());
-        // Arguments reach the logs only after the policy had its say on which ones to mask.
         let mut secret = policy.masked_args(cluster, &request.command).to_vec();
         secret.extend(self.services.secret_args(&request.command, &request.args));
         let masked = mask_args(&request.args, &secret);
         record.args = masked.clone();
 
-        let input = policy_input(&self.config, client, request, cluster, &module, peer, now_ms);
+        let input = policy_input(&self.config, client, request, cluster, module, peer, now_ms);
         let (decision, cached) = policy.decide_cached(&input);
         let logged_request = RequestInput {
             args: masked,
@@ -521,8 +598,12 @@ impl Runner {
             &decision,
             cached,
         )?;
-        let grant = match decision {
-            Decision::Allow(grant) => *grant,
+        match decision {
+            Decision::Allow(grant) => {
+                record.decision = Some("allow");
+                record.reasons = grant.reasons.clone();
+                Ok(*grant)
+            }
             Decision::Deny(reasons) => {
                 record.decision = Some("deny");
                 record.reasons = reasons.0.clone();
@@ -531,22 +612,34 @@ impl Runner {
                 } else {
                     reasons.0.join("; ")
                 };
-                return Err(Failure::new(ErrorCode::Denied, why));
+                Err(Failure::new(ErrorCode::Denied, why))
             }
-        };
-        record.decision = Some("allow");
-        record.reasons = grant.reasons.clone();
+        }
+    }
 
+    /// The answer when every module slot is taken.
+    fn busy(&self) -> Failure {
+        Failure::new(
+            ErrorCode::Busy,
+            format!(
+                "busy: {} requests already running",
+                self.config.limits.max_concurrent
+            ),
+        )
+    }
+
+    /// Runs an allowed request's module with its grant, in the module slot `_slot`: the
+    /// `start` record first (nothing runs unaudited), then the module.
+    fn execute(
+        &self,
+        now_ms: u64,
+        run: &Run<'_>,
+        grant: crate::policy::Grant,
+        record: &mut RequestRecord,
+        _slot: SlotGuard<'_>,
+    ) -> Result<String, Failure> {
+        let Run { request, module, .. } = *run;
         let limits = run_limits(&self.config.limits, &grant.limits);
-        let _slot = self.try_slot().ok_or_else(|| {
-            Failure::new(
-                ErrorCode::Busy,
-                format!(
-                    "busy: {} requests already running",
-                    self.config.limits.max_concurrent
-                ),
-            )
-        })?;
         let start = RequestRecord {
             phase: "start",
             ..record.clone()
@@ -560,19 +653,19 @@ impl Runner {
 
         let invocation = Invocation {
             id: request.id.to_string(),
-            cluster: cluster.to_owned(),
+            cluster: run.cluster.to_owned(),
             command: request.command.clone(),
             args: request.args.clone(),
-            client: client.name.clone(),
-            groups: client.groups.clone(),
-            source_ip: peer.source_ip.map(|ip| ip.to_string()),
+            client: run.client.to_owned(),
+            groups: run.groups.to_vec(),
+            source_ip: run.source_ip.map(|ip| ip.to_string()),
         };
         let outcome = self.sandbox.run(
-            &module,
+            module,
             &invocation,
             CallContext::new(request.id.to_string(), grant)
-                .with_caller(client.name.clone(), peer.source_ip)
-                .with_client_key(client.key)
+                .with_caller(run.client.to_owned(), run.source_ip)
+                .with_client_key(run.key)
                 .with_services(self.services.clone()),
             limits,
         );

@@ -36,7 +36,7 @@ pub fn policy_input(
     client: &Client,
     request: &Request,
     cluster: &str,
-    module: &crate::sandbox::LoadedModule,
+    module: ModuleInput,
     peer: &Peer,
     now_ms: u64,
 ) -> PolicyInput {
@@ -59,11 +59,7 @@ pub fn policy_input(
             name: config.host_name.clone(),
             labels: config.host_labels.clone(),
         },
-        module: ModuleInput {
-            name: module.name.clone(),
-            digest: module.digest.clone(),
-            imports: module.imports.clone(),
-        },
+        module,
         now_ns: i64::try_from(u128::from(now_ms) * 1_000_000).unwrap_or(i64::MAX),
     }
 }

@@ -180,7 +180,7 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
         client,
         &request,
         &cluster_name,
-        &module,
+        module.policy_input(),
         &peer,
         crate::now_ms(),
     );

@@ -155,6 +155,17 @@ pub struct LoadedModule {
     pre: CommandPre<RunState>,
 }
 
+impl LoadedModule {
+    /// `input.module` for the policy.
+    pub fn policy_input(&self) -> crate::policy::ModuleInput {
+        crate::policy::ModuleInput {
+            name: self.name.clone(),
+            digest: self.digest.clone(),
+            imports: self.imports.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for LoadedModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedModule")
