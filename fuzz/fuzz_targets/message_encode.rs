@@ -7,8 +7,8 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
-    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, ProtoError, PublicKey, Request,
-    RequestId, Response, SealedNextKey, Status,
+    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, ProtoError, PublicKey, Receipt,
+    RecordHash, Request, RequestId, Response, SealedNextKey, Status,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -107,6 +107,14 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
                 } else {
                     None
                 },
+            })
+        } else {
+            None
+        },
+        receipt: if input.arbitrary()? {
+            Some(Receipt {
+                seq: input.arbitrary()?,
+                hash: RecordHash::from_bytes(input.arbitrary()?),
             })
         } else {
             None

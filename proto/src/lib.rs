@@ -55,6 +55,7 @@ mod hex_text;
 mod keys;
 mod message;
 pub mod queues;
+mod receipt;
 mod replay;
 mod rotation;
 mod sealer;
@@ -67,6 +68,7 @@ pub use keys::{KeyDigest, PublicKey, SecretKey};
 pub use message::{
     GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, Request, RequestId, Response, Status,
 };
+pub use receipt::{HeldReceipt, RECORD_HASH_LEN, Receipt, RecordHash};
 pub use replay::ReplayWindow;
 pub use rotation::{Followed, HostKeyNote, HostPin, RotationRefused, SEALED_NEXT_KEY_LEN, SealedNextKey};
 pub use sealer::{DEFAULT_CACHE_CAPACITY, MAX_MESSAGE_LEN, Sealer};
