@@ -302,8 +302,10 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one event stamped with `now_ms`.
-    pub fn append(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
+    /// Appends one event stamped with `now_ms`. Returns the head of the line it wrote: its
+    /// `seq` and hash, what a receipt names (not [`AuditLog::head`] afterwards, which may
+    /// already be another thread's line).
+    pub fn append(&self, now_ms: u64, event: &AuditEvent) -> Result<chain::Head, AuditError> {
         let mut inner = self.inner();
         self.write_line(&mut inner, now_ms, event)
     }
@@ -319,7 +321,7 @@ impl AuditLog {
             return Ok(());
         }
         inner.rejects_in_period += 1;
-        self.write_line(&mut inner, now_ms, event)
+        self.write_line(&mut inner, now_ms, event).map(drop)
     }
 
     /// Writes the summary of rejections the flood limit left out, if any: once their period is
@@ -373,15 +375,20 @@ impl AuditLog {
     /// uses the same append-only writer with its own record type.
     pub fn append_record<T: Serialize>(&self, now_ms: u64, record: &T) -> Result<(), AuditError> {
         let mut inner = self.inner();
-        self.write_line(&mut inner, now_ms, record)
+        self.write_line(&mut inner, now_ms, record).map(drop)
     }
 
     /// Appends one line linked to the log's head, under an exclusive `flock` so that writers in
     /// other processes link to it too. The lock is held as a lease of up to [`LOCK_LEASE`]
     /// across lines, so a busy daemon takes it once per lease rather than once per line;
     /// [`AuditLog::release`] (the daemon calls it every second), `sync` and dropping the log let
-    /// it go sooner.
-    fn write_line<T: Serialize>(&self, inner: &mut Inner, now_ms: u64, event: &T) -> Result<(), AuditError> {
+    /// it go sooner. Returns the head of the line written.
+    fn write_line<T: Serialize>(
+        &self,
+        inner: &mut Inner,
+        now_ms: u64,
+        event: &T,
+    ) -> Result<chain::Head, AuditError> {
         let err = |source| AuditError {
             path: self.path.clone(),
             source,
@@ -427,7 +434,7 @@ impl AuditLog {
         fresh: bool,
         now_ms: u64,
         event: &T,
-    ) -> Result<(), AuditError> {
+    ) -> Result<chain::Head, AuditError> {
         #[derive(Serialize)]
         struct Line<'a, T> {
             seq: u64,
@@ -484,7 +491,7 @@ impl AuditLog {
         if since.elapsed() >= HEAD_INTERVAL {
             self.write_head(inner);
         }
-        Ok(())
+        Ok(head)
     }
 
     /// Brings the head file up to this writer's head. The records are written already; a head
@@ -654,6 +661,48 @@ mod tests {
         );
         assert_eq!(report.head_file, Some(report.head));
         assert_eq!(log.head(), Some(report.head));
+    }
+
+    #[test]
+    fn append_returns_the_head_of_its_own_line_while_others_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let heads: Vec<chain::Head> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let log = &log;
+                    s.spawn(move || {
+                        (0..50)
+                            .map(|n| {
+                                let event = AuditEvent::Stopped {
+                                    reason: format!("t{t} n{n}"),
+                                };
+                                let head = log.append(n, &event).expect("append");
+                                (head, format!("t{t} n{n}"))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .flat_map(|w| w.join().expect("writer"))
+                .map(|(head, reason)| {
+                    let text = std::fs::read_to_string(&path).expect("read");
+                    let line = text
+                        .lines()
+                        .find(|l| l.contains(&format!("\"reason\":\"{reason}\"")))
+                        .expect("its line");
+                    assert_eq!(chain::seq_of(line.as_bytes()), Some(head.seq), "{line}");
+                    assert_eq!(head.hash, chain::line_hash(line.as_bytes()), "{line}");
+                    head
+                })
+                .collect()
+        });
+        let mut seqs: Vec<u64> = heads.iter().map(|h| h.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
     }
 
     #[test]
