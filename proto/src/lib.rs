@@ -59,6 +59,7 @@ mod receipt;
 mod replay;
 mod rotation;
 mod sealer;
+mod time_text;
 
 pub use code::ErrorCode;
 pub use domain::{DOMAIN_LEN, Domain};
@@ -72,6 +73,7 @@ pub use receipt::{HeldReceipt, RECORD_HASH_LEN, Receipt, RecordHash};
 pub use replay::ReplayWindow;
 pub use rotation::{Followed, HostKeyNote, HostPin, RotationRefused, SEALED_NEXT_KEY_LEN, SealedNextKey};
 pub use sealer::{DEFAULT_CACHE_CAPACITY, MAX_MESSAGE_LEN, Sealer};
+pub use time_text::format_utc;
 
 /// The protocol version carried in the `v` field of every request and response. Version 2 is the
 /// wire format whose envelopes start with [`MAGIC`] (`SSM2`) and seal a [`Domain`] byte; version 1
