@@ -75,6 +75,21 @@ pub enum Command {
     /// connection (or it broke).
     #[command(after_long_help = SSH_PROXY_EXAMPLE)]
     SshProxy(SshProxyArgs),
+    /// List the receipts this client keeps: for each answer, the host's audit record of it.
+    ///
+    /// Every answer from a host carries the sequence number and SHA-256 of the host's audit
+    /// record of it; `sesame` appends them to `receipts` in its directory (one JSON object per
+    /// line). Whoever audits a host runs `sesamed audit verify --receipts FILE` with copies of
+    /// its clients' files: a record one of them names that was removed or changed is found,
+    /// even when the host's root recomputed the log's hash chain after it.
+    Receipts {
+        /// Only this host's receipts: its name here, or the daemon's host name.
+        host: Option<String>,
+        /// Print the receipts' lines as the file has them (one JSON object each: `time_ms`,
+        /// `host`, `host_name`, `id`, `command`, `code`, `seq`, `hash`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The end of `sesame ssh-proxy --help`: the ssh configuration, verbatim.

@@ -1,6 +1,7 @@
-//! The client's directory: `id.key` (its secret key, 0600) and `hosts.toml` (the hosts it
+//! The client's directory: `id.key` (its secret key, 0600), `hosts.toml` (the hosts it
 //! talks to, each pinned by public key, the SHA-256 of the key it will rotate to, and
-//! certificate fingerprint).
+//! certificate fingerprint) and `receipts` (the hosts' audit records of its answers, see
+//! [`crate::receipts`]).
 //!
 //! The directory is `$SESAME_HOME`, else `$XDG_CONFIG_HOME/sesame`, else `~/.config/sesame`.
 //!
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use sesame_proto::{HostKeyNote, HostPin, KeyDigest, PublicKey, Sealer, SecretKey};
 
 use crate::pin::Rotation;
+use crate::receipts::{RECEIPTS_FILE, ReceiptsFile};
 
 /// The secret key file's name.
 pub const KEY_FILE: &str = "id.key";
@@ -244,6 +246,11 @@ impl ClientHome {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The receipts file.
+    pub fn receipts(&self) -> ReceiptsFile {
+        ReceiptsFile::at(self.dir.join(RECEIPTS_FILE))
     }
 
     /// Creates a new key pair; refuses to overwrite one.

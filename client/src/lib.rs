@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod home;
 pub mod pin;
 pub mod quic;
+pub mod receipts;
 pub mod sqs;
 pub mod ssh_proxy;
 

@@ -11,6 +11,7 @@ use sesame_client::cli::{Cli, Command, GroupCommand, HostCommand, KeyCommand, Ru
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
 use sesame_client::pin::{Rotation, parse_pin};
+use sesame_client::receipts;
 use sesame_client::ssh_proxy::{self, Granted};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
 use sesame_proto::{PublicKey, RotationRefused, Sealer, Status};
@@ -164,6 +165,7 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => return run_command(&home, args, diagnostics),
         Command::SshProxy(args) => return ssh_proxy(&home, args, diagnostics),
+        Command::Receipts { host, json } => list_receipts(&home, host.as_deref(), json, diagnostics)?,
         Command::Group(GroupCommand::Set { name, hosts }) => {
             home.set_group(&name, &hosts)?;
             println!("group {name}: {}", hosts.join(", "));
@@ -212,23 +214,14 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         let entry = home.host(&alias)?;
         targets.push(target(alias, entry, args.via)?);
     }
-    let sealer = Arc::new(Sealer::new(home.key()?));
+    let asker = Asker::new(home, diagnostics)?;
     command
-        .check(&targets, &sealer.public_key())
+        .check(&targets, &asker.sealer.public_key())
         .map_err(anyhow::Error::msg)?;
     let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
-    let pinned = pinned_keys(&targets);
     if !fan_out {
-        let outcomes = rt.block_on(fleet::run_all(
-            targets,
-            Arc::clone(&sealer),
-            &command,
-            timeout,
-            1,
-            |_| {},
-        ));
-        repin_rotated(home, &sealer, &pinned, &outcomes, diagnostics);
+        let outcomes = asker.ask(&rt, targets, &command, timeout, 1, |_| {});
         return Ok(outcomes.first().map_or(ExitCode::from(EXIT_NO_ANSWER), |o| {
             if args.json {
                 println!("{}", o.to_json());
@@ -240,18 +233,10 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     }
     let total = targets.len();
     let mut progress = Progress::new(total);
-    let outcomes = rt.block_on(fleet::run_all(
-        targets,
-        Arc::clone(&sealer),
-        &command,
-        timeout,
-        args.parallel,
-        |o| {
-            progress.done(o.succeeded());
-        },
-    ));
+    let outcomes = asker.ask(&rt, targets, &command, timeout, args.parallel, |o| {
+        progress.done(o.succeeded());
+    });
     progress.finish();
-    repin_rotated(home, &sealer, &pinned, &outcomes, diagnostics);
     if args.json {
         for o in &outcomes {
             println!("{}", o.to_json());
@@ -271,13 +256,75 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     })
 }
 
+/// `sesame receipts [HOST]`: the receipts kept, as a table or as the file's lines.
+fn list_receipts(
+    home: &ClientHome,
+    host: Option<&str>,
+    json: bool,
+    diagnostics: Diagnostics,
+) -> anyhow::Result<()> {
+    let file = home.receipts();
+    let path = file.path().display();
+    let listing = file.read().map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    if let Some((line, why)) = listing.malformed.first() {
+        diagnostics.note(&format!(
+            "warning: {} lines of {path} are not receipts, and are left out (line {line}: {why})",
+            listing.malformed.len()
+        ));
+    }
+    let kept: Vec<_> = listing
+        .receipts
+        .iter()
+        .filter(|k| host.is_none_or(|h| k.receipt.host == h || k.receipt.host_name == h))
+        .collect();
+    if json {
+        for k in kept {
+            println!("{}", k.line);
+        }
+        return Ok(());
+    }
+    if kept.is_empty() {
+        diagnostics.note(&format!("no receipts in {path}"));
+        return Ok(());
+    }
+    let w_host = kept
+        .iter()
+        .map(|k| k.receipt.host.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let w_command = kept
+        .iter()
+        .map(|k| k.receipt.command.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    println!(
+        "{:23}  {:w_host$}  {:32}  {:w_command$}  {:>4}  SEQ",
+        "TIME", "HOST", "ID", "COMMAND", "CODE"
+    );
+    for k in kept {
+        let r = &k.receipt;
+        println!(
+            "{}  {:w_host$}  {}  {:w_command$}  {:>4}  {}",
+            sesame_proto::format_utc(r.time_ms),
+            r.host,
+            r.id,
+            r.command,
+            r.code,
+            r.seq
+        );
+    }
+    Ok(())
+}
+
 /// `sesame ssh-proxy`: asks the host for access and, only once it has granted it, pipes a TCP
 /// connection to it through standard input and output. Nothing else goes to standard output.
 fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
     let hosts = home.hosts()?;
     let (alias, entry) = ssh_proxy::resolve(&hosts, &args.host, ssh_proxy::system_lookup)?;
     let target = target(alias.to_owned(), entry.clone(), args.via)?;
-    let sealer = Arc::new(Sealer::new(home.key()?));
+    let asker = Asker::new(home, diagnostics)?;
     let mut words = vec![args.port.to_string(), "--ttl".to_owned(), args.ttl.to_string()];
     if let Some(from) = args.from {
         words.extend(["--from".to_owned(), from]);
@@ -287,20 +334,11 @@ fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) ->
         ..fleet::Command::parse(&args.command, words)
     };
     command
-        .check(std::slice::from_ref(&target), &sealer.public_key())
+        .check(std::slice::from_ref(&target), &asker.sealer.public_key())
         .map_err(anyhow::Error::msg)?;
     let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
-    let pinned = pinned_keys(std::slice::from_ref(&target));
-    let outcomes = rt.block_on(fleet::run_all(
-        vec![target],
-        Arc::clone(&sealer),
-        &command,
-        timeout,
-        1,
-        |_| {},
-    ));
-    repin_rotated(home, &sealer, &pinned, &outcomes, diagnostics);
+    let outcomes = asker.ask(&rt, vec![target], &command, timeout, 1, |_| {});
     let Some(outcome) = outcomes.first() else {
         return Ok(ExitCode::from(EXIT_NO_ANSWER));
     };
@@ -352,9 +390,72 @@ fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) ->
     }
 }
 
-/// The key each target is pinned to now: what its answer must come sealed under.
-fn pinned_keys(targets: &[Target]) -> HashMap<String, PublicKey> {
-    targets.iter().map(|t| (t.alias.clone(), t.entry.key)).collect()
+/// This client as it asks hosts: its directory, its key, and where it reports. Every request
+/// `sesame` sends goes through [`Asker::ask`], which also does what any answer asks of the
+/// client: follow a key rotation the host announces, keep the receipt the answer carries.
+struct Asker<'a> {
+    home: &'a ClientHome,
+    sealer: Arc<Sealer>,
+    diagnostics: Diagnostics,
+}
+
+impl<'a> Asker<'a> {
+    fn new(home: &'a ClientHome, diagnostics: Diagnostics) -> anyhow::Result<Self> {
+        Ok(Self {
+            home,
+            sealer: Arc::new(Sealer::new(home.key()?)),
+            diagnostics,
+        })
+    }
+
+    /// Runs `command` on `targets` (see [`fleet::run_all`]), then follows announced rotations
+    /// and keeps receipts.
+    fn ask(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        targets: Vec<Target>,
+        command: &fleet::Command,
+        timeout: Duration,
+        parallel: usize,
+        on_done: impl FnMut(&Outcome),
+    ) -> Vec<Outcome> {
+        // What each answer must come sealed under, and whose log its record is in.
+        let pinned: HashMap<String, PublicKey> =
+            targets.iter().map(|t| (t.alias.clone(), t.entry.key)).collect();
+        let names: HashMap<String, String> = targets
+            .iter()
+            .map(|t| (t.alias.clone(), t.entry.daemon_name(&t.alias).to_owned()))
+            .collect();
+        let outcomes = rt.block_on(fleet::run_all(
+            targets,
+            Arc::clone(&self.sealer),
+            command,
+            timeout,
+            parallel,
+            on_done,
+        ));
+        repin_rotated(self.home, &self.sealer, &pinned, &outcomes, self.diagnostics);
+        self.keep_receipts(&names, command, &outcomes);
+        outcomes
+    }
+
+    /// Appends the receipt of every answer that carried one to the receipts file. One that
+    /// cannot be written is a warning: the answers stand.
+    fn keep_receipts(&self, names: &HashMap<String, String>, command: &fleet::Command, outcomes: &[Outcome]) {
+        let now = fleet::now_ms();
+        let held: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| receipts::held(o, names.get(&o.alias)?, command, now))
+            .collect();
+        let file = self.home.receipts();
+        if let Err(e) = file.append(&held) {
+            self.diagnostics.note(&format!(
+                "warning: the receipts of {} answers could not be kept in {}: {e}",
+                held.len(),
+                file.path().display()
+            ));
+        }
+    }
 }
 
 /// Follows the key rotations hosts announce in their answers (`sesamed rotate-key`), as far as
@@ -566,6 +667,10 @@ impl Progress {
             self.failed += 1;
         }
         self.render();
+        // Cleared as the last host is done: what the client says about the answers follows.
+        if self.done == self.total {
+            self.finish();
+        }
     }
 
     fn render(&self) {

@@ -7,8 +7,8 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
-    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, PendingNote, ProtoError, PublicKey, Request,
-    RequestId, Response, SealedNextKey, Status,
+    ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, PendingNote, ProtoError, PublicKey,
+    Receipt, RecordHash, Request, RequestId, Response, SealedNextKey, Status,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -119,6 +119,14 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
                 approvals: input.arbitrary()?,
                 required: input.arbitrary()?,
                 expires_at_ms: input.arbitrary()?,
+            })
+        } else {
+            None
+        },
+        receipt: if input.arbitrary()? {
+            Some(Receipt {
+                seq: input.arbitrary()?,
+                hash: RecordHash::from_bytes(input.arbitrary()?),
             })
         } else {
             None

@@ -55,9 +55,11 @@ mod hex_text;
 mod keys;
 mod message;
 pub mod queues;
+mod receipt;
 mod replay;
 mod rotation;
 mod sealer;
+mod time_text;
 
 pub use code::ErrorCode;
 pub use domain::{DOMAIN_LEN, Domain};
@@ -68,9 +70,11 @@ pub use message::{
     GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, MAX_REQUEST_REASON_LEN, PendingNote,
     Request, RequestId, Response, Status,
 };
+pub use receipt::{HeldReceipt, RECORD_HASH_LEN, Receipt, RecordHash};
 pub use replay::ReplayWindow;
 pub use rotation::{Followed, HostKeyNote, HostPin, RotationRefused, SEALED_NEXT_KEY_LEN, SealedNextKey};
 pub use sealer::{DEFAULT_CACHE_CAPACITY, MAX_MESSAGE_LEN, Sealer};
+pub use time_text::format_utc;
 
 /// The protocol version carried in the `v` field of every request and response. Version 2 is the
 /// wire format whose envelopes start with [`MAGIC`] (`SSM2`) and seal a [`Domain`] byte; version 1

@@ -16,6 +16,7 @@ use crate::code::ErrorCode;
 use crate::envelope::MAX_ENVELOPE_LEN;
 use crate::error::ProtoError;
 use crate::hex_text;
+use crate::receipt::Receipt;
 use crate::rotation::HostKeyNote;
 
 /// Longest host, cluster or command name, in bytes.
@@ -306,6 +307,11 @@ pub struct Response {
     /// (`sesame result HOST ID`) or to approve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingNote>,
+    /// The host's audit record of this answer: its `seq` and the SHA-256 of its line. `None`
+    /// when the host could not write the record (or is older than receipts). A client keeps
+    /// it, so that a verifier can later check the record is still in the log unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 impl Response {
@@ -323,6 +329,7 @@ impl Response {
             grants: Vec::new(),
             host_key_rotated: None,
             pending: None,
+            receipt: None,
         }
     }
 
@@ -347,6 +354,7 @@ impl Response {
             grants: Vec::new(),
             host_key_rotated: None,
             pending: None,
+            receipt: None,
         }
     }
 
@@ -775,14 +783,27 @@ mod tests {
             });
             assert_eq!(Response::decode(&ok.encode()), Ok(ok.clone()));
         }
+        for receipt in [Receipt::LARGEST, receipt(0, 0), receipt(17, 0x5a)] {
+            ok.receipt = Some(receipt);
+            assert_eq!(Response::decode(&ok.encode()), Ok(ok.clone()));
+        }
 
         for &code in ErrorCode::ALL
             .iter()
             .filter(|&&c| c != ErrorCode::Ok && c != ErrorCode::ApprovalPending)
         {
-            let error = Response::error(id, code, "nope");
+            let mut error = Response::error(id, code, "nope");
             assert_eq!(error.status, Status::Error);
+            assert_eq!(Response::decode(&error.encode()), Ok(error.clone()));
+            error.receipt = Some(receipt(9, 0x01));
             assert_eq!(Response::decode(&error.encode()), Ok(error));
+        }
+    }
+
+    fn receipt(seq: u64, byte: u8) -> Receipt {
+        Receipt {
+            seq,
+            hash: crate::RecordHash::from_bytes([byte; 32]),
         }
     }
 
@@ -826,6 +847,53 @@ mod tests {
             json!({"v": 2, "id": "ab".repeat(16), "status": "error", "code": 1010, "message": "no",
                    "output": "", "duration_us": 0, "grants": []})
         );
+        let with_receipt = Response {
+            receipt: Some(receipt(42, 0xcd)),
+            ..Response::ok(id, "out".into(), 5)
+        };
+        let value: Value = serde_json::from_slice(&with_receipt.encode()).expect("json");
+        assert_eq!(
+            value,
+            json!({"v": 2, "id": "ab".repeat(16), "status": "ok", "code": 0, "message": "",
+                   "output": "out", "duration_us": 5, "grants": [],
+                   "receipt": {"seq": 42, "hash": "cd".repeat(32)}})
+        );
+    }
+
+    #[test]
+    fn malformed_receipts_are_rejected_and_an_absent_one_is_none() {
+        let id = RequestId::from_bytes([3; 16]);
+        let good: Value = serde_json::from_slice(
+            &Response {
+                receipt: Some(receipt(7, 0xee)),
+                ..Response::ok(id, "out".into(), 5)
+            }
+            .encode(),
+        )
+        .expect("json");
+        let hash = "ee".repeat(32);
+        for bad in [
+            json!({"seq": 7}),
+            json!({"hash": hash}),
+            json!({"seq": -1, "hash": hash}),
+            json!({"seq": "7", "hash": hash}),
+            json!({"seq": 7, "hash": &hash[..62]}),
+            json!({"seq": 7, "hash": format!("{}zz", &hash[..62])}),
+            json!({"seq": 7, "hash": hash, "extra": 1}),
+            json!("7:ee"),
+        ] {
+            let mut value = good.clone();
+            value["receipt"] = bad.clone();
+            let bytes = serde_json::to_vec(&value).expect("serialize");
+            assert!(
+                matches!(Response::decode(&bytes), Err(ProtoError::MalformedResponse(_))),
+                "{bad}"
+            );
+        }
+        let mut value = good;
+        value.as_object_mut().expect("object").remove("receipt");
+        let bytes = serde_json::to_vec(&value).expect("serialize");
+        assert_eq!(Response::decode(&bytes).expect("decode").receipt, None);
     }
 
     #[test]

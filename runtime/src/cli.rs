@@ -125,8 +125,10 @@ pub enum Command {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
     /// Check that the audit and decision logs are unbroken hash chains and end where their head
-    /// files say: any line changed, removed, inserted or moved is reported. Exit 0 intact, 1 not,
-    /// 2 when a log cannot be read.
+    /// files say: any line changed, removed, inserted or moved is reported; with clients'
+    /// receipts, that the records they name are still there unchanged, even where the chain
+    /// after them was recomputed. Exit 0 intact, 1 not, 2 when a log or a receipts file cannot
+    /// be read.
     Verify {
         /// The logs to check, a log's rotated files oldest first (default: the configuration's
         /// audit and decision logs, each on its own).
@@ -136,6 +138,13 @@ pub enum AuditCommand {
         /// the audit log (or the files given), not the decision log.
         #[arg(long, value_name = "SEQ:SHA256")]
         expect: Option<String>,
+        /// Clients' receipts files (`receipts` in a client's directory; give the logs before
+        /// this option): every receipt for this host (the configuration's host name; the others
+        /// are counted and skipped) must name a record still in the audit log (or the files
+        /// given), unchanged, of its request. Each receipt that does not is named; a line that
+        /// is not a receipt is a problem too.
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        receipts: Vec<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },

@@ -40,27 +40,8 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn format_utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), for days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS UTC` (shared with the client).
+pub use sesame_proto::format_utc;
 
 /// A duration in milliseconds, rounded down, for people: `59m`, `2h05m`, `40s`.
 pub fn format_remaining(ms: u64) -> String {
@@ -113,14 +94,6 @@ mod tests {
             assert!(super::parse_duration_ms(bad).is_err(), "{bad:?}");
         }
         assert!(super::parse_duration_ms("999999999999999d").is_err(), "overflow");
-    }
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(super::format_utc(1_795_350_245_999), "2026-11-22 12:24:05 UTC");
-        assert_eq!(super::format_utc(4_107_542_399_000), "2100-02-28 23:59:59 UTC");
     }
 
     #[test]

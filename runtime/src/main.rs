@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use sesamed::audit::chain::{self, Head};
+use sesamed::audit::receipts::Receipts;
 use sesamed::audit::{AuditEvent, AuditLog};
 use sesamed::capability::firewall::{Firewall, GrantId, Revoker};
 use sesamed::cli::{AuditCommand, Cli, ClientCommand, Command, GrantsCommand, LogFormat};
@@ -595,8 +596,9 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
         AuditCommand::Verify {
             files,
             expect,
+            receipts,
             config,
-        } => audit_verify(files, expect, &config.config),
+        } => audit_verify(files, expect, &receipts, &config.config),
         AuditCommand::Tail {
             client,
             lines,
@@ -641,30 +643,52 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
     }
 }
 
-fn audit_verify(files: Vec<PathBuf>, expect: Option<String>, config_path: &Path) -> ExitCode {
+fn audit_verify(
+    files: Vec<PathBuf>,
+    expect: Option<String>,
+    receipt_files: &[PathBuf],
+    config_path: &Path,
+) -> ExitCode {
     let run = || -> Result<bool> {
         let expect = expect
             .map(|e| Head::parse(&e).with_context(|| format!("--expect {e:?}: not SEQ:SHA256")))
             .transpose()?;
-        // A saved head names a record of the audit log (or of the files given), never of the
-        // decision log.
-        let sets: Vec<(Vec<PathBuf>, Option<Head>)> = if files.is_empty() {
-            let config = Config::load(config_path)?;
-            vec![
-                (vec![config.audit_log], expect),
-                (vec![config.decision_log], None),
-            ]
+        let config = if files.is_empty() || !receipt_files.is_empty() {
+            Some(Config::load(config_path)?)
         } else {
-            vec![(files, expect)]
+            None
+        };
+        // Receipts are for this host's records only: its name is what every request names.
+        let receipts = match &config {
+            Some(config) if !receipt_files.is_empty() => {
+                let mut receipts = Receipts::for_host(&config.host_name);
+                for path in receipt_files {
+                    receipts
+                        .read(path)
+                        .with_context(|| format!("receipts {}", path.display()))?;
+                }
+                Some(receipts)
+            }
+            _ => None,
+        };
+        // A saved head and receipts name records of the audit log (or of the files given),
+        // never of the decision log.
+        let sets: Vec<(Vec<PathBuf>, bool)> = match (files.is_empty(), config) {
+            (true, Some(config)) => vec![(vec![config.audit_log], true), (vec![config.decision_log], false)],
+            _ => vec![(files, true)],
         };
         let mut intact = true;
-        for (set, expect) in sets {
+        for (set, audit) in sets {
             let name = set
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" + ");
-            let report = chain::verify(&set, expect).with_context(|| name.clone())?;
+            let held = receipts
+                .as_ref()
+                .filter(|_| audit)
+                .map_or(&[][..], |r| &r.held[..]);
+            let report = chain::verify(&set, expect.filter(|_| audit), held).with_context(|| name.clone())?;
             let start = match report.first {
                 Some((seq, true)) => format!("seq {seq}"),
                 Some((seq, false)) => format!("seq {seq} (continues an earlier log)"),
@@ -699,6 +723,9 @@ fn audit_verify(files: Vec<PathBuf>, expect: Option<String>, config_path: &Path)
                     report.unchained
                 );
             }
+            if let Some(receipts) = receipts.as_ref().filter(|_| audit) {
+                intact &= print_receipts(&name, receipts, &report);
+            }
         }
         Ok(intact)
     };
@@ -710,6 +737,40 @@ fn audit_verify(files: Vec<PathBuf>, expect: Option<String>, config_path: &Path)
             ExitCode::from(2)
         }
     }
+}
+
+/// What `audit verify --receipts` found about the receipts; whether all is well.
+fn print_receipts(name: &str, receipts: &Receipts, report: &chain::Report) -> bool {
+    let skipped = match receipts.other_hosts {
+        0 => String::new(),
+        n => format!("; {n} for other hosts skipped"),
+    };
+    let checked = receipts.held.len();
+    let host = receipts.host_name();
+    let problems = report.receipts.len() + receipts.malformed.len();
+    if problems == 0 {
+        if checked == 0 {
+            println!("receipts: none is for host {host}{skipped}");
+        } else {
+            println!("receipts: all {checked} for host {host} are in {name}, unchanged{skipped}");
+        }
+        return true;
+    }
+    println!(
+        "receipts: {} of {checked} for host {host} NOT in {name} as their clients were told{skipped}{}:",
+        report.receipts.len(),
+        match receipts.malformed.len() {
+            0 => String::new(),
+            n => format!("; {n} lines are not receipts"),
+        }
+    );
+    for p in receipts.malformed.iter().take(50) {
+        println!("  {p}");
+    }
+    for p in report.receipts.iter().take(50) {
+        println!("  {p}");
+    }
+    false
 }
 
 fn audit(config: &Config, event: AuditEvent) -> Result<()> {

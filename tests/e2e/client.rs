@@ -162,6 +162,14 @@ fn ssh_proxy_opens_the_port_then_pipes_the_connection_both_ways() {
     });
     assert_eq!(rec["code"], 0, "{rec}");
     assert_eq!(rec["args"], serde_json::json!([port_arg, "--ttl", "60"]));
+    // The answer's receipt is kept, as for `sesame run`.
+    let receipts = std::fs::read_to_string(alice.home.path().join("receipts")).expect("receipts");
+    let receipt: serde_json::Value = serde_json::from_str(receipts.trim_end()).expect("one receipt");
+    assert_eq!(
+        (&receipt["command"], &receipt["id"], &receipt["seq"]),
+        (&"allow".into(), &rec["id"], &rec["seq"]),
+        "{receipt}"
+    );
 
     // --verbose says what was opened and where it connected, on standard error only.
     let out = ssh_proxy(

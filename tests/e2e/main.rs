@@ -16,6 +16,7 @@ mod hostile;
 mod hostile_policy;
 mod modules;
 mod operations;
+mod receipts;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -9,6 +9,11 @@
 //! a copy of the head somewhere else (`sesamed audit verify` prints it; `--expect SEQ:HASH`
 //! checks a saved head is still part of the chain).
 //!
+//! Root on the host can still rewrite the chain from any line on and recompute the head file.
+//! Every answer carries a receipt (`seq` and hash of its request's end record) that its client
+//! keeps; `verify` given those receipts finds each of their records removed or changed, however
+//! the chain after it was recomputed.
+//!
 //! Appending takes an exclusive `flock` on the log, so the daemon and the administration
 //! commands (`sesamed client add`, `sesamed grants revoke`) always extend the current head.
 
@@ -17,6 +22,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use sesame_proto::{HeldReceipt, RequestId};
 use sha2::{Digest, Sha256};
 
 /// `prev` of a log's first line.
@@ -168,12 +174,88 @@ pub struct Report {
     pub behind: u64,
     /// Everything wrong, in file order; empty when the chain is intact.
     pub problems: Vec<String>,
+    /// The receipts whose records are not in the chain as their clients were told, in the
+    /// order the receipts were given; empty when every one is.
+    pub receipts: Vec<ReceiptProblem>,
+}
+
+/// A receipt whose record is not in the chain as its client was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptProblem {
+    /// The request the receipt is for.
+    pub id: RequestId,
+    /// The `seq` the receipt names.
+    pub seq: u64,
+    /// What the log has there instead.
+    pub fault: ReceiptFault,
+}
+
+/// What the log has where a receipt's record should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReceiptFault {
+    /// No line has its `seq`, within the chain the files hold: the record was removed, or is in
+    /// a rotated file not given.
+    Gone,
+    /// Its `seq` is past the last line (`last`): the record was cut off the end with the head
+    /// file rewritten, or the files given stop before it.
+    PastEnd {
+        /// The last line's `seq`.
+        last: u64,
+    },
+    /// The line with its `seq` is another record (of request `now`, if it is one of a
+    /// request): records before it were removed or inserted and the chain recomputed.
+    Replaced {
+        /// The request the line there is of, if any.
+        now: Option<String>,
+    },
+    /// The line with its `seq` is its request's end record, but not the line the client was
+    /// told: the record was changed, or a line before it (its `prev` is not what it was).
+    Changed,
+    /// The line with its `seq` and hash is the record of another request (`record`): the
+    /// receipt is filed under the wrong request, the log is not at fault.
+    Misfiled {
+        /// The request the record is of.
+        record: Option<String>,
+    },
+}
+
+impl std::fmt::Display for ReceiptProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (id, seq) = (self.id, self.seq);
+        write!(f, "receipt for request {id} (seq {seq}): ")?;
+        match &self.fault {
+            ReceiptFault::Gone => {
+                f.write_str("the record is gone: removed, or in a rotated file not given")
+            }
+            ReceiptFault::PastEnd { last } => write!(
+                f,
+                "the record is gone: the log ends at seq {last}: removed from the end, or in a later file not given"
+            ),
+            ReceiptFault::Replaced { now } => {
+                write!(f, "seq {seq} is now a different record")?;
+                if let Some(now) = now {
+                    write!(f, " (request {now})")?;
+                }
+                f.write_str(": the log was rewritten from here")
+            }
+            ReceiptFault::Changed => f.write_str(
+                "its request's record is there but not the line its client was told: the record, or the chain before it, was rewritten",
+            ),
+            ReceiptFault::Misfiled { record } => write!(
+                f,
+                "the record it names is request {}'s: the receipt is filed under the wrong request",
+                record.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
 }
 
 /// Checks that `paths` (one log, or its rotated files oldest first) form one unbroken chain,
-/// that the last one's head file agrees with its end, and that `expect` (a head saved
-/// earlier) is part of the chain.
-pub fn verify(paths: &[PathBuf], expect: Option<Head>) -> io::Result<Report> {
+/// that the last one's head file agrees with its end, that `expect` (a head saved earlier) is
+/// part of the chain, and that each of `receipts` names a line that is there, unchanged, and a
+/// record of its request. One pass over the files.
+pub fn verify(paths: &[PathBuf], expect: Option<Head>, receipts: &[HeldReceipt]) -> io::Result<Report> {
     #[derive(serde::Deserialize)]
     struct Link {
         seq: u64,
@@ -187,9 +269,16 @@ pub fn verify(paths: &[PathBuf], expect: Option<Head>) -> io::Result<Report> {
         head_file: None,
         behind: 0,
         problems: Vec::new(),
+        receipts: Vec::new(),
     };
     let mut before: Option<Head> = None;
     let mut expect_seen = false;
+    let mut wanted: std::collections::HashMap<u64, Vec<usize>> = std::collections::HashMap::new();
+    for (i, r) in receipts.iter().enumerate() {
+        wanted.entry(r.seq).or_default().push(i);
+    }
+    // What the line with each receipt's seq turned out to be; `None`: no line has it.
+    let mut found: Vec<Option<Result<(), ReceiptFault>>> = vec![None; receipts.len()];
     for path in paths {
         let data = std::fs::read(path)?;
         let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
@@ -265,10 +354,34 @@ pub fn verify(paths: &[PathBuf], expect: Option<Head>) -> io::Result<Report> {
                     ));
                 }
             }
+            if let Some(indices) = wanted.get(&seq).filter(|_| seq != 0) {
+                let record = request_id(line);
+                for &i in indices {
+                    // A line that is the receipt's record wins over another with the same seq.
+                    if found[i] != Some(Ok(())) {
+                        found[i] = Some(judge(&receipts[i], hash, record.as_ref()));
+                    }
+                }
+            }
             before = Some(Head { seq, hash });
         }
     }
     report.head = before.unwrap_or(Head::EMPTY);
+    for (r, found) in receipts.iter().zip(found) {
+        let fault = match found {
+            Some(Ok(())) => continue,
+            Some(Err(fault)) => fault,
+            None if r.seq > report.head.seq => ReceiptFault::PastEnd {
+                last: report.head.seq,
+            },
+            None => ReceiptFault::Gone,
+        };
+        report.receipts.push(ReceiptProblem {
+            id: r.id,
+            seq: r.seq,
+            fault,
+        });
+    }
     if let Some(e) = expect.filter(|_| !expect_seen) {
         report.problems.push(format!(
             "no record seq {} in these files: the saved head {} is not part of this chain",
@@ -302,6 +415,42 @@ pub fn verify(paths: &[PathBuf], expect: Option<Head>) -> io::Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// Whether the line that has a receipt's `seq`, with `hash` and of request `record` (its id,
+/// and whether it is the request's end record), is the receipt's record.
+fn judge(receipt: &HeldReceipt, hash: [u8; 32], record: Option<&(String, bool)>) -> Result<(), ReceiptFault> {
+    let ours = |end| {
+        record.is_some_and(|(id, is_end)| *is_end == end && id.parse::<RequestId>().ok() == Some(receipt.id))
+    };
+    let id = || record.map(|(id, _)| id.clone());
+    if hash == *receipt.hash.as_bytes() {
+        if ours(true) {
+            Ok(())
+        } else {
+            Err(ReceiptFault::Misfiled { record: id() })
+        }
+    } else if ours(true) {
+        Err(ReceiptFault::Changed)
+    } else {
+        Err(ReceiptFault::Replaced { now: id() })
+    }
+}
+
+/// The request id of a line that has one, as written, and whether the line is the request's
+/// end record (what a receipt names).
+fn request_id(line: &[u8]) -> Option<(String, bool)> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        id: String,
+        #[serde(default)]
+        event: String,
+        #[serde(default)]
+        phase: String,
+    }
+    let r = serde_json::from_slice::<Record>(line).ok()?;
+    let end = r.event == "request" && r.phase == "end";
+    Some((r.id, end))
 }
 
 /// The head a head file records; `None` when there is none.

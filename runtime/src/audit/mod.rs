@@ -11,6 +11,7 @@
 //! before. `sesamed audit verify` finds any line changed, removed, inserted or moved.
 
 pub mod chain;
+pub mod receipts;
 pub mod tail;
 
 use std::fs::{File, OpenOptions};
@@ -340,8 +341,10 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one event stamped with `now_ms`.
-    pub fn append(&self, now_ms: u64, event: &AuditEvent) -> Result<(), AuditError> {
+    /// Appends one event stamped with `now_ms`. Returns the head of the line it wrote: its
+    /// `seq` and hash, what a receipt names (not [`AuditLog::head`] afterwards, which may
+    /// already be another thread's line).
+    pub fn append(&self, now_ms: u64, event: &AuditEvent) -> Result<chain::Head, AuditError> {
         let mut inner = self.inner();
         self.write_line(&mut inner, now_ms, event)
     }
@@ -357,7 +360,7 @@ impl AuditLog {
             return Ok(());
         }
         inner.rejects_in_period += 1;
-        self.write_line(&mut inner, now_ms, event)
+        self.write_line(&mut inner, now_ms, event).map(drop)
     }
 
     /// Writes the summary of rejections the flood limit left out, if any: once their period is
@@ -411,15 +414,20 @@ impl AuditLog {
     /// uses the same append-only writer with its own record type.
     pub fn append_record<T: Serialize>(&self, now_ms: u64, record: &T) -> Result<(), AuditError> {
         let mut inner = self.inner();
-        self.write_line(&mut inner, now_ms, record)
+        self.write_line(&mut inner, now_ms, record).map(drop)
     }
 
     /// Appends one line linked to the log's head, under an exclusive `flock` so that writers in
     /// other processes link to it too. The lock is held as a lease of up to [`LOCK_LEASE`]
     /// across lines, so a busy daemon takes it once per lease rather than once per line;
     /// [`AuditLog::release`] (the daemon calls it every second), `sync` and dropping the log let
-    /// it go sooner.
-    fn write_line<T: Serialize>(&self, inner: &mut Inner, now_ms: u64, event: &T) -> Result<(), AuditError> {
+    /// it go sooner. Returns the head of the line written.
+    fn write_line<T: Serialize>(
+        &self,
+        inner: &mut Inner,
+        now_ms: u64,
+        event: &T,
+    ) -> Result<chain::Head, AuditError> {
         let err = |source| AuditError {
             path: self.path.clone(),
             source,
@@ -465,7 +473,7 @@ impl AuditLog {
         fresh: bool,
         now_ms: u64,
         event: &T,
-    ) -> Result<(), AuditError> {
+    ) -> Result<chain::Head, AuditError> {
         #[derive(Serialize)]
         struct Line<'a, T> {
             seq: u64,
@@ -522,7 +530,7 @@ impl AuditLog {
         if since.elapsed() >= HEAD_INTERVAL {
             self.write_head(inner);
         }
-        Ok(())
+        Ok(head)
     }
 
     /// Brings the head file up to this writer's head. The records are written already; a head
@@ -658,7 +666,7 @@ mod tests {
 
     fn verify(paths: &[&Path]) -> chain::Report {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
-        chain::verify(&paths, None).expect("verify")
+        chain::verify(&paths, None, &[]).expect("verify")
     }
 
     fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<String>)) {
@@ -692,6 +700,48 @@ mod tests {
         );
         assert_eq!(report.head_file, Some(report.head));
         assert_eq!(log.head(), Some(report.head));
+    }
+
+    #[test]
+    fn append_returns_the_head_of_its_own_line_while_others_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let heads: Vec<chain::Head> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let log = &log;
+                    s.spawn(move || {
+                        (0..50)
+                            .map(|n| {
+                                let event = AuditEvent::Stopped {
+                                    reason: format!("t{t} n{n}"),
+                                };
+                                let head = log.append(n, &event).expect("append");
+                                (head, format!("t{t} n{n}"))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .flat_map(|w| w.join().expect("writer"))
+                .map(|(head, reason)| {
+                    let text = std::fs::read_to_string(&path).expect("read");
+                    let line = text
+                        .lines()
+                        .find(|l| l.contains(&format!("\"reason\":\"{reason}\"")))
+                        .expect("its line");
+                    assert_eq!(chain::seq_of(line.as_bytes()), Some(head.seq), "{line}");
+                    assert_eq!(head.hash, chain::line_hash(line.as_bytes()), "{line}");
+                    head
+                })
+                .collect()
+        });
+        let mut seqs: Vec<u64> = heads.iter().map(|h| h.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
     }
 
     #[test]
@@ -771,7 +821,7 @@ mod tests {
         let alone = verify(&[&path]);
         assert_eq!(alone.first, Some((3, false)), "continues the rotated file");
         assert!(alone.problems.is_empty(), "{:?}", alone.problems);
-        let both = chain::verify(&[old.clone(), path.clone()], Some(saved)).expect("verify");
+        let both = chain::verify(&[old.clone(), path.clone()], Some(saved), &[]).expect("verify");
         assert!(both.problems.is_empty(), "{:?}", both.problems);
         assert_eq!((both.first, both.head.seq), (Some((1, true)), 3));
 
@@ -783,7 +833,7 @@ mod tests {
         for n in [1, 20, 3] {
             stopped(&forged, n);
         }
-        let report = chain::verify(std::slice::from_ref(&path), Some(saved)).expect("verify");
+        let report = chain::verify(std::slice::from_ref(&path), Some(saved), &[]).expect("verify");
         assert!(
             report
                 .problems
@@ -791,6 +841,227 @@ mod tests {
                 .any(|p| p.contains("the log was rewritten")),
             "{:?}",
             report.problems
+        );
+    }
+
+    /// Writes the end record of request `n` (with a line of another kind before it, so that
+    /// receipts name every other line) and returns the receipt its client would keep.
+    fn answered(log: &AuditLog, n: u8) -> sesame_proto::HeldReceipt {
+        stopped(log, u64::from(n));
+        let id = sesame_proto::RequestId::from_bytes([n; 16]);
+        let record = RequestRecord {
+            phase: "end",
+            id: id.to_string(),
+            client: "alice".into(),
+            message: format!("answer {n}"),
+            ..Default::default()
+        };
+        let head = log
+            .append(u64::from(n), &AuditEvent::Request(Box::new(record)))
+            .expect("append");
+        sesame_proto::HeldReceipt {
+            time_ms: u64::from(n),
+            host: "web".into(),
+            host_name: "web".into(),
+            id,
+            command: "echo".into(),
+            code: 0,
+            seq: head.seq,
+            hash: sesame_proto::RecordHash::from_bytes(head.hash),
+        }
+    }
+
+    /// A log of six answered requests (twelve lines) and the receipts for them.
+    fn answered_log() -> (tempfile::TempDir, PathBuf, Vec<sesame_proto::HeldReceipt>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let receipts = (1..=6).map(|n| answered(&log, n)).collect();
+        drop(log);
+        (dir, path, receipts)
+    }
+
+    fn check_receipts(
+        path: &Path,
+        receipts: &[sesame_proto::HeldReceipt],
+    ) -> (chain::Report, Vec<(u64, chain::ReceiptFault)>) {
+        let report = chain::verify(&[path.to_owned()], None, receipts).expect("verify");
+        let faults = report.receipts.iter().map(|p| (p.seq, p.fault.clone())).collect();
+        (report, faults)
+    }
+
+    /// What root on the host can do: edit the lines from index `from` on with `edit`, then
+    /// renumber and relink every line from there and rewrite the head file, so that plain
+    /// `verify` passes.
+    fn roots_rewrite(path: &Path, from: usize, edit: impl FnOnce(&mut Vec<String>)) {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        edit(&mut lines);
+        let mut head = chain::Head::EMPTY;
+        for (i, line) in lines.iter_mut().enumerate() {
+            if i >= from {
+                // `{"seq":N,` … `,"prev":"HEX"}`: everything between stays as it was.
+                let body_start = line.find(',').expect("seq") + 1;
+                let body_end = line.rfind(",\"prev\":").expect("prev");
+                *line = format!(
+                    "{{\"seq\":{},{},\"prev\":\"{}\"}}",
+                    head.seq + 1,
+                    &line[body_start..body_end],
+                    hex::encode(head.hash)
+                );
+            }
+            head = chain::Head {
+                seq: chain::seq_of(line.as_bytes()).expect("seq"),
+                hash: chain::line_hash(line.as_bytes()),
+            };
+        }
+        std::fs::write(path, lines.join("\n") + "\n").expect("write");
+        std::fs::write(chain::head_path(path), chain::head_record(&head)).expect("head file");
+    }
+
+    #[test]
+    fn receipts_verify_against_an_intact_chain() {
+        let (_dir, path, receipts) = answered_log();
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(faults, []);
+        assert_eq!(
+            receipts.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [2, 4, 6, 8, 10, 12]
+        );
+    }
+
+    #[test]
+    fn roots_rewrite_after_a_removed_record_passes_plain_verify_but_not_the_receipts() {
+        let (_dir, path, receipts) = answered_log();
+        // Request 3's end record (seq 6, index 5) removed; everything after renumbered and
+        // relinked, the head file too.
+        roots_rewrite(&path, 5, |lines| drop(lines.remove(5)));
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(
+            report.problems.is_empty(),
+            "plain verify passes: {:?}",
+            report.problems
+        );
+        assert_eq!(report.head.seq, 11);
+        assert_eq!(report.head_file, Some(report.head));
+        // Before it: intact. From it on: every receipt fails, the removed one included.
+        let failed: Vec<u64> = faults.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(failed, [6, 8, 10, 12]);
+        assert_eq!(
+            faults[0].1,
+            chain::ReceiptFault::Replaced { now: None },
+            "seq 6 is request 4's stop line now"
+        );
+        assert_eq!(faults[1].1, chain::ReceiptFault::Replaced { now: None });
+        assert_eq!(faults[3].1, chain::ReceiptFault::PastEnd { last: 11 });
+        let text = report.receipts[0].to_string();
+        assert!(
+            text.contains(&format!("receipt for request {} (seq 6)", receipts[2].id))
+                && text.contains("is now a different record: the log was rewritten from here"),
+            "{text}"
+        );
+        // Removing a stop line instead shifts request records onto other requests' seqs.
+        let (_dir, path, receipts) = answered_log();
+        roots_rewrite(&path, 4, |lines| drop(lines.remove(4)));
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(
+            faults.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            [6, 8, 10, 12]
+        );
+        // Seq 6 is request 4's stop line now, seq 5 request 3's end record.
+        assert_eq!(faults[0].1, chain::ReceiptFault::Replaced { now: None });
+    }
+
+    #[test]
+    fn an_edited_record_and_records_past_the_end_are_found() {
+        let (_dir, path, receipts) = answered_log();
+        // Request 2's answer (seq 4) changed in place, and the chain recomputed from it.
+        roots_rewrite(&path, 3, |lines| {
+            lines[3] = lines[3].replace("answer 2", "answer 9")
+        });
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(
+            report.problems.is_empty(),
+            "plain verify passes: {:?}",
+            report.problems
+        );
+        assert_eq!(faults.first(), Some(&(4, chain::ReceiptFault::Changed)));
+        assert_eq!(faults.len(), 5, "the later lines' links changed too: {faults:?}");
+        assert!(
+            report.receipts[0]
+                .to_string()
+                .contains("but not the line its client was told"),
+            "{}",
+            report.receipts[0]
+        );
+
+        // The end cut off and the head file rewritten; and a receipt for a seq never written.
+        let (_dir, path, mut receipts) = answered_log();
+        roots_rewrite(&path, 12, |lines| lines.truncate(9));
+        receipts.push(sesame_proto::HeldReceipt {
+            seq: 40,
+            ..receipts[0].clone()
+        });
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(
+            report.problems.is_empty(),
+            "plain verify passes: {:?}",
+            report.problems
+        );
+        assert_eq!(
+            faults,
+            [10, 12, 40].map(|seq| (seq, chain::ReceiptFault::PastEnd { last: 9 }))
+        );
+    }
+
+    #[test]
+    fn a_record_gone_from_the_middle_or_in_a_rotated_file_not_given_is_gone() {
+        let (dir, path, receipts) = answered_log();
+        // Removed without relinking: plain verify finds it too, and so does its receipt.
+        rewrite(&path, |lines| drop(lines.remove(5)));
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(!report.problems.is_empty());
+        assert_eq!(faults, [(6, chain::ReceiptFault::Gone)]);
+        assert!(
+            report.receipts[0]
+                .to_string()
+                .ends_with("the record is gone: removed, or in a rotated file not given"),
+            "{}",
+            report.receipts[0]
+        );
+
+        // Rotated: the receipts of the old file's records need the old file.
+        let (dir2, path2, mut receipts2) = answered_log();
+        let old = dir2.path().join("audit.jsonl.1");
+        std::fs::rename(&path2, &old).expect("rotate");
+        let log = AuditLog::open(&path2).expect("open");
+        receipts2.push(answered(&log, 7));
+        drop(log);
+        let (_, faults) = check_receipts(&path2, &receipts2);
+        assert_eq!(faults.len(), 6, "{faults:?}");
+        assert!(faults.iter().all(|(_, f)| *f == chain::ReceiptFault::Gone));
+        let both = chain::verify(&[old, path2], None, &receipts2).expect("verify");
+        assert!(both.problems.is_empty() && both.receipts.is_empty(), "{both:?}");
+        drop(dir);
+    }
+
+    #[test]
+    fn a_receipt_filed_under_another_request_is_not_the_logs_fault() {
+        let (_dir, path, mut receipts) = answered_log();
+        receipts[1].id = receipts[0].id;
+        let (report, faults) = check_receipts(&path, &receipts);
+        assert!(report.problems.is_empty());
+        assert!(
+            matches!(
+                &faults[..],
+                [(4, chain::ReceiptFault::Misfiled { record: Some(_) })]
+            ),
+            "{faults:?}"
         );
     }
 }

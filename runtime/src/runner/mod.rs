@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use sesame_proto::{Envelope, ErrorCode, ProtoError, PublicKey, ReplayWindow, Request, RequestId, Response};
+use sesame_proto::{
+    Envelope, ErrorCode, ProtoError, PublicKey, Receipt, RecordHash, ReplayWindow, Request, RequestId,
+    Response,
+};
 
 use crate::answers::{Answers, Seen};
 use crate::audit::{AuditEvent, AuditLog, RequestRecord};
@@ -353,7 +356,9 @@ impl Runner {
             }
         };
         let duration_us = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let (response, plaintext) = fit_in_envelope(Response {
+        // Whether it fits decides the code, which the end record holds: decided with room for
+        // the receipt of that record, which is known only once it is written.
+        let response = fit_in_envelope(Response {
             duration_us,
             host_key_rotated: rotated,
             ..response
@@ -366,9 +371,17 @@ impl Runner {
             response.message.clone()
         };
         record.duration_us = duration_us;
-        if let Err(e) = self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
-            tracing::error!("{e}");
-        }
+        let receipt = match self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
+            Ok(head) => Some(Receipt {
+                seq: head.seq,
+                hash: RecordHash::from_bytes(head.hash),
+            }),
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        };
+        let plaintext = Response { receipt, ..response }.encode();
         match keys.seal_response(key_used, &client.key, &mut rand_core::OsRng, &plaintext) {
             Ok(sealed) => {
                 if let Some(p) = pending {
@@ -481,7 +494,7 @@ impl Runner {
         if let Err(e) = self
             .audit
             .append(now_ms, &stopped)
-            .and_then(|()| self.audit.sync())
+            .and_then(|_| self.audit.sync())
             .and_then(|()| self.decisions.sync())
         {
             tracing::error!("{e}");

@@ -1,9 +1,9 @@
 //! What the runner derives from a request on its way: the policy's input, the run's limits,
-//! masked arguments for the logs, and an answer that fits in one envelope.
+//! masked arguments for the logs, and an answer that fits in one envelope with its receipt.
 
 use std::time::Duration;
 
-use sesame_proto::{ErrorCode, Request, RequestId, Response};
+use sesame_proto::{ErrorCode, Receipt, Request, RequestId, Response};
 
 use crate::clients::Client;
 use crate::config::Config;
@@ -87,36 +87,42 @@ pub fn sandbox_for(config: &Config) -> Result<Sandbox, LoadError> {
     Ok(sandbox)
 }
 
-/// The response and its encoding, when the encoding fits in one envelope. Output under the
-/// output limit can still be too big once JSON escapes it (a control character takes six bytes):
-/// such a response becomes a 3003 error rather than an answer that cannot be sealed.
-pub(super) fn fit_in_envelope(response: Response) -> (Response, Vec<u8>) {
-    let plaintext = response.encode();
+/// The response, when it fits in one envelope with the largest receipt in it; else a 3003
+/// error in its place. Output under the output limit can still be too big once JSON escapes it (a
+/// control character takes six bytes): such a response becomes a 3003 error rather than an
+/// answer that cannot be sealed. The receipt names the audit record that holds this decision's
+/// code, so it is not known yet: room is kept for the longest one, and the real one always fits.
+pub(super) fn fit_in_envelope(response: Response) -> Response {
     let room = sesame_proto::MAX_MESSAGE_LEN;
-    if plaintext.len() <= room {
-        return (response, plaintext);
+    let measured = Response {
+        receipt: Some(Receipt::LARGEST),
+        ..response
+    };
+    if measured.encode().len() <= room {
+        return Response {
+            receipt: None,
+            ..measured
+        };
     }
-    let too_big = Response {
-        duration_us: response.duration_us,
-        host_key_rotated: response.host_key_rotated,
+    Response {
+        duration_us: measured.duration_us,
+        host_key_rotated: measured.host_key_rotated,
         ..Response::error(
-            response.id,
+            measured.id,
             ErrorCode::MemoryLimit,
-            if response.code == ErrorCode::Ok {
+            if measured.code == ErrorCode::Ok {
                 format!(
                     "output of {} bytes does not fit in one reply ({room} bytes, encoded)",
-                    response.output.len()
+                    measured.output.len()
                 )
             } else {
                 format!(
                     "error message of {} bytes does not fit in one reply ({room} bytes, encoded)",
-                    response.message.len()
+                    measured.message.len()
                 )
             },
         )
-    };
-    let plaintext = too_big.encode();
-    (too_big, plaintext)
+    }
 }
 
 /// The largest linear memory any request may get: the configured ceiling, in bytes.
@@ -130,4 +136,57 @@ pub(super) fn lenient_id(plaintext: &[u8]) -> Option<RequestId> {
     serde_json::from_slice::<serde_json::Value>(plaintext)
         .ok()
         .and_then(|v| v.get("id")?.as_str()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use sesame_proto::{MAX_MESSAGE_LEN, RecordHash};
+
+    use super::*;
+
+    fn with(receipt: Receipt, response: &Response) -> usize {
+        Response {
+            receipt: Some(receipt),
+            ..response.clone()
+        }
+        .encode()
+        .len()
+    }
+
+    #[test]
+    fn an_answer_keeps_room_for_its_receipt_or_becomes_3003() {
+        let id = RequestId::from_bytes([1; 16]);
+        let empty = Response::ok(id, String::new(), u64::MAX);
+        // The output that makes the answer, with the longest receipt, exactly one envelope.
+        let fill = MAX_MESSAGE_LEN - with(Receipt::LARGEST, &empty);
+        let fits = fit_in_envelope(Response::ok(id, "x".repeat(fill), u64::MAX));
+        assert_eq!((fits.code, fits.output.len()), (ErrorCode::Ok, fill));
+        assert_eq!(fits.receipt, None, "the real receipt is filled in later");
+        let real = Receipt {
+            seq: 7,
+            hash: RecordHash::from_bytes([9; 32]),
+        };
+        for receipt in [Receipt::LARGEST, real] {
+            assert!(with(receipt, &fits) <= MAX_MESSAGE_LEN);
+        }
+
+        // One byte more would fit without a receipt, but not with one: a 3003, which fits.
+        let over = Response::ok(id, "x".repeat(fill + 1), u64::MAX);
+        assert!(over.encode().len() <= MAX_MESSAGE_LEN);
+        let refused = fit_in_envelope(over);
+        assert_eq!(refused.code, ErrorCode::MemoryLimit);
+        assert!(refused.message.contains("does not fit"), "{}", refused.message);
+        assert_eq!(refused.duration_us, u64::MAX);
+        assert!(with(Receipt::LARGEST, &refused) <= MAX_MESSAGE_LEN);
+
+        // An error message escaped past the room, likewise.
+        let noisy = Response::error(id, ErrorCode::ModuleError, "\u{1}".repeat(MAX_MESSAGE_LEN / 6));
+        let refused = fit_in_envelope(noisy);
+        assert_eq!(refused.code, ErrorCode::MemoryLimit);
+        assert!(
+            refused.message.starts_with("error message of"),
+            "{}",
+            refused.message
+        );
+    }
 }
