@@ -38,6 +38,21 @@ pub enum Command {
     /// Run a command on a host: `sesame run web1 access::allow 22`; on many hosts at once:
     /// `sesame run --hosts web1,web2 whoami` or `sesame run --group web whoami`.
     Run(RunArgs),
+    /// List the requests waiting on a host for approval that this client may approve.
+    ///
+    /// A host's policy may ask for other people's approval before a command runs (two-person
+    /// rule): the request is then parked on the host (`sesame run` says so, with its id). This
+    /// lists those this client may approve: who asked, what, why, how long it has left.
+    Pending(PendingArgs),
+    /// Approve a request waiting on a host: with enough approvals it runs, as its requester
+    /// asked it, and its requester gets the answer. Nobody approves their own request, and
+    /// each approver counts once.
+    Approve(DecideArgs),
+    /// Reject a request waiting on a host (its requester may withdraw its own): it will not run.
+    Reject(DecideArgs),
+    /// The answer to a request that waited for approval: its output once it ran, or why it did
+    /// not run; with --wait, wait for it.
+    Result(ResultArgs),
     /// Name sets of hosts for `sesame run --group`.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -172,12 +187,69 @@ pub struct RunArgs {
     /// and its audit and decision logs keep it.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// When the host parks the request for approval (code 1020), print its id and return at
+    /// once instead of waiting for it to be approved and run (`sesame result HOST ID` fetches
+    /// the answer later). Runs on many hosts never wait.
+    #[arg(long)]
+    pub no_wait: bool,
     /// Print JSON for scripts instead of the output (one host) or the table (many hosts): one
     /// object per host and line, with `host`, `via`, `ok`, `code`, `output`, `message` (or
     /// `error` when no answer came) and `elapsed_ms`. Errors still go to standard error as text;
     /// the exit status is the same as without --json.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How to reach one host.
+#[derive(Debug, clap::Args)]
+pub struct Reach {
+    /// The transport; by default QUIC for hosts with an address, else SQS.
+    #[arg(long, value_enum)]
+    pub via: Option<Transport>,
+    /// Give up waiting for the host's answer after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// `sesame pending HOST`.
+#[derive(Debug, clap::Args)]
+pub struct PendingArgs {
+    /// The host.
+    pub host: String,
+    /// Print the host's list as JSON (an array of objects with `id`, `client`, `call`,
+    /// `reason`, `created_ms`, `expires_ms`, `approvals`, `required`, `approved_by`).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub reach: Reach,
+}
+
+/// `sesame approve|reject HOST ID`.
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// The host.
+    pub host: String,
+    /// The waiting request's id (`sesame pending` shows it), or its first 8 or more characters.
+    pub id: String,
+    /// Why (kept in the host's audit log; a rejection's reason is shown to the requester).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub reach: Reach,
+}
+
+/// `sesame result HOST ID`.
+#[derive(Debug, clap::Args)]
+pub struct ResultArgs {
+    /// The host.
+    pub host: String,
+    /// The id `sesame run` printed for the parked request (or its first 8 or more characters).
+    pub id: String,
+    /// Wait until it has run (or was rejected, or expired), asking every few seconds.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub reach: Reach,
 }
 
 /// `sesame group …`.

@@ -130,6 +130,14 @@ impl Outcome {
                 v["code"] = r.code.as_u16().into();
                 v["output"] = r.output.clone().into();
                 v["message"] = r.message.clone().into();
+                if let Some(p) = &r.pending {
+                    v["pending"] = serde_json::json!({
+                        "id": p.id,
+                        "approvals": p.approvals,
+                        "required": p.required,
+                        "expires_at_ms": p.expires_at_ms,
+                    });
+                }
             }
             Err(e) => v["error"] = e.to_string().into(),
         }

@@ -4,6 +4,7 @@
 //! The `sesame` command is a thin layer over this library; other programs can use it too.
 #![forbid(unsafe_code)]
 
+pub mod approvals;
 pub mod cli;
 pub mod diagnostic;
 pub mod fleet;

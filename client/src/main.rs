@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use sesame_client::cli::{Cli, Command, GroupCommand, HostCommand, KeyCommand, RunArgs, SshProxyArgs};
+use sesame_client::approvals;
+use sesame_client::cli::{
+    Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, PendingArgs, Reach, ResultArgs, RunArgs,
+    SshProxyArgs,
+};
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
 use sesame_client::pin::{Rotation, parse_pin};
@@ -165,6 +169,10 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => return run_command(&home, args, diagnostics),
         Command::SshProxy(args) => return ssh_proxy(&home, args, diagnostics),
+        Command::Pending(args) => return pending(&home, &args, diagnostics),
+        Command::Approve(args) => return decide(&home, "approve", args, diagnostics),
+        Command::Reject(args) => return decide(&home, "reject", args, diagnostics),
+        Command::Result(args) => return result(&home, &args, diagnostics),
         Command::Receipts { host, json } => list_receipts(&home, host.as_deref(), json, diagnostics)?,
         Command::Group(GroupCommand::Set { name, hosts }) => {
             home.set_group(&name, &hosts)?;
@@ -221,15 +229,30 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
     if !fan_out {
-        let outcomes = asker.ask(&rt, targets, &command, timeout, 1, |_| {});
-        return Ok(outcomes.first().map_or(ExitCode::from(EXIT_NO_ANSWER), |o| {
-            if args.json {
-                println!("{}", o.to_json());
-            } else if o.succeeded() {
-                print_output(o);
+        let target = targets.first().cloned();
+        let Some(mut o) = asker.ask(&rt, targets, &command, timeout, 1, |_| {}).pop() else {
+            return Ok(ExitCode::from(EXIT_NO_ANSWER));
+        };
+        if let (Some(note), Some(target)) = (approvals::pending(&o).cloned(), target) {
+            if let Ok(r) = &o.result {
+                diagnostics.note(&format!("{}: {}", o.alias, r.message));
             }
-            report_failure(o, diagnostics)
-        }));
+            if args.no_wait {
+                if args.json {
+                    println!("{}", o.to_json());
+                } else {
+                    println!("{}", note.id);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics);
+        }
+        if args.json {
+            println!("{}", o.to_json());
+        } else if o.succeeded() {
+            print_output(&o);
+        }
+        return Ok(report_failure(&o, diagnostics));
     }
     let total = targets.len();
     let mut progress = Progress::new(total);
@@ -254,6 +277,143 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Waits for parked request `note` on `target` to be approved and run, saying so on standard
+/// error; the answer that ends the wait (the command's, a refusal, or none).
+fn wait_for(
+    asker: &Asker<'_>,
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    note: &sesame_proto::PendingNote,
+    timeout: Duration,
+    diagnostics: Diagnostics,
+) -> Outcome {
+    let alias = &target.alias;
+    diagnostics.note(&format!(
+        "{alias}: waiting for approval ({} of {}; Ctrl-C stops waiting, the request stays parked: \
+         sesame result {alias} {} fetches its answer later)",
+        note.approvals, note.required, note.id
+    ));
+    let mut seen = note.approvals;
+    approvals::wait(
+        note.id,
+        note.expires_at_ms,
+        |question| ask_one(asker, rt, target, question, timeout),
+        std::thread::sleep,
+        |now| {
+            if now.approvals != seen {
+                seen = now.approvals;
+                diagnostics.note(&format!(
+                    "{alias}: {} of {} approvals",
+                    now.approvals, now.required
+                ));
+            }
+        },
+    )
+}
+
+/// Asks one host one question (see [`Asker::ask`]).
+fn ask_one(
+    asker: &Asker<'_>,
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    command: &fleet::Command,
+    timeout: Duration,
+) -> Outcome {
+    let mut outcomes = asker.ask(rt, vec![target.clone()], command, timeout, 1, |_| {});
+    outcomes.pop().unwrap_or_else(|| Outcome {
+        alias: target.alias.clone(),
+        via: target.via,
+        result: Err(sesame_client::ClientError::Timeout(timeout)),
+        elapsed: timeout,
+    })
+}
+
+/// The host `host` names, reached as `reach` says, with the asker and runtime to ask it.
+fn one_host<'a>(
+    home: &'a ClientHome,
+    host: &str,
+    reach: &Reach,
+    diagnostics: Diagnostics,
+) -> anyhow::Result<(Target, Asker<'a>, tokio::runtime::Runtime)> {
+    let target = target(host.to_owned(), home.host(host)?, reach.via)?;
+    Ok((target, Asker::new(home, diagnostics)?, runtime()?))
+}
+
+/// `sesame pending HOST`: what waits there for this client's approval.
+fn pending(home: &ClientHome, args: &PendingArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
+    let (target, asker, rt) = one_host(home, &args.host, &args.reach, diagnostics)?;
+    let timeout = Duration::from_secs(args.reach.timeout);
+    let o = ask_one(
+        &asker,
+        &rt,
+        &target,
+        &approvals::command("pending", None, None),
+        timeout,
+    );
+    let response = match &o.result {
+        Ok(r) if o.succeeded() => r,
+        _ => return Ok(report_failure(&o, diagnostics)),
+    };
+    if args.json {
+        println!("{}", response.output.trim_end());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = approvals::parse_pending(&response.output).map_err(anyhow::Error::msg)?;
+    if list.is_empty() {
+        diagnostics.note(&format!("{}: nothing waits for your approval", args.host));
+    } else {
+        print!("{}", approvals::pending_table(&list, fleet::now_ms()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sesame approve|reject HOST ID`.
+fn decide(
+    home: &ClientHome,
+    verb: &str,
+    args: DecideArgs,
+    diagnostics: Diagnostics,
+) -> anyhow::Result<ExitCode> {
+    let (target, asker, rt) = one_host(home, &args.host, &args.reach, diagnostics)?;
+    let command = approvals::command(verb, Some(&args.id), args.reason);
+    command
+        .check(std::slice::from_ref(&target), &asker.sealer.public_key())
+        .map_err(anyhow::Error::msg)?;
+    let o = ask_one(
+        &asker,
+        &rt,
+        &target,
+        &command,
+        Duration::from_secs(args.reach.timeout),
+    );
+    if o.succeeded() {
+        print_output(&o);
+    }
+    Ok(report_failure(&o, diagnostics))
+}
+
+/// `sesame result HOST ID [--wait]`.
+fn result(home: &ClientHome, args: &ResultArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
+    let (target, asker, rt) = one_host(home, &args.host, &args.reach, diagnostics)?;
+    let timeout = Duration::from_secs(args.reach.timeout);
+    let mut o = ask_one(
+        &asker,
+        &rt,
+        &target,
+        &approvals::command("result", Some(&args.id), None),
+        timeout,
+    );
+    if let Some(note) = approvals::pending(&o).cloned()
+        && args.wait
+    {
+        o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics);
+    }
+    if o.succeeded() {
+        print_output(&o);
+    }
+    Ok(report_failure(&o, diagnostics))
 }
 
 /// `sesame receipts [HOST]`: the receipts kept, as a table or as the file's lines.
