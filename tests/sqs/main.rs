@@ -565,3 +565,53 @@ fn a_long_command_keeps_its_message_hidden_until_it_is_answered() {
     );
     assert_queue_empty(&moto, queue);
 }
+
+#[test]
+fn a_request_waits_for_approval_over_sqs_and_its_requester_gets_the_answer() {
+    let moto = Moto::start();
+    let queue = "sesame-req-approvals";
+    moto.create_queue(queue);
+    let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
+        .expect("data.json")
+        .replace(
+            r#""clusters": {"#,
+            r#""clusters": {
+      "basic": {"approvals": {"count": 1, "groups": ["security"]}},"#,
+        );
+    let daemon = Daemon::start(&Setup {
+        listen: String::new(),
+        sqs: Some(moto.daemon_section(queue)),
+        env: moto.env(),
+        policy_data: Some(data),
+        ..Setup::default()
+    });
+    let olga = sqs_client(&moto, &daemon, "olga", "web", queue);
+    let mut sam = Client::new();
+    sam.env = moto.env();
+    daemon.enrol("sam", &sam.key, &["security"]);
+    pin_sqs(&sam, &moto, &daemon, "web", queue);
+
+    let waited = std::thread::scope(|s| {
+        let run = s.spawn(|| olga.sesame(&["run", "--reason", "OPS-3", "web", "basic::echo", "over sqs"]));
+        let id = loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&sam.run_ok(&["pending", "web", "--json"])).expect("json");
+            if let Some(first) = list.as_array().and_then(|l| l.first()) {
+                break first["id"].as_str().expect("id").to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let out = sam.run_ok(&["approve", "web", &id]);
+        assert!(out.contains("it ran for olga: ok"), "{out}");
+        (id, run.join().expect("the waiting client"))
+    });
+    let (id, out) = waited;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "over sqs");
+    assert_eq!(olga.run_ok(&["result", "web", &id]).trim(), "over sqs");
+    let ran = daemon.wait_audit("the approved run", |r| {
+        r["event"] == "request" && r["id"] == id.as_str() && r["phase"] == "end" && r["code"] == 0
+    });
+    assert_eq!(ran["transport"], "sqs");
+    assert_eq!(ran["approved_by"], serde_json::json!(["sam"]));
+}
