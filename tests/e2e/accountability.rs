@@ -267,6 +267,14 @@ fn a_second_client_approves_and_the_first_gets_the_answer() {
     );
     assert_eq!(runs[2]["approved_by"], serde_json::json!(["sam"]));
     assert_eq!(runs[2]["reason"], "OPS-9 say hi");
+    // A client enrolled again under olga's name holds nothing of hers.
+    daemon.remove("olga");
+    let new_olga = daemon.client("olga", &["users"]);
+    let err = new_olga.run_err(&["result", "web", &id]);
+    assert!(
+        err.contains("error 2005") && err.contains("no parked request"),
+        "{err}"
+    );
     let tail = crate::stdout(&daemon.sesamed(&["audit", "tail", "--client", "olga", "-n", "20"]));
     assert!(
         tail.contains("basic::echo hello because \"OPS-9 say hi\" -> approved by sam (1 of 1 approvals)")

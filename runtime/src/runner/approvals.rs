@@ -156,7 +156,9 @@ impl Runner {
         };
         let (name, groups) = (client.name.as_str(), client.groups.as_slice());
         // What the caller may see: its own requests, and those it may approve.
-        let involved = |p: &Parked| p.client == name || p.admits(name, groups);
+        // (Its name *and* key: a client enrolled again under a name holds nothing of the old one's.)
+        let own = |p: &Parked| p.client == name && p.key == client.key;
+        let involved = |p: &Parked| own(p) || p.admits(name, groups);
         match command {
             "pending" => {
                 if !request.args.is_empty() {
@@ -221,10 +223,7 @@ impl Runner {
                 Ok(format!("{said} {id}\n"))
             }
             _ => {
-                let id = self
-                    .parked
-                    .find(id_arg()?, |p| p.client == name)
-                    .map_err(failure)?;
+                let id = self.parked.find(id_arg()?, own).map_err(failure)?;
                 let p = self
                     .parked
                     .get(&id)
