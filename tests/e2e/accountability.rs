@@ -267,6 +267,30 @@ fn a_second_client_approves_and_the_first_gets_the_answer() {
     );
     assert_eq!(runs[2]["approved_by"], serde_json::json!(["sam"]));
     assert_eq!(runs[2]["reason"], "OPS-9 say hi");
+    // `sesamed module run` says the daemon would park it.
+    let echo = sesame_tests::module("echo");
+    let config = daemon.config.to_str().expect("utf-8").to_owned();
+    let out = sesame_tests::sesamed(
+        &[
+            "module",
+            "run",
+            echo.to_str().expect("utf-8"),
+            "--as",
+            "olga",
+            "--config",
+            &config,
+            "--",
+            "x",
+        ],
+        &[],
+    );
+    let text = crate::stdout(&out);
+    assert!(
+        text.contains("approvals: 1 from group security within 600 s (the daemon parks the request"),
+        "{text}{}",
+        stderr(&out)
+    );
+
     // A client enrolled again under olga's name holds nothing of hers.
     daemon.remove("olga");
     let new_olga = daemon.client("olga", &["users"]);

@@ -200,6 +200,18 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
         println!("  {r}");
     }
     println!("grant:    {}", serde_json::to_string(&grant.document())?);
+    if let Some(rule) = &grant.approvals {
+        println!(
+            "approvals: {} from {} within {} s (the daemon parks the request until then; shown here as if approved)",
+            rule.count,
+            if rule.groups.is_empty() {
+                "any other client".to_owned()
+            } else {
+                format!("group {}", rule.groups.join(" or "))
+            },
+            rule.ttl_s
+        );
+    }
     let limits = crate::runner::run_limits(&config.limits, &grant.limits);
     println!(
         "limits:   {} ms, {} MiB, {} KiB output, {} host calls",
