@@ -108,6 +108,8 @@ pub fn held(outcome: &Outcome, host_name: &str, command: &Command, time_ms: u64)
         code: response.code.as_u16(),
         seq: receipt.seq,
         hash: receipt.hash,
+        key: receipt.key,
+        sig: receipt.sig,
     })
 }
 
@@ -116,7 +118,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 
-    use sesame_proto::{ErrorCode, Receipt, RecordHash, RequestId, Response};
+    use sesame_proto::{ErrorCode, Receipt, ReceiptKey, ReceiptSignature, RecordHash, RequestId, Response};
 
     use super::*;
     use crate::home::Transport;
@@ -135,6 +137,8 @@ mod tests {
         Receipt {
             seq,
             hash: RecordHash::from_bytes([seq as u8; 32]),
+            key: ReceiptKey::from_bytes([1; 32]),
+            sig: ReceiptSignature::from_bytes([2; 64]),
         }
     }
 
@@ -159,6 +163,8 @@ mod tests {
                 code: 1010,
                 seq: 9,
                 hash: receipt(9).hash,
+                key: receipt(9).key,
+                sig: receipt(9).sig,
             }
         );
         let ok = outcome("web1", Ok(with(Response::ok(id, "out".into(), 1))));
@@ -186,6 +192,8 @@ mod tests {
             code: 0,
             seq,
             hash: receipt(seq).hash,
+            key: receipt(seq).key,
+            sig: receipt(seq).sig,
         };
         file.append(&[one(1), one(2)]).expect("append");
         file.append(&[]).expect("nothing to append");

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use sesame_proto::{Domain, Envelope, HostKeyNote, KeyDigest, ProtoError, PublicKey, Sealer, SecretKey};
+use sesame_proto::{
+    Domain, Envelope, HostKeyNote, KeyDigest, ProtoError, PublicKey, ReceiptSigner, Sealer, SecretKey,
+};
 use sha2::{Digest, Sha256};
 
 use crate::files;
@@ -162,12 +164,15 @@ impl HostIdentity {
 }
 
 /// The host's crypto_box keys in force: the current one, for a grace period after a rotation
-/// the one it replaced, and the digest of the one the next rotation moves to.
+/// the one it replaced, and the digest of the one the next rotation moves to; and the receipt
+/// key derived from the current one.
 #[derive(Debug)]
 pub struct HostKeys {
     current: Sealer,
     previous: Option<(Sealer, u64)>,
     next: Option<KeyDigest>,
+    /// Signs receipts: derived from the current key.
+    receipts: ReceiptSigner,
 }
 
 /// Which of the host's keys opened a request.
@@ -220,7 +225,9 @@ impl HostKeys {
     /// The keys in `dir`: `host.key`, `host.key.previous` and `host.key.next` if there are
     /// ones. A next key equal to the current one (a rotation interrupted halfway) counts as none.
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
-        let current = Sealer::new(load_secret(&dir.join(HOST_KEY))?);
+        let secret = load_secret(&dir.join(HOST_KEY))?;
+        let receipts = ReceiptSigner::derive(&secret);
+        let current = Sealer::new(secret);
         let previous = load_previous(dir)?.map(|p| (Sealer::new(p.secret), p.until_ms));
         let next = load_next(dir)?
             .map(|n| n.public_key())
@@ -230,12 +237,14 @@ impl HostKeys {
             current,
             previous,
             next,
+            receipts,
         })
     }
 
     /// Keys for `current` alone (tests and tools).
     pub fn single(current: SecretKey) -> Self {
         Self {
+            receipts: ReceiptSigner::derive(&current),
             current: Sealer::new(current),
             previous: None,
             next: None,
@@ -245,6 +254,7 @@ impl HostKeys {
     /// Keys for `current`, with `previous` accepted until `until_ms` (benchmarks and tests).
     pub fn with_previous(current: SecretKey, previous: SecretKey, until_ms: u64) -> Self {
         Self {
+            receipts: ReceiptSigner::derive(&current),
             current: Sealer::new(current),
             previous: Some((Sealer::new(previous), until_ms)),
             next: None,
@@ -254,6 +264,12 @@ impl HostKeys {
     /// The current public key.
     pub fn public_key(&self) -> PublicKey {
         self.current.public_key()
+    }
+
+    /// What signs receipts: the receipt key of the current key (an answer under the previous
+    /// key during its grace period is signed by it too).
+    pub fn receipt_signer(&self) -> &ReceiptSigner {
+        &self.receipts
     }
 
     /// SHA-256 of the key the next rotation moves to, if the host keeps one.

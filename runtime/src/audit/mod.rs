@@ -844,9 +844,21 @@ mod tests {
         );
     }
 
+    /// The receipt signer of the host whose key is `byte` repeated.
+    fn signer(byte: u8) -> sesame_proto::ReceiptSigner {
+        let key = sesame_proto::SecretKey::from_hex(&format!("{byte:02x}").repeat(32)).expect("key");
+        sesame_proto::ReceiptSigner::derive(&key)
+    }
+
     /// Writes the end record of request `n` (with a line of another kind before it, so that
-    /// receipts name every other line) and returns the receipt its client would keep.
+    /// receipts name every other line) and returns the receipt its client would keep, signed
+    /// by host `web`'s receipt key (`signer(1)`).
     fn answered(log: &AuditLog, n: u8) -> sesame_proto::HeldReceipt {
+        answered_by(log, n, &signer(1))
+    }
+
+    /// [`answered`], signed by `signer`.
+    fn answered_by(log: &AuditLog, n: u8, signer: &sesame_proto::ReceiptSigner) -> sesame_proto::HeldReceipt {
         stopped(log, u64::from(n));
         let id = sesame_proto::RequestId::from_bytes([n; 16]);
         let record = RequestRecord {
@@ -859,6 +871,13 @@ mod tests {
         let head = log
             .append(u64::from(n), &AuditEvent::Request(Box::new(record)))
             .expect("append");
+        let receipt = sesame_proto::Receipt::signed(
+            signer,
+            "web",
+            id,
+            head.seq,
+            sesame_proto::RecordHash::from_bytes(head.hash),
+        );
         sesame_proto::HeldReceipt {
             time_ms: u64::from(n),
             host: "web".into(),
@@ -866,8 +885,10 @@ mod tests {
             id,
             command: "echo".into(),
             code: 0,
-            seq: head.seq,
-            hash: sesame_proto::RecordHash::from_bytes(head.hash),
+            seq: receipt.seq,
+            hash: receipt.hash,
+            key: receipt.key,
+            sig: receipt.sig,
         }
     }
 

@@ -53,7 +53,7 @@ impl Receipts {
 
 #[cfg(test)]
 mod tests {
-    use sesame_proto::{RecordHash, RequestId};
+    use sesame_proto::{ReceiptKey, ReceiptSignature, RecordHash, RequestId};
 
     use super::*;
 
@@ -69,6 +69,8 @@ mod tests {
             code: 0,
             seq,
             hash: RecordHash::from_bytes([1; 32]),
+            key: ReceiptKey::from_bytes([2; 32]),
+            sig: ReceiptSignature::from_bytes([3; 64]),
         };
         let line = |h: &HeldReceipt| String::from_utf8(h.encode()).expect("utf-8");
         let first = dir.path().join("alice");
