@@ -18,7 +18,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use sesame_proto::{
-    Domain, Envelope, HostKeyNote, KeyDigest, ProtoError, PublicKey, ReceiptSigner, Sealer, SecretKey,
+    Domain, Envelope, HostKeyNote, KeyDigest, ProtoError, PublicKey, ReceiptKey, ReceiptSigner, Sealer,
+    SecretKey,
 };
 use sha2::{Digest, Sha256};
 
@@ -198,6 +199,8 @@ pub struct PreviousKey {
 pub struct RotateReport {
     /// The new public key (what clients are told, and `sesame host add --key` takes).
     pub public_key: PublicKey,
+    /// The receipt key derived from it, which signs receipts from now on.
+    pub receipt_key: ReceiptKey,
     /// The replaced public key, and until when it is accepted (`None` only when an interrupted
     /// rotation was finished and its previous-key file is gone since).
     pub previous: Option<(PublicKey, u64)>,
@@ -347,6 +350,12 @@ impl HostKeys {
     }
 }
 
+/// The receipt key of the host key in `dir` (`host.key`): the one its receipts are signed with
+/// now.
+pub fn receipt_key(dir: &Path) -> Result<ReceiptKey, IdentityError> {
+    Ok(ReceiptSigner::derive(&load_secret(&dir.join(HOST_KEY))?).key())
+}
+
 /// The previous key kept by the last rotation, if any.
 pub fn load_previous(dir: &Path) -> Result<Option<PreviousKey>, IdentityError> {
     let path = dir.join(PREVIOUS_HOST_KEY);
@@ -410,6 +419,7 @@ pub fn rotate(dir: &Path, now_ms: u64, grace_ms: u64) -> Result<RotateReport, Id
         let next_key_sha256 = write_next(dir)?;
         return Ok(RotateReport {
             public_key: old.public_key(),
+            receipt_key: ReceiptSigner::derive(&old).key(),
             previous: load_previous(dir)?.map(|p| (p.secret.public_key(), p.until_ms)),
             next_key_sha256,
             committed: true,
@@ -442,6 +452,7 @@ pub fn rotate(dir: &Path, now_ms: u64, grace_ms: u64) -> Result<RotateReport, Id
     let next_key_sha256 = write_next(dir)?;
     Ok(RotateReport {
         public_key: fresh.public_key(),
+        receipt_key: ReceiptSigner::derive(&fresh).key(),
         previous: Some((old.public_key(), until_ms)),
         next_key_sha256,
         committed,
@@ -535,6 +546,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let init = HostIdentity::init(dir.path()).expect("init");
         let first = init.public_key;
+        let init_secret = HostIdentity::load(dir.path()).expect("load").secret;
+        assert_eq!(
+            receipt_key(dir.path()).expect("receipt key"),
+            ReceiptSigner::derive(&init_secret).key()
+        );
         let client = Sealer::new(SecretKey::generate(&mut rand_core::OsRng));
         let me = client.public_key();
         let report = rotate(dir.path(), 1_000, 60_000).expect("rotate");
@@ -552,6 +568,14 @@ mod tests {
         let keys = HostKeys::load(dir.path()).expect("load");
         assert_eq!(keys.public_key(), report.public_key);
         assert_eq!(keys.previous(), Some((first, 61_000)));
+        // The receipt key follows the host key: the new one's, a new one.
+        assert_eq!(keys.receipt_signer().key(), report.receipt_key);
+        assert_eq!(receipt_key(dir.path()).expect("receipt key"), report.receipt_key);
+        assert_ne!(
+            report.receipt_key,
+            ReceiptSigner::derive(&init_secret).key(),
+            "a new receipt key"
+        );
         let open = |now, bytes: &[u8]| {
             let env = Envelope::decode(bytes).expect("decode");
             keys.open(now, &env, |k| *k == me)
@@ -675,6 +699,7 @@ mod tests {
         let again = rotate(dir.path(), 5_000, 1_000).expect("rotate");
         assert!(again.resumed && again.committed);
         assert_eq!(again.public_key, done.public_key);
+        assert_eq!(again.receipt_key, done.receipt_key);
         assert_eq!(again.previous, Some((init.public_key, 60_000)));
         let keys = HostKeys::load(dir.path()).expect("load");
         assert_eq!(keys.public_key(), done.public_key);

@@ -207,6 +207,7 @@ impl Runner {
             now_ms,
             &AuditEvent::Started {
                 host: config.host_name.clone(),
+                receipt_key: keys.receipt_signer().key().to_string(),
                 policy_revision: policy.revision().to_owned(),
                 clients: clients.len(),
             },
