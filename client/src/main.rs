@@ -599,14 +599,22 @@ impl<'a> Asker<'a> {
         outcomes
     }
 
-    /// Appends the receipt of every answer that carried one to the receipts file. One that
-    /// cannot be written is a warning: the answers stand.
+    /// Appends the receipt of every answer that carried one to the receipts file. One whose
+    /// signature does not verify is not kept, and one that cannot be written is a warning: the
+    /// answers stand.
     fn keep_receipts(&self, names: &HashMap<String, String>, command: &fleet::Command, outcomes: &[Outcome]) {
         let now = fleet::now_ms();
-        let held: Vec<_> = outcomes
-            .iter()
-            .filter_map(|o| receipts::held(o, names.get(&o.alias)?, command, now))
-            .collect();
+        let mut held = Vec::new();
+        for o in outcomes {
+            let Some(name) = names.get(&o.alias) else { continue };
+            match receipts::held(o, name, command, now) {
+                Ok(receipt) => held.extend(receipt),
+                Err(e) => self.diagnostics.note(&format!(
+                    "warning: {}: {e}; the answer's receipt is not kept",
+                    o.alias
+                )),
+            }
+        }
         let file = self.home.receipts();
         if let Err(e) = file.append(&held) {
             self.diagnostics.note(&format!(

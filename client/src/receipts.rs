@@ -1,15 +1,17 @@
 //! The receipts this client keeps: `receipts` in its directory (mode 0600), one JSON line per
 //! answer that carried one ([`HeldReceipt`]): which host, which request, and the host's audit
-//! record of the answer (its `seq` and the SHA-256 of its line). Whoever verifies a host's audit
-//! log with them (`sesamed audit verify --receipts`) finds any of those records removed or
-//! changed, even where the host's root recomputed the chain after it.
+//! record of the answer (its `seq` and the SHA-256 of its line), signed by the host's receipt key.
+//! Whoever verifies a host's audit log with them (`sesamed audit verify --receipts`) finds any of
+//! those records removed or changed, even where the host's root recomputed the chain after it;
+//! the signature, checked before a receipt is kept, is what stops the host from calling one made
+//! up.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sesame_proto::HeldReceipt;
+use sesame_proto::{HeldReceipt, ProtoError};
 
 use crate::fleet::{Command, Outcome};
 
@@ -93,10 +95,22 @@ impl ReceiptsFile {
 
 /// The receipt to keep for `outcome`, if its answer carried one: `host_name` is the daemon's
 /// name for the host the outcome is from, `command` what was asked, `time_ms` when it came.
-pub fn held(outcome: &Outcome, host_name: &str, command: &Command, time_ms: u64) -> Option<HeldReceipt> {
-    let response = outcome.result.as_ref().ok()?;
-    let receipt = response.receipt?;
-    Some(HeldReceipt {
+///
+/// Its signature must verify for `host_name` and the answer's id under the key it names, else
+/// [`ProtoError::BadReceiptSignature`] and nothing is kept: the key came in the answer, sealed
+/// by the pinned host, so it is the host's, and a receipt it did not sign is worth nothing to a
+/// verifier.
+pub fn held(
+    outcome: &Outcome,
+    host_name: &str,
+    command: &Command,
+    time_ms: u64,
+) -> Result<Option<HeldReceipt>, ProtoError> {
+    let Some((response, receipt)) = outcome.result.as_ref().ok().and_then(|r| Some((r, r.receipt?))) else {
+        return Ok(None);
+    };
+    receipt.verify(host_name, response.id)?;
+    Ok(Some(HeldReceipt {
         time_ms,
         host: outcome.alias.clone(),
         host_name: host_name.to_owned(),
@@ -108,7 +122,9 @@ pub fn held(outcome: &Outcome, host_name: &str, command: &Command, time_ms: u64)
         code: response.code.as_u16(),
         seq: receipt.seq,
         hash: receipt.hash,
-    })
+        key: receipt.key,
+        sig: receipt.sig,
+    }))
 }
 
 #[cfg(test)]
@@ -116,7 +132,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 
-    use sesame_proto::{ErrorCode, Receipt, RecordHash, RequestId, Response};
+    use sesame_proto::{
+        ErrorCode, Receipt, ReceiptKey, ReceiptSignature, ReceiptSigner, RecordHash, RequestId, Response,
+        SecretKey,
+    };
 
     use super::*;
     use crate::home::Transport;
@@ -135,22 +154,34 @@ mod tests {
         Receipt {
             seq,
             hash: RecordHash::from_bytes([seq as u8; 32]),
+            key: ReceiptKey::from_bytes([1; 32]),
+            sig: ReceiptSignature::from_bytes([2; 64]),
         }
     }
 
+    /// The receipt signer of a host whose host key is `byte` repeated.
+    fn signer(byte: u8) -> ReceiptSigner {
+        ReceiptSigner::derive(&SecretKey::from_hex(&format!("{byte:02x}").repeat(32)).expect("key"))
+    }
+
     #[test]
-    fn every_answer_with_a_receipt_is_kept_and_nothing_else() {
+    fn every_answer_with_a_signed_receipt_is_kept_and_nothing_else() {
         let id = RequestId::from_bytes([4; 16]);
+        let host = signer(1);
+        let signed = Receipt::signed(&host, "web-1.prod", id, 9, RecordHash::from_bytes([9; 32]));
         let allow = Command::parse("access::allow", vec!["22".into()]);
-        let with = |r: Response| Response {
-            receipt: Some(receipt(9)),
+        let with = |receipt: Receipt, r: Response| Response {
+            receipt: Some(receipt),
             ..r
         };
-        let denied = outcome("web1", Ok(with(Response::error(id, ErrorCode::Denied, "no"))));
-        let kept = held(&denied, "web-1.prod", &allow, 1_000).expect("kept");
+        let denied = outcome(
+            "web1",
+            Ok(with(signed, Response::error(id, ErrorCode::Denied, "no"))),
+        );
+        let kept = held(&denied, "web-1.prod", &allow, 1_000).expect("signed");
         assert_eq!(
             kept,
-            HeldReceipt {
+            Some(HeldReceipt {
                 time_ms: 1_000,
                 host: "web1".into(),
                 host_name: "web-1.prod".into(),
@@ -158,18 +189,68 @@ mod tests {
                 command: "access::allow".into(),
                 code: 1010,
                 seq: 9,
-                hash: receipt(9).hash,
-            }
+                hash: signed.hash,
+                key: host.key(),
+                sig: signed.sig,
+            })
         );
-        let ok = outcome("web1", Ok(with(Response::ok(id, "out".into(), 1))));
+        assert_eq!(kept.expect("kept").verify(), Ok(()));
         let whoami = Command::parse("whoami", vec![]);
-        let kept = held(&ok, "web1", &whoami, 2).expect("kept");
-        assert_eq!((kept.command.as_str(), kept.code), ("whoami", 0));
+        let for_web1 = Receipt::signed(&host, "web1", id, 3, RecordHash::from_bytes([3; 32]));
+        let ok = outcome("web1", Ok(with(for_web1, Response::ok(id, "out".into(), 1))));
+        let kept = held(&ok, "web1", &whoami, 2).expect("signed").expect("kept");
+        assert_eq!((kept.command.as_str(), kept.code, kept.seq), ("whoami", 0, 3));
         // An answer from an older host, or none at all: nothing to keep.
         let old = outcome("web1", Ok(Response::ok(id, "out".into(), 1)));
-        assert_eq!(held(&old, "web1", &whoami, 2), None);
+        assert_eq!(held(&old, "web1", &whoami, 2), Ok(None));
         let silent = outcome("web1", Err(ClientError::Timeout(Duration::from_secs(1))));
-        assert_eq!(held(&silent, "web1", &whoami, 2), None);
+        assert_eq!(held(&silent, "web1", &whoami, 2), Ok(None));
+    }
+
+    #[test]
+    fn a_receipt_that_does_not_verify_is_refused() {
+        let id = RequestId::from_bytes([4; 16]);
+        let whoami = Command::parse("whoami", vec![]);
+        let signed = Receipt::signed(&signer(1), "web1", id, 9, RecordHash::from_bytes([9; 32]));
+        let answer = |receipt: Receipt, id: RequestId| {
+            outcome(
+                "web1",
+                Ok(Response {
+                    receipt: Some(receipt),
+                    ..Response::ok(id, "out".into(), 1)
+                }),
+            )
+        };
+        let refused = Err(ProtoError::BadReceiptSignature);
+        // For another host name, or another request.
+        assert_eq!(held(&answer(signed, id), "web2", &whoami, 2), refused);
+        let other_id = RequestId::from_bytes([5; 16]);
+        assert_eq!(held(&answer(signed, other_id), "web1", &whoami, 2), refused);
+        // Any signed field changed, or another key named.
+        let mut flipped = *signed.sig.as_bytes();
+        flipped[0] ^= 1;
+        for bad in [
+            Receipt { seq: 10, ..signed },
+            Receipt {
+                hash: RecordHash::from_bytes([8; 32]),
+                ..signed
+            },
+            Receipt {
+                key: signer(2).key(),
+                ..signed
+            },
+            Receipt {
+                sig: ReceiptSignature::from_bytes(flipped),
+                ..signed
+            },
+            receipt(9),
+        ] {
+            assert_eq!(held(&answer(bad, id), "web1", &whoami, 2), refused, "{bad:?}");
+        }
+        assert!(matches!(
+            held(&answer(signed, id), "web1", &whoami, 2),
+            Ok(Some(_))
+        ));
     }
 
     #[test]
@@ -186,6 +267,8 @@ mod tests {
             code: 0,
             seq,
             hash: receipt(seq).hash,
+            key: receipt(seq).key,
+            sig: receipt(seq).sig,
         };
         file.append(&[one(1), one(2)]).expect("append");
         file.append(&[]).expect("nothing to append");

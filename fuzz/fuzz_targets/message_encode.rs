@@ -8,7 +8,7 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sesame_proto::{
     ErrorCode, GrantNote, HostKeyNote, MAX_ENVELOPE_LEN, PROTOCOL_VERSION, PendingNote, ProtoError, PublicKey,
-    Receipt, RecordHash, Request, RequestId, Response, SealedNextKey, Status,
+    Receipt, ReceiptKey, ReceiptSignature, RecordHash, Request, RequestId, Response, SealedNextKey, Status,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -127,6 +127,8 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
             Some(Receipt {
                 seq: input.arbitrary()?,
                 hash: RecordHash::from_bytes(input.arbitrary()?),
+                key: ReceiptKey::from_bytes(input.arbitrary()?),
+                sig: ReceiptSignature::from_bytes(input.arbitrary()?),
             })
         } else {
             None

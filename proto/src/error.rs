@@ -60,6 +60,13 @@ pub enum ProtoError {
     /// A response plaintext is not valid JSON of the response shape, or is inconsistent.
     #[error("malformed response: {0}")]
     MalformedResponse(String),
+    /// A receipt's signature does not verify under the receipt key it names for the host,
+    /// request, `seq` and record hash it was checked for: it was not made by that key for
+    /// these (edited, made up, or checked against another host or request).
+    #[error(
+        "the receipt's signature does not verify: not signed by its key for this host, request and record"
+    )]
+    BadReceiptSignature,
     /// The message's `v` field names a protocol version this crate does not speak.
     #[error("unsupported protocol version {0}")]
     UnsupportedVersion(u8),
@@ -126,9 +133,10 @@ impl ProtoError {
             | Self::WrongDomain { .. }
             | Self::NoDomain { .. } => ErrorCode::MalformedEnvelope,
             Self::UnknownSender => ErrorCode::UnknownClient,
-            Self::MalformedRequest(_) | Self::MalformedResponse(_) | Self::UnsupportedVersion(_) => {
-                ErrorCode::MalformedRequest
-            }
+            Self::MalformedRequest(_)
+            | Self::MalformedResponse(_)
+            | Self::BadReceiptSignature
+            | Self::UnsupportedVersion(_) => ErrorCode::MalformedRequest,
             Self::Stale { .. } | Self::Future { .. } => ErrorCode::Stale,
             Self::Replay => ErrorCode::Replay,
             Self::WrongHost { .. } => ErrorCode::WrongHost,
@@ -162,6 +170,7 @@ mod tests {
             (ProtoError::BadKey("x".into()), 9999),
             (ProtoError::MalformedRequest("x".into()), 2002),
             (ProtoError::MalformedResponse("x".into()), 2002),
+            (ProtoError::BadReceiptSignature, 2002),
             (ProtoError::UnsupportedVersion(2), 2002),
             (ProtoError::Stale { age_ms: 1 }, 1004),
             (ProtoError::Future { ahead_ms: 1 }, 1004),

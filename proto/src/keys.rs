@@ -247,6 +247,11 @@ impl SecretKey {
         })
     }
 
+    /// The key's 32 secret bytes, wiped on drop (to derive the receipt key from).
+    pub(crate) fn to_bytes(&self) -> Zeroizing<[u8; KEY_LEN]> {
+        Zeroizing::new(self.inner.to_bytes())
+    }
+
     /// The key as `crypto_box` wants it.
     pub(crate) fn as_crypto_box(&self) -> &crypto_box::SecretKey {
         &self.inner

@@ -56,6 +56,7 @@ mod keys;
 mod message;
 pub mod queues;
 mod receipt;
+mod receipt_signing;
 mod replay;
 mod rotation;
 mod sealer;
@@ -71,6 +72,9 @@ pub use message::{
     Request, RequestId, Response, Status,
 };
 pub use receipt::{HeldReceipt, RECORD_HASH_LEN, Receipt, RecordHash};
+pub use receipt_signing::{
+    RECEIPT_KEY_LEN, RECEIPT_SIGNATURE_LEN, ReceiptKey, ReceiptSignature, ReceiptSigner,
+};
 pub use replay::ReplayWindow;
 pub use rotation::{Followed, HostKeyNote, HostPin, RotationRefused, SEALED_NEXT_KEY_LEN, SealedNextKey};
 pub use sealer::{DEFAULT_CACHE_CAPACITY, MAX_MESSAGE_LEN, Sealer};

@@ -307,9 +307,10 @@ pub struct Response {
     /// (`sesame result HOST ID`) or to approve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingNote>,
-    /// The host's audit record of this answer: its `seq` and the SHA-256 of its line. `None`
-    /// when the host could not write the record (or is older than receipts). A client keeps
-    /// it, so that a verifier can later check the record is still in the log unchanged.
+    /// The host's audit record of this answer: its `seq` and the SHA-256 of its line, signed
+    /// by the host's receipt key. `None` when the host could not write the record (or is older
+    /// than receipts). A client checks the signature and keeps it, so that a verifier can later
+    /// check the record is still in the log unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
 }
@@ -800,10 +801,14 @@ mod tests {
         }
     }
 
+    /// A receipt whose hash, key and signature are `byte` repeated (the signature checks
+    /// nothing here: decoding does not verify it, the client does).
     fn receipt(seq: u64, byte: u8) -> Receipt {
         Receipt {
             seq,
             hash: crate::RecordHash::from_bytes([byte; 32]),
+            key: crate::ReceiptKey::from_bytes([byte; 32]),
+            sig: crate::ReceiptSignature::from_bytes([byte; 64]),
         }
     }
 
@@ -856,7 +861,8 @@ mod tests {
             value,
             json!({"v": 2, "id": "ab".repeat(16), "status": "ok", "code": 0, "message": "",
                    "output": "out", "duration_us": 5, "grants": [],
-                   "receipt": {"seq": 42, "hash": "cd".repeat(32)}})
+                   "receipt": {"seq": 42, "hash": "cd".repeat(32), "key": "cd".repeat(32),
+                               "sig": "cd".repeat(64)}})
         );
     }
 
@@ -872,6 +878,7 @@ mod tests {
         )
         .expect("json");
         let hash = "ee".repeat(32);
+        let (key, sig) = ("ee".repeat(32), "ee".repeat(64));
         for bad in [
             json!({"seq": 7}),
             json!({"hash": hash}),
@@ -881,6 +888,13 @@ mod tests {
             json!({"seq": 7, "hash": format!("{}zz", &hash[..62])}),
             json!({"seq": 7, "hash": hash, "extra": 1}),
             json!("7:ee"),
+            // Unsigned (a receipt before signatures), or a key or signature cut short.
+            json!({"seq": 7, "hash": hash}),
+            json!({"seq": 7, "hash": hash, "key": key}),
+            json!({"seq": 7, "hash": hash, "sig": sig}),
+            json!({"seq": 7, "hash": hash, "key": &key[..62], "sig": sig}),
+            json!({"seq": 7, "hash": hash, "key": key, "sig": &sig[..126]}),
+            json!({"seq": 7, "hash": hash, "key": sig, "sig": key}),
         ] {
             let mut value = good.clone();
             value["receipt"] = bad.clone();

@@ -7,6 +7,8 @@
 //! its bytes, the value the next line's `prev` holds. Whoever is root on the host can rewrite the
 //! chain from any point on, recomputing every `prev` after it, but cannot make another line hash
 //! to a receipt a client already holds: `sesamed audit verify --receipts` finds the difference.
+//! And the host signs every receipt with its receipt key (see [`ReceiptSigner`]), so it cannot
+//! say a receipt that names a missing record was made up by the client.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::ProtoError;
 use crate::hex_text;
 use crate::message::RequestId;
+use crate::receipt_signing::{
+    RECEIPT_KEY_LEN, RECEIPT_SIGNATURE_LEN, ReceiptKey, ReceiptSignature, ReceiptSigner,
+};
 
 /// Bytes in a [`RecordHash`].
 pub const RECORD_HASH_LEN: usize = 32;
@@ -86,7 +91,8 @@ impl<'de> Deserialize<'de> for RecordHash {
 }
 
 /// The audit record of a request's answer: the `seq` of the daemon's `end` record for the
-/// request and the SHA-256 of that line, exactly as the log's hash chain has them.
+/// request and the SHA-256 of that line, exactly as the log's hash chain has them, signed by the
+/// host's receipt key for the host's name and the request's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
@@ -94,15 +100,47 @@ pub struct Receipt {
     pub seq: u64,
     /// The SHA-256 of the record's line.
     pub hash: RecordHash,
+    /// The host's receipt key, which made `sig`.
+    pub key: ReceiptKey,
+    /// The signature by `key` over the host's name, the request's id, `seq` and `hash`.
+    pub sig: ReceiptSignature,
 }
 
 impl Receipt {
-    /// The receipt with the longest encoding (every hash encodes to the same length): what a
-    /// daemon makes room for in an answer before it has written the record the real one names.
+    /// The receipt with the longest encoding (every hash, key and signature encodes to the same
+    /// length): what a daemon makes room for in an answer before it has written the record the
+    /// real one names.
     pub const LARGEST: Receipt = Receipt {
         seq: u64::MAX,
         hash: RecordHash([0xff; RECORD_HASH_LEN]),
+        key: ReceiptKey::from_bytes([0xff; RECEIPT_KEY_LEN]),
+        sig: ReceiptSignature::from_bytes([0xff; RECEIPT_SIGNATURE_LEN]),
     };
+
+    /// The receipt of record `seq` with `hash`, for request `id` on host `host_name` (the
+    /// daemon's `[host] name`), signed by `signer`.
+    #[must_use]
+    pub fn signed(
+        signer: &ReceiptSigner,
+        host_name: &str,
+        id: RequestId,
+        seq: u64,
+        hash: RecordHash,
+    ) -> Self {
+        Self {
+            seq,
+            hash,
+            key: signer.key(),
+            sig: signer.sign(host_name, id, seq, &hash),
+        }
+    }
+
+    /// Checks that `key` signed this receipt for request `id` on host `host_name`:
+    /// [`ProtoError::BadReceiptSignature`] if not. Whose key `key` is, is the caller's to know
+    /// (the client: it came sealed from the pinned host; a verifier: the host's receipt keys).
+    pub fn verify(&self, host_name: &str, id: RequestId) -> Result<(), ProtoError> {
+        self.key.verify(&self.sig, host_name, id, self.seq, &self.hash)
+    }
 }
 
 /// A receipt as a client keeps it: one JSON object per line of its `receipts` file, written
@@ -128,6 +166,11 @@ pub struct HeldReceipt {
     pub seq: u64,
     /// The SHA-256 of the record's line.
     pub hash: RecordHash,
+    /// The host's receipt key, which made `sig`.
+    pub key: ReceiptKey,
+    /// The host's signature over `host_name`, `id`, `seq` and `hash` (not over the client's
+    /// notes: `time_ms`, `host`, `command`, `code`; the record holds the host's word on those).
+    pub sig: ReceiptSignature,
 }
 
 impl HeldReceipt {
@@ -137,7 +180,14 @@ impl HeldReceipt {
         Receipt {
             seq: self.seq,
             hash: self.hash,
+            key: self.key,
+            sig: self.sig,
         }
+    }
+
+    /// Checks that its key signed it for its host name and request (see [`Receipt::verify`]).
+    pub fn verify(&self) -> Result<(), ProtoError> {
+        self.receipt().verify(&self.host_name, self.id)
     }
 
     /// Its line in the `receipts` file, without the newline.
@@ -152,6 +202,36 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::keys::SecretKey;
+    use crate::test_rng::TestRng;
+
+    fn signer(seed: u64) -> ReceiptSigner {
+        ReceiptSigner::derive(&SecretKey::generate(&mut TestRng::seeded(seed)))
+    }
+
+    /// A receipt for request `[0x11; 16]` on host `web-1.prod`, signed by `signer(1)`.
+    fn held() -> HeldReceipt {
+        let id = RequestId::from_bytes([0x11; 16]);
+        let receipt = Receipt::signed(
+            &signer(1),
+            "web-1.prod",
+            id,
+            42,
+            RecordHash::from_bytes([0xcd; RECORD_HASH_LEN]),
+        );
+        HeldReceipt {
+            time_ms: 1_700_000_000_000,
+            host: "web1".into(),
+            host_name: "web-1.prod".into(),
+            id,
+            command: "access::allow".into(),
+            code: 0,
+            seq: receipt.seq,
+            hash: receipt.hash,
+            key: receipt.key,
+            sig: receipt.sig,
+        }
+    }
 
     #[test]
     fn record_hash_text_round_trips_and_bad_text_is_refused() {
@@ -182,27 +262,76 @@ mod tests {
     #[test]
     fn the_largest_receipt_is_the_longest_encoding() {
         let largest = serde_json::to_vec(&Receipt::LARGEST).expect("encode").len();
+        let signer = signer(2);
         for seq in [0, 1, 4_294_967_296, u64::MAX - 1, u64::MAX] {
-            let receipt = Receipt {
+            let receipt = Receipt::signed(
+                &signer,
+                "web",
+                RequestId::from_bytes([0; 16]),
                 seq,
-                hash: RecordHash::from_bytes([0; RECORD_HASH_LEN]),
-            };
+                RecordHash::from_bytes([0; RECORD_HASH_LEN]),
+            );
             assert!(serde_json::to_vec(&receipt).expect("encode").len() <= largest);
         }
+        assert_eq!(
+            serde_json::to_value(Receipt::LARGEST).expect("encode"),
+            json!({"seq": u64::MAX, "hash": "ff".repeat(32), "key": "ff".repeat(32),
+                   "sig": "ff".repeat(64)})
+        );
+    }
+
+    #[test]
+    fn a_signed_receipt_verifies_for_its_host_and_request_only() {
+        let held = held();
+        let receipt = held.receipt();
+        assert_eq!(receipt.key, signer(1).key());
+        assert_eq!(receipt.verify("web-1.prod", held.id), Ok(()));
+        assert_eq!(held.verify(), Ok(()));
+        let bad = Err(ProtoError::BadReceiptSignature);
+        assert_eq!(receipt.verify("web-2.prod", held.id), bad);
+        assert_eq!(
+            receipt.verify("web-1.prod", RequestId::from_bytes([0x12; 16])),
+            bad
+        );
+        // Any signed field changed, or the key swapped for another's, and it does not verify.
+        let other = signer(3);
+        type Change = fn(&mut HeldReceipt);
+        let changes: [(&str, Change); 6] = [
+            ("host_name", |h| h.host_name.push('x')),
+            ("id", |h| h.id = RequestId::from_bytes([0x12; 16])),
+            ("seq", |h| h.seq += 1),
+            ("hash", |h| {
+                h.hash = RecordHash::from_bytes([0xce; RECORD_HASH_LEN])
+            }),
+            ("key", |h| h.key = signer(3).key()),
+            ("sig", |h| {
+                let mut bytes = *h.sig.as_bytes();
+                bytes[17] ^= 0x04;
+                h.sig = ReceiptSignature::from_bytes(bytes);
+            }),
+        ];
+        for (field, change) in changes {
+            let mut changed = held.clone();
+            change(&mut changed);
+            assert_eq!(changed.verify(), bad, "{field}");
+        }
+        // Signed by another key, naming that key: it verifies. Whose key it is, is for the
+        // verifier to know (the host's receipt keys), not the receipt.
+        let forged = Receipt::signed(&other, "web-1.prod", held.id, held.seq, held.hash);
+        assert_eq!(forged.verify("web-1.prod", held.id), Ok(()));
+        assert_ne!(forged.key, receipt.key);
+        // The client's own notes are not signed.
+        let mut noted = held.clone();
+        noted.time_ms = 1;
+        noted.host = "elsewhere".into();
+        noted.command = "x".into();
+        noted.code = 1010;
+        assert_eq!(noted.verify(), Ok(()));
     }
 
     #[test]
     fn held_receipts_round_trip_and_their_line_is_pinned() {
-        let held = HeldReceipt {
-            time_ms: 1_700_000_000_000,
-            host: "web1".into(),
-            host_name: "web-1.prod".into(),
-            id: RequestId::from_bytes([0x11; 16]),
-            command: "access::allow".into(),
-            code: 0,
-            seq: 42,
-            hash: RecordHash::from_bytes([0xcd; RECORD_HASH_LEN]),
-        };
+        let held = held();
         let line = held.encode();
         assert!(!line.contains(&b'\n'));
         let value: serde_json::Value = serde_json::from_slice(&line).expect("json");
@@ -210,7 +339,8 @@ mod tests {
             value,
             json!({"time_ms": 1_700_000_000_000_u64, "host": "web1", "host_name": "web-1.prod",
                    "id": "11".repeat(16), "command": "access::allow", "code": 0, "seq": 42,
-                   "hash": "cd".repeat(32)})
+                   "hash": "cd".repeat(32), "key": held.key.to_string(),
+                   "sig": held.sig.to_string()})
         );
         assert_eq!(
             serde_json::from_slice::<HeldReceipt>(&line).expect("decode"),
@@ -220,7 +350,9 @@ mod tests {
             held.receipt(),
             Receipt {
                 seq: 42,
-                hash: held.hash
+                hash: held.hash,
+                key: held.key,
+                sig: held.sig,
             }
         );
         // A later client's extra field is ignored; a missing or malformed one is an error.
@@ -235,6 +367,8 @@ mod tests {
             ("hash", json!("cd")),
             ("id", json!("not an id")),
             ("code", json!(70_000)),
+            ("key", json!("ab".repeat(31))),
+            ("sig", json!("ab".repeat(63))),
         ] {
             let mut v = value.clone();
             v[field] = bad;

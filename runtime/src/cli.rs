@@ -126,9 +126,9 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check that the audit and decision logs are unbroken hash chains and end where their head
     /// files say: any line changed, removed, inserted or moved is reported; with clients'
-    /// receipts, that the records they name are still there unchanged, even where the chain
-    /// after them was recomputed. Exit 0 intact, 1 not, 2 when a log or a receipts file cannot
-    /// be read.
+    /// receipts, that the host signed each and that the records they name are still there
+    /// unchanged, even where the chain after them was recomputed. Exit 0 intact, 1 not, 2 when
+    /// a log or a receipts file cannot be read.
     Verify {
         /// The logs to check, a log's rotated files oldest first (default: the configuration's
         /// audit and decision logs, each on its own).
@@ -139,12 +139,25 @@ pub enum AuditCommand {
         #[arg(long, value_name = "SEQ:SHA256")]
         expect: Option<String>,
         /// Clients' receipts files (`receipts` in a client's directory; give the logs before
-        /// this option): every receipt for this host (the configuration's host name; the others
-        /// are counted and skipped) must name a record still in the audit log (or the files
-        /// given), unchanged, of its request. Each receipt that does not is named; a line that
-        /// is not a receipt is a problem too.
+        /// this option): every receipt for this host (the configuration's host name, or
+        /// `--host`; the others are counted and skipped) must be signed by the host's receipt
+        /// key (the configured host key's, or `--receipt-key`, or one a `started`,
+        /// `host-keys-reloaded` or `host-key-rotated` record in the log names) and name a
+        /// record still in the audit log (or the files given), unchanged, of its request. Each
+        /// receipt that is not or does not is named; a line that is not a receipt is a problem
+        /// too.
         #[arg(long, value_name = "FILE", num_args = 1..)]
         receipts: Vec<PathBuf>,
+        /// The host whose receipts to check, by its name (its `[host] name`, what its receipts
+        /// record as `host_name`), in place of the configuration's: with the logs and
+        /// `--receipt-key`, a copy of a host's log is verified without its configuration.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        /// The host's receipt key (`sesamed show` prints it), in place of the one derived from
+        /// the configured host key; may be given more than once. Keys the log's records name
+        /// count as the host's too.
+        #[arg(long = "receipt-key", value_name = "KEY")]
+        receipt_keys: Vec<sesame_proto::ReceiptKey>,
         #[command(flatten)]
         config: ConfigArg,
     },

@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use sesame_proto::{Domain, Envelope, HostKeyNote, KeyDigest, ProtoError, PublicKey, Sealer, SecretKey};
+use sesame_proto::{
+    Domain, Envelope, HostKeyNote, KeyDigest, ProtoError, PublicKey, ReceiptKey, ReceiptSigner, Sealer,
+    SecretKey,
+};
 use sha2::{Digest, Sha256};
 
 use crate::files;
@@ -162,12 +165,15 @@ impl HostIdentity {
 }
 
 /// The host's crypto_box keys in force: the current one, for a grace period after a rotation
-/// the one it replaced, and the digest of the one the next rotation moves to.
+/// the one it replaced, and the digest of the one the next rotation moves to; and the receipt
+/// key derived from the current one.
 #[derive(Debug)]
 pub struct HostKeys {
     current: Sealer,
     previous: Option<(Sealer, u64)>,
     next: Option<KeyDigest>,
+    /// Signs receipts: derived from the current key.
+    receipts: ReceiptSigner,
 }
 
 /// Which of the host's keys opened a request.
@@ -193,6 +199,8 @@ pub struct PreviousKey {
 pub struct RotateReport {
     /// The new public key (what clients are told, and `sesame host add --key` takes).
     pub public_key: PublicKey,
+    /// The receipt key derived from it, which signs receipts from now on.
+    pub receipt_key: ReceiptKey,
     /// The replaced public key, and until when it is accepted (`None` only when an interrupted
     /// rotation was finished and its previous-key file is gone since).
     pub previous: Option<(PublicKey, u64)>,
@@ -220,7 +228,9 @@ impl HostKeys {
     /// The keys in `dir`: `host.key`, `host.key.previous` and `host.key.next` if there are
     /// ones. A next key equal to the current one (a rotation interrupted halfway) counts as none.
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
-        let current = Sealer::new(load_secret(&dir.join(HOST_KEY))?);
+        let secret = load_secret(&dir.join(HOST_KEY))?;
+        let receipts = ReceiptSigner::derive(&secret);
+        let current = Sealer::new(secret);
         let previous = load_previous(dir)?.map(|p| (Sealer::new(p.secret), p.until_ms));
         let next = load_next(dir)?
             .map(|n| n.public_key())
@@ -230,12 +240,14 @@ impl HostKeys {
             current,
             previous,
             next,
+            receipts,
         })
     }
 
     /// Keys for `current` alone (tests and tools).
     pub fn single(current: SecretKey) -> Self {
         Self {
+            receipts: ReceiptSigner::derive(&current),
             current: Sealer::new(current),
             previous: None,
             next: None,
@@ -245,6 +257,7 @@ impl HostKeys {
     /// Keys for `current`, with `previous` accepted until `until_ms` (benchmarks and tests).
     pub fn with_previous(current: SecretKey, previous: SecretKey, until_ms: u64) -> Self {
         Self {
+            receipts: ReceiptSigner::derive(&current),
             current: Sealer::new(current),
             previous: Some((Sealer::new(previous), until_ms)),
             next: None,
@@ -254,6 +267,12 @@ impl HostKeys {
     /// The current public key.
     pub fn public_key(&self) -> PublicKey {
         self.current.public_key()
+    }
+
+    /// What signs receipts: the receipt key of the current key (an answer under the previous
+    /// key during its grace period is signed by it too).
+    pub fn receipt_signer(&self) -> &ReceiptSigner {
+        &self.receipts
     }
 
     /// SHA-256 of the key the next rotation moves to, if the host keeps one.
@@ -331,6 +350,12 @@ impl HostKeys {
     }
 }
 
+/// The receipt key of the host key in `dir` (`host.key`): the one its receipts are signed with
+/// now.
+pub fn receipt_key(dir: &Path) -> Result<ReceiptKey, IdentityError> {
+    Ok(ReceiptSigner::derive(&load_secret(&dir.join(HOST_KEY))?).key())
+}
+
 /// The previous key kept by the last rotation, if any.
 pub fn load_previous(dir: &Path) -> Result<Option<PreviousKey>, IdentityError> {
     let path = dir.join(PREVIOUS_HOST_KEY);
@@ -394,6 +419,7 @@ pub fn rotate(dir: &Path, now_ms: u64, grace_ms: u64) -> Result<RotateReport, Id
         let next_key_sha256 = write_next(dir)?;
         return Ok(RotateReport {
             public_key: old.public_key(),
+            receipt_key: ReceiptSigner::derive(&old).key(),
             previous: load_previous(dir)?.map(|p| (p.secret.public_key(), p.until_ms)),
             next_key_sha256,
             committed: true,
@@ -426,6 +452,7 @@ pub fn rotate(dir: &Path, now_ms: u64, grace_ms: u64) -> Result<RotateReport, Id
     let next_key_sha256 = write_next(dir)?;
     Ok(RotateReport {
         public_key: fresh.public_key(),
+        receipt_key: ReceiptSigner::derive(&fresh).key(),
         previous: Some((old.public_key(), until_ms)),
         next_key_sha256,
         committed,
@@ -519,6 +546,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let init = HostIdentity::init(dir.path()).expect("init");
         let first = init.public_key;
+        let init_secret = HostIdentity::load(dir.path()).expect("load").secret;
+        assert_eq!(
+            receipt_key(dir.path()).expect("receipt key"),
+            ReceiptSigner::derive(&init_secret).key()
+        );
         let client = Sealer::new(SecretKey::generate(&mut rand_core::OsRng));
         let me = client.public_key();
         let report = rotate(dir.path(), 1_000, 60_000).expect("rotate");
@@ -536,6 +568,14 @@ mod tests {
         let keys = HostKeys::load(dir.path()).expect("load");
         assert_eq!(keys.public_key(), report.public_key);
         assert_eq!(keys.previous(), Some((first, 61_000)));
+        // The receipt key follows the host key: the new one's, a new one.
+        assert_eq!(keys.receipt_signer().key(), report.receipt_key);
+        assert_eq!(receipt_key(dir.path()).expect("receipt key"), report.receipt_key);
+        assert_ne!(
+            report.receipt_key,
+            ReceiptSigner::derive(&init_secret).key(),
+            "a new receipt key"
+        );
         let open = |now, bytes: &[u8]| {
             let env = Envelope::decode(bytes).expect("decode");
             keys.open(now, &env, |k| *k == me)
@@ -659,6 +699,7 @@ mod tests {
         let again = rotate(dir.path(), 5_000, 1_000).expect("rotate");
         assert!(again.resumed && again.committed);
         assert_eq!(again.public_key, done.public_key);
+        assert_eq!(again.receipt_key, done.receipt_key);
         assert_eq!(again.previous, Some((init.public_key, 60_000)));
         let keys = HostKeys::load(dir.path()).expect("load");
         assert_eq!(keys.public_key(), done.public_key);

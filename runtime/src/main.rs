@@ -84,6 +84,10 @@ fn show(config_path: &Path) -> Result<()> {
         .map(|n| n.digest());
     println!("host:        {}", config.host_name);
     println!("host key:    {key}");
+    println!(
+        "receipt key: {} (signs its receipts; audit verify --receipt-key)",
+        sesame_proto::ReceiptSigner::derive(&id.secret).key()
+    );
     match next {
         Some(digest) => println!("next key:    {digest} (SHA-256 of the key rotate-key moves to)"),
         None => println!(
@@ -250,6 +254,7 @@ fn rotate_key(config_path: &Path, grace_ms: u64) -> Result<()> {
         &config,
         AuditEvent::HostKeyRotated {
             key: report.public_key.to_string(),
+            receipt_key: report.receipt_key.to_string(),
             previous: report.previous.map(|(k, _)| k.to_string()).unwrap_or_default(),
             previous_until_ms: report.previous.map_or(0, |(_, until)| until),
             next_key_sha256: report.next_key_sha256.to_string(),
@@ -260,6 +265,7 @@ fn rotate_key(config_path: &Path, grace_ms: u64) -> Result<()> {
         println!("finished an interrupted rotation: the new key was in place, its successor was not");
     }
     println!("host key:    {}", report.public_key);
+    println!("receipt key: {}", report.receipt_key);
     println!("next key:    {} (SHA-256)", report.next_key_sha256);
     if let Some((old, until)) = report.previous {
         println!("old key:     {old} accepted until {}", sesamed::format_utc(until));
@@ -597,8 +603,19 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             files,
             expect,
             receipts,
+            host,
+            receipt_keys,
             config,
-        } => audit_verify(files, expect, &receipts, &config.config),
+        } => audit_verify(
+            files,
+            expect,
+            &ReceiptsArgs {
+                files: receipts,
+                host,
+                keys: receipt_keys,
+            },
+            &config.config,
+        ),
         AuditCommand::Tail {
             client,
             lines,
@@ -643,33 +660,59 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
     }
 }
 
+/// What `audit verify` is told about receipts: the files, and whose they are.
+struct ReceiptsArgs {
+    /// Clients' receipts files.
+    files: Vec<PathBuf>,
+    /// `--host`: the host's name, in place of the configuration's.
+    host: Option<String>,
+    /// `--receipt-key`: the host's receipt keys, in place of the configured host key's.
+    keys: Vec<sesame_proto::ReceiptKey>,
+}
+
 fn audit_verify(
     files: Vec<PathBuf>,
     expect: Option<String>,
-    receipt_files: &[PathBuf],
+    receipt_args: &ReceiptsArgs,
     config_path: &Path,
 ) -> ExitCode {
     let run = || -> Result<bool> {
         let expect = expect
             .map(|e| Head::parse(&e).with_context(|| format!("--expect {e:?}: not SEQ:SHA256")))
             .transpose()?;
-        let config = if files.is_empty() || !receipt_files.is_empty() {
+        let checking = !receipt_args.files.is_empty();
+        // The configuration is needed for the logs' paths, and for the host's name unless
+        // `--host` gives it (an auditor with a copy of the log has no configuration).
+        let needs_config = files.is_empty() || (checking && receipt_args.host.is_none());
+        let config = if needs_config {
             Some(Config::load(config_path)?)
         } else {
             None
         };
         // Receipts are for this host's records only: its name is what every request names.
-        let receipts = match &config {
-            Some(config) if !receipt_files.is_empty() => {
-                let mut receipts = Receipts::for_host(&config.host_name);
-                for path in receipt_files {
-                    receipts
-                        .read(path)
-                        .with_context(|| format!("receipts {}", path.display()))?;
-                }
-                Some(receipts)
+        let receipts = if checking {
+            let host = receipt_args
+                .host
+                .clone()
+                .or_else(|| config.as_ref().map(|c| c.host_name.clone()))
+                .context("whose receipts: give --host, or a configuration")?;
+            // Given, or derived from the configured host key; else only those the log names.
+            let keys =
+                match (&receipt_args.keys[..], &config) {
+                    ([], Some(config)) => vec![sesamed::identity::receipt_key(&config.state_dir).context(
+                        "the host's receipt key (derived from its host key; or give --receipt-key)",
+                    )?],
+                    (keys, _) => keys.to_vec(),
+                };
+            let mut receipts = Receipts::for_host(&host, keys);
+            for path in &receipt_args.files {
+                receipts
+                    .read(path)
+                    .with_context(|| format!("receipts {}", path.display()))?;
             }
-            _ => None,
+            Some(receipts)
+        } else {
+            None
         };
         // A saved head and receipts name records of the audit log (or of the files given),
         // never of the decision log.
@@ -684,11 +727,12 @@ fn audit_verify(
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" + ");
-            let held = receipts
+            let (held, keys) = receipts
                 .as_ref()
                 .filter(|_| audit)
-                .map_or(&[][..], |r| &r.held[..]);
-            let report = chain::verify(&set, expect.filter(|_| audit), held).with_context(|| name.clone())?;
+                .map_or((&[][..], &[][..]), |r| (&r.held[..], r.host_keys()));
+            let report =
+                chain::verify(&set, expect.filter(|_| audit), held, keys).with_context(|| name.clone())?;
             let start = match report.first {
                 Some((seq, true)) => format!("seq {seq}"),
                 Some((seq, false)) => format!("seq {seq} (continues an earlier log)"),
@@ -747,23 +791,42 @@ fn print_receipts(name: &str, receipts: &Receipts, report: &chain::Report) -> bo
     };
     let checked = receipts.held.len();
     let host = receipts.host_name();
-    let problems = report.receipts.len() + receipts.malformed.len();
-    if problems == 0 {
+    let unsigned = report
+        .receipts
+        .iter()
+        .filter(|p| !p.fault.signed_by_host())
+        .count();
+    let missing = report.receipts.len() - unsigned;
+    if receipts.host_keys().is_empty() && checked > 0 {
+        println!(
+            "receipts: no receipt key given (--receipt-key): only keys the log's records name are host {host}'s"
+        );
+    }
+    if report.receipts.is_empty() && receipts.malformed.is_empty() {
         if checked == 0 {
             println!("receipts: none is for host {host}{skipped}");
         } else {
-            println!("receipts: all {checked} for host {host} are in {name}, unchanged{skipped}");
+            println!(
+                "receipts: all {checked} for host {host} are signed by it and in {name}, unchanged{skipped}"
+            );
         }
         return true;
     }
-    println!(
-        "receipts: {} of {checked} for host {host} NOT in {name} as their clients were told{skipped}{}:",
-        report.receipts.len(),
-        match receipts.malformed.len() {
-            0 => String::new(),
-            n => format!("; {n} lines are not receipts"),
-        }
-    );
+    let mut found = Vec::new();
+    if missing > 0 {
+        found.push(format!(
+            "{missing} of {checked} for host {host}, signed by it, NOT in {name} as their clients were told"
+        ));
+    }
+    if unsigned > 0 {
+        found.push(format!(
+            "{unsigned} of {checked} for host {host} NOT signed by it"
+        ));
+    }
+    if !receipts.malformed.is_empty() {
+        found.push(format!("{} lines are not receipts", receipts.malformed.len()));
+    }
+    println!("receipts: {}{skipped}:", found.join("; "));
     for p in receipts.malformed.iter().take(50) {
         println!("  {p}");
     }

@@ -99,6 +99,7 @@ fn pinned_next(client: &Client, alias: &str) -> Option<String> {
 fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_committed_key() {
     let (daemon, alice) = daemon_with_client("alice", &["users"]);
     let old_key = daemon.host_key.clone();
+    alice.run_ok(&["run", "web", "echo", "zero"]);
     let bob = daemon.client("bob", &["users"]);
     // Carol pinned the host the old way, by its key alone.
     let carol = Client::new();
@@ -160,6 +161,8 @@ fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_committed_ke
     assert_eq!(field(&status_text, "next key:"), next_next);
     let rec = daemon.wait_audit("rotation", |r| r["event"] == "host-key-rotated");
     assert_eq!(rec["key"], new_key.as_str());
+    assert_eq!(rec["receipt_key"], field(&text, "receipt key:").as_str());
+    assert_eq!(field(&shown, "receipt key:"), field(&text, "receipt key:"));
     assert_eq!(rec["next_key_sha256"], next_next.as_str());
     assert_eq!(rec["committed"], true);
 
@@ -236,6 +239,26 @@ fn a_rotated_host_key_still_answers_old_pins_which_then_move_to_the_committed_ke
         assert!(stderr(&out).contains("re-pinned to it"), "{}", stderr(&out));
         assert_eq!(c.home().host("web").expect("pinned").key.to_string(), third_key);
     }
+
+    // Alice's receipts were signed by three receipt keys, one per host key; the log's records
+    // name each, so all are the host's.
+    let file = alice.home.path().join("receipts");
+    let text = std::fs::read_to_string(&file).expect("receipts");
+    let keys: std::collections::BTreeSet<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["key"].to_string())
+        .collect();
+    assert_eq!((text.lines().count(), keys.len()), (4, 3), "{text}");
+    let out = daemon.sesamed(&["audit", "verify", "--receipts", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "receipts: all 4 for host {} are signed by it",
+            sesame_tests::HOST
+        )),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A state directory from before sesamed kept a next key pair (no `host.key.next`): `show` says

@@ -1,11 +1,13 @@
 //! Receipts through a live daemon over QUIC: every answer carries the seq and hash of its audit
-//! record, the real `sesame` keeps them, and `sesamed audit verify --receipts` finds a record
-//! root removed even after recomputing the chain and its head file.
+//! record, signed by the host's receipt key, the real `sesame` keeps them, and `sesamed audit
+//! verify --receipts` finds a record root removed even after recomputing the chain and its head
+//! file, and tells a receipt the client made up from one the host signed.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use sesame_proto::{HeldReceipt, Receipt, ReceiptSigner, RecordHash, RequestId, SecretKey};
 use sesame_tests::{HOST, daemon_with_client};
 
 use crate::{stderr, stdout};
@@ -95,6 +97,22 @@ fn receipts_are_kept_by_the_client_and_catch_a_record_root_removed() {
     );
     let mode = std::fs::metadata(&file).expect("stat").permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    // Each is signed by the host's receipt key, which `sesamed show` prints and the daemon's
+    // start record names.
+    let shown = stdout(&daemon.sesamed(&["show"]));
+    let receipt_key = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("receipt key: "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no receipt key in {shown}"))
+        .to_owned();
+    let started = daemon.wait_audit("started", |r| r["event"] == "started");
+    assert_eq!(started["receipt_key"], receipt_key.as_str(), "{started}");
+    for r in &receipts {
+        assert_eq!(r["key"], receipt_key.as_str(), "{r}");
+        let held: HeldReceipt = serde_json::from_value(r.clone()).expect("a receipt");
+        assert_eq!(held.verify(), Ok(()), "{r}");
+    }
     let log = daemon.dir.path().join("state/audit.jsonl");
     let text = std::fs::read_to_string(&log).expect("audit log");
     for r in &receipts {
@@ -152,10 +170,68 @@ fn receipts_are_kept_by_the_client_and_catch_a_record_root_removed() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains(&format!(
-            "receipts: all 4 for host {HOST} are in {}, unchanged; 1 for other hosts skipped",
+            "receipts: all 4 for host {HOST} are signed by it and in {}, unchanged; 1 for other hosts skipped",
             log.display()
         )),
         "{}",
+        stdout(&out)
+    );
+
+    // The client makes receipts up, into its own file: one edited to name request two's
+    // record, one signed by a key of its own. Neither is the host's word, and each is said so.
+    let held = |r: &serde_json::Value| serde_json::from_value::<HeldReceipt>(r.clone()).expect("a receipt");
+    let two_seq = receipts[1]["seq"].as_u64().expect("seq");
+    let edited = HeldReceipt {
+        seq: two_seq,
+        ..held(&receipts[0])
+    };
+    let forger = ReceiptSigner::derive(&SecretKey::generate(&mut rand_core::OsRng));
+    let made_up_id = RequestId::from_bytes([0x5e; 16]);
+    let made_up_hash = RecordHash::from_bytes([0x5e; 32]);
+    let signed = Receipt::signed(&forger, HOST, made_up_id, two_seq, made_up_hash);
+    let made_up = HeldReceipt {
+        id: made_up_id,
+        hash: made_up_hash,
+        key: signed.key,
+        sig: signed.sig,
+        ..edited.clone()
+    };
+    let mut lines = Vec::new();
+    for forged in [&edited, &made_up] {
+        lines.extend(forged.encode());
+        lines.push(b'\n');
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| f.write_all(&lines))
+        .expect("append to the receipts file");
+    let not_signed = |report: &str| {
+        assert!(
+            report.contains(&format!("2 of 6 for host {HOST} NOT signed by it")),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!(
+                "receipt for request {} (seq {two_seq}): not signed by this host: the receipts file was edited, or the receipt made up",
+                edited.id
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!(
+                "receipt for request {made_up_id} (seq {two_seq}): not signed by this host: the receipt was made up (signed by key {}",
+                forger.key()
+            )),
+            "{report}"
+        );
+    };
+    let out = verify(&["--receipts", file_arg]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    not_signed(&stdout(&out));
+    assert!(
+        !stdout(&out).contains("signed by it, NOT in"),
+        "the host's own receipts all check: {}",
         stdout(&out)
     );
 
@@ -186,20 +262,62 @@ fn receipts_are_kept_by_the_client_and_catch_a_record_root_removed() {
         "{report}"
     );
     assert!(
-        report.contains("receipts: 3 of 4 for host"),
-        "every later one fails too: {report}"
+        report.contains(&format!(
+            "receipts: 3 of 6 for host {HOST}, signed by it, NOT in {} as their clients were told",
+            log.display()
+        )),
+        "every later one fails too, and the host signed them: {report}"
     );
     assert!(
         !report.contains(&format!(
-            "receipt for request {}",
-            receipts[0]["id"].as_str().expect("id")
+            "receipt for request {} (seq {})",
+            receipts[0]["id"].as_str().expect("id"),
+            receipts[0]["seq"]
         )),
         "the one before stands: {report}"
     );
+    not_signed(&report);
+
+    // An auditor with a copy of the log and no configuration: the host's name and receipt key
+    // as `sesamed show` gave them. The same findings.
+    let copy = daemon.dir.path().join("copy-of-audit.jsonl");
+    std::fs::copy(&log, &copy).expect("copy the log");
+    let out = verify_copy(&copy, &receipt_key, file_arg);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("receipts: 3 of 6 for host"), "{report}");
+    not_signed(&report);
+    // Without the key: only the keys the log names are the host's; this log names it.
+    let out = verify_copy(&copy, "", file_arg);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("no receipt key given"), "{report}");
+    assert!(report.contains("receipts: 3 of 6 for host"), "{report}");
+    not_signed(&report);
 
     // A line that is not a receipt is a problem, not skipped.
     std::fs::write(&other, "not a receipt\n").expect("write");
     let out = verify(&["--receipts", other_arg]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains(":1: not a receipt"), "{}", stdout(&out));
+}
+
+/// `sesamed audit verify COPY --host HOST [--receipt-key KEY] --receipts FILE` with a
+/// configuration that does not exist: what an auditor runs on a copy of the log.
+fn verify_copy(copy: &Path, receipt_key: &str, receipts: &str) -> std::process::Output {
+    let copy = copy.to_str().expect("utf-8");
+    let mut args = vec![
+        "audit",
+        "verify",
+        copy,
+        "--config",
+        "/nonexistent/sesamed.toml",
+        "--host",
+        HOST,
+    ];
+    if !receipt_key.is_empty() {
+        args.extend(["--receipt-key", receipt_key]);
+    }
+    args.extend(["--receipts", receipts]);
+    sesame_tests::sesamed(&args, &[])
 }

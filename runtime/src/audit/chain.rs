@@ -10,9 +10,10 @@
 //! checks a saved head is still part of the chain).
 //!
 //! Root on the host can still rewrite the chain from any line on and recompute the head file.
-//! Every answer carries a receipt (`seq` and hash of its request's end record) that its client
-//! keeps; `verify` given those receipts finds each of their records removed or changed, however
-//! the chain after it was recomputed.
+//! Every answer carries a receipt (`seq` and hash of its request's end record, signed by the
+//! host's receipt key) that its client keeps; `verify` given those receipts finds each of their
+//! records removed or changed, however the chain after it was recomputed, and each receipt the
+//! host did not sign.
 //!
 //! Appending takes an exclusive `flock` on the log, so the daemon and the administration
 //! commands (`sesamed client add`, `sesamed grants revoke`) always extend the current head.
@@ -22,7 +23,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use sesame_proto::{HeldReceipt, RequestId};
+use sesame_proto::{HeldReceipt, ReceiptKey, RequestId};
 use sha2::{Digest, Sha256};
 
 /// `prev` of a log's first line.
@@ -174,12 +175,19 @@ pub struct Report {
     pub behind: u64,
     /// Everything wrong, in file order; empty when the chain is intact.
     pub problems: Vec<String>,
-    /// The receipts whose records are not in the chain as their clients were told, in the
-    /// order the receipts were given; empty when every one is.
+    /// The receipts the host did not sign, or whose records are not in the chain as their
+    /// clients were told, in the order the receipts were given; empty when every one is.
     pub receipts: Vec<ReceiptProblem>,
+    /// The receipt keys the chain's records name (see [`NAMING_EVENTS`]), in order, each once.
+    pub receipt_keys: Vec<ReceiptKey>,
 }
 
-/// A receipt whose record is not in the chain as its client was told.
+/// The records that name the host's receipt key in force (`receipt_key`): the daemon's start,
+/// its reload of the host keys, and `sesamed rotate-key`. A receipt signed by a key one of them
+/// names is the host's.
+pub const NAMING_EVENTS: [&str; 3] = ["started", "host-keys-reloaded", "host-key-rotated"];
+
+/// A receipt the host did not sign, or whose record is not in the chain as its client was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptProblem {
     /// The request the receipt is for.
@@ -190,10 +198,21 @@ pub struct ReceiptProblem {
     pub fault: ReceiptFault,
 }
 
-/// What the log has where a receipt's record should be.
+/// What is wrong with a receipt: it is not the host's word, or the log does not have its
+/// record where the host said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReceiptFault {
+    /// Its signature does not verify under the key it names, for its host, request, `seq` and
+    /// hash: the receipt was edited or made up. Its record was not looked for.
+    BadSignature,
+    /// Its signature verifies, but under `key`, which is neither a receipt key the verifier was
+    /// given as the host's nor one the chain's records name: made up by whoever holds `key`.
+    /// Its record was not looked for.
+    UnknownKey {
+        /// The key that signed it.
+        key: ReceiptKey,
+    },
     /// No line has its `seq`, within the chain the files hold: the record was removed, or is in
     /// a rotated file not given.
     Gone,
@@ -212,12 +231,19 @@ pub enum ReceiptFault {
     /// The line with its `seq` is its request's end record, but not the line the client was
     /// told: the record was changed, or a line before it (its `prev` is not what it was).
     Changed,
-    /// The line with its `seq` and hash is the record of another request (`record`): the
-    /// receipt is filed under the wrong request, the log is not at fault.
+    /// The line with its `seq` and hash is the record of another request (`record`): the host
+    /// signed a receipt for one request naming another's record; the log is not at fault.
     Misfiled {
         /// The request the record is of.
         record: Option<String>,
     },
+}
+
+impl ReceiptFault {
+    /// Whether the host signed the receipt: a fault of its record, not of the receipt.
+    pub fn signed_by_host(&self) -> bool {
+        !matches!(self, Self::BadSignature | Self::UnknownKey { .. })
+    }
 }
 
 impl std::fmt::Display for ReceiptProblem {
@@ -225,6 +251,13 @@ impl std::fmt::Display for ReceiptProblem {
         let (id, seq) = (self.id, self.seq);
         write!(f, "receipt for request {id} (seq {seq}): ")?;
         match &self.fault {
+            ReceiptFault::BadSignature => f.write_str(
+                "not signed by this host: the receipts file was edited, or the receipt made up (its signature does not verify)",
+            ),
+            ReceiptFault::UnknownKey { key } => write!(
+                f,
+                "not signed by this host: the receipt was made up (signed by key {key}, neither this host's receipt key nor one its log names; if it was the host's, give the log files whose records name it)"
+            ),
             ReceiptFault::Gone => {
                 f.write_str("the record is gone: removed, or in a rotated file not given")
             }
@@ -244,7 +277,7 @@ impl std::fmt::Display for ReceiptProblem {
             ),
             ReceiptFault::Misfiled { record } => write!(
                 f,
-                "the record it names is request {}'s: the receipt is filed under the wrong request",
+                "the record it names is request {}'s: the host signed it for the wrong request, the log is not at fault",
                 record.as_deref().unwrap_or("(none)")
             ),
         }
@@ -253,9 +286,19 @@ impl std::fmt::Display for ReceiptProblem {
 
 /// Checks that `paths` (one log, or its rotated files oldest first) form one unbroken chain,
 /// that the last one's head file agrees with its end, that `expect` (a head saved earlier) is
-/// part of the chain, and that each of `receipts` names a line that is there, unchanged, and a
-/// record of its request. One pass over the files.
-pub fn verify(paths: &[PathBuf], expect: Option<Head>, receipts: &[HeldReceipt]) -> io::Result<Report> {
+/// part of the chain, and that each of `receipts` is the host's and names a line that is there,
+/// unchanged, and a record of its request. One pass over the files.
+///
+/// A receipt is the host's when its signature verifies under its key, and that key is one of
+/// `host_keys` (the verifier's word: the configured host key's, or `--receipt-key`) or one a
+/// record of the chain names ([`NAMING_EVENTS`]), so receipts signed before a rotation stay
+/// the host's. The record of a receipt that is not the host's is not looked for.
+pub fn verify(
+    paths: &[PathBuf],
+    expect: Option<Head>,
+    receipts: &[HeldReceipt],
+    host_keys: &[ReceiptKey],
+) -> io::Result<Report> {
     #[derive(serde::Deserialize)]
     struct Link {
         seq: u64,
@@ -270,11 +313,14 @@ pub fn verify(paths: &[PathBuf], expect: Option<Head>, receipts: &[HeldReceipt])
         behind: 0,
         problems: Vec::new(),
         receipts: Vec::new(),
+        receipt_keys: Vec::new(),
     };
     let mut before: Option<Head> = None;
     let mut expect_seen = false;
+    // Only the records of receipts whose signatures verify are looked for.
+    let signed: Vec<bool> = receipts.iter().map(|r| r.verify().is_ok()).collect();
     let mut wanted: std::collections::HashMap<u64, Vec<usize>> = std::collections::HashMap::new();
-    for (i, r) in receipts.iter().enumerate() {
+    for (i, r) in receipts.iter().enumerate().filter(|(i, _)| signed[*i]) {
         wanted.entry(r.seq).or_default().push(i);
     }
     // What the line with each receipt's seq turned out to be; `None`: no line has it.
@@ -354,6 +400,9 @@ pub fn verify(paths: &[PathBuf], expect: Option<Head>, receipts: &[HeldReceipt])
                     ));
                 }
             }
+            if let Some(key) = receipt_key_named(line).filter(|k| !report.receipt_keys.contains(k)) {
+                report.receipt_keys.push(key);
+            }
             if let Some(indices) = wanted.get(&seq).filter(|_| seq != 0) {
                 let record = request_id(line);
                 for &i in indices {
@@ -367,8 +416,11 @@ pub fn verify(paths: &[PathBuf], expect: Option<Head>, receipts: &[HeldReceipt])
         }
     }
     report.head = before.unwrap_or(Head::EMPTY);
-    for (r, found) in receipts.iter().zip(found) {
+    let hosts: Vec<ReceiptKey> = host_keys.iter().chain(&report.receipt_keys).copied().collect();
+    for ((r, found), signed) in receipts.iter().zip(found).zip(signed) {
         let fault = match found {
+            _ if !signed => ReceiptFault::BadSignature,
+            _ if !hosts.contains(&r.key) => ReceiptFault::UnknownKey { key: r.key },
             Some(Ok(())) => continue,
             Some(Err(fault)) => fault,
             None if r.seq > report.head.seq => ReceiptFault::PastEnd {
@@ -451,6 +503,24 @@ fn request_id(line: &[u8]) -> Option<(String, bool)> {
     let r = serde_json::from_slice::<Record>(line).ok()?;
     let end = r.event == "request" && r.phase == "end";
     Some((r.id, end))
+}
+
+/// The receipt key a line names, if it is a record of one of [`NAMING_EVENTS`] with a
+/// `receipt_key`. Other lines are not parsed again (a byte search rules them out).
+fn receipt_key_named(line: &[u8]) -> Option<ReceiptKey> {
+    #[derive(serde::Deserialize)]
+    struct Naming {
+        event: String,
+        receipt_key: ReceiptKey,
+    }
+    const FIELD: &[u8] = b"\"receipt_key\"";
+    if !line.windows(FIELD.len()).any(|w| w == FIELD) {
+        return None;
+    }
+    let naming = serde_json::from_slice::<Naming>(line).ok()?;
+    NAMING_EVENTS
+        .contains(&naming.event.as_str())
+        .then_some(naming.receipt_key)
 }
 
 /// The head a head file records; `None` when there is none.

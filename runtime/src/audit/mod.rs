@@ -44,6 +44,9 @@ pub enum AuditEvent {
     Started {
         /// The host's name.
         host: String,
+        /// The host's receipt key in force: receipts signed by it are the host's (`sesamed
+        /// audit verify --receipts` trusts the keys these records name).
+        receipt_key: String,
         /// The policy revision in force.
         policy_revision: String,
         /// Enrolled clients.
@@ -148,6 +151,8 @@ pub enum AuditEvent {
     HostKeysReloaded {
         /// The current public key.
         key: String,
+        /// The receipt key derived from it, which signs receipts from now on.
+        receipt_key: String,
         /// The replaced key still kept, if any.
         previous: Option<String>,
         /// Until when it is accepted.
@@ -159,6 +164,8 @@ pub enum AuditEvent {
     HostKeyRotated {
         /// The new public key.
         key: String,
+        /// The receipt key derived from it.
+        receipt_key: String,
         /// The replaced key.
         previous: String,
         /// Until when the replaced key is accepted.
@@ -666,7 +673,7 @@ mod tests {
 
     fn verify(paths: &[&Path]) -> chain::Report {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
-        chain::verify(&paths, None, &[]).expect("verify")
+        chain::verify(&paths, None, &[], &[]).expect("verify")
     }
 
     fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<String>)) {
@@ -821,7 +828,7 @@ mod tests {
         let alone = verify(&[&path]);
         assert_eq!(alone.first, Some((3, false)), "continues the rotated file");
         assert!(alone.problems.is_empty(), "{:?}", alone.problems);
-        let both = chain::verify(&[old.clone(), path.clone()], Some(saved), &[]).expect("verify");
+        let both = chain::verify(&[old.clone(), path.clone()], Some(saved), &[], &[]).expect("verify");
         assert!(both.problems.is_empty(), "{:?}", both.problems);
         assert_eq!((both.first, both.head.seq), (Some((1, true)), 3));
 
@@ -833,7 +840,7 @@ mod tests {
         for n in [1, 20, 3] {
             stopped(&forged, n);
         }
-        let report = chain::verify(std::slice::from_ref(&path), Some(saved), &[]).expect("verify");
+        let report = chain::verify(std::slice::from_ref(&path), Some(saved), &[], &[]).expect("verify");
         assert!(
             report
                 .problems
@@ -844,9 +851,21 @@ mod tests {
         );
     }
 
+    /// The receipt signer of the host whose key is `byte` repeated.
+    fn signer(byte: u8) -> sesame_proto::ReceiptSigner {
+        let key = sesame_proto::SecretKey::from_hex(&format!("{byte:02x}").repeat(32)).expect("key");
+        sesame_proto::ReceiptSigner::derive(&key)
+    }
+
     /// Writes the end record of request `n` (with a line of another kind before it, so that
-    /// receipts name every other line) and returns the receipt its client would keep.
+    /// receipts name every other line) and returns the receipt its client would keep, signed
+    /// by host `web`'s receipt key (`signer(1)`).
     fn answered(log: &AuditLog, n: u8) -> sesame_proto::HeldReceipt {
+        answered_by(log, n, &signer(1))
+    }
+
+    /// [`answered`], signed by `signer`.
+    fn answered_by(log: &AuditLog, n: u8, signer: &sesame_proto::ReceiptSigner) -> sesame_proto::HeldReceipt {
         stopped(log, u64::from(n));
         let id = sesame_proto::RequestId::from_bytes([n; 16]);
         let record = RequestRecord {
@@ -859,6 +878,13 @@ mod tests {
         let head = log
             .append(u64::from(n), &AuditEvent::Request(Box::new(record)))
             .expect("append");
+        let receipt = sesame_proto::Receipt::signed(
+            signer,
+            "web",
+            id,
+            head.seq,
+            sesame_proto::RecordHash::from_bytes(head.hash),
+        );
         sesame_proto::HeldReceipt {
             time_ms: u64::from(n),
             host: "web".into(),
@@ -866,8 +892,10 @@ mod tests {
             id,
             command: "echo".into(),
             code: 0,
-            seq: head.seq,
-            hash: sesame_proto::RecordHash::from_bytes(head.hash),
+            seq: receipt.seq,
+            hash: receipt.hash,
+            key: receipt.key,
+            sig: receipt.sig,
         }
     }
 
@@ -881,11 +909,21 @@ mod tests {
         (dir, path, receipts)
     }
 
+    /// Verifies the log at `path` with `receipts`, host `web`'s receipt key being `signer(1)`'s.
     fn check_receipts(
         path: &Path,
         receipts: &[sesame_proto::HeldReceipt],
     ) -> (chain::Report, Vec<(u64, chain::ReceiptFault)>) {
-        let report = chain::verify(&[path.to_owned()], None, receipts).expect("verify");
+        check_receipts_with(&[path.to_owned()], receipts, &[signer(1).key()])
+    }
+
+    /// Verifies the logs at `paths` with `receipts`, host `web`'s receipt keys being `keys`.
+    fn check_receipts_with(
+        paths: &[PathBuf],
+        receipts: &[sesame_proto::HeldReceipt],
+        keys: &[sesame_proto::ReceiptKey],
+    ) -> (chain::Report, Vec<(u64, chain::ReceiptFault)>) {
+        let report = chain::verify(paths, None, receipts, keys).expect("verify");
         let faults = report.receipts.iter().map(|p| (p.seq, p.fault.clone())).collect();
         (report, faults)
     }
@@ -1003,8 +1041,10 @@ mod tests {
         // The end cut off and the head file rewritten; and a receipt for a seq never written.
         let (_dir, path, mut receipts) = answered_log();
         roots_rewrite(&path, 12, |lines| lines.truncate(9));
+        let never = sesame_proto::Receipt::signed(&signer(1), "web", receipts[0].id, 40, receipts[0].hash);
         receipts.push(sesame_proto::HeldReceipt {
             seq: 40,
+            sig: never.sig,
             ..receipts[0].clone()
         });
         let (report, faults) = check_receipts(&path, &receipts);
@@ -1045,15 +1085,19 @@ mod tests {
         let (_, faults) = check_receipts(&path2, &receipts2);
         assert_eq!(faults.len(), 6, "{faults:?}");
         assert!(faults.iter().all(|(_, f)| *f == chain::ReceiptFault::Gone));
-        let both = chain::verify(&[old, path2], None, &receipts2).expect("verify");
+        let both = chain::verify(&[old, path2], None, &receipts2, &[signer(1).key()]).expect("verify");
         assert!(both.problems.is_empty() && both.receipts.is_empty(), "{both:?}");
         drop(dir);
     }
 
     #[test]
-    fn a_receipt_filed_under_another_request_is_not_the_logs_fault() {
+    fn a_receipt_signed_for_another_request_is_not_the_logs_fault() {
         let (_dir, path, mut receipts) = answered_log();
+        // The host signed request 1's id over request 2's record (a host bug).
+        let (seq, hash) = (receipts[1].seq, receipts[1].hash);
+        let wrong = sesame_proto::Receipt::signed(&signer(1), "web", receipts[0].id, seq, hash);
         receipts[1].id = receipts[0].id;
+        receipts[1].sig = wrong.sig;
         let (report, faults) = check_receipts(&path, &receipts);
         assert!(report.problems.is_empty());
         assert!(
@@ -1063,5 +1107,177 @@ mod tests {
             ),
             "{faults:?}"
         );
+        assert!(faults[0].1.signed_by_host());
+    }
+
+    /// What a client can do to its own receipts file: edit a receipt, or make one up, signed
+    /// by a key of its own. None of it is the host's word, and none is blamed on the log.
+    #[test]
+    fn a_forged_receipt_is_reported_as_not_signed_by_the_host() {
+        let (_dir, path, receipts) = answered_log();
+        let mut forged = Vec::new();
+        // A bit of the hash flipped, the seq moved, the request changed: the signature fails.
+        let mut flipped = receipts[0].clone();
+        let mut hash = *flipped.hash.as_bytes();
+        hash[0] ^= 1;
+        flipped.hash = sesame_proto::RecordHash::from_bytes(hash);
+        forged.push(flipped);
+        forged.push(sesame_proto::HeldReceipt {
+            seq: 5,
+            ..receipts[1].clone()
+        });
+        forged.push(sesame_proto::HeldReceipt {
+            sig: receipts[0].sig,
+            ..receipts[1].clone()
+        });
+        // Made up and signed by another key: for a record that is not there, and even for one
+        // that is (its seq and hash copied).
+        let other = signer(2);
+        let made_up = |seq: u64, hash: sesame_proto::RecordHash, id: sesame_proto::RequestId| {
+            let receipt = sesame_proto::Receipt::signed(&other, "web", id, seq, hash);
+            sesame_proto::HeldReceipt {
+                id,
+                seq,
+                hash,
+                key: receipt.key,
+                sig: receipt.sig,
+                ..receipts[0].clone()
+            }
+        };
+        let nobody = |n: u8| sesame_proto::RequestId::from_bytes([0x70 + n; 16]);
+        forged.push(made_up(
+            5,
+            sesame_proto::RecordHash::from_bytes([9; 32]),
+            nobody(1),
+        ));
+        forged.push(made_up(
+            40,
+            sesame_proto::RecordHash::from_bytes([9; 32]),
+            nobody(2),
+        ));
+        forged.push(made_up(receipts[2].seq, receipts[2].hash, receipts[2].id));
+        let mut all = receipts.clone();
+        all.extend(forged.iter().cloned());
+        let (report, faults) = check_receipts(&path, &all);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let unknown = chain::ReceiptFault::UnknownKey { key: other.key() };
+        assert_eq!(
+            faults,
+            [
+                (receipts[0].seq, chain::ReceiptFault::BadSignature),
+                (5, chain::ReceiptFault::BadSignature),
+                (receipts[1].seq, chain::ReceiptFault::BadSignature),
+                (5, unknown.clone()),
+                (40, unknown.clone()),
+                (receipts[2].seq, unknown),
+            ],
+            "the genuine ones pass, every forged one is not the host's"
+        );
+        assert!(faults.iter().all(|(_, f)| !f.signed_by_host()));
+        let bad = report.receipts[0].to_string();
+        assert!(
+            bad.contains("not signed by this host: the receipts file was edited, or the receipt made up"),
+            "{bad}"
+        );
+        let made = report.receipts[3].to_string();
+        assert!(
+            made.contains("not signed by this host: the receipt was made up")
+                && made.contains(&other.key().to_string()),
+            "{made}"
+        );
+        // Given as the host's key, the other key's receipts are judged on their records.
+        let (_, faults) = check_receipts_with(std::slice::from_ref(&path), &forged[3..], &[other.key()]);
+        assert_eq!(
+            faults,
+            [
+                (5, chain::ReceiptFault::Replaced { now: None }),
+                (40, chain::ReceiptFault::PastEnd { last: 12 }),
+            ]
+        );
+
+        // Root's rewrite is still caught, and told apart from the forgeries.
+        roots_rewrite(&path, 5, |lines| drop(lines.remove(5)));
+        let (report, faults) = check_receipts(&path, &all);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let signed: Vec<u64> = faults
+            .iter()
+            .filter(|(_, f)| f.signed_by_host())
+            .map(|(seq, _)| *seq)
+            .collect();
+        assert_eq!(signed, [6, 8, 10, 12]);
+        assert_eq!(faults.len(), 4 + forged.len());
+    }
+
+    #[test]
+    fn a_receipt_from_before_a_rotation_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let (old, new) = (signer(1), signer(2));
+        let started = |key: &sesame_proto::ReceiptSigner| AuditEvent::Started {
+            host: "web".into(),
+            receipt_key: key.key().to_string(),
+            policy_revision: "r".into(),
+            clients: 1,
+        };
+        log.append(1, &started(&old)).expect("append");
+        let mut receipts = vec![answered_by(&log, 1, &old), answered_by(&log, 2, &old)];
+        // Rotated while running: the reload record names the new key.
+        log.append(
+            3,
+            &AuditEvent::HostKeysReloaded {
+                key: "k".into(),
+                receipt_key: new.key().to_string(),
+                previous: None,
+                previous_until_ms: None,
+                error: None,
+            },
+        )
+        .expect("append");
+        receipts.push(answered_by(&log, 3, &new));
+        // A request record whose text looks like a naming record names nothing: only the
+        // daemon writes records' fields.
+        let third = signer(3);
+        let fake = RequestRecord {
+            phase: "end",
+            id: "ab".into(),
+            message: format!("{{\"event\":\"started\",\"receipt_key\":\"{}\"}}", third.key()),
+            reason: Some(format!("\"receipt_key\":\"{}\"", third.key())),
+            ..Default::default()
+        };
+        log.append(4, &AuditEvent::Request(Box::new(fake)))
+            .expect("append");
+        log.append(5, &started(&new)).expect("append");
+        receipts.push(answered_by(&log, 4, &new));
+        receipts.push(answered_by(&log, 5, &third));
+        drop(log);
+        let paths = [path.clone()];
+
+        // Given the current key only (the configured one): the old key's receipts are the
+        // host's because the log names it; the third key, never named, is not.
+        let (report, faults) = check_receipts_with(&paths, &receipts, &[new.key()]);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.receipt_keys, [old.key(), new.key()]);
+        assert_eq!(
+            faults,
+            [(
+                receipts[4].seq,
+                chain::ReceiptFault::UnknownKey { key: third.key() }
+            )]
+        );
+        // Given no key at all (a copied log, no configuration): the same.
+        let (_, none) = check_receipts_with(&paths, &receipts, &[]);
+        assert_eq!(none, faults);
+        // Without the records that name it, the old key's receipts are not the host's.
+        let (dir2, path2, receipts2) = answered_log();
+        let (_, faults) = check_receipts_with(&[path2], &receipts2, &[new.key()]);
+        assert_eq!(faults.len(), receipts2.len());
+        assert!(
+            faults
+                .iter()
+                .all(|(_, f)| *f == chain::ReceiptFault::UnknownKey { key: old.key() }),
+            "{faults:?}"
+        );
+        drop((dir, dir2));
     }
 }

@@ -4,12 +4,13 @@
 use std::io;
 use std::path::Path;
 
-use sesame_proto::HeldReceipt;
+use sesame_proto::{HeldReceipt, ReceiptKey};
 
 /// The receipts read from clients' files for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipts {
     host_name: String,
+    host_keys: Vec<ReceiptKey>,
     /// The receipts for this host, in the order read.
     pub held: Vec<HeldReceipt>,
     /// Receipts for other hosts, left out.
@@ -20,10 +21,12 @@ pub struct Receipts {
 
 impl Receipts {
     /// None yet, for the host named `host_name` (the configuration's `[host] name`, which every
-    /// request names and every receipt records as `host_name`).
-    pub fn for_host(host_name: &str) -> Self {
+    /// request names and every receipt records as `host_name`), whose receipt keys the
+    /// verifier knows to be `host_keys` (besides those its log names).
+    pub fn for_host(host_name: &str, host_keys: Vec<ReceiptKey>) -> Self {
         Self {
             host_name: host_name.to_owned(),
+            host_keys,
             held: Vec::new(),
             other_hosts: 0,
             malformed: Vec::new(),
@@ -33,6 +36,11 @@ impl Receipts {
     /// The host whose receipts these are.
     pub fn host_name(&self) -> &str {
         &self.host_name
+    }
+
+    /// The host's receipt keys, as the verifier was given them.
+    pub fn host_keys(&self) -> &[ReceiptKey] {
+        &self.host_keys
     }
 
     /// Reads one receipts file (`receipts` in a client's directory, or a copy).
@@ -53,7 +61,7 @@ impl Receipts {
 
 #[cfg(test)]
 mod tests {
-    use sesame_proto::{RecordHash, RequestId};
+    use sesame_proto::{ReceiptSignature, RecordHash, RequestId};
 
     use super::*;
 
@@ -69,6 +77,8 @@ mod tests {
             code: 0,
             seq,
             hash: RecordHash::from_bytes([1; 32]),
+            key: ReceiptKey::from_bytes([2; 32]),
+            sig: ReceiptSignature::from_bytes([3; 64]),
         };
         let line = |h: &HeldReceipt| String::from_utf8(h.encode()).expect("utf-8");
         let first = dir.path().join("alice");
@@ -83,7 +93,7 @@ mod tests {
         std::fs::write(&first, text + "\n").expect("write");
         std::fs::write(&second, line(&held("web1", 5))).expect("write");
 
-        let mut receipts = Receipts::for_host("web1");
+        let mut receipts = Receipts::for_host("web1", vec![ReceiptKey::from_bytes([2; 32])]);
         receipts.read(&first).expect("read");
         receipts.read(&second).expect("read");
         let seqs: Vec<u64> = receipts.held.iter().map(|h| h.seq).collect();

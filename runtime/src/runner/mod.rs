@@ -207,6 +207,7 @@ impl Runner {
             now_ms,
             &AuditEvent::Started {
                 host: config.host_name.clone(),
+                receipt_key: keys.receipt_signer().key().to_string(),
                 policy_revision: policy.revision().to_owned(),
                 clients: clients.len(),
             },
@@ -372,10 +373,13 @@ impl Runner {
         };
         record.duration_us = duration_us;
         let receipt = match self.audit.append(now_ms, &AuditEvent::Request(Box::new(record))) {
-            Ok(head) => Some(Receipt {
-                seq: head.seq,
-                hash: RecordHash::from_bytes(head.hash),
-            }),
+            Ok(head) => Some(Receipt::signed(
+                keys.receipt_signer(),
+                &self.config.host_name,
+                response.id,
+                head.seq,
+                RecordHash::from_bytes(head.hash),
+            )),
             Err(e) => {
                 tracing::error!("{e}");
                 None

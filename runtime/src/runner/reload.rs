@@ -178,6 +178,7 @@ impl Runner {
         };
         let event = AuditEvent::HostKeysReloaded {
             key: in_force.public_key().to_string(),
+            receipt_key: in_force.receipt_signer().key().to_string(),
             previous: in_force.previous().map(|(k, _)| k.to_string()),
             previous_until_ms: in_force.previous().map(|(_, until)| until),
             error,

@@ -140,7 +140,7 @@ pub(super) fn lenient_id(plaintext: &[u8]) -> Option<RequestId> {
 
 #[cfg(test)]
 mod tests {
-    use sesame_proto::{MAX_MESSAGE_LEN, RecordHash};
+    use sesame_proto::{MAX_MESSAGE_LEN, ReceiptSigner, RecordHash, SecretKey};
 
     use super::*;
 
@@ -162,10 +162,8 @@ mod tests {
         let fits = fit_in_envelope(Response::ok(id, "x".repeat(fill), u64::MAX));
         assert_eq!((fits.code, fits.output.len()), (ErrorCode::Ok, fill));
         assert_eq!(fits.receipt, None, "the real receipt is filled in later");
-        let real = Receipt {
-            seq: 7,
-            hash: RecordHash::from_bytes([9; 32]),
-        };
+        let signer = ReceiptSigner::derive(&SecretKey::from_hex(&"42".repeat(32)).expect("key"));
+        let real = Receipt::signed(&signer, "web", id, u64::MAX, RecordHash::from_bytes([9; 32]));
         for receipt in [Receipt::LARGEST, real] {
             assert!(with(receipt, &fits) <= MAX_MESSAGE_LEN);
         }
