@@ -398,6 +398,38 @@ fn nftables_opens_for_the_caller_only_and_closes_at_expiry() {
 
 #[test]
 #[ignore = "changes the firewall: run scripts/system-tests"]
+fn nftables_allow_replace_leaves_one_opening_when_the_laptop_moves() {
+    require_private_namespace();
+    let _net = Topology::build();
+    let (daemon, alice) = start_nft();
+    let first = grant_id(&run_from(&alice, "alpha", &["allow", "--ttl", "600"]));
+    assert!(connects("alpha", SERVER_FOR_ALPHA));
+    // The laptop moves to the other network: the host is reached at its address there.
+    let at: SocketAddr = format!("{SERVER_FOR_BETA}:{}", daemon.addr.port())
+        .parse()
+        .expect("addr");
+    let _ = alice.sesame(&["host", "remove", "web"]);
+    alice.pin_at(&daemon, "web", at, &daemon.cert_sha256);
+    let out = run_from(&alice, "beta", &["allow", "--ttl", "600", "--replace"]);
+    let second = grant_id(&out);
+    assert!(
+        out.contains(&format!("closed 22/tcp for {ALPHA}/32 (grant {first}): replaced"))
+            || out.contains(&format!("closed 22/tcp for {ALPHA} (grant {first}): replaced")),
+        "{out}"
+    );
+    let chain = nft_chain();
+    assert!(
+        !chain.contains(&first) && chain.contains(&second),
+        "one opening left: {chain}"
+    );
+    assert!(connects("beta", SERVER_FOR_BETA), "the new address gets in");
+    assert!(!connects("alpha", SERVER_FOR_ALPHA), "the old one no longer does");
+    let grants = ledger_grants(&daemon);
+    assert_eq!(grants.len(), 1, "{grants:?}");
+}
+
+#[test]
+#[ignore = "changes the firewall: run scripts/system-tests"]
 fn nftables_stops_accepting_at_expiry_even_with_the_daemon_dead() {
     require_private_namespace();
     let _net = Topology::build();

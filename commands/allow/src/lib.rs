@@ -1,5 +1,5 @@
-//! `allow [PORT] [--ttl SECONDS] [--proto tcp|udp] [--from ADDR_OR_CIDR]`: opens PORT
-//! (default 22, tcp) to the caller's address for SECONDS (default 3600), then closes it by
+//! `allow [PORT] [--ttl SECONDS] [--proto tcp|udp] [--from ADDR_OR_CIDR] [--replace]`: opens
+//! PORT (default 22, tcp) to the caller's address for SECONDS (default 3600), then closes it by
 //! itself:
 //!
 //! ```text
@@ -12,16 +12,21 @@
 //! opening extends it. Arguments are checked here before the host is asked; the expiry time is
 //! left out of the output when the grant cannot be found in the caller's list afterwards.
 //!
+//! With `--replace` (the laptop moved to a new address), the caller's other openings of the
+//! same port and protocol are closed once the new one is open: never before, so that a refused
+//! opening leaves the old ones as they were.
+//!
 //! Needs the firewall capability.
 
 use std::net::IpAddr;
 
-use fwtext::{check_usage, opening, utc};
+use fwtext::{check_usage_with_switches, opening, utc};
 use sesame_guest::firewall::{self, Proto, Rule};
 use sesame_guest::{Command, Invocation};
 
-const USAGE: &str = "allow [PORT] [--ttl SECONDS] [--proto tcp|udp] [--from ADDR_OR_CIDR]";
+const USAGE: &str = "allow [PORT] [--ttl SECONDS] [--proto tcp|udp] [--from ADDR_OR_CIDR] [--replace]";
 const VALUE_FLAGS: &[&str] = &["--ttl", "--proto", "--from"];
+const SWITCHES: &[&str] = &["--replace"];
 const DEFAULT_PORT: u16 = 22;
 const DEFAULT_TTL_SECS: u32 = 3600;
 
@@ -41,11 +46,22 @@ impl Command for Allow {
         let what = format!("{} for {}", opening(rule.port, rule.proto), rule.source);
         let grant_id = firewall::allow(&rule).map_err(|e| format!("cannot open {what}: {e}"))?;
         // The opening stands whatever happens next: a failed lookup only loses the expiry time.
-        let expires_at_ms = firewall::list()
+        let listed = firewall::list();
+        let expires_at_ms = listed
+            .as_ref()
             .ok()
-            .and_then(|grants| grants.into_iter().find(|g| g.id == grant_id))
+            .and_then(|grants| grants.iter().find(|g| g.id == grant_id))
             .map(|g| g.expires_at_ms);
-        Ok(report(&what, &grant_id, expires_at_ms))
+        let mut out = report(&what, &grant_id, expires_at_ms);
+        if request.replace {
+            let grants =
+                listed.map_err(|e| format!("{out}\ncannot list your other openings to replace them: {e}"))?;
+            match replace_others(&grants, &grant_id, rule.port, rule.proto) {
+                Ok(closed) => out.push_str(&closed),
+                Err(partial) => return Err(format!("{out}{partial}")),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -59,12 +75,14 @@ struct Request {
     ttl_secs: u32,
     /// `--from`, checked to be an address or CIDR.
     from: Option<String>,
+    /// `--replace`: close the caller's other openings of this port and protocol.
+    replace: bool,
 }
 
 impl Request {
     /// Parses and checks the arguments; every error names the bad argument and what it takes.
     fn parse(raw: &[String]) -> Result<Self, String> {
-        let args = check_usage(raw, VALUE_FLAGS, 1, USAGE)?;
+        let args = check_usage_with_switches(raw, VALUE_FLAGS, SWITCHES, 1, USAGE)?;
         Ok(Self {
             port: args.positional(0).map_or(Ok(DEFAULT_PORT), parse_port)?,
             proto: args.flag_value("--proto")?.map_or(Ok(Proto::Tcp), parse_proto)?,
@@ -72,8 +90,36 @@ impl Request {
                 .flag_value("--ttl")?
                 .map_or(Ok(DEFAULT_TTL_SECS), parse_ttl)?,
             from: args.flag_value("--from")?.map(parse_source).transpose()?,
+            replace: args.has_flag("--replace"),
         })
     }
+}
+
+/// Closes the caller's openings of `port`/`proto` other than `kept`; the lines saying what was
+/// closed. One that cannot be closed stops there: the error is the lines so far and one naming
+/// it.
+fn replace_others(grants: &[firewall::Grant], kept: &str, port: u16, proto: Proto) -> Result<String, String> {
+    let mut out = String::new();
+    for g in grants
+        .iter()
+        .filter(|g| g.id != kept && g.port == port && g.proto == proto)
+    {
+        firewall::revoke(&g.id).map_err(|e| {
+            format!(
+                "{out}\ncannot close your opening of {} for {} (grant {}): {e}",
+                opening(port, proto),
+                g.source,
+                g.id
+            )
+        })?;
+        out.push_str(&format!(
+            "\nclosed {} for {} (grant {}): replaced",
+            opening(port, proto),
+            g.source,
+            g.id
+        ));
+    }
+    Ok(out)
 }
 
 /// A port: decimal digits only, 1 to 65535.
@@ -176,6 +222,7 @@ mod tests {
             proto,
             ttl_secs,
             from: from.map(str::to_owned),
+            replace: false,
         }
     }
 
@@ -270,6 +317,18 @@ mod tests {
         assert_eq!(
             parse(&["22", "80"]),
             Err(format!("unexpected argument `80` (usage: {USAGE})"))
+        );
+        assert_eq!(
+            parse(&["--replace=yes"]),
+            Err(format!("--replace takes no value (usage: {USAGE})"))
+        );
+        // A switch takes no value: what follows it is the port.
+        assert_eq!(
+            parse(&["--replace", "2222"]),
+            Ok(Request {
+                replace: true,
+                ..request(2222, Proto::Tcp, 3600, None)
+            })
         );
     }
 
@@ -432,6 +491,99 @@ mod tests {
             Err("cannot open 8443/tcp for 2001:db8::/32: failed: ufw exited 1".into())
         );
         assert_eq!(run.calls.len(), 1);
+    }
+
+    /// A host where the caller holds `held` (id, source, port, proto), opening anything as `fw-new`.
+    fn holding(held: &[(&str, &str, u16, Proto)]) -> FakeHost {
+        let listed: Vec<Grant> = held
+            .iter()
+            .map(|(id, source, port, proto)| grant(id, &rule(source, *port, *proto, 60)))
+            .collect();
+        let listed = std::rc::Rc::new(std::cell::RefCell::new(listed));
+        let lists = listed.clone();
+        let revokes = listed.clone();
+        FakeHost::new()
+            .firewall_allow(move |rule| {
+                listed.borrow_mut().push(grant("fw-new", rule));
+                Ok("fw-new".into())
+            })
+            .firewall_list(move || Ok(lists.borrow().clone()))
+            .firewall_revoke(move |id| {
+                revokes.borrow_mut().retain(|g| g.id != id);
+                Ok(())
+            })
+    }
+
+    #[test]
+    fn replace_closes_the_callers_other_openings_of_the_port_once_the_new_one_is_open() {
+        let host = holding(&[
+            ("fw-old", "198.51.100.7", 22, Proto::Tcp),
+            ("fw-older", "192.0.2.9", 22, Proto::Tcp),
+            ("fw-web", "198.51.100.7", 443, Proto::Tcp),
+            ("fw-dns", "198.51.100.7", 22, Proto::Udp),
+        ]);
+        let run = run_allow(host, &["--replace"], Some(CALLER));
+        assert_eq!(
+            run.output,
+            Ok(
+                "opened 22/tcp for 203.0.113.5 until 2026-11-22 13:04:05 UTC (grant fw-new)\n\
+                closed 22/tcp for 198.51.100.7 (grant fw-old): replaced\n\
+                closed 22/tcp for 192.0.2.9 (grant fw-older): replaced"
+                    .into()
+            )
+        );
+        assert_eq!(
+            run.calls,
+            [
+                Call::FirewallAllow(rule(CALLER, 22, Proto::Tcp, 3600)),
+                Call::FirewallList,
+                Call::FirewallRevoke {
+                    grant_id: "fw-old".into()
+                },
+                Call::FirewallRevoke {
+                    grant_id: "fw-older".into()
+                },
+            ]
+        );
+        // Without --replace nothing else is closed.
+        let host = holding(&[("fw-old", "198.51.100.7", 22, Proto::Tcp)]);
+        let run = run_allow(host, &[], Some(CALLER));
+        assert!(
+            !run.calls.iter().any(|c| matches!(c, Call::FirewallRevoke { .. })),
+            "{:?}",
+            run.calls
+        );
+    }
+
+    #[test]
+    fn replace_closes_nothing_when_the_new_opening_is_refused_and_says_what_it_could_not_close() {
+        let host =
+            FakeHost::new().firewall_allow(|_| Err(HostError::Denied("port 22 is not in the grant".into())));
+        let run = run_allow(host, &["--replace"], Some(CALLER));
+        assert!(run.output.is_err());
+        assert_eq!(run.calls.len(), 1, "{:?}", run.calls);
+
+        let host = holding(&[
+            ("fw-a", "198.51.100.7", 22, Proto::Tcp),
+            ("fw-b", "192.0.2.9", 22, Proto::Tcp),
+        ])
+        .firewall_revoke(|id| {
+            if id == "fw-b" {
+                Err(HostError::Failed("ufw exited 1".into()))
+            } else {
+                Ok(())
+            }
+        });
+        let run = run_allow(host, &["--replace"], Some(CALLER));
+        let err = run.output.expect_err("a close failed");
+        assert!(
+            err.starts_with("opened 22/tcp for 203.0.113.5")
+                && err.contains("closed 22/tcp for 198.51.100.7 (grant fw-a): replaced")
+                && err.ends_with(
+                    "cannot close your opening of 22/tcp for 192.0.2.9 (grant fw-b): failed: ufw exited 1"
+                ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -79,12 +79,24 @@ pub fn time_left(expires_at_ms: u64, now_ms: u64) -> String {
 
 /// Checks a command's arguments against its usage and returns them ready for lookups.
 ///
-/// Every flag the command knows is in `value_flags` (the commands have no switches), so each
-/// takes a value, `--ttl 60` or `--ttl=60`. Refused, with `usage` in the message: any other
-/// flag, and more than `max_positionals` positional arguments. Values are not checked here.
+/// Every flag in `value_flags` takes a value, `--ttl 60` or `--ttl=60`. Refused, with `usage` in
+/// the message: any other flag, and more than `max_positionals` positional arguments. Values are
+/// not checked here.
 pub fn check_usage<'a>(
     raw: &'a [String],
     value_flags: &'static [&'static str],
+    max_positionals: usize,
+    usage: &str,
+) -> Result<Args<'a>, String> {
+    check_usage_with_switches(raw, value_flags, &[], max_positionals, usage)
+}
+
+/// [`check_usage`] for a command that also has `switches`: flags that take no value
+/// (`--replace`). A switch given a value (`--replace=yes`) is refused.
+pub fn check_usage_with_switches<'a>(
+    raw: &'a [String],
+    value_flags: &'static [&'static str],
+    switches: &'static [&'static str],
     max_positionals: usize,
     usage: &str,
 ) -> Result<Args<'a>, String> {
@@ -99,6 +111,12 @@ pub fn check_usage<'a>(
             continue;
         }
         let name = token.split_once('=').map_or(token, |(name, _)| name);
+        if switches.contains(&name) {
+            if name != token {
+                return Err(format!("{name} takes no value (usage: {usage})"));
+            }
+            continue;
+        }
         if !value_flags.contains(&name) {
             return Err(format!("unknown flag {name} (usage: {usage})"));
         }
