@@ -136,9 +136,13 @@ Example, in ~/.ssh/config:
 
     Host web1 web2
         ProxyCommand sesame ssh-proxy %h %p
+        KnownHostsCommand /usr/bin/sesame known-hosts --name %H %n
+        StrictHostKeyChecking yes
 
 then `ssh web1` as usual. Its messages appear on ssh's standard error; with
-`ProxyCommand sesame ssh-proxy --verbose %h %p` they also say what the host opened.";
+`ProxyCommand sesame ssh-proxy --verbose %h %p` they also say what the host opened. The
+KnownHostsCommand line has ssh check the host's key against what the host vouched for
+through sesame, from the first connection (see `sesame known-hosts --help`).";
 
 /// The end of `sesame known-hosts --help`: the ssh configuration, verbatim.
 pub const KNOWN_HOSTS_EXAMPLE: &str = "\
