@@ -475,6 +475,42 @@ mod tests {
     }
 
     #[test]
+    fn whatever_a_line_is_mutated_into_parses_or_not_without_panic_and_shows_as_it_reads() {
+        // Every byte flipped, dropped or doubled in each served type's line (and in a comment
+        // after it): a line accepted is always one key, shown as its first two fields, that
+        // reads back as itself.
+        let mut accepted = 0;
+        for original in [ED25519, NISTP256, NISTP384, NISTP521, RSA] {
+            let line = format!("{original} root@web1");
+            let bytes = line.as_bytes();
+            for i in 0..bytes.len() {
+                let mut flipped = bytes.to_vec();
+                flipped[i] ^= 0x20;
+                let dropped = [&bytes[..i], &bytes[i + 1..]].concat();
+                let doubled = [&bytes[..=i], &bytes[i..]].concat();
+                for mutant in [flipped, dropped, doubled] {
+                    let Ok(text) = String::from_utf8(mutant) else {
+                        continue;
+                    };
+                    if let Ok(key) = parse(&text) {
+                        accepted += 1;
+                        let mut fields = text.split([' ', '\t']).filter(|f| !f.is_empty());
+                        let shown = format!(
+                            "{} {}",
+                            fields.next().unwrap_or_default(),
+                            fields.next().unwrap_or_default()
+                        );
+                        assert_eq!(key.to_string(), shown, "{text:?}");
+                        assert_eq!(parse(&key.to_string()), Ok(key));
+                    }
+                }
+            }
+        }
+        // Some pass: a changed comment, or changed key bytes that keep the type's structure.
+        assert!(accepted > 0);
+    }
+
+    #[test]
     fn keys_order_by_type_then_key_data() {
         let mut keys: Vec<HostKey> = [RSA, NISTP521, ED25519, NISTP256]
             .iter()
