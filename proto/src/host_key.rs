@@ -51,7 +51,9 @@ pub enum HostKeyError {
     /// The text has no type, or no key data after it.
     #[error("no key type and key data")]
     Missing,
-    /// The type is not one of [`HOST_KEY_TYPES`] (the name is cut to 64 characters).
+    /// The type is not one of [`HOST_KEY_TYPES`]: its name, cut to 64 characters, or `?` when
+    /// it does not look like a type's name (the text may be any file's first word, and errors
+    /// are logged).
     #[error("key type {0:?} is not one of {types}", types = HOST_KEY_TYPES.join(", "))]
     UnknownType(String),
     /// The key data is not canonical, padded base64.
@@ -96,7 +98,7 @@ impl FromStr for HostKey {
         };
         // Whatever follows is the comment, dropped.
         let Some(&kind) = HOST_KEY_TYPES.iter().find(|t| **t == kind) else {
-            return Err(HostKeyError::UnknownType(kind.chars().take(64).collect()));
+            return Err(HostKeyError::UnknownType(shown_type(kind)));
         };
         let blob = base64_decode(key).ok_or(HostKeyError::NotBase64)?;
         check_blob(kind, &blob).map_err(|why| HostKeyError::Mismatch { kind, why })?;
@@ -110,6 +112,19 @@ impl FromStr for HostKey {
 impl fmt::Display for HostKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.kind, self.key)
+    }
+}
+
+/// `kind` as an error may show it: cut to 64 characters, and only if it looks like a key type's
+/// name (ASCII letters, digits and `@ . _ -`), else `?`.
+fn shown_type(kind: &str) -> String {
+    if kind
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'_' | b'-'))
+    {
+        kind.chars().take(64).collect()
+    } else {
+        "?".to_owned()
     }
 }
 
@@ -367,6 +382,11 @@ mod tests {
         assert!(dsa.to_string().contains("is not one of ssh-ed25519, "), "{dsa}");
         let long = format!("{} x", "y".repeat(200));
         assert_eq!(parse(&long), Err(HostKeyError::UnknownType("y".repeat(64))));
+        // Another file's first word (a symlink to /etc/shadow, say) is not repeated in a log.
+        assert_eq!(
+            parse("root:$y$j9T$secret:19000:0:99999:7::: x"),
+            Err(HostKeyError::UnknownType("?".into()))
+        );
     }
 
     #[test]
