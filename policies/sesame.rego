@@ -10,7 +10,8 @@
 #       "firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600},
 #       "salt":     {"states": ["nginx"]},
 #       "users":    {"names": ["alice"], "groups": ["ops"]},  # or {"self": true}
-#       "exec":     {"programs": {"restart-app": {"unit": ["web"]}}}
+#       "exec":     {"programs": {"restart-app": {"unit": ["web"]}}},
+#       "hostkeys": {"list": true}
 #     },
 #     "limits":  {"timeout_ms": 5000, "memory_mb": 64, "output_kb": 64, "host_calls": 1000},
 #     "approvals": {"count": 1, "groups": ["security"], "ttl_s": 900}  # optional: run only
@@ -59,6 +60,9 @@
 #                                                 one), each PARAM narrowed to the VALUEs listed
 #                                                 (for a path parameter: paths at or below them);
 #                                                 {} allows what the declaration allows.
+#   acl.clusters[CLUSTER].hostkeys               {"list": true}: CLUSTER's commands may read the
+#                                                 host's SSH host public keys (the stock
+#                                                 known-hosts module, for `sesame known-hosts`).
 #   acl.clusters[CLUSTER].approvals               {"count": N, "groups": [GROUP, ...], "ttl_s": S}:
 #                                                 CLUSTER's requests wait until N other clients
 #                                                 in GROUP approve them, for S seconds at most.
@@ -212,8 +216,8 @@ limits := object.union(
 )
 
 # The grant: the union of what the request's cluster is configured to give.
-# A cluster with no firewall, salt, users or exec entry grants none of them ({}).
-grant := object.union_n([firewall_grant, salt_grant, users_grant, exec_grant])
+# A cluster with no firewall, salt, users, exec or hostkeys entry grants none of them ({}).
+grant := object.union_n([firewall_grant, salt_grant, users_grant, exec_grant, hostkeys_grant])
 
 # Firewall openings: only clusters with a firewall entry (e.g. "access") may open ports.
 firewall_grant := {"firewall": cluster_config.firewall} if {
@@ -223,6 +227,12 @@ firewall_grant := {"firewall": cluster_config.firewall} if {
 # Salt states: only clusters with a salt entry (e.g. "config") may apply states.
 salt_grant := {"salt": cluster_config.salt} if {
 	cluster_config.salt
+} else := {}
+
+# The host's SSH host public keys: only clusters with a hostkeys entry (e.g. "access", whose
+# known-hosts command prints them for ssh's KnownHostsCommand) may read them. Read-only.
+hostkeys_grant := {"hostkeys": cluster_config.hostkeys} if {
+	cluster_config.hostkeys
 } else := {}
 
 # Declared programs: only clusters with an exec entry (e.g. "ops") may run them, and a

@@ -123,9 +123,12 @@ test_no_limits_in_data_means_daemon_defaults if {
 
 # --- firewall grant --------------------------------------------------------------
 
-test_access_cluster_grants_firewall if {
+test_access_cluster_grants_firewall_and_host_keys if {
 	d := decide("root", ["admins"], "access", "open")
-	d.grant == {"firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600}}
+	d.grant == {
+		"firewall": {"ports": [22], "protos": ["tcp"], "sources": ["caller"], "max_ttl_s": 3600},
+		"hostkeys": {"list": true},
+	}
 }
 
 test_users_may_open_ssh_for_themselves if {
@@ -135,6 +138,21 @@ test_users_may_open_ssh_for_themselves if {
 	d.grant.firewall.ports == [22]
 	decide("alice", ["users"], "access", "revoke").allow
 	decide("alice", ["users"], "access", "grants").allow
+}
+
+# --- hostkeys grant ---------------------------------------------------------------
+
+test_users_may_read_the_host_keys if {
+	d := decide("alice", ["users"], "access", "known-hosts")
+	d.allow
+	d.reasons == ["group users may run access::known-hosts"]
+	d.grant.hostkeys == {"list": true}
+}
+
+test_only_the_access_cluster_reads_host_keys if {
+	not decide("alice", ["users"], "basic", "echo").grant.hostkeys
+	not decide("olga", ["operators"], "ops", "disk-usage").grant.hostkeys
+	not decide("alice", ["users"], "basic", "known-hosts").allow
 }
 
 test_other_clusters_grant_nothing if {

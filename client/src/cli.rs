@@ -90,6 +90,29 @@ pub enum Command {
     /// connection (or it broke).
     #[command(after_long_help = SSH_PROXY_EXAMPLE)]
     SshProxy(SshProxyArgs),
+    /// Print a host's SSH host public keys in known_hosts form, fetched from the pinned host
+    /// through sesame: ssh's KnownHostsCommand, so that ssh trusts no key on first use.
+    ///
+    /// Asks the host to run `known-hosts` (the stock module prints the keys of its
+    /// `ssh_host_*_key.pub` files) and prints one `NAME TYPE KEY` line per key, exactly what
+    /// KnownHostsCommand must print, and nothing else on standard output. The answer is sealed by
+    /// the host's pinned key, like every answer: whoever sits between this machine and the
+    /// host's sshd cannot change it. Each line of it must be exactly an SSH host public key of
+    /// a type ssh uses (ed25519, ecdsa, rsa), or nothing is printed.
+    ///
+    /// HOST is found as ssh-proxy finds it (a pinned name, then a daemon's name, then a pinned
+    /// QUIC address): give ssh's %n. NAME is what ssh looks the keys up by, ssh's %H
+    /// (`web1`, or `[web1]:2222` for another port); it defaults to HOST.
+    ///
+    /// OpenSSH runs KnownHostsCommand only by an absolute path, and may run it twice per
+    /// connection (to order its key algorithms, then to check the key): each run is one request
+    /// in the host's audit log. If it fails, ssh stops.
+    ///
+    /// Exit status: 0 the keys were printed; 1 the host refused, or its answer holds no key or
+    /// something else (its error code, or what is wrong, and a hint on standard error); 2 a local
+    /// problem (HOST not pinned, no key, a NAME known_hosts cannot hold); 3 no answer.
+    #[command(after_long_help = KNOWN_HOSTS_EXAMPLE)]
+    KnownHosts(KnownHostsArgs),
     /// List the receipts this client keeps: for each answer, the host's audit record of it.
     ///
     /// Every answer from a host carries the sequence number and SHA-256 of the host's audit
@@ -113,9 +136,47 @@ Example, in ~/.ssh/config:
 
     Host web1 web2
         ProxyCommand sesame ssh-proxy %h %p
+        KnownHostsCommand /usr/bin/sesame known-hosts --name %H %n
+        StrictHostKeyChecking yes
 
 then `ssh web1` as usual. Its messages appear on ssh's standard error; with
-`ProxyCommand sesame ssh-proxy --verbose %h %p` they also say what the host opened.";
+`ProxyCommand sesame ssh-proxy --verbose %h %p` they also say what the host opened. The
+KnownHostsCommand line has ssh check the host's key against what the host vouched for
+through sesame, from the first connection (see `sesame known-hosts --help`).";
+
+/// The end of `sesame known-hosts --help`: the ssh configuration, verbatim.
+pub const KNOWN_HOSTS_EXAMPLE: &str = "\
+Example, in ~/.ssh/config (KnownHostsCommand needs sesame's absolute path):
+
+    Host web1 web2
+        ProxyCommand sesame ssh-proxy %h %p
+        KnownHostsCommand /usr/bin/sesame known-hosts --name %H %n
+        StrictHostKeyChecking yes
+
+then the first `ssh web1` checks web1's host key against what web1 vouched for through
+sesame, and asks nobody to trust a fingerprint.";
+
+/// `sesame known-hosts …`.
+#[derive(Debug, clap::Args)]
+pub struct KnownHostsArgs {
+    /// The host (%n): a pinned name, a daemon's name, or the host part of a pinned QUIC
+    /// address.
+    pub host: String,
+    /// The name to print in front of each key: what ssh looks the host up by (%H). Default:
+    /// HOST.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The command that prints the keys, `COMMAND` or `CLUSTER::COMMAND`: one `TYPE KEY` line
+    /// each, like the stock `known-hosts`.
+    #[arg(long, default_value = "known-hosts", value_name = "CLUSTER::COMMAND")]
+    pub command: String,
+    /// Why (a ticket id, a sentence), sealed in the request: the host's policy may require one,
+    /// and its audit log keeps it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub reach: Reach,
+}
 
 /// `sesame ssh-proxy …`.
 #[derive(Debug, clap::Args)]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod fleet;
 pub mod home;
+pub mod known_hosts;
 pub mod pin;
 pub mod quic;
 pub mod receipts;

@@ -1,7 +1,7 @@
 //! `sesame`: the client. Make a key, pin hosts, run commands on them.
 
 use std::collections::HashMap;
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +9,12 @@ use std::time::Duration;
 use clap::Parser;
 use sesame_client::approvals;
 use sesame_client::cli::{
-    Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, PendingArgs, Reach, ResultArgs, RunArgs,
-    SshProxyArgs,
+    Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, KnownHostsArgs, PendingArgs, Reach,
+    ResultArgs, RunArgs, SshProxyArgs,
 };
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
+use sesame_client::known_hosts::{self, KnownHostsName};
 use sesame_client::pin::{Rotation, parse_pin};
 use sesame_client::receipts;
 use sesame_client::ssh_proxy::{self, Granted};
@@ -169,6 +170,7 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => return run_command(&home, args, diagnostics),
         Command::SshProxy(args) => return ssh_proxy(&home, args, diagnostics),
+        Command::KnownHosts(args) => return known_hosts(&home, args, diagnostics),
         Command::Pending(args) => return pending(&home, &args, diagnostics),
         Command::Approve(args) => return decide(&home, "approve", args, diagnostics),
         Command::Reject(args) => return decide(&home, "reject", args, diagnostics),
@@ -549,6 +551,58 @@ fn ssh_proxy(home: &ClientHome, args: SshProxyArgs, diagnostics: Diagnostics) ->
         }
     }
 }
+
+/// `sesame known-hosts`: asks the host for its SSH host keys and prints them as `known_hosts`
+/// lines under the name ssh looks for. Nothing else goes to standard output.
+fn known_hosts(
+    home: &ClientHome,
+    args: KnownHostsArgs,
+    diagnostics: Diagnostics,
+) -> anyhow::Result<ExitCode> {
+    let name: KnownHostsName = args
+        .name
+        .as_deref()
+        .unwrap_or(&args.host)
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let hosts = home.hosts()?;
+    let (alias, entry) = ssh_proxy::resolve(&hosts, &args.host, ssh_proxy::system_lookup)?;
+    let target = target(alias.to_owned(), entry.clone(), args.reach.via)?;
+    let asker = Asker::new(home, diagnostics)?;
+    let command = fleet::Command {
+        reason: args.reason,
+        ..fleet::Command::parse(&args.command, Vec::new())
+    };
+    command
+        .check(std::slice::from_ref(&target), &asker.sealer.public_key())
+        .map_err(anyhow::Error::msg)?;
+    let rt = runtime()?;
+    let timeout = Duration::from_secs(args.reach.timeout);
+    let outcomes = asker.ask(&rt, vec![target], &command, timeout, 1, |_| {});
+    let Some(outcome) = outcomes.first() else {
+        return Ok(ExitCode::from(EXIT_NO_ANSWER));
+    };
+    let output = match &outcome.result {
+        Ok(response) if response.status == Status::Ok => &response.output,
+        _ => return Ok(report_failure(outcome, diagnostics)),
+    };
+    let text = match known_hosts::lines(&name, output) {
+        Ok(text) => text,
+        Err(e) => {
+            diagnostics.error(&format!("{alias}: {e}"), Some(KNOWN_HOSTS_HINT));
+            return Ok(ExitCode::from(EXIT_REMOTE_ERROR));
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What to do when a host's answer to `known-hosts` holds no key to print.
+const KNOWN_HOSTS_HINT: &str = "the host's `sesamed configtest` says how many SSH host keys it serves from \
+     [hostkeys] dir; --command must name a command that prints one `TYPE KEY` line per key";
 
 /// This client as it asks hosts: its directory, its key, and where it reports. Every request
 /// `sesame` sends goes through [`Asker::ask`], which also does what any answer asks of the

@@ -40,8 +40,9 @@
 //! This module exists on every target except WebAssembly (`cfg(not(target_family = "wasm"))`),
 //! which is where a module's `cargo test` runs. On those targets the wrappers in
 //! [`firewall`](crate::firewall), [`salt`](crate::salt), [`users`](crate::users),
-//! [`exec`](crate::exec) and [`log`](crate::log) call a per-thread fake host instead of the WIT imports (which the
-//! generated bindings could only stub with a panic there). A [`FakeHost`] is in charge on its
+//! [`exec`](crate::exec), [`hostkeys`](crate::hostkeys) and [`log`](crate::log) call a
+//! per-thread fake host instead of the WIT imports (which the generated bindings could only stub
+//! with a panic there). A [`FakeHost`] is in charge on its
 //! thread while [`FakeHost::run`] or [`FakeHost::scope`] runs; it answers each host function with
 //! the closure a test scripted for it, or with [`HostError::Denied`]`("not scripted in this
 //! test: firewall.allow")` when there is none, and records every call and log line. Outside
@@ -61,6 +62,7 @@ use std::fmt;
 
 use crate::exec::RunOutput;
 use crate::firewall::{Grant, Rule};
+use crate::hostkeys::HostKey;
 use crate::salt::ApplyReport;
 use crate::users::{Account, NewUser};
 use crate::{Command, HostError, Invocation};
@@ -309,6 +311,13 @@ impl FakeHost {
         f: impl FnMut(&str, &[(String, String)]) -> Result<RunOutput, HostError> + 'static,
     ) -> Self {
         self.script.exec_run = Some(Box::new(f));
+        self
+    }
+
+    /// Scripts [`hostkeys::list`](crate::hostkeys::list): returns the host's SSH host public
+    /// keys.
+    pub fn hostkeys_list(mut self, f: impl FnMut() -> Result<Vec<HostKey>, HostError> + 'static) -> Self {
+        self.script.hostkeys_list = Some(Box::new(f));
         self
     }
 }

@@ -52,6 +52,7 @@ mod domain;
 mod envelope;
 mod error;
 mod hex_text;
+mod host_key;
 mod keys;
 mod message;
 pub mod queues;
@@ -66,6 +67,7 @@ pub use code::ErrorCode;
 pub use domain::{DOMAIN_LEN, Domain};
 pub use envelope::{Envelope, HEADER_LEN, MAGIC, MAX_ENVELOPE_LEN, NONCE_LEN, OLD_MAGIC, TAG_LEN};
 pub use error::{ProtoError, error_chain};
+pub use host_key::{HOST_KEY_TYPES, HostKey, HostKeyError, MAX_HOST_KEY_LINE};
 pub use keys::{KeyDigest, PublicKey, SecretKey};
 pub use message::{
     GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, MAX_REQUEST_REASON_LEN, PendingNote,

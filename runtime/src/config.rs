@@ -735,6 +735,15 @@ mod tests {
     }
 
     #[test]
+    fn hostkeys_settings() {
+        let c = parse(GOOD).expect("valid config");
+        assert_eq!(c.capabilities.hostkeys.dir, Path::new("/etc/ssh"));
+        assert!(!c.uses("hostkeys"));
+        let c = parse(&format!("{GOOD}\n[hostkeys]\ndir = \"ssh\"")).expect("valid config");
+        assert_eq!(c.capabilities.hostkeys.dir, Path::new("/etc/sesame/ssh"));
+    }
+
+    #[test]
     fn sqs_settings() {
         let c = parse(&format!("{GOOD}\n[sqs]\n")).expect("valid config");
         let q = c.sqs.expect("sqs");
@@ -851,6 +860,10 @@ mod tests {
             (
                 format!("{GOOD}\n[salt]\nstates = [\"motd\"]"),
                 "unknown field `states`",
+            ),
+            (
+                format!("{GOOD}\n[hostkeys]\nfiles = [\"a.pub\"]"),
+                "unknown field `files`",
             ),
         ];
         for (text, needle) in cases {

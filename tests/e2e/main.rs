@@ -14,6 +14,7 @@ mod exec;
 mod firewall;
 mod hostile;
 mod hostile_policy;
+mod known_hosts;
 mod modules;
 mod operations;
 mod receipts;

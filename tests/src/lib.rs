@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod moto;
+pub mod ssh_keys;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

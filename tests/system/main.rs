@@ -9,7 +9,8 @@
 //!
 //! Topology, built per test: this process is the server. Network namespace `alpha` (10.77.1.5)
 //! reaches it at 10.77.1.1 over one veth pair, `beta` (10.77.2.6) at 10.77.2.1 over another. A
-//! TCP listener on port 22 stands in for sshd.
+//! TCP listener on port 22 stands in for sshd where only the opening matters; where ssh itself
+//! matters, [`sshd`] starts a real sshd on a port of its own.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
@@ -18,7 +19,9 @@ use std::time::{Duration, Instant};
 use sesame_tests::{Client, Daemon, Setup, access_cluster};
 
 mod exec;
+mod known_hosts;
 mod salt;
+mod sshd;
 mod users;
 
 /// The reason the system tests give where the stock policy wants one (accounts, config).

@@ -83,6 +83,8 @@ pub enum Call {
         /// The parameters, name and value pairs, in the order given.
         params: Vec<(String, String)>,
     },
+    /// [`hostkeys::list`](crate::hostkeys::list).
+    HostkeysList,
 }
 
 impl Call {
@@ -103,6 +105,7 @@ impl Call {
             Self::UsersRemoveFromGroup { .. } => "users.remove-from-group",
             Self::UsersList => "users.list",
             Self::ExecRun { .. } => "exec.run",
+            Self::HostkeysList => "hostkeys.list",
         }
     }
 }

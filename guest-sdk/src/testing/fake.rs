@@ -2,8 +2,8 @@
 //! per [`FakeHost::scope`](super::FakeHost::scope)), each holding the scripted answers and
 //! recording the calls and log lines.
 //!
-//! The functions in [`firewall`], [`salt`], [`users`], [`exec`] and [`log`] have the signatures of the WIT
-//! imports they stand in for (errors are the WIT `host-error`), so the wrappers call them exactly
+//! The functions in [`firewall`], [`salt`], [`users`], [`exec`], [`hostkeys`] and [`log`] have the
+//! signatures of the WIT imports they stand in for (errors are the WIT `host-error`), so the wrappers call them exactly
 //! as they call the imports.
 
 use std::cell::RefCell;
@@ -14,6 +14,7 @@ use crate::__private::bindings::sesame::host::types::HostError as WitHostError;
 use crate::HostError;
 use crate::exec::RunOutput;
 use crate::firewall::{Grant, Rule};
+use crate::hostkeys::HostKey;
 use crate::salt::ApplyReport;
 use crate::users::{Account, NewUser};
 
@@ -43,6 +44,7 @@ pub(super) struct Script {
     pub(super) users_remove_from_group: Answer2<()>,
     pub(super) users_list: Answer0<Vec<Account>>,
     pub(super) exec_run: ExecAnswer,
+    pub(super) hostkeys_list: Answer0<Vec<HostKey>>,
 }
 
 impl Script {
@@ -63,6 +65,7 @@ impl Script {
             ("users.remove-from-group", self.users_remove_from_group.is_some()),
             ("users.list", self.users_list.is_some()),
             ("exec.run", self.exec_run.is_some()),
+            ("hostkeys.list", self.hostkeys_list.is_some()),
         ];
         slots
             .into_iter()
@@ -215,6 +218,15 @@ pub(crate) mod exec {
             params: params.to_vec(),
         };
         answer(call, |s| &mut s.exec_run, |f| f(name, params))
+    }
+}
+
+/// Stand-ins for the `hostkeys` imports.
+pub(crate) mod hostkeys {
+    use super::{Call, HostKey, WitHostError, answer};
+
+    pub(crate) fn list() -> Result<Vec<HostKey>, WitHostError> {
+        answer(Call::HostkeysList, |s| &mut s.hostkeys_list, |f| f())
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::exec::{self, RunOutput};
 use crate::firewall::{self, Proto};
+use crate::hostkeys::{self, HostKey};
 use crate::{log, salt, users};
 
 /// Name and value pairs, as [`exec::run`] takes them.
@@ -51,6 +52,7 @@ fn unscripted_calls_are_denied_and_recorded() {
             users::add_key("dave", "ssh-ed25519 AAAA"),
             users::remove_from_group("dave", "ops"),
             exec::run("restart", &params(&[("unit", "web")])),
+            hostkeys::list(),
         )
     });
     let denied = |name: &str| HostError::Denied(format!("not scripted in this test: {name}"));
@@ -62,6 +64,7 @@ fn unscripted_calls_are_denied_and_recorded() {
     assert_eq!(run.output.5, Err(denied("users.add-key")));
     assert_eq!(run.output.6, Err(denied("users.remove-from-group")));
     assert_eq!(run.output.7, Err(denied("exec.run")));
+    assert_eq!(run.output.8, Err(denied("hostkeys.list")));
     assert_eq!(
         run.calls,
         [
@@ -88,6 +91,7 @@ fn unscripted_calls_are_denied_and_recorded() {
                 name: "restart".into(),
                 params: params(&[("unit", "web")])
             },
+            Call::HostkeysList,
         ]
     );
 }
@@ -127,7 +131,17 @@ fn every_function_reaches_its_own_script() {
         duration_ms: 12,
         truncated: false,
     };
-    let (r, a, g, o) = (report.clone(), account.clone(), grant.clone(), ran.clone());
+    let host_key = HostKey {
+        kind: "ssh-ed25519".into(),
+        key: "AAAAC3NzaC1lZDI1NTE5AAAAIKKLn/q97bFQU3fk4Kir6HIV21r27Mp6Hs8MEGbcvL4n".into(),
+    };
+    let (r, a, g, o, k) = (
+        report.clone(),
+        account.clone(),
+        grant.clone(),
+        ran.clone(),
+        host_key.clone(),
+    );
     let failed = |what: &str| Err(HostError::Failed(what.into()));
     let run = FakeHost::new()
         .firewall_allow(|_| Ok("fw-1".into()))
@@ -150,6 +164,7 @@ fn every_function_reaches_its_own_script() {
             assert_eq!((name, given), ("restart", &params(&[("unit", "web")])[..]));
             Ok(o.clone())
         })
+        .hostkeys_list(move || Ok(vec![k.clone()]))
         .scope(|| {
             assert_eq!(firewall::allow(&rule(22)), Ok("fw-1".into()));
             assert_eq!(firewall::revoke("fw-1"), failed("revoke"));
@@ -166,6 +181,7 @@ fn every_function_reaches_its_own_script() {
             assert_eq!(users::list(), Ok(vec![account]));
             // A non-zero exit is an answer, not an error.
             assert_eq!(exec::run("restart", &params(&[("unit", "web")])), Ok(ran));
+            assert_eq!(hostkeys::list(), Ok(vec![host_key]));
         });
     let names: Vec<&str> = run.calls.iter().map(Call::name).collect();
     assert_eq!(
@@ -185,6 +201,7 @@ fn every_function_reaches_its_own_script() {
             "users.remove-from-group",
             "users.list",
             "exec.run",
+            "hostkeys.list",
         ]
     );
     assert_eq!(run.calls[4], Call::UsersCreate(new_user.clone()));
@@ -310,9 +327,10 @@ fn debug_names_the_scripted_functions() {
     let host = FakeHost::new()
         .users_list(|| Ok(Vec::new()))
         .exec_run(|_, _| Err(HostError::Failed("timeout".into())))
+        .hostkeys_list(|| Ok(Vec::new()))
         .firewall_allow(|_| Ok(String::new()));
     assert_eq!(
         format!("{host:?}"),
-        r#"FakeHost { scripted: ["firewall.allow", "users.list", "exec.run"] }"#
+        r#"FakeHost { scripted: ["firewall.allow", "users.list", "exec.run", "hostkeys.list"] }"#
     );
 }

@@ -2,7 +2,8 @@
 //!
 //! A capability is a WIT interface (`sesame:host/NAME`) that a cluster may grant its modules, and
 //! everything of it lives in one folder here:
-//! - its service, the back end its calls reach (ufw or nftables, shadow's tools, salt-call);
+//! - its service, the back end its calls reach (ufw or nftables, shadow's tools, salt-call,
+//!   the files it reads);
 //! - `calls.rs`, the host side of its interface: each call counted, its arguments parsed, checked
 //!   against the request's grant, and only then handed to the service;
 //! - its part of a grant, `decision.grant.NAME` ([`Capability::Grant`]), and that check;
@@ -28,6 +29,7 @@ use crate::system::Recorder;
 
 pub mod exec;
 pub mod firewall;
+pub mod hostkeys;
 pub mod salt;
 pub mod users;
 
@@ -40,6 +42,7 @@ macro_rules! for_each_capability {
             salt: $crate::capability::salt::Salt,
             users: $crate::capability::users::Users,
             exec: $crate::capability::exec::Exec,
+            hostkeys: $crate::capability::hostkeys::HostKeys,
         }
     };
 }

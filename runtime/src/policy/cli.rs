@@ -307,7 +307,7 @@ fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
         Decision::Allow(grant) => json!({
             "decision": "allow",
             "reasons": grant.reasons,
-            "grant": {"firewall": grant.firewall, "salt": grant.salt, "users": grant.users},
+            "grant": grant.document(),
             "limits": grant.limits,
         }),
         Decision::Deny(reasons) => json!({"decision": "deny", "reasons": reasons.0}),

@@ -524,7 +524,7 @@ fn a_top_level_examples_directory_is_not_part_of_the_set() {
 }
 
 #[test]
-fn default_policy_grants_salt_users_and_masks() {
+fn default_policy_grants_salt_users_host_keys_and_masks() {
     let policy = Policy::load(&default_policies()).expect("load default policies");
     let mut apply = input("olga", &["operators"], "config", "salt-apply");
     let Decision::Deny(reasons) = policy.decide(&apply) else {
@@ -551,6 +551,14 @@ fn default_policy_grants_salt_users_and_masks() {
             ..UsersGrant::default()
         }
     );
+    let Decision::Allow(grant) = policy.decide(&input("alice", &["users"], "access", "known-hosts")) else {
+        panic!("users -> access::known-hosts should be allowed");
+    };
+    assert!(grant.hostkeys.list, "the access cluster reads the host keys");
+    let Decision::Allow(grant) = policy.decide(&input("alice", &["users"], "basic", "echo")) else {
+        panic!("users -> basic::echo should be allowed");
+    };
+    assert!(!grant.hostkeys.list, "no other cluster does");
     let mut engine = regorus::Engine::clone(&policy.template);
     let mask = engine.eval_rule("data.sesame.mask".to_owned()).expect("mask");
     assert_eq!(
@@ -618,6 +626,7 @@ fn cached_decisions_are_the_decisions_an_evaluation_gives() {
         ("basic", "whoami"),
         ("testing", "spin"),
         ("access", "allow"),
+        ("access", "known-hosts"),
         ("accounts", "user-add"),
         ("accounts", "key-add"),
         ("config", "salt-apply"),
@@ -652,8 +661,8 @@ fn cached_decisions_are_the_decisions_an_evaluation_gives() {
         }
     }
     let stats = cached.cache_stats().expect("a cache");
-    assert_eq!((stats.hits, stats.misses), (160, 160));
-    assert_eq!(stats.entries, 160);
+    assert_eq!((stats.hits, stats.misses), (180, 180));
+    assert_eq!(stats.entries, 180);
 }
 
 #[test]

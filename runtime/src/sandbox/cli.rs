@@ -40,7 +40,8 @@ pub enum ModuleCommand {
     /// The request goes through the configuration's policy as if CLIENT (enrolled in the
     /// client registry) had sent it, with the grant and limits the daemon would use. Host calls
     /// are checked against that grant as in production, but nothing changes on this machine:
-    /// firewall openings, account changes and salt-call runs are printed instead. Prints the
+    /// firewall openings, account changes and salt-call runs are printed instead (what only reads,
+    /// such as the host keys, reads for real). Prints the
     /// decision, every host call, what would have run, and the module's output or error.
     Run(RunArgs),
 }

@@ -447,7 +447,7 @@ impl Sandbox {
     }
 
     /// Compiles, checks and links the module for `cluster::command`. `capabilities` are the host
-    /// interfaces the cluster grants (`firewall`, `salt`, `users`).
+    /// interfaces the cluster grants (`firewall`, `salt`, `users`, `exec`, `hostkeys`).
     pub fn load(
         &mut self,
         cluster: &str,

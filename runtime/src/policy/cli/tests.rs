@@ -190,6 +190,9 @@ fn eval_prints_decision_reasons_grant_and_limits() {
     assert_eq!(json["reasons"][0], "group users may run basic::echo");
     assert_eq!(json["limits"]["timeout_ms"], 5000);
     assert_eq!(json["grant"]["firewall"]["ports"], serde_json::json!([]));
+    // Every capability's part, as the daemon reads it.
+    assert_eq!(json["grant"]["exec"]["programs"], serde_json::json!({}));
+    assert_eq!(json["grant"]["hostkeys"]["list"], false);
     assert_eq!(json["value"]["allow"], true);
     assert!(json.get("explain").is_none());
 
