@@ -14,7 +14,7 @@
 
 use sesame_proto::PublicKey;
 
-use super::ledger::{LedgerError, Locked};
+use crate::ledger::{LedgerError, Locked};
 use super::{Firewall, FirewallError, FirewallRecord, GrantId, Rule};
 use crate::clients::ClientRegistry;
 
@@ -71,7 +71,7 @@ impl Firewall {
             rec.detail = Some(format!(
                 "version {} to {}: {} holders now held by their key, {} dropped (not enrolled)",
                 m.from_version,
-                super::ledger::LEDGER_VERSION,
+                crate::ledger::LEDGER_VERSION,
                 m.holders_kept,
                 m.holders_dropped.len()
             ));

@@ -26,7 +26,6 @@
 pub mod backend;
 mod calls;
 pub mod holders;
-pub mod ledger;
 pub mod nft;
 mod reconcile;
 pub mod rule;
@@ -45,7 +44,7 @@ use crate::config::Config;
 use backend::{Backend, BackendError};
 pub use holders::ClientRelease;
 use holders::Enrolled;
-use ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
+use crate::ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
 pub use reconcile::ReconcileReport;
 pub use rule::{GrantId, Proto, Rule, RuleError, Source};
 pub use setup::{FirewallBackendKind, FirewallConfig, FirewallGrant};

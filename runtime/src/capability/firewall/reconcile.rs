@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::ledger::LedgerError;
+use crate::ledger::LedgerError;
 use super::{Firewall, FirewallError, FirewallRecord};
 
 /// What start-up reconciliation found and did.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::backend::DryRun as DryRunBackend;
-use super::ledger::LedgerFile;
+use crate::ledger::LedgerFile;
 use super::{DRY_RUN_RECORD, Firewall, FirewallError, FirewallLimits};
 use crate::capability::{Capability, Check, DryRun, Start};
 
