@@ -44,6 +44,13 @@ pub fn add_key(name: &str, key: &str) -> Result<bool, HostError> {
     imports::add_key(name, key).map_err(HostError::from)
 }
 
+/// Adds an OpenSSH public key line that expires after `ttl_secs`: sshd refuses it then (the
+/// line carries OpenSSH's `expiry-time`), even while sesamed is down, and sesamed takes it
+/// back. Adding it again extends it. Returns when it expires, Unix milliseconds.
+pub fn add_temporary_key(name: &str, key: &str, ttl_secs: u32) -> Result<u64, HostError> {
+    imports::add_temporary_key(name, key, ttl_secs).map_err(HostError::from)
+}
+
 /// Removes a key (matched by type and key data); `false` when it was absent.
 pub fn remove_key(name: &str, key: &str) -> Result<bool, HostError> {
     imports::remove_key(name, key).map_err(HostError::from)

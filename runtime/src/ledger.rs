@@ -148,7 +148,11 @@ impl std::str::FromStr for KeyId {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let hex = s.strip_prefix("key-").unwrap_or_default();
-        if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_owned()))
         } else {
             Err(format!("{s:?} is not a key grant id (key- and 16 hex digits)"))
@@ -722,8 +726,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = file(dir.path());
         for keys in [
-            vec![key_grant("key-0000000000000001", "dave"), key_grant("key-0000000000000002", "dave")],
-            vec![key_grant("key-0000000000000001", "dave"), key_grant("key-0000000000000001", "erin")],
+            vec![
+                key_grant("key-0000000000000001", "dave"),
+                key_grant("key-0000000000000002", "dave"),
+            ],
+            vec![
+                key_grant("key-0000000000000001", "dave"),
+                key_grant("key-0000000000000001", "erin"),
+            ],
         ] {
             let ledger = Ledger {
                 version: LEDGER_VERSION,
@@ -737,11 +747,19 @@ mod tests {
         let ledger = Ledger {
             version: LEDGER_VERSION,
             grants: Vec::new(),
-            keys: vec![key_grant("key-0000000000000001", "dave"), key_grant("key-0000000000000002", "erin")],
+            keys: vec![
+                key_grant("key-0000000000000001", "dave"),
+                key_grant("key-0000000000000002", "erin"),
+            ],
         };
         std::fs::write(file.path(), serde_json::to_vec(&ledger).expect("json")).expect("write");
         assert_eq!(file.lock().expect("two accounts").ledger.keys.len(), 2);
-        for bad in ["key-00", "fw-0000000000000001", "key-000000000000000G", "key-00000000000000001"] {
+        for bad in [
+            "key-00",
+            "fw-0000000000000001",
+            "key-000000000000000G",
+            "key-00000000000000001",
+        ] {
             assert!(bad.parse::<KeyId>().is_err(), "{bad}");
         }
         assert!(KeyId::random().as_str().parse::<KeyId>().is_ok());

@@ -277,7 +277,7 @@ mod tests {
     };
 
     const KEY_ADD: Usage = Usage {
-        line: "key-add [--user NAME] KEY...",
+        line: "key-add [--user NAME] [--ttl DURATION] KEY...",
         value_flags: &["--user"],
         switches: &[],
         max_positionals: None,

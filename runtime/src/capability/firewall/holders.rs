@@ -14,9 +14,9 @@
 
 use sesame_proto::PublicKey;
 
-use crate::ledger::{LedgerError, Locked};
 use super::{Firewall, FirewallError, FirewallRecord, GrantId, Rule};
 use crate::clients::ClientRegistry;
+use crate::ledger::{LedgerError, Locked};
 
 /// The client a key speaks for: its current key and name.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,11 +75,52 @@ impl users::Host for CallContext {
         Ok(added)
     }
 
+    fn add_temporary_key(&mut self, name: String, key: String, ttl_secs: u32) -> Result<u64, HostFault> {
+        let key: SshKey = parse(&key)?;
+        let (svc, name) = self.users_target("users.add-temporary-key", &name)?;
+        let ceiling = svc.max_ttl_s().unwrap_or(0);
+        let limit = self.grant.users.max_ttl_s.map_or(ceiling, |g| g.min(ceiling));
+        if ttl_secs == 0 || u64::from(ttl_secs) > limit {
+            return Err(self.deny(format!(
+                "users.add-temporary-key {name}: a ttl of {ttl_secs} s is outside the grant (1 to {limit} s)"
+            )));
+        }
+        let Some(client_key) = self.client_key else {
+            return Err(HostError::Invalid("temporary keys need a client's key to hold them".into()).into());
+        };
+        let now_ms = crate::now_ms();
+        let holder = crate::ledger::Holder {
+            client: self.client.clone(),
+            key: client_key,
+            expires_ms: now_ms.saturating_add(u64::from(ttl_secs) * 1000),
+            request_id: self.request_id.clone(),
+        };
+        let added = svc
+            .add_temporary_key(now_ms, &name, &key, holder)
+            .map_err(|e| self.users_failure("users.add-temporary-key", e))?;
+        if added.permanent {
+            return Err(HostError::Invalid(format!(
+                "{} is on {name} for good already: remove it first (key-remove) to add it for a while",
+                key.summary()
+            ))
+            .into());
+        }
+        self.effect(format!(
+            "users.add-temporary-key {name} {} until {}",
+            key.summary(),
+            crate::format_utc(added.expires_ms)
+        ));
+        Ok(added.expires_ms)
+    }
+
     fn remove_key(&mut self, name: String, key: String) -> Result<bool, HostFault> {
         let key: SshKey = parse(&key)?;
         let (svc, name) = self.users_target("users.remove-key", &name)?;
         let removed = svc
             .remove_key(&name, &key)
+            .map_err(|e| self.users_failure("users.remove-key", e))?;
+        // Removed by hand: its temporary entry, if any, must not bring it back.
+        svc.forget_temporary_key(&name, &key)
             .map_err(|e| self.users_failure("users.remove-key", e))?;
         if removed {
             self.effect(format!("users.remove-key {name} {}", key.summary()));
