@@ -11,6 +11,7 @@
 //! before. `sesamed audit verify` finds any line changed, removed, inserted or moved.
 
 pub mod chain;
+pub mod cli;
 pub mod receipts;
 pub mod tail;
 

@@ -229,6 +229,18 @@ impl Users {
         Ok(report)
     }
 
+    /// Takes back the temporary key `id` now, for every holder (`sesamed grants revoke`); the
+    /// entry, or `None` when the ledger has no such key.
+    pub fn revoke_temporary_key(&self, now_ms: u64, id: &KeyId) -> Result<Option<KeyGrant>, UsersError> {
+        let ledger = self.key_ledger()?;
+        let mut locked = ledger.file.lock()?;
+        let Some(k) = locked.ledger.keys.iter().find(|k| &k.id == id).cloned() else {
+            return Ok(None);
+        };
+        self.take_back(&ledger, &mut locked, now_ms, &k, "revoked", "operator")?;
+        Ok(Some(k))
+    }
+
     /// Forgets the temporary entry of `key` on `name` (the key was removed by hand, through
     /// `key-remove`): it must not come back at the next start.
     pub fn forget_temporary_key(&self, name: &UserName, key: &SshKey) -> Result<(), UsersError> {

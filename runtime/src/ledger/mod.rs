@@ -16,6 +16,8 @@
 //! written back as version 3, which an older sesamed refuses rather than drop entries it does
 //! not know.
 
+pub mod cli;
+
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
