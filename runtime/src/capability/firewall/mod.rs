@@ -4,7 +4,7 @@
 //! the request's grant ([`check_grant`]) and hands a parsed [`Rule`] to the [`Firewall`] service,
 //! which:
 //!
-//! - records the grant in the [`ledger`] (durably) *before* the rule is added, so a rule never
+//! - records the grant in the [`ledger`](crate::ledger) (durably) *before* the rule is added, so a rule never
 //!   exists that the ledger does not know how to expire;
 //! - tags the rule with the grant id (`sesame:fw-…`) and never touches a rule without that tag;
 //! - gives one rule per (source, port, protocol): asking again extends the existing grant, and
