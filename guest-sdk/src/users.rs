@@ -61,6 +61,13 @@ pub fn add_to_group(name: &str, group: &str) -> Result<(), HostError> {
     imports::add_to_group(name, group).map_err(HostError::from)
 }
 
+/// Adds the account to a supplementary group for `ttl_secs`; sesamed takes the membership back
+/// then (nothing else ends it: sesamed must run). Asking again extends it. Returns when it ends,
+/// Unix milliseconds.
+pub fn add_temporary_membership(name: &str, group: &str, ttl_secs: u32) -> Result<u64, HostError> {
+    imports::add_temporary_membership(name, group, ttl_secs).map_err(HostError::from)
+}
+
 /// Removes the account from a supplementary group.
 pub fn remove_from_group(name: &str, group: &str) -> Result<(), HostError> {
     imports::remove_from_group(name, group).map_err(HostError::from)

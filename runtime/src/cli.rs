@@ -189,8 +189,8 @@ pub enum AuditCommand {
 /// `sesamed grants …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum GrantsCommand {
-    /// Show every live grant: firewall openings and temporary SSH keys, with when each ends
-    /// and who holds it.
+    /// Show every live grant: firewall openings, temporary SSH keys and group memberships, with
+    /// when each ends and who holds it.
     List {
         /// One JSON object per grant instead of a table.
         #[arg(long)]
@@ -198,9 +198,10 @@ pub enum GrantsCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Take grants back now, for every holder: close openings, remove temporary keys.
+    /// Take grants back now, for every holder: close openings, remove temporary keys and group
+    /// memberships.
     Revoke {
-        /// Grant ids (`fw-…` for openings, `key-…` for temporary keys).
+        /// Grant ids (`fw-…` openings, `key-…` temporary keys, `grp-…` group memberships).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         ids: Vec<String>,
         /// Every live grant (e.g. before taking sesamed off a host).

@@ -62,6 +62,15 @@ pub enum Call {
         /// How long it lasts, seconds.
         ttl_secs: u32,
     },
+    /// [`users::add_temporary_membership`](crate::users::add_temporary_membership).
+    UsersAddTemporaryMembership {
+        /// The account.
+        name: String,
+        /// The group.
+        group: String,
+        /// How long it lasts, seconds.
+        ttl_secs: u32,
+    },
     /// [`users::remove_key`](crate::users::remove_key).
     UsersRemoveKey {
         /// The account.
@@ -108,6 +117,7 @@ impl Call {
             Self::UsersRemove { .. } => "users.remove",
             Self::UsersAddKey { .. } => "users.add-key",
             Self::UsersAddTemporaryKey { .. } => "users.add-temporary-key",
+            Self::UsersAddTemporaryMembership { .. } => "users.add-temporary-membership",
             Self::UsersRemoveKey { .. } => "users.remove-key",
             Self::UsersAddToGroup { .. } => "users.add-to-group",
             Self::UsersRemoveFromGroup { .. } => "users.remove-from-group",

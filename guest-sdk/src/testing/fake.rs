@@ -40,6 +40,7 @@ pub(super) struct Script {
     pub(super) users_remove: Answer1<str, ()>,
     pub(super) users_add_key: Answer2<bool>,
     pub(super) users_add_temporary_key: TemporaryKeyAnswer,
+    pub(super) users_add_temporary_membership: TemporaryKeyAnswer,
     pub(super) users_remove_key: Answer2<bool>,
     pub(super) users_add_to_group: Answer2<()>,
     pub(super) users_remove_from_group: Answer2<()>,
@@ -61,6 +62,10 @@ impl Script {
             ("users.remove", self.users_remove.is_some()),
             ("users.add-key", self.users_add_key.is_some()),
             ("users.add-temporary-key", self.users_add_temporary_key.is_some()),
+            (
+                "users.add-temporary-membership",
+                self.users_add_temporary_membership.is_some(),
+            ),
             ("users.remove-key", self.users_remove_key.is_some()),
             ("users.add-to-group", self.users_add_to_group.is_some()),
             ("users.remove-from-group", self.users_remove_from_group.is_some()),
@@ -189,6 +194,23 @@ pub(crate) mod users {
             call,
             |s| &mut s.users_add_temporary_key,
             |f| f(name, key, ttl_secs),
+        )
+    }
+
+    pub(crate) fn add_temporary_membership(
+        name: &str,
+        group: &str,
+        ttl_secs: u32,
+    ) -> Result<u64, WitHostError> {
+        let call = Call::UsersAddTemporaryMembership {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            ttl_secs,
+        };
+        answer(
+            call,
+            |s| &mut s.users_add_temporary_membership,
+            |f| f(name, group, ttl_secs),
         )
     }
 

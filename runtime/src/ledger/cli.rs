@@ -1,11 +1,11 @@
 //! `sesamed grants list|revoke`: what the grants ledger holds, of every kind (firewall openings,
-//! temporary SSH keys), and taking any of it back now, for every holder.
+//! temporary SSH keys and group memberships), and taking any of it back now, for every holder.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use super::{KeyId, LedgerFile};
+use super::{LedgerFile, UserChange, UserGrantId};
 use crate::audit::AuditLog;
 use crate::capability::firewall::{Firewall, GrantId, Revoker};
 use crate::capability::users::{KeyLedger, SshKey, Users};
@@ -43,7 +43,7 @@ pub fn grants(cmd: GrantsCommand) -> Result<()> {
 
 fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Result<()> {
     let grants = fw.map(|fw| fw.list(now, None)).transpose()?.unwrap_or_default();
-    let keys = file.lock()?.ledger.keys.clone();
+    let keys = file.lock()?.ledger.users.clone();
     let live_keys: Vec<_> = keys.iter().filter(|k| k.is_live(now)).collect();
     if json {
         for g in &grants {
@@ -51,7 +51,7 @@ fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Resul
         }
         for k in &live_keys {
             let mut v = serde_json::to_value(k)?;
-            v["kind"] = "key".into();
+            v["kind"] = "account".into();
             v["expires_ms"] = k.expires_ms().into();
             println!("{v}");
         }
@@ -87,14 +87,19 @@ fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Resul
             );
         }
         for k in &live_keys {
-            let what = k
-                .key
-                .parse::<SshKey>()
-                .map_or_else(|_| k.key.clone(), |key| key.summary());
+            let what = match &k.change {
+                UserChange::Key(key) => format!(
+                    "key {} on {}",
+                    key.parse::<SshKey>()
+                        .map_or_else(|_| key.clone(), |key| key.summary()),
+                    k.account
+                ),
+                UserChange::Group(g) => format!("{} in group {g}", k.account),
+            };
             println!(
                 "{:<20} {:<36} {:<34} {}",
                 k.id.as_str(),
-                format!("key {what} on {}", k.account),
+                what,
                 until(k.expires_ms()),
                 holders(&k.holders)
             );
@@ -118,7 +123,7 @@ fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Resul
         println!(
             "{:<20} {:<36} being taken back: nobody holds it (the daemon retries every second)",
             k.id.as_str(),
-            format!("key on {}", k.account)
+            format!("change to {}", k.account)
         );
     }
     Ok(())
@@ -132,17 +137,17 @@ fn revoke(
     ids: &[String],
     all: bool,
 ) -> Result<()> {
-    let (mut openings, mut keys): (Vec<GrantId>, Vec<KeyId>) = (Vec::new(), Vec::new());
+    let (mut openings, mut keys): (Vec<GrantId>, Vec<UserGrantId>) = (Vec::new(), Vec::new());
     if all {
         if let Some(fw) = fw {
             // Openings still being closed too: they may be open (a failed opening).
             let closing = fw.closing(now)?;
             openings.extend(fw.list(now, None)?.into_iter().chain(closing).map(|g| g.id));
         }
-        keys.extend(file.lock()?.ledger.keys.iter().map(|k| k.id.clone()));
+        keys.extend(file.lock()?.ledger.users.iter().map(|k| k.id.clone()));
     } else {
         for s in ids {
-            if s.starts_with("key-") {
+            if s.starts_with("key-") || s.starts_with("grp-") {
                 keys.push(
                     s.parse()
                         .map_err(anyhow::Error::msg)
@@ -174,8 +179,8 @@ fn revoke(
     if !keys.is_empty() {
         let users = users()?;
         for id in &keys {
-            match users.revoke_temporary_key(now, id) {
-                Ok(Some(k)) => println!("revoked {id} (key on {})", k.account),
+            match users.revoke_temporary(now, id) {
+                Ok(Some(k)) => println!("revoked {id} (a temporary change to {})", k.account),
                 Ok(None) => println!("revoked {id} (already gone)"),
                 Err(e) => {
                     eprintln!("sesamed: {id}: {e}");

@@ -1,5 +1,6 @@
 //! The grants ledger: every change sesamed made that must be reverted, with who holds it and
-//! until when: firewall openings (`grants`) and temporary SSH keys (`keys`). It is the one source
+//! until when: firewall openings (`grants`) and temporary changes to accounts (`users`: SSH keys
+//! and group memberships). It is the one source
 //! of truth the capabilities' reapers and start-up reconciliations act on; an entry is written
 //! before the change it records is made, so a crash leaves nothing unrecorded.
 //!
@@ -12,7 +13,7 @@
 //! A hold belongs to the client's key, never to its name: a name can be enrolled again under
 //! another key, and that client must not inherit what the first one held. Version 1 of the file
 //! kept holders by name; it is read once, with the client registry, and written back as the
-//! current version ([`Migration`]). Version 2 had no `keys`; it is read as having none and
+//! current version ([`Migration`]). Version 2 had no `users`; it is read as having none and
 //! written back as version 3, which an older sesamed refuses rather than drop entries it does
 //! not know.
 
@@ -91,30 +92,51 @@ pub struct Ledger {
     pub version: u32,
     /// Open grants, in the order they were made.
     pub grants: Vec<Grant>,
-    /// Temporary SSH keys, in the order they were added.
+    /// Temporary changes to accounts (keys, group memberships), in the order they were made.
     #[serde(default)]
-    pub keys: Vec<KeyGrant>,
+    pub users: Vec<UserGrant>,
 }
 
-/// A temporary SSH key: the key line carries OpenSSH's `expiry-time` option (so sshd refuses it
-/// after then, whether or not sesamed runs), and the users capability's reaper removes the line.
+/// A temporary change to an account: a key whose line carries OpenSSH's `expiry-time` option
+/// (so sshd refuses it after then, whether or not sesamed runs), or a group membership. The
+/// users capability's reaper takes it back once nobody holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyGrant {
-    /// Its id: `key-` and 16 hex digits.
-    pub id: KeyId,
-    /// The account whose `authorized_keys` holds it.
+pub struct UserGrant {
+    /// Its id: `key-` or `grp-` and 16 hex digits.
+    pub id: UserGrantId,
+    /// The account changed.
     pub account: String,
-    /// The key: `TYPE BASE64`, without comment or options.
-    pub key: String,
-    /// When it was first added (Unix ms).
+    /// What was added to it.
+    pub change: UserChange,
+    /// When it was first made (Unix ms).
     pub created_ms: u64,
-    /// Who holds it and until when; it is removed once nobody does.
+    /// Who holds it and until when; it is taken back once nobody does.
     pub holders: Vec<Holder>,
 }
 
-impl KeyGrant {
-    /// When the key must go: the latest end among its holders (0 when none).
+/// What a [`UserGrant`] added to an account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum UserChange {
+    /// An SSH key, `TYPE BASE64` (no comment, no options).
+    Key(String),
+    /// A supplementary group.
+    Group(String),
+}
+
+impl UserChange {
+    /// The prefix of the ids of this kind of change.
+    pub fn id_prefix(&self) -> &'static str {
+        match self {
+            UserChange::Key(_) => "key",
+            UserChange::Group(_) => "grp",
+        }
+    }
+}
+
+impl UserGrant {
+    /// When it must be taken back: the latest end among its holders (0 when none).
     pub fn expires_ms(&self) -> u64 {
         self.holders.iter().map(|h| h.expires_ms).max().unwrap_or(0)
     }
@@ -125,18 +147,19 @@ impl KeyGrant {
     }
 }
 
-/// A temporary key's id: `key-` and 16 lowercase hex digits.
+/// A temporary account change's id: `key-` (a key) or `grp-` (a group membership) and 16
+/// lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct KeyId(String);
+pub struct UserGrantId(String);
 
-impl KeyId {
-    /// A fresh random id.
-    pub fn random() -> Self {
+impl UserGrantId {
+    /// A fresh random id for a change of `change`'s kind.
+    pub fn random(change: &UserChange) -> Self {
         use rand_core::RngCore;
         let mut bytes = [0u8; 8];
         rand_core::OsRng.fill_bytes(&mut bytes);
-        Self(format!("key-{}", hex::encode(bytes)))
+        Self(format!("{}-{}", change.id_prefix(), hex::encode(bytes)))
     }
 
     /// The id as text.
@@ -145,11 +168,14 @@ impl KeyId {
     }
 }
 
-impl std::str::FromStr for KeyId {
+impl std::str::FromStr for UserGrantId {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let hex = s.strip_prefix("key-").unwrap_or_default();
+        let hex = s
+            .strip_prefix("key-")
+            .or_else(|| s.strip_prefix("grp-"))
+            .unwrap_or_default();
         if hex.len() == 16
             && hex
                 .bytes()
@@ -157,12 +183,14 @@ impl std::str::FromStr for KeyId {
         {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!("{s:?} is not a key grant id (key- and 16 hex digits)"))
+            Err(format!(
+                "{s:?} is not a temporary grant id (key- or grp- and 16 hex digits)"
+            ))
         }
     }
 }
 
-impl TryFrom<String> for KeyId {
+impl TryFrom<String> for UserGrantId {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
@@ -170,13 +198,13 @@ impl TryFrom<String> for KeyId {
     }
 }
 
-impl From<KeyId> for String {
-    fn from(id: KeyId) -> String {
+impl From<UserGrantId> for String {
+    fn from(id: UserGrantId) -> String {
         id.0
     }
 }
 
-impl std::fmt::Display for KeyId {
+impl std::fmt::Display for UserGrantId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -329,7 +357,7 @@ impl LedgerFile {
                     Ledger {
                         version: LEDGER_VERSION,
                         grants: Vec::new(),
-                        keys: Vec::new(),
+                        users: Vec::new(),
                     },
                     None,
                 ));
@@ -351,7 +379,7 @@ impl LedgerFile {
                 let ledger = Ledger {
                     version: LEDGER_VERSION,
                     grants: old.grants,
-                    keys: Vec::new(),
+                    users: Vec::new(),
                 };
                 let migration = Migration {
                     from_version: 2,
@@ -377,7 +405,7 @@ impl LedgerFile {
             }
         };
         check_unique(ledger.grants.iter().map(|g| (&g.id, g.rule))).map_err(corrupt)?;
-        check_unique_keys(&ledger.keys).map_err(corrupt)?;
+        check_unique_users(&ledger.users).map_err(corrupt)?;
         Ok((ledger, migrated))
     }
 
@@ -414,13 +442,21 @@ fn check_unique<'a>(grants: impl Iterator<Item = (&'a GrantId, Rule)>) -> Result
     Ok(())
 }
 
-/// Refuses a ledger naming a key grant id, or an account's key, twice.
-fn check_unique_keys(keys: &[KeyGrant]) -> Result<(), String> {
+/// Refuses a ledger naming a temporary grant id, or an account's change, twice, or a change
+/// under an id of the other kind.
+fn check_unique_users(grants: &[UserGrant]) -> Result<(), String> {
     let mut ids = BTreeSet::new();
     let mut entries = BTreeSet::new();
-    for k in keys {
-        if !ids.insert(&k.id) || !entries.insert((&k.account, &k.key)) {
-            return Err(format!("key grant {} appears twice", k.id));
+    for g in grants {
+        if !ids.insert(&g.id) || !entries.insert((&g.account, &g.change)) {
+            return Err(format!("temporary grant {} appears twice", g.id));
+        }
+        if !g.id.as_str().starts_with(g.change.id_prefix()) {
+            return Err(format!(
+                "temporary grant {} is not a {} id",
+                g.id,
+                g.change.id_prefix()
+            ));
         }
     }
     Ok(())
@@ -506,7 +542,7 @@ impl LedgerV1 {
             Ledger {
                 version: LEDGER_VERSION,
                 grants,
-                keys: Vec::new(),
+                users: Vec::new(),
             },
             migration,
         )
@@ -603,9 +639,10 @@ mod tests {
         for bad in [
             "not json".to_owned(),
             r#"{"version":4,"grants":[]}"#.to_owned(),
-            r#"{"version":3,"grants":[],"keys":[{"id":"key-0000000000000001","account":"dave","key":"ssh-ed25519 AAAA","created_ms":1,"holders":[],"extra":1}]}"#.to_owned(),
-            r#"{"version":3,"grants":[],"keys":[{"id":"fw-0000000000000001","account":"dave","key":"ssh-ed25519 AAAA","created_ms":1,"holders":[]}]}"#.to_owned(),
-            r#"{"version":2,"grants":[],"keys":[]}"#.to_owned(),
+            r#"{"version":3,"grants":[],"users":[{"id":"key-0000000000000001","account":"dave","change":{"key":"ssh-ed25519 AAAA"},"created_ms":1,"holders":[],"extra":1}]}"#.to_owned(),
+            r#"{"version":3,"grants":[],"users":[{"id":"fw-0000000000000001","account":"dave","change":{"key":"ssh-ed25519 AAAA"},"created_ms":1,"holders":[]}]}"#.to_owned(),
+            r#"{"version":3,"grants":[],"users":[{"id":"key-0000000000000001","account":"dave","change":{"shell":"/bin/sh"},"created_ms":1,"holders":[]}]}"#.to_owned(),
+            r#"{"version":2,"grants":[],"users":[]}"#.to_owned(),
             r#"{"version":2,"grants":[],"extra":1}"#.to_owned(),
             r#"{"version":1,"grants":[],"extra":1}"#.to_owned(),
             r#"{"version":2,"grants":[{"id":"fw-x","rule":{"source":"1.2.3.4","port":22,"proto":"tcp"},"created_ms":1,"holders":[]}]}"#.to_owned(),
@@ -622,7 +659,7 @@ mod tests {
         let twice = Ledger {
             version: LEDGER_VERSION,
             grants: vec![grant("fw-0000000000000001", 22), grant("fw-0000000000000002", 22)],
-            keys: Vec::new(),
+            users: Vec::new(),
         };
         std::fs::write(file.path(), serde_json::to_vec(&twice).expect("json")).expect("write");
         assert!(
@@ -686,11 +723,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(file.path()).expect("kept"), v1);
     }
 
-    fn key_grant(id: &str, account: &str) -> KeyGrant {
-        KeyGrant {
+    fn key_grant(id: &str, account: &str) -> UserGrant {
+        UserGrant {
             id: id.parse().expect("id"),
             account: account.into(),
-            key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpyo4ZeTj/fgjh+FvzKwzxzIh8WWnHh6ELIpKiD6cti".into(),
+            change: UserChange::Key(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpyo4ZeTj/fgjh+FvzKwzxzIh8WWnHh6ELIpKiD6cti".into(),
+            ),
             created_ms: 1,
             holders: vec![Holder {
                 client: "dave".into(),
@@ -709,25 +748,39 @@ mod tests {
         std::fs::write(file.path(), v2.to_string()).expect("v2");
         let mut locked = file.lock().expect("reads");
         assert_eq!(locked.ledger.grants, [grant("fw-0000000000000001", 22)]);
-        assert!(locked.ledger.keys.is_empty());
+        assert!(locked.ledger.users.is_empty());
         assert_eq!(locked.migrated.as_ref().map(|m| m.from_version), Some(2));
-        locked.ledger.keys.push(key_grant("key-0000000000000001", "dave"));
+        locked
+            .ledger
+            .users
+            .push(key_grant("key-0000000000000001", "dave"));
         locked.save().expect("save");
         drop(locked);
         let again = file.lock().expect("reads");
         assert_eq!(again.migrated, None);
         assert_eq!(again.ledger.version, 3);
-        assert_eq!(again.ledger.keys, [key_grant("key-0000000000000001", "dave")]);
-        let k = &again.ledger.keys[0];
+        assert_eq!(again.ledger.users, [key_grant("key-0000000000000001", "dave")]);
+        let k = &again.ledger.users[0];
+        assert!(
+            std::fs::read_to_string(file.path()).expect("read").contains(
+                r#""change": {
+        "key": "ssh-ed25519"#
+            ),
+            "the change names its kind"
+        );
         assert_eq!(k.expires_ms(), 500);
         assert!(k.is_live(499) && !k.is_live(500));
     }
 
     #[test]
-    fn the_same_key_of_an_account_is_one_entry() {
+    fn the_same_change_of_an_account_is_one_entry() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = file(dir.path());
-        for keys in [
+        let mut sudo = key_grant("grp-0000000000000003", "dave");
+        sudo.change = UserChange::Group("sudo".into());
+        let mut mislabelled = sudo.clone();
+        mislabelled.id = "key-0000000000000004".parse().expect("id");
+        for users in [
             vec![
                 key_grant("key-0000000000000001", "dave"),
                 key_grant("key-0000000000000002", "dave"),
@@ -736,35 +789,49 @@ mod tests {
                 key_grant("key-0000000000000001", "dave"),
                 key_grant("key-0000000000000001", "erin"),
             ],
+            vec![sudo.clone(), sudo.clone()],
+            vec![mislabelled],
         ] {
             let ledger = Ledger {
                 version: LEDGER_VERSION,
                 grants: Vec::new(),
-                keys,
+                users,
             };
             std::fs::write(file.path(), serde_json::to_vec(&ledger).expect("json")).expect("write");
             let err = file.lock().expect_err("twice");
-            assert!(err.to_string().contains("appears twice"), "{err}");
+            assert!(
+                err.to_string().contains("appears twice") || err.to_string().contains("is not a grp id"),
+                "{err}"
+            );
         }
         let ledger = Ledger {
             version: LEDGER_VERSION,
             grants: Vec::new(),
-            keys: vec![
+            users: vec![
                 key_grant("key-0000000000000001", "dave"),
                 key_grant("key-0000000000000002", "erin"),
+                sudo,
             ],
         };
         std::fs::write(file.path(), serde_json::to_vec(&ledger).expect("json")).expect("write");
-        assert_eq!(file.lock().expect("two accounts").ledger.keys.len(), 2);
+        assert_eq!(file.lock().expect("two accounts").ledger.users.len(), 3);
         for bad in [
             "key-00",
             "fw-0000000000000001",
             "key-000000000000000G",
             "key-00000000000000001",
+            "usr-0000000000000001",
         ] {
-            assert!(bad.parse::<KeyId>().is_err(), "{bad}");
+            assert!(bad.parse::<UserGrantId>().is_err(), "{bad}");
         }
-        assert!(KeyId::random().as_str().parse::<KeyId>().is_ok());
+        let group = UserChange::Group("adm".into());
+        assert!(UserGrantId::random(&group).as_str().starts_with("grp-"));
+        assert!(
+            UserGrantId::random(&group)
+                .as_str()
+                .parse::<UserGrantId>()
+                .is_ok()
+        );
     }
 
     #[test]

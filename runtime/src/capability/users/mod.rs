@@ -30,7 +30,7 @@ pub use login_defs::{LoginDefs, LoginDefsError};
 pub use names::{Comment, GroupName, InvalidArg, Shell, UserName};
 pub use reach::{Reach, Refusal};
 pub use setup::{UsersConfig, UsersGrant};
-pub use temporary::{KeyLedger, KeyRecord, KeysReconciled, TemporaryKey};
+pub use temporary::{AccountGrantRecord, KeyLedger, Reconciled, Temporary, TemporaryGrant};
 
 /// A local account, as `/etc/passwd`, `/etc/group`, `/etc/shadow` and `/etc/shells` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -522,6 +522,7 @@ fn grant_near(names: Vec<String>, groups: Vec<String>) -> impl Strategy<Value = 
                 system_accounts,
                 system_groups,
                 max_ttl_s: None,
+                temporary_groups: Vec::new(),
             },
         )
 }

@@ -32,9 +32,12 @@ pub struct UsersGrant {
     /// System groups (gid 0, gids outside `GID_MIN..=GID_MAX`, reserved names) that may be
     /// used, and whose members may be managed, each by its exact name.
     pub system_groups: Vec<String>,
-    /// The longest a temporary change (a key that expires) may last, seconds; `None`: up to
-    /// the host's `[users] max_ttl_s`, which no grant can raise.
+    /// The longest a temporary change (a key or a group membership that expires) may last,
+    /// seconds; `None`: up to the host's `[users] max_ttl_s`, which no grant can raise.
     pub max_ttl_s: Option<u64>,
+    /// Groups an account may join only for a while (`sudo`, `adm`): a permanent membership of
+    /// one of these is refused. Each must also be reachable through `groups` or `system_groups`.
+    pub temporary_groups: Vec<String>,
 }
 
 /// The host's ceiling on temporary changes when `sesamed.toml` does not set one: a week.
@@ -69,17 +72,17 @@ impl Capability for Users {
         Ok(config)
     }
 
-    /// The tools, and the temporary keys the grants ledger holds made to agree with the
-    /// accounts: what expired while the daemon was down is taken back, lost lines written again.
+    /// The tools, and the temporary changes the grants ledger holds made to agree with the
+    /// accounts: what expired while the daemon was down is taken back, what was lost made again.
     fn start(cx: &Start<'_>) -> Result<Self, UsersError> {
         let users = Users::new()?.with_ledger(KeyLedger {
             file: LedgerFile::new(&cx.config.state_dir, &cx.config.clients_file),
             audit: Arc::clone(cx.audit),
             max_ttl_s: cx.config.capabilities.users.max_ttl_s,
         });
-        let report = users.reconcile_keys(cx.now_ms)?;
+        let report = users.reconcile_temporary(cx.now_ms)?;
         if report.expired + report.restored > 0 || !report.errors.is_empty() {
-            tracing::info!(expired = report.expired, restored = report.restored, errors = ?report.errors, "temporary keys reconciled");
+            tracing::info!(expired = report.expired, restored = report.restored, errors = ?report.errors, "temporary account changes reconciled");
         }
         Ok(users)
     }
@@ -92,12 +95,15 @@ impl Capability for Users {
         }))
     }
 
-    /// Takes back the temporary keys nobody holds any more.
+    /// Takes back the temporary keys and group memberships nobody holds any more.
     fn reap(&self, now_ms: u64) {
-        match self.reap_keys(now_ms) {
+        match self.reap_temporary(now_ms) {
             Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "expired temporary keys taken back"),
-            Err(e) => tracing::error!("taking back expired temporary keys: {e} (retrying)"),
+            Ok(n) => tracing::info!(
+                taken_back = n,
+                "expired temporary keys and group memberships taken back"
+            ),
+            Err(e) => tracing::error!("taking back expired temporary account changes: {e} (retrying)"),
         }
     }
 

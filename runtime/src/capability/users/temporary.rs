@@ -1,23 +1,26 @@
-//! Keys that expire. A temporary key is recorded in the grants ledger ([`crate::ledger`]) before
-//! its line is written, and its line carries OpenSSH's `expiry-time` option, so sshd refuses it
-//! after then even while sesamed is down. The reaper takes the line back at expiry; at start,
-//! what expired while the daemon was down is taken back, and a live key whose line was lost is
-//! written again. Adding a key again extends it (one entry, one line); each client's hold is
-//! its own, and the key goes when the last one ends.
+//! Changes to accounts that expire: an SSH key, or membership of a group (temporary `sudo`
+//! through a group). Each is recorded in the grants ledger ([`crate::ledger`]) before it is
+//! made. The reaper takes it back at expiry; at start, what expired while the daemon was down
+//! is taken back, and a live change that was lost is made again. Making it again extends it
+//! (one entry); each client's hold is its own, and the change goes when the last one ends.
 //!
-//! Only lines sesamed wrote (those with `expiry-time`) are ever taken back: a key its owner
-//! added for good stays, whatever the ledger says.
+//! Where the system can enforce the expiry without sesamed, it does: a temporary key's line
+//! carries OpenSSH's `expiry-time` option, so sshd refuses it after then even while sesamed is
+//! down. Group memberships have no such mechanism: they end when sesamed takes them back.
+//!
+//! Only what sesamed added is ever taken back: a key line without `expiry-time`, or a
+//! membership the account had before (no ledger entry), stays whatever happens.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::keys::{self, SshKey, TemporaryEdit};
-use super::{UserName, Users, UsersError, home, owner};
+use super::{GroupName, UserName, Users, UsersError, home, owner};
 use crate::audit::{AuditEvent, AuditLog};
-use crate::ledger::{Holder, KeyGrant, KeyId, LedgerFile, Locked};
+use crate::ledger::{Holder, LedgerFile, Locked, UserChange, UserGrant, UserGrantId};
 
-/// Where temporary keys are recorded and their changes audited, and how long they may last.
+/// Where temporary changes are recorded and audited, and how long they may last.
 #[derive(Debug, Clone)]
 pub struct KeyLedger {
     /// The grants ledger.
@@ -28,83 +31,114 @@ pub struct KeyLedger {
     pub max_ttl_s: u64,
 }
 
-/// What adding a temporary key did.
+/// A temporary change asked for.
+#[derive(Debug, Clone, Copy)]
+pub enum Temporary<'a> {
+    /// An SSH key on the account.
+    Key(&'a SshKey),
+    /// Membership of a group.
+    Group(&'a GroupName),
+}
+
+impl Temporary<'_> {
+    fn change(&self) -> UserChange {
+        match self {
+            Temporary::Key(k) => UserChange::Key(k.bare()),
+            Temporary::Group(g) => UserChange::Group(g.to_string()),
+        }
+    }
+}
+
+/// What making a temporary change did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemporaryKey {
+pub struct TemporaryGrant {
     /// Its entry in the ledger.
-    pub id: KeyId,
-    /// When it goes (the latest hold, Unix ms).
+    pub id: UserGrantId,
+    /// When it is taken back (the latest hold, Unix ms).
     pub expires_ms: u64,
-    /// The key was on the account without an expiry: it stays there for good, untouched.
+    /// The account had it already, for good: it stays, untouched, and nothing was recorded.
     pub permanent: bool,
 }
 
-/// One change to a temporary key, as an audit line (`event: "key"`).
+/// One step of a temporary change, as an audit line (`event: "account-grant"`).
 #[derive(Debug, Clone, Serialize)]
-pub struct KeyRecord {
-    /// `added`, `extended`, `expired`, `restored`, `removed`.
+pub struct AccountGrantRecord {
+    /// `added`, `extended`, `expired`, `restored`, `revoked`.
     pub action: &'static str,
     /// The ledger entry.
     pub id: String,
     /// The account.
     pub account: String,
-    /// `TYPE BASE64`.
-    pub key: String,
-    /// What acted: a request id, `reaper`, `reconcile`.
+    /// What: `{"key": "TYPE BASE64"}` or `{"group": NAME}`.
+    pub change: UserChange,
+    /// What acted: a request id, `reaper`, `reconcile`, `operator`.
     pub by: String,
     /// The client whose hold it was, when one asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
-    /// When it goes, for `added`, `extended` and `restored`.
+    /// When it ends, for `added`, `extended` and `restored`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<u64>,
 }
 
-/// What start-up reconciliation did to temporary keys.
+/// What start-up reconciliation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct KeysReconciled {
+pub struct Reconciled {
     /// Expired while the daemon was down: taken back.
     pub expired: usize,
-    /// Live, their line lost: written again.
+    /// Live, but lost (a key line removed, a membership dropped): made again.
     pub restored: usize,
     /// Problems left for the reaper to retry.
     pub errors: Vec<String>,
 }
 
 impl Users {
-    /// Adds `key` to the account `name` until `holder.expires_ms` (extending it when it is
-    /// there already): the ledger first, then the line with its `expiry-time`.
-    pub fn add_temporary_key(
+    /// Makes `change` on the account `name` until `holder.expires_ms` (extending it when it
+    /// was made already): the ledger first, then the change.
+    pub fn add_temporary(
         &self,
         now_ms: u64,
         name: &UserName,
-        key: &SshKey,
+        change: Temporary<'_>,
         holder: Holder,
-    ) -> Result<TemporaryKey, UsersError> {
+    ) -> Result<TemporaryGrant, UsersError> {
         let ledger = self.key_ledger()?;
         let account = self.existing(name)?;
-        let mut locked = ledger.file.lock()?;
-        let bare = key.bare();
-        let index = match locked
-            .ledger
-            .keys
-            .iter()
-            .position(|k| k.account == name.as_str() && k.key == bare)
+        if let Temporary::Group(g) = change
+            && self.group_id(g)?.is_none()
         {
-            Some(i) => i,
-            None => {
-                locked.ledger.keys.push(KeyGrant {
-                    id: KeyId::random(),
-                    account: name.to_string(),
-                    key: bare.clone(),
-                    created_ms: now_ms,
-                    holders: Vec::new(),
-                });
-                locked.ledger.keys.len() - 1
-            }
-        };
-        let entry = &mut locked.ledger.keys[index];
-        let extended = !entry.holders.is_empty();
+            return Err(UsersError::NoSuchGroup(g.to_string()));
+        }
+        let mut locked = ledger.file.lock()?;
+        let what = change.change();
+        let known = locked
+            .ledger
+            .users
+            .iter()
+            .position(|u| u.account == name.as_str() && u.change == what);
+        // A membership the account has with no entry of ours is its own: not ours to time.
+        if known.is_none()
+            && let Temporary::Group(g) = change
+            && account.groups.iter().any(|m| m.name == g.as_str())
+        {
+            return Ok(TemporaryGrant {
+                id: UserGrantId::random(&what),
+                expires_ms: 0,
+                permanent: true,
+            });
+        }
+        let index = known.unwrap_or_else(|| {
+            locked.ledger.users.push(UserGrant {
+                id: UserGrantId::random(&what),
+                account: name.to_string(),
+                change: what.clone(),
+                created_ms: now_ms,
+                holders: Vec::new(),
+            });
+            locked.ledger.users.len() - 1
+        });
+        let entry = &mut locked.ledger.users[index];
+        let extended = known.is_some();
         match entry.holders.iter_mut().find(|h| h.key == holder.key) {
             Some(h) => {
                 h.expires_ms = h.expires_ms.max(holder.expires_ms);
@@ -114,192 +148,196 @@ impl Users {
             None => entry.holders.push(holder.clone()),
         }
         let (id, until) = (entry.id.clone(), entry.expires_ms());
-        // On record before the line is written: a crash now leaves an entry the reaper or the
-        // next start settles, never a line nobody will take back.
+        // On record before the change is made: a crash now leaves an entry the reaper or the
+        // next start settles, never a change nobody will take back.
         locked.save()?;
-        let mut permanent = false;
-        if let Some(recorder) = &self.dry_run {
-            recorder.record(format!(
-                "add {} to {}/.ssh/authorized_keys until {}",
-                key.summary(),
-                account.home.display(),
-                crate::format_utc(until)
-            ));
-        } else {
-            home::edit_authorized_keys(
-                &account.home,
-                owner(&account),
-                |text| match keys::with_temporary_key(text, key, until) {
-                    TemporaryEdit::Added(t) | TemporaryEdit::Retimed(t) => Some(t),
-                    TemporaryEdit::Permanent => {
-                        permanent = true;
-                        None
-                    }
-                },
-            )?;
-        }
+        let made = match change {
+            Temporary::Key(key) => self.write_key(&account, key, until),
+            Temporary::Group(group) => self.join(name, group).map(|()| true),
+        };
+        let permanent = match made {
+            Ok(written) => !written,
+            Err(e) => {
+                // Nothing changed: the entry this call made goes again (a made one stays:
+                // the change it records is still there, held by others).
+                if !extended {
+                    locked.ledger.users.retain(|u| u.id != id);
+                    locked.save()?;
+                }
+                return Err(e);
+            }
+        };
         if permanent {
-            // Nothing was written: the entry this call made goes again (one another client
-            // holds stays, and takes back nothing but a line sesamed wrote).
+            // The key is on the account for good: nothing was written, and nothing recorded.
             if !extended {
-                locked.ledger.keys.retain(|k| k.id != id);
+                locked.ledger.users.retain(|u| u.id != id);
                 locked.save()?;
             }
-            return Ok(TemporaryKey {
+            return Ok(TemporaryGrant {
                 id,
                 expires_ms: until,
                 permanent,
             });
         }
         drop(locked);
-        self.record_key(
+        record(
             &ledger,
             now_ms,
-            KeyRecord {
+            AccountGrantRecord {
                 action: if extended { "extended" } else { "added" },
                 id: id.to_string(),
                 account: name.to_string(),
-                key: bare,
+                change: what,
                 by: holder.request_id,
                 client: Some(holder.client),
                 expires_ms: Some(until),
             },
         );
-        Ok(TemporaryKey {
+        Ok(TemporaryGrant {
             id,
             expires_ms: until,
             permanent,
         })
     }
 
-    /// Takes back the temporary keys nobody holds any more; how many.
-    pub fn reap_keys(&self, now_ms: u64) -> Result<usize, UsersError> {
+    /// Takes back the temporary changes nobody holds any more; how many.
+    pub fn reap_temporary(&self, now_ms: u64) -> Result<usize, UsersError> {
         let ledger = self.key_ledger()?;
         let mut locked = ledger.file.lock()?;
-        let ended: Vec<KeyGrant> = locked
+        let ended: Vec<UserGrant> = locked
             .ledger
-            .keys
+            .users
             .iter()
-            .filter(|k| !k.is_live(now_ms))
+            .filter(|u| !u.is_live(now_ms))
             .cloned()
             .collect();
-        let mut taken = 0;
-        for k in &ended {
-            self.take_back(&ledger, &mut locked, now_ms, k, "expired", "reaper")?;
-            taken += 1;
+        for u in &ended {
+            self.take_back(&ledger, &mut locked, now_ms, u, "expired", "reaper")?;
         }
-        Ok(taken)
+        Ok(ended.len())
     }
 
-    /// Makes the accounts agree with the ledger at start: expired keys taken back, live keys
-    /// whose line was lost written again.
-    pub fn reconcile_keys(&self, now_ms: u64) -> Result<KeysReconciled, UsersError> {
+    /// Makes the accounts agree with the ledger at start: expired changes taken back, live
+    /// changes that were lost made again.
+    pub fn reconcile_temporary(&self, now_ms: u64) -> Result<Reconciled, UsersError> {
         let ledger = self.key_ledger()?;
         let mut locked = ledger.file.lock()?;
-        let mut report = KeysReconciled::default();
-        for k in locked.ledger.keys.clone() {
-            if !k.is_live(now_ms) {
-                match self.take_back(&ledger, &mut locked, now_ms, &k, "expired", "reconcile") {
+        let mut report = Reconciled::default();
+        for u in locked.ledger.users.clone() {
+            if !u.is_live(now_ms) {
+                match self.take_back(&ledger, &mut locked, now_ms, &u, "expired", "reconcile") {
                     Ok(()) => report.expired += 1,
-                    Err(e) => report.errors.push(format!("{}: {e}", k.id)),
+                    Err(e) => report.errors.push(format!("{}: {e}", u.id)),
                 }
                 continue;
             }
-            match self.restore(&k) {
+            match self.restore(&u) {
                 Ok(true) => {
                     report.restored += 1;
-                    self.record_key(
+                    record(
                         &ledger,
                         now_ms,
-                        KeyRecord {
+                        AccountGrantRecord {
                             action: "restored",
-                            id: k.id.to_string(),
-                            account: k.account.clone(),
-                            key: k.key.clone(),
+                            id: u.id.to_string(),
+                            account: u.account.clone(),
+                            change: u.change.clone(),
                             by: "reconcile".into(),
                             client: None,
-                            expires_ms: Some(k.expires_ms()),
+                            expires_ms: Some(u.expires_ms()),
                         },
                     );
                 }
                 Ok(false) => {}
-                Err(e) => report.errors.push(format!("{}: {e}", k.id)),
+                Err(e) => report.errors.push(format!("{}: {e}", u.id)),
             }
         }
         Ok(report)
     }
 
-    /// Takes back the temporary key `id` now, for every holder (`sesamed grants revoke`); the
-    /// entry, or `None` when the ledger has no such key.
-    pub fn revoke_temporary_key(&self, now_ms: u64, id: &KeyId) -> Result<Option<KeyGrant>, UsersError> {
+    /// Takes the temporary change `id` back now, for every holder (`sesamed grants revoke`);
+    /// the entry, or `None` when the ledger has no such change.
+    pub fn revoke_temporary(&self, now_ms: u64, id: &UserGrantId) -> Result<Option<UserGrant>, UsersError> {
         let ledger = self.key_ledger()?;
         let mut locked = ledger.file.lock()?;
-        let Some(k) = locked.ledger.keys.iter().find(|k| &k.id == id).cloned() else {
+        let Some(u) = locked.ledger.users.iter().find(|u| &u.id == id).cloned() else {
             return Ok(None);
         };
-        self.take_back(&ledger, &mut locked, now_ms, &k, "revoked", "operator")?;
-        Ok(Some(k))
+        self.take_back(&ledger, &mut locked, now_ms, &u, "revoked", "operator")?;
+        Ok(Some(u))
     }
 
-    /// Forgets the temporary entry of `key` on `name` (the key was removed by hand, through
-    /// `key-remove`): it must not come back at the next start.
-    pub fn forget_temporary_key(&self, name: &UserName, key: &SshKey) -> Result<(), UsersError> {
+    /// Forgets the temporary entry of `change` on `name`: it was undone by hand (`key-remove`,
+    /// `group-remove`) and must not come back at the next start.
+    pub fn forget_temporary(&self, name: &UserName, change: Temporary<'_>) -> Result<(), UsersError> {
         let Ok(ledger) = self.key_ledger() else {
             return Ok(());
         };
         let mut locked = ledger.file.lock()?;
-        let bare = key.bare();
-        let before = locked.ledger.keys.len();
+        let what = change.change();
+        let before = locked.ledger.users.len();
         locked
             .ledger
-            .keys
-            .retain(|k| !(k.account == name.as_str() && k.key == bare));
-        if locked.ledger.keys.len() != before {
+            .users
+            .retain(|u| !(u.account == name.as_str() && u.change == what));
+        if locked.ledger.users.len() != before {
             locked.save()?;
         }
         Ok(())
     }
 
-    /// Removes `k`'s temporary line (if its account and line are still there), then its entry.
+    /// The longest a temporary change may last on this host (`[users] max_ttl_s`).
+    pub fn max_ttl_s(&self) -> Option<u64> {
+        self.ledger.as_ref().map(|l| l.max_ttl_s)
+    }
+
+    /// Undoes `u` (if its account is still there), then drops its entry.
     fn take_back(
         &self,
         ledger: &KeyLedger,
         locked: &mut Locked,
         now_ms: u64,
-        k: &KeyGrant,
+        u: &UserGrant,
         action: &'static str,
         by: &str,
     ) -> Result<(), UsersError> {
-        let key: SshKey = k.key.parse()?;
-        let name: UserName = k.account.parse()?;
-        match self.account(&name)? {
-            Some(account) if self.dry_run.is_none() => {
-                home::edit_authorized_keys(&account.home, owner(&account), |text| {
-                    keys::without_temporary_key(text, &key)
-                })?;
-            }
-            Some(account) => {
-                if let Some(recorder) = &self.dry_run {
-                    recorder.record(format!(
-                        "remove {} from {}/.ssh/authorized_keys",
-                        key.summary(),
-                        account.home.display()
-                    ));
+        let name: UserName = u.account.parse()?;
+        // An account that is gone took its keys and memberships with it.
+        if let Some(account) = self.account(&name)? {
+            match &u.change {
+                UserChange::Key(k) => {
+                    let key: SshKey = k.parse()?;
+                    if let Some(recorder) = &self.dry_run {
+                        recorder.record(format!(
+                            "remove {} from {}/.ssh/authorized_keys",
+                            key.summary(),
+                            account.home.display()
+                        ));
+                    } else {
+                        home::edit_authorized_keys(&account.home, owner(&account), |text| {
+                            keys::without_temporary_key(text, &key)
+                        })?;
+                    }
+                }
+                UserChange::Group(g) => {
+                    let group: GroupName = g.parse()?;
+                    match self.remove_from_group(&name, &group) {
+                        Ok(()) | Err(UsersError::NoSuchGroup(_)) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
-            // The account is gone, and its keys with it.
-            None => {}
         }
-        locked.ledger.keys.retain(|e| e.id != k.id);
+        locked.ledger.users.retain(|e| e.id != u.id);
         locked.save()?;
-        self.record_key(
+        record(
             ledger,
             now_ms,
-            KeyRecord {
+            AccountGrantRecord {
                 action,
-                id: k.id.to_string(),
-                account: k.account.clone(),
-                key: k.key.clone(),
+                id: u.id.to_string(),
+                account: u.account.clone(),
+                change: u.change.clone(),
                 by: by.to_owned(),
                 client: None,
                 expires_ms: None,
@@ -308,44 +346,93 @@ impl Users {
         Ok(())
     }
 
-    /// Writes `k`'s line again when it is missing; whether it was.
-    fn restore(&self, k: &KeyGrant) -> Result<bool, UsersError> {
-        let key: SshKey = k.key.parse()?;
-        let name: UserName = k.account.parse()?;
+    /// Makes `u` again when it is missing; whether it was.
+    fn restore(&self, u: &UserGrant) -> Result<bool, UsersError> {
+        let name: UserName = u.account.parse()?;
         let Some(account) = self.account(&name)? else {
             return Ok(false);
         };
         if self.dry_run.is_some() {
             return Ok(false);
         }
-        let until = k.expires_ms();
-        Ok(home::edit_authorized_keys(
-            &account.home,
-            owner(&account),
-            |text| {
-                if keys::has_temporary_key(text, &key) {
-                    return None;
+        match &u.change {
+            UserChange::Key(k) => {
+                let key: SshKey = k.parse()?;
+                let until = u.expires_ms();
+                Ok(home::edit_authorized_keys(
+                    &account.home,
+                    owner(&account),
+                    |text| {
+                        if keys::has_temporary_key(text, &key) {
+                            return None;
+                        }
+                        match keys::with_temporary_key(text, &key, until) {
+                            TemporaryEdit::Added(t) | TemporaryEdit::Retimed(t) => Some(t),
+                            TemporaryEdit::Permanent => None,
+                        }
+                    },
+                )?)
+            }
+            UserChange::Group(g) => {
+                if account.groups.iter().any(|m| &m.name == g) {
+                    return Ok(false);
                 }
-                match keys::with_temporary_key(text, &key, until) {
-                    TemporaryEdit::Added(t) | TemporaryEdit::Retimed(t) => Some(t),
-                    TemporaryEdit::Permanent => None,
-                }
-            },
-        )?)
+                let group: GroupName = g.parse()?;
+                self.join(&name, &group)?;
+                Ok(true)
+            }
+        }
     }
 
-    /// The longest a temporary change may last on this host (`[users] max_ttl_s`).
-    pub fn max_ttl_s(&self) -> Option<u64> {
-        self.ledger.as_ref().map(|l| l.max_ttl_s)
+    /// Writes `key` expiring at `until`; `false` when the account has it for good.
+    fn write_key(&self, account: &super::Account, key: &SshKey, until: u64) -> Result<bool, UsersError> {
+        if let Some(recorder) = &self.dry_run {
+            recorder.record(format!(
+                "add {} to {}/.ssh/authorized_keys until {}",
+                key.summary(),
+                account.home.display(),
+                crate::format_utc(until)
+            ));
+            return Ok(true);
+        }
+        let mut permanent = false;
+        home::edit_authorized_keys(
+            &account.home,
+            owner(account),
+            |text| match keys::with_temporary_key(text, key, until) {
+                TemporaryEdit::Added(t) | TemporaryEdit::Retimed(t) => Some(t),
+                TemporaryEdit::Permanent => {
+                    permanent = true;
+                    None
+                }
+            },
+        )?;
+        Ok(!permanent)
+    }
+
+    /// Adds the account to `group` unless it is a member already.
+    fn join(&self, name: &UserName, group: &GroupName) -> Result<(), UsersError> {
+        let member = self
+            .existing(name)?
+            .groups
+            .iter()
+            .any(|m| m.name == group.as_str());
+        if member {
+            return Ok(());
+        }
+        self.add_to_group(name, group)
     }
 
     fn key_ledger(&self) -> Result<KeyLedger, UsersError> {
         self.ledger.clone().ok_or(UsersError::NoLedger)
     }
+}
 
-    fn record_key(&self, ledger: &KeyLedger, now_ms: u64, record: KeyRecord) {
-        if let Err(e) = ledger.audit.append(now_ms, &AuditEvent::Key(Box::new(record))) {
-            tracing::error!("{e}");
-        }
+fn record(ledger: &KeyLedger, now_ms: u64, record: AccountGrantRecord) {
+    if let Err(e) = ledger
+        .audit
+        .append(now_ms, &AuditEvent::AccountGrant(Box::new(record)))
+    {
+        tracing::error!("{e}");
     }
 }
