@@ -269,6 +269,26 @@ impl FakeHost {
         self
     }
 
+    /// Scripts [`users::add_temporary_key`](crate::users::add_temporary_key): gets the account
+    /// name, key line and ttl, returns when the key expires (Unix ms).
+    pub fn users_add_temporary_key(
+        mut self,
+        f: impl FnMut(&str, &str, u32) -> Result<u64, HostError> + 'static,
+    ) -> Self {
+        self.script.users_add_temporary_key = Some(Box::new(f));
+        self
+    }
+
+    /// Scripts [`users::add_temporary_membership`](crate::users::add_temporary_membership): gets
+    /// the account name, group and ttl, returns when the membership ends (Unix ms).
+    pub fn users_add_temporary_membership(
+        mut self,
+        f: impl FnMut(&str, &str, u32) -> Result<u64, HostError> + 'static,
+    ) -> Self {
+        self.script.users_add_temporary_membership = Some(Box::new(f));
+        self
+    }
+
     /// Scripts [`users::remove_key`](crate::users::remove_key): gets the account name and key
     /// line, returns `false` when the key was absent.
     pub fn users_remove_key(

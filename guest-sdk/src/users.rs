@@ -44,6 +44,13 @@ pub fn add_key(name: &str, key: &str) -> Result<bool, HostError> {
     imports::add_key(name, key).map_err(HostError::from)
 }
 
+/// Adds an OpenSSH public key line that expires after `ttl_secs`: sshd refuses it then (the
+/// line carries OpenSSH's `expiry-time`), even while sesamed is down, and sesamed takes it
+/// back. Adding it again extends it. Returns when it expires, Unix milliseconds.
+pub fn add_temporary_key(name: &str, key: &str, ttl_secs: u32) -> Result<u64, HostError> {
+    imports::add_temporary_key(name, key, ttl_secs).map_err(HostError::from)
+}
+
 /// Removes a key (matched by type and key data); `false` when it was absent.
 pub fn remove_key(name: &str, key: &str) -> Result<bool, HostError> {
     imports::remove_key(name, key).map_err(HostError::from)
@@ -52,6 +59,13 @@ pub fn remove_key(name: &str, key: &str) -> Result<bool, HostError> {
 /// Adds the account to a supplementary group.
 pub fn add_to_group(name: &str, group: &str) -> Result<(), HostError> {
     imports::add_to_group(name, group).map_err(HostError::from)
+}
+
+/// Adds the account to a supplementary group for `ttl_secs`; sesamed takes the membership back
+/// then (nothing else ends it: sesamed must run). Asking again extends it. Returns when it ends,
+/// Unix milliseconds.
+pub fn add_temporary_membership(name: &str, group: &str, ttl_secs: u32) -> Result<u64, HostError> {
+    imports::add_temporary_membership(name, group, ttl_secs).map_err(HostError::from)
 }
 
 /// Removes the account from a supplementary group.

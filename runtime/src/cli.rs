@@ -189,7 +189,8 @@ pub enum AuditCommand {
 /// `sesamed grants …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum GrantsCommand {
-    /// Show every live opening: id, rule, when it closes, and who holds it.
+    /// Show every live grant: firewall openings, temporary SSH keys and group memberships, with
+    /// when each ends and who holds it.
     List {
         /// One JSON object per grant instead of a table.
         #[arg(long)]
@@ -197,12 +198,13 @@ pub enum GrantsCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Close openings now, for every holder.
+    /// Take grants back now, for every holder: close openings, remove temporary keys and group
+    /// memberships.
     Revoke {
-        /// Grant ids (`fw-…`).
+        /// Grant ids (`fw-…` openings, `key-…` temporary keys, `grp-…` group memberships).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         ids: Vec<String>,
-        /// Close every live opening (e.g. before taking sesamed off a host).
+        /// Every live grant (e.g. before taking sesamed off a host).
         #[arg(long)]
         all: bool,
         #[command(flatten)]

@@ -21,6 +21,7 @@ pub mod deadline;
 pub mod files;
 pub mod host;
 pub mod identity;
+pub mod ledger;
 pub mod policy;
 pub mod runner;
 pub mod sandbox;

@@ -442,7 +442,7 @@ fn a_ledger_written_by_an_older_sesamed_is_migrated_without_losing_an_opening() 
         .collect();
     assert_eq!(closes, ["fw-00000000000000a2"]);
     let text = std::fs::read_to_string(state.join("grants.json")).expect("ledger");
-    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(text.contains("\"version\": 3"), "{text}");
     daemon.wait_audit("the migration", |r| {
         r["event"] == "firewall" && r["action"] == "ledger-migrated"
     });

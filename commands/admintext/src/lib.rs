@@ -256,6 +256,31 @@ pub fn key_summary(line: &str) -> String {
     }
 }
 
+/// A `--ttl` duration: whole seconds, or a number followed by `s`, `m`, `h` or `d` (`8h`); at
+/// least 1 second, at most `u32::MAX` seconds.
+pub fn duration(s: &str) -> Result<u32, String> {
+    let bad = || format!("invalid --ttl `{s}`: expected seconds, or a number and s, m, h or d (8h)");
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale)
+        .and_then(|secs| u32::try_from(secs).ok())
+        .filter(|&secs| secs > 0)
+        .ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,7 +302,7 @@ mod tests {
     };
 
     const KEY_ADD: Usage = Usage {
-        line: "key-add [--user NAME] KEY...",
+        line: "key-add [--user NAME] [--ttl DURATION] KEY...",
         value_flags: &["--user"],
         switches: &[],
         max_positionals: None,
@@ -493,5 +518,32 @@ mod tests {
         assert_eq!(key_summary("ssh-rsa ééééééééééééééé"), "ssh-rsa …éééééééééééé");
         assert_eq!(key_summary("ssh-rsa"), "ssh-rsa");
         assert_eq!(key_summary(""), "");
+    }
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("90", 90),
+            ("90s", 90),
+            ("5m", 300),
+            ("8h", 28_800),
+            ("2d", 172_800),
+        ] {
+            assert_eq!(duration(text), Ok(secs), "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "0h",
+            "h",
+            "1w",
+            "-1",
+            "1.5h",
+            "99999999999",
+            "50000d",
+            " 5m",
+        ] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,9 +1,17 @@
-//! `key-add [--user NAME] KEY...`: adds an OpenSSH public key to an account's
+//! `key-add [--user NAME] [--ttl DURATION] KEY...`: adds an OpenSSH public key to an account's
 //! `authorized_keys`; the account is the caller's own (the account named like the client)
 //! unless `--user` names another:
 //!
 //! ```text
 //! added key ssh-ed25519 …6ELIpKiD6cti dave@laptop to dave
+//! ```
+//!
+//! With `--ttl` (seconds, or a number and `s`, `m`, `h` or `d`: `--ttl 8h`) the key expires: sshd
+//! refuses it after then, even while sesamed is down, and sesamed takes it back. Adding it again
+//! extends it:
+//!
+//! ```text
+//! added key ssh-ed25519 …6ELIpKiD6cti dave@laptop to dave until 2026-12-05 18:00:00 UTC
 //! ```
 //!
 //! or `key already present for dave` when the account has the key already (same type and key
@@ -18,13 +26,13 @@
 //!
 //! Needs the users capability.
 
-use admintext::{Usage, account, key_line, key_summary};
+use admintext::{Usage, account, duration, key_line, key_summary};
 use sesame_guest::users;
 use sesame_guest::{Command, HostError, Invocation};
 
 const USAGE: Usage = Usage {
-    line: "key-add [--user NAME] KEY...",
-    value_flags: &["--user"],
+    line: "key-add [--user NAME] [--ttl DURATION] KEY...",
+    value_flags: &["--user", "--ttl"],
     switches: &[],
     max_positionals: None,
 };
@@ -35,26 +43,36 @@ pub struct KeyAdd;
 
 impl Command for KeyAdd {
     fn run(inv: Invocation) -> Result<String, String> {
-        add_key(&inv.args, &inv.client, users::add_key)
+        add_key(&inv.args, &inv.client, users::add_key, users::add_temporary_key)
     }
 }
 
 sesame_guest::export_command!(KeyAdd);
 
 /// Checks the arguments and adds the key through `add_key` (the host's `users::add_key`, or a
-/// test double); `client` is the caller, whose account it is without `--user`.
+/// test double), or with `--ttl` through `add_temporary_key`; `client` is the caller, whose
+/// account it is without `--user`.
 fn add_key(
     raw: &[String],
     client: &str,
     add_key: impl FnOnce(&str, &str) -> Result<bool, HostError>,
+    add_temporary_key: impl FnOnce(&str, &str, u32) -> Result<u64, HostError>,
 ) -> Result<String, String> {
     let args = USAGE.check(raw)?;
     let name = account(&args, client)?;
+    let ttl = args.flag_value("--ttl")?.map(duration).transpose()?;
     let key = key_line(&USAGE, &args)?;
-    match add_key(name, &key) {
-        Ok(true) => Ok(format!("added key {} to {name}", key_summary(&key))),
-        Ok(false) => Ok(format!("key already present for {name}")),
-        Err(e) => Err(format!("cannot add key to {name}: {e}")),
+    let added = format!("added key {} to {name}", key_summary(&key));
+    match ttl {
+        None => match add_key(name, &key) {
+            Ok(true) => Ok(added),
+            Ok(false) => Ok(format!("key already present for {name}")),
+            Err(e) => Err(format!("cannot add key to {name}: {e}")),
+        },
+        Some(secs) => match add_temporary_key(name, &key, secs) {
+            Ok(until_ms) => Ok(format!("{added} until {}", fwtext::utc(until_ms))),
+            Err(e) => Err(format!("cannot add key to {name}: {e}")),
+        },
     }
 }
 
@@ -70,7 +88,47 @@ mod tests {
         host: impl FnOnce(&str, &str) -> Result<bool, HostError>,
     ) -> Result<String, String> {
         let raw: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        add_key(&raw, "dave", host)
+        add_key(&raw, "dave", host, |_, _, _| panic!("no --ttl: a permanent key"))
+    }
+
+    #[test]
+    fn with_a_ttl_the_key_expires() {
+        let raw: Vec<String> = ["--ttl", "8h", "ssh-ed25519", BLOB, "dave@laptop"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut asked = None;
+        let out = add_key(
+            &raw,
+            "dave",
+            |_, _| panic!("a temporary key"),
+            |name, key, secs| {
+                asked = Some((name.to_owned(), key.to_owned(), secs));
+                Ok(1_796_472_930_999)
+            },
+        );
+        assert_eq!(
+            out,
+            Ok(
+                "added key ssh-ed25519 …6ELIpKiD6cti dave@laptop to dave until 2026-12-05 12:15:30 UTC"
+                    .into()
+            )
+        );
+        assert_eq!(
+            asked,
+            Some(("dave".into(), format!("ssh-ed25519 {BLOB} dave@laptop"), 8 * 3600))
+        );
+        let refused = add_key(
+            &raw,
+            "dave",
+            |_, _| panic!("a temporary key"),
+            |_, _, _| {
+                Err(HostError::Denied(
+                    "a ttl of 28800 s is outside the grant (1 to 3600 s)".into(),
+                ))
+            },
+        );
+        assert!(refused.is_err_and(|e| e.contains("outside the grant")));
     }
 
     #[test]

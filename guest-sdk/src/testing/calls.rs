@@ -53,6 +53,24 @@ pub enum Call {
         /// The public key line.
         key: String,
     },
+    /// [`users::add_temporary_key`](crate::users::add_temporary_key).
+    UsersAddTemporaryKey {
+        /// The account.
+        name: String,
+        /// The public key line.
+        key: String,
+        /// How long it lasts, seconds.
+        ttl_secs: u32,
+    },
+    /// [`users::add_temporary_membership`](crate::users::add_temporary_membership).
+    UsersAddTemporaryMembership {
+        /// The account.
+        name: String,
+        /// The group.
+        group: String,
+        /// How long it lasts, seconds.
+        ttl_secs: u32,
+    },
     /// [`users::remove_key`](crate::users::remove_key).
     UsersRemoveKey {
         /// The account.
@@ -100,6 +118,8 @@ impl Call {
             Self::UsersUnlock { .. } => "users.unlock",
             Self::UsersRemove { .. } => "users.remove",
             Self::UsersAddKey { .. } => "users.add-key",
+            Self::UsersAddTemporaryKey { .. } => "users.add-temporary-key",
+            Self::UsersAddTemporaryMembership { .. } => "users.add-temporary-membership",
             Self::UsersRemoveKey { .. } => "users.remove-key",
             Self::UsersAddToGroup { .. } => "users.add-to-group",
             Self::UsersRemoveFromGroup { .. } => "users.remove-from-group",

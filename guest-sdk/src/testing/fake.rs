@@ -24,6 +24,7 @@ pub(super) type Answer<F> = Option<Box<F>>;
 type Answer0<T> = Answer<dyn FnMut() -> Result<T, HostError>>;
 type Answer1<A, T> = Answer<dyn FnMut(&A) -> Result<T, HostError>>;
 type Answer2<T> = Answer<dyn FnMut(&str, &str) -> Result<T, HostError>>;
+type TemporaryKeyAnswer = Answer<dyn FnMut(&str, &str, u32) -> Result<u64, HostError>>;
 type SaltAnswer = Answer<dyn FnMut(&str, Option<&str>, bool) -> Result<ApplyReport, HostError>>;
 type ExecAnswer = Answer<dyn FnMut(&str, &[(String, String)]) -> Result<RunOutput, HostError>>;
 
@@ -39,6 +40,8 @@ pub(super) struct Script {
     pub(super) users_unlock: Answer1<str, ()>,
     pub(super) users_remove: Answer1<str, ()>,
     pub(super) users_add_key: Answer2<bool>,
+    pub(super) users_add_temporary_key: TemporaryKeyAnswer,
+    pub(super) users_add_temporary_membership: TemporaryKeyAnswer,
     pub(super) users_remove_key: Answer2<bool>,
     pub(super) users_add_to_group: Answer2<()>,
     pub(super) users_remove_from_group: Answer2<()>,
@@ -60,6 +63,11 @@ impl Script {
             ("users.unlock", self.users_unlock.is_some()),
             ("users.remove", self.users_remove.is_some()),
             ("users.add-key", self.users_add_key.is_some()),
+            ("users.add-temporary-key", self.users_add_temporary_key.is_some()),
+            (
+                "users.add-temporary-membership",
+                self.users_add_temporary_membership.is_some(),
+            ),
             ("users.remove-key", self.users_remove_key.is_some()),
             ("users.add-to-group", self.users_add_to_group.is_some()),
             ("users.remove-from-group", self.users_remove_from_group.is_some()),
@@ -177,6 +185,36 @@ pub(crate) mod users {
             key: key.to_owned(),
         };
         answer(call, |s| &mut s.users_add_key, |f| f(name, key))
+    }
+
+    pub(crate) fn add_temporary_key(name: &str, key: &str, ttl_secs: u32) -> Result<u64, WitHostError> {
+        let call = Call::UsersAddTemporaryKey {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            ttl_secs,
+        };
+        answer(
+            call,
+            |s| &mut s.users_add_temporary_key,
+            |f| f(name, key, ttl_secs),
+        )
+    }
+
+    pub(crate) fn add_temporary_membership(
+        name: &str,
+        group: &str,
+        ttl_secs: u32,
+    ) -> Result<u64, WitHostError> {
+        let call = Call::UsersAddTemporaryMembership {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            ttl_secs,
+        };
+        answer(
+            call,
+            |s| &mut s.users_add_temporary_membership,
+            |f| f(name, group, ttl_secs),
+        )
     }
 
     pub(crate) fn remove_key(name: &str, key: &str) -> Result<bool, WitHostError> {

@@ -11,6 +11,7 @@
 //! before. `sesamed audit verify` finds any line changed, removed, inserted or moved.
 
 pub mod chain;
+pub mod cli;
 pub mod receipts;
 pub mod tail;
 
@@ -179,6 +180,9 @@ pub enum AuditEvent {
     /// A firewall opening was made, extended, released, revoked or expired, or reconciliation or
     /// the reaper acted on one.
     Firewall(Box<crate::capability::firewall::FirewallRecord>),
+    /// A temporary change to an account (an SSH key, a group membership) was made, extended,
+    /// restored, or taken back (expired, revoked).
+    AccountGrant(Box<crate::capability::users::AccountGrantRecord>),
     /// A step of a request that waits for approval: requested, approved, rejected, withdrawn,
     /// expired, interrupted (the daemon stopped while it ran), or set aside (its record was
     /// unreadable at start). Running it is a `request` record with `approved_by`.

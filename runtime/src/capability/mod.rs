@@ -77,6 +77,10 @@ pub trait Capability: Sized + Send + Sync + fmt::Debug + 'static {
     fn secret_args(&self, _command: &str, _args: &[String]) -> Vec<usize> {
         Vec::new()
     }
+
+    /// Reverts what the grants ledger says has expired (the daemon calls this every second);
+    /// a failure is logged and retried at the next call.
+    fn reap(&self, _now_ms: u64) {}
 }
 
 /// What a capability's service starts from.
@@ -236,6 +240,13 @@ macro_rules! registry {
                     positions.extend(<$ty as Capability>::secret_args(service, command, args));
                 })*
                 positions
+            }
+
+            /// Lets every running service revert what has expired ([`Capability::reap`]).
+            pub fn reap(&self, now_ms: u64) {
+                $(if let Some(service) = &self.$name {
+                    <$ty as Capability>::reap(service, now_ms);
+                })*
             }
 
             /// What `sesamed configtest` reports of every capability a cluster of `cx.config`

@@ -245,17 +245,11 @@ impl Runner {
         self.services.firewall.as_ref()
     }
 
-    /// Closes firewall openings whose time is up and expires requests nobody approved in time
-    /// (the daemon calls this every second).
+    /// Reverts what the grants ledger says has expired (firewall openings, temporary keys) and
+    /// expires requests nobody approved in time (the daemon calls this every second).
     pub fn reap(&self, now_ms: u64) {
         self.reap_parked(now_ms);
-        if let Some(fw) = &self.services.firewall {
-            match fw.reap(now_ms) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(closed = n, "expired firewall openings closed"),
-                Err(e) => tracing::error!("closing expired firewall openings: {e} (retrying)"),
-            }
-        }
+        self.services.reap(now_ms);
     }
 
     /// Handles one sealed request. Returns the sealed response, or `None` when the input never

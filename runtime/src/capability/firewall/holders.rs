@@ -14,9 +14,9 @@
 
 use sesame_proto::PublicKey;
 
-use super::ledger::{LedgerError, Locked};
 use super::{Firewall, FirewallError, FirewallRecord, GrantId, Rule};
 use crate::clients::ClientRegistry;
+use crate::ledger::{LedgerError, Locked};
 
 /// The client a key speaks for: its current key and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +68,20 @@ impl Firewall {
                 self.record(now_ms, rec);
             }
             let mut rec = FirewallRecord::new("ledger-migrated", "migration");
-            rec.detail = Some(format!(
-                "version {} to {}: {} holders now held by their key, {} dropped (not enrolled)",
-                m.from_version,
-                super::ledger::LEDGER_VERSION,
-                m.holders_kept,
-                m.holders_dropped.len()
-            ));
+            rec.detail = Some(if m.from_version == 1 {
+                format!(
+                    "version 1 to {}: {} holders now held by their key, {} dropped (not enrolled)",
+                    crate::ledger::LEDGER_VERSION,
+                    m.holders_kept,
+                    m.holders_dropped.len()
+                )
+            } else {
+                format!(
+                    "version {} to {}: room for temporary keys; nothing else changed",
+                    m.from_version,
+                    crate::ledger::LEDGER_VERSION
+                )
+            });
             self.record(now_ms, rec);
         }
         Ok(locked)

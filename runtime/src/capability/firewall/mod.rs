@@ -4,7 +4,7 @@
 //! the request's grant ([`check_grant`]) and hands a parsed [`Rule`] to the [`Firewall`] service,
 //! which:
 //!
-//! - records the grant in the [`ledger`] (durably) *before* the rule is added, so a rule never
+//! - records the grant in the [`ledger`](crate::ledger) (durably) *before* the rule is added, so a rule never
 //!   exists that the ledger does not know how to expire;
 //! - tags the rule with the grant id (`sesame:fw-…`) and never touches a rule without that tag;
 //! - gives one rule per (source, port, protocol): asking again extends the existing grant, and
@@ -26,7 +26,6 @@
 pub mod backend;
 mod calls;
 pub mod holders;
-pub mod ledger;
 pub mod nft;
 mod reconcile;
 pub mod rule;
@@ -42,10 +41,10 @@ use sesame_proto::PublicKey;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clients::RegistryError;
 use crate::config::Config;
+use crate::ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
 use backend::{Backend, BackendError};
 pub use holders::ClientRelease;
 use holders::Enrolled;
-use ledger::{Grant, Holder, LedgerError, LedgerFile, Locked};
 pub use reconcile::ReconcileReport;
 pub use rule::{GrantId, Proto, Rule, RuleError, Source};
 pub use setup::{FirewallBackendKind, FirewallConfig, FirewallGrant};

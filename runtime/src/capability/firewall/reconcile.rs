@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use super::ledger::LedgerError;
 use super::{Firewall, FirewallError, FirewallRecord};
+use crate::ledger::LedgerError;
 
 /// What start-up reconciliation found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::backend::DryRun as DryRunBackend;
-use super::ledger::LedgerFile;
 use super::{DRY_RUN_RECORD, Firewall, FirewallError, FirewallLimits};
 use crate::capability::{Capability, Check, DryRun, Start};
+use crate::ledger::LedgerFile;
 
 /// `grant.firewall`: the openings a command may make.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -82,6 +82,16 @@ impl Capability for Firewall {
     type Grant = FirewallGrant;
     type Config = FirewallConfig;
     type Error = FirewallError;
+
+    /// Closes the openings whose time is up (the nftables back end also has the kernel stop
+    /// matching at expiry; ufw relies on this).
+    fn reap(&self, now_ms: u64) {
+        match Firewall::reap(self, now_ms) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(closed = n, "expired firewall openings closed"),
+            Err(e) => tracing::error!("closing expired firewall openings: {e} (retrying)"),
+        }
+    }
 
     fn configure(
         config: FirewallConfig,

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{Account, Comment, GroupName, InvalidArg, Reach, Shell, SshKey, UserName, Users, UsersError};
+use super::{
+    Account, Comment, GroupName, InvalidArg, Reach, Shell, SshKey, Temporary, UserName, Users, UsersError,
+};
 use crate::host::bindings::sesame::host::users;
 use crate::host::{CallContext, HostError, HostFault};
 
@@ -75,11 +77,36 @@ impl users::Host for CallContext {
         Ok(added)
     }
 
+    fn add_temporary_key(&mut self, name: String, key: String, ttl_secs: u32) -> Result<u64, HostFault> {
+        let key: SshKey = parse(&key)?;
+        let (svc, name) = self.users_target("users.add-temporary-key", &name)?;
+        let holder = self.temporary_holder(&svc, "users.add-temporary-key", &name, ttl_secs)?;
+        let added = svc
+            .add_temporary(crate::now_ms(), &name, Temporary::Key(&key), holder)
+            .map_err(|e| self.users_failure("users.add-temporary-key", e))?;
+        if added.permanent {
+            return Err(HostError::Invalid(format!(
+                "{} is on {name} for good already: remove it first (key-remove) to add it for a while",
+                key.summary()
+            ))
+            .into());
+        }
+        self.effect(format!(
+            "users.add-temporary-key {name} {} until {}",
+            key.summary(),
+            crate::format_utc(added.expires_ms)
+        ));
+        Ok(added.expires_ms)
+    }
+
     fn remove_key(&mut self, name: String, key: String) -> Result<bool, HostFault> {
         let key: SshKey = parse(&key)?;
         let (svc, name) = self.users_target("users.remove-key", &name)?;
         let removed = svc
             .remove_key(&name, &key)
+            .map_err(|e| self.users_failure("users.remove-key", e))?;
+        // Removed by hand: its temporary entry, if any, must not bring it back.
+        svc.forget_temporary(&name, Temporary::Key(&key))
             .map_err(|e| self.users_failure("users.remove-key", e))?;
         if removed {
             self.effect(format!("users.remove-key {name} {}", key.summary()));
@@ -89,6 +116,17 @@ impl users::Host for CallContext {
 
     fn add_to_group(&mut self, name: String, group: String) -> Result<(), HostFault> {
         let group: GroupName = parse(&group)?;
+        if self
+            .grant
+            .users
+            .temporary_groups
+            .iter()
+            .any(|g| g == group.as_str())
+        {
+            return Err(self.deny(format!(
+                "users.add-to-group {group}: the grant lets accounts join {group} only for a while (--ttl)"
+            )));
+        }
         let (svc, name) = self.users_target("users.add-to-group", &name)?;
         let gid = svc
             .group_id(&group)
@@ -100,6 +138,35 @@ impl users::Host for CallContext {
         Ok(())
     }
 
+    fn add_temporary_membership(
+        &mut self,
+        name: String,
+        group: String,
+        ttl_secs: u32,
+    ) -> Result<u64, HostFault> {
+        let group: GroupName = parse(&group)?;
+        let (svc, name) = self.users_target("users.add-temporary-membership", &name)?;
+        let gid = svc
+            .group_id(&group)
+            .map_err(|e| self.users_failure("users.add-temporary-membership", e))?;
+        self.grant_group(&svc, "users.add-temporary-membership", &group, gid)?;
+        let holder = self.temporary_holder(&svc, "users.add-temporary-membership", &name, ttl_secs)?;
+        let made = svc
+            .add_temporary(crate::now_ms(), &name, Temporary::Group(&group), holder)
+            .map_err(|e| self.users_failure("users.add-temporary-membership", e))?;
+        if made.permanent {
+            return Err(HostError::Invalid(format!(
+                "{name} is in {group} for good already: remove it first (group-remove) to add it for a while"
+            ))
+            .into());
+        }
+        self.effect(format!(
+            "users.add-temporary-membership {name} {group} until {}",
+            crate::format_utc(made.expires_ms)
+        ));
+        Ok(made.expires_ms)
+    }
+
     fn remove_from_group(&mut self, name: String, group: String) -> Result<(), HostFault> {
         let group: GroupName = parse(&group)?;
         let (svc, name) = self.users_target("users.remove-from-group", &name)?;
@@ -108,6 +175,9 @@ impl users::Host for CallContext {
             .map_err(|e| self.users_failure("users.remove-from-group", e))?;
         self.grant_group(&svc, "users.remove-from-group", &group, gid)?;
         svc.remove_from_group(&name, &group)
+            .map_err(|e| self.users_failure("users.remove-from-group", e))?;
+        // Removed by hand: its temporary entry, if any, must not bring it back.
+        svc.forget_temporary(&name, Temporary::Group(&group))
             .map_err(|e| self.users_failure("users.remove-from-group", e))?;
         self.effect(format!("users.remove-from-group {name} {group}"));
         Ok(())
@@ -196,6 +266,35 @@ impl CallContext {
 
     /// Turns a users service error into what the module sees; tool failures keep their detail in
     /// the daemon log.
+    /// The calling client's hold on a temporary change to `name` for `ttl_secs`, once the ttl
+    /// is within the grant (`max_ttl_s`) and the host's ceiling (`[users] max_ttl_s`).
+    fn temporary_holder(
+        &mut self,
+        svc: &Users,
+        call: &str,
+        name: &UserName,
+        ttl_secs: u32,
+    ) -> Result<crate::ledger::Holder, HostFault> {
+        let ceiling = svc.max_ttl_s().unwrap_or(0);
+        let limit = self.grant.users.max_ttl_s.map_or(ceiling, |g| g.min(ceiling));
+        if ttl_secs == 0 || u64::from(ttl_secs) > limit {
+            return Err(self.deny(format!(
+                "{call} {name}: a ttl of {ttl_secs} s is outside the grant (1 to {limit} s)"
+            )));
+        }
+        let Some(key) = self.client_key else {
+            return Err(
+                HostError::Invalid("temporary changes need a client's key to hold them".into()).into(),
+            );
+        };
+        Ok(crate::ledger::Holder {
+            client: self.client.clone(),
+            key,
+            expires_ms: crate::now_ms().saturating_add(u64::from(ttl_secs) * 1000),
+            request_id: self.request_id.clone(),
+        })
+    }
+
     fn users_failure(&mut self, call: &str, e: UsersError) -> HostFault {
         match e {
             UsersError::Invalid(_)

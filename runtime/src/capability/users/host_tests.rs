@@ -406,3 +406,161 @@ decision := {"allow": true, "grant": {"users": {
     }));
     assert_eq!(f.changes().len(), 2, "www-data locked, dave's key added");
 }
+
+// --- temporary changes ------------------------------------------------------------------------
+
+/// A fixture whose users service records temporary changes in a ledger in `dir`.
+fn temporary_fixture(dir: &Path, max_ttl_s: u64) -> Fixture {
+    let mut f = Fixture::new();
+    let users = Users::dry_run_at(f._etc.path().to_owned(), f.recorder.clone())
+        .expect("users")
+        .with_ledger(super::KeyLedger {
+            file: crate::ledger::LedgerFile::new(dir, &dir.join("clients.toml")),
+            audit: Arc::new(crate::audit::AuditLog::open(&dir.join("audit.jsonl")).expect("audit")),
+            max_ttl_s,
+        });
+    f.users = Arc::new(users);
+    f
+}
+
+fn client_key(b: u8) -> sesame_proto::PublicKey {
+    sesame_proto::PublicKey::from_bytes([b; 32])
+}
+
+fn ledger_users(dir: &Path) -> Vec<crate::ledger::UserGrant> {
+    crate::ledger::LedgerFile::new(dir, &dir.join("clients.toml"))
+        .lock()
+        .expect("ledger")
+        .ledger
+        .users
+        .clone()
+}
+
+#[test]
+fn a_temporary_key_is_on_record_before_it_is_written_and_bounded_by_grant_and_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = temporary_fixture(dir.path(), 7200);
+    let grant = UsersGrant {
+        self_service: true,
+        max_ttl_s: Some(3600),
+        ..UsersGrant::default()
+    };
+    let mut cx = f.context("dave", grant.clone()).with_client_key(client_key(1));
+    let until = cx
+        .add_temporary_key("dave".into(), KEY.into(), 600)
+        .expect("within the grant");
+    let changes = f.changes();
+    assert!(
+        changes.len() == 1
+            && changes[0].starts_with(
+                "add ssh-ed25519 …6ELIpKiD6cti dave@laptop to /home/dave/.ssh/authorized_keys until"
+            ),
+        "{changes:?}"
+    );
+    let entries = ledger_users(dir.path());
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].account, "dave");
+    assert_eq!(entries[0].expires_ms(), until);
+    assert!(entries[0].id.as_str().starts_with("key-"));
+
+    // Again, longer: one entry, extended.
+    let later = cx
+        .add_temporary_key("dave".into(), KEY.into(), 1200)
+        .expect("extended");
+    assert!(later > until);
+    let entries = ledger_users(dir.path());
+    assert_eq!((entries.len(), entries[0].holders.len()), (1, 1));
+    assert_eq!(entries[0].expires_ms(), later);
+
+    // Past the grant, past the host, or nothing: refused, nothing recorded.
+    f.changes();
+    for ttl in [3601, 0] {
+        let err = cx
+            .add_temporary_key("dave".into(), KEY.into(), ttl)
+            .expect_err("refused");
+        assert!(
+            matches!(err, HostFault::Error(HostError::Denied(ref why)) if why.contains("outside the grant (1 to 3600 s)")),
+            "{err:?}"
+        );
+    }
+    let unbounded = UsersGrant {
+        max_ttl_s: None,
+        ..grant
+    };
+    let mut cx = f.context("dave", unbounded).with_client_key(client_key(1));
+    let err = cx
+        .add_temporary_key("dave".into(), KEY.into(), 7201)
+        .expect_err("above the host");
+    assert!(
+        matches!(err, HostFault::Error(HostError::Denied(ref why)) if why.contains("(1 to 7200 s)")),
+        "{err:?}"
+    );
+    assert!(f.changes().is_empty());
+    // Someone else's account is out of reach whatever the ttl.
+    let err = cx
+        .add_temporary_key("erin".into(), KEY.into(), 60)
+        .expect_err("not dave's");
+    assert!(matches!(err, HostFault::Error(HostError::Denied(_))), "{err:?}");
+}
+
+#[test]
+fn temporary_memberships_expire_and_some_groups_are_only_for_a_while() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = temporary_fixture(dir.path(), 7200);
+    let grant = UsersGrant {
+        names: vec!["dave".into(), "erin".into()],
+        groups: vec!["developers".into(), "operators".into()],
+        temporary_groups: vec!["operators".into()],
+        ..UsersGrant::default()
+    };
+    let mut cx = f.context("ada", grant).with_client_key(client_key(2));
+    // For good: refused for a group the grant allows only for a while.
+    let err = cx
+        .add_to_group("dave".into(), "operators".into())
+        .expect_err("only for a while");
+    assert!(
+        matches!(err, HostFault::Error(HostError::Denied(ref why)) if why.contains("only for a while")),
+        "{err:?}"
+    );
+    assert!(f.changes().is_empty());
+    // For a while: on record, then gpasswd.
+    cx.add_temporary_membership("dave".into(), "operators".into(), 60)
+        .expect("temporary");
+    assert_eq!(f.changes(), ["/usr/bin/gpasswd --add dave operators".to_owned()]);
+    let entries = ledger_users(dir.path());
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].id.as_str().starts_with("grp-"));
+    assert_eq!(
+        entries[0].change,
+        crate::ledger::UserChange::Group("operators".into())
+    );
+    // erin is in operators already, for good: not ours to time, nothing recorded.
+    let err = cx
+        .add_temporary_membership("erin".into(), "operators".into(), 60)
+        .expect_err("permanent");
+    assert!(
+        matches!(err, HostFault::Error(HostError::Invalid(ref why)) if why.contains("for good already")),
+        "{err:?}"
+    );
+    assert_eq!(ledger_users(dir.path()).len(), 1);
+
+    // The reaper takes it back at expiry, and only then.
+    let at = entries[0].expires_ms();
+    assert_eq!(f.users.reap_temporary(at - 1).expect("reap"), 0);
+    assert_eq!(f.users.reap_temporary(at).expect("reap"), 1);
+    assert!(ledger_users(dir.path()).is_empty());
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|r| r["event"] == "account-grant")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["action"].as_str().unwrap_or(""),
+                r["by"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(actions, ["added req", "expired reaper"]);
+}

@@ -44,6 +44,11 @@ impl SshKey {
         words.windows(2).any(|w| w[0] == self.kind && w[1] == self.blob)
     }
 
+    /// The key itself, `TYPE BASE64`: what the grants ledger records of a temporary key.
+    pub fn bare(&self) -> String {
+        format!("{} {}", self.kind, self.blob)
+    }
+
     /// A short, recognisable form for messages: type, the blob's last 12 characters, comment.
     pub fn summary(&self) -> String {
         let tail = &self.blob[self.blob.len().saturating_sub(12)..];
@@ -133,6 +138,82 @@ pub fn without_key(text: &str, key: &SshKey) -> Option<String> {
     Some(out)
 }
 
+/// The option that makes sshd refuse a key after `until_ms` (OpenSSH 8.2 and later):
+/// `expiry-time="YYYYMMDDHHMMSSZ"`, rounded down to the second so the key never outlives it.
+pub fn expiry_option(until_ms: u64) -> String {
+    let digits: String = sesame_proto::format_utc(until_ms)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("expiry-time=\"{digits}Z\"")
+}
+
+/// Whether `line` is a temporary key line sesamed wrote: it starts with an `expiry-time` option.
+fn is_temporary(line: &str) -> bool {
+    line.trim_start().starts_with("expiry-time=\"")
+}
+
+/// What adding a temporary key did to `authorized_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemporaryEdit {
+    /// The key was not there: this text adds it, expiring.
+    Added(String),
+    /// It was there as a temporary key: this text gives it the new expiry.
+    Retimed(String),
+    /// A line without an expiry holds it: it stays as it is (a permanent key is not made
+    /// temporary behind its owner's back), and nothing is written.
+    Permanent,
+}
+
+/// `text` with `key` expiring at `until_ms`: sesamed's temporary line for it replaced, or added.
+pub fn with_temporary_key(text: &str, key: &SshKey, until_ms: u64) -> TemporaryEdit {
+    if text.lines().any(|l| key.is_on(l) && !is_temporary(l)) {
+        return TemporaryEdit::Permanent;
+    }
+    let line = format!("{} {key}", expiry_option(until_ms));
+    let mut out = String::with_capacity(text.len() + line.len() + 1);
+    let mut replaced = false;
+    for l in text.lines() {
+        if key.is_on(l) {
+            if !replaced {
+                out.push_str(&line);
+                out.push('\n');
+                replaced = true;
+            }
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    if replaced {
+        TemporaryEdit::Retimed(out)
+    } else {
+        out.push_str(&line);
+        out.push('\n');
+        TemporaryEdit::Added(out)
+    }
+}
+
+/// `text` without sesamed's temporary lines for `key`, or `None` when there is none. A
+/// permanent line for the same key is kept: only what sesamed added is taken back.
+pub fn without_temporary_key(text: &str, key: &SshKey) -> Option<String> {
+    let gone = |l: &str| key.is_on(l) && is_temporary(l);
+    if !text.lines().any(gone) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !gone(l)) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// Whether `text` holds `key` as a temporary key.
+pub fn has_temporary_key(text: &str, key: &SshKey) -> bool {
+    text.lines().any(|l| key.is_on(l) && is_temporary(l))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -194,5 +275,45 @@ pub(crate) mod tests {
         assert_eq!(removed, format!("# managed by hand\n{OTHER}\n"));
         assert_eq!(without_key(&removed, &k), None);
         assert_eq!(with_key("", &k).as_deref(), Some(format!("{ED25519}\n").as_str()));
+    }
+
+    #[test]
+    fn temporary_keys_carry_sshds_expiry_and_only_they_are_taken_back() {
+        let k: SshKey = ED25519.parse().expect("valid");
+        // 2026-12-05 12:15:30.999 UTC
+        let until = 1_796_472_930_999;
+        assert_eq!(expiry_option(until), "expiry-time=\"20261205121530Z\"");
+        let TemporaryEdit::Added(added) = with_temporary_key(&format!("{OTHER}\n"), &k, until) else {
+            panic!("added");
+        };
+        assert_eq!(
+            added,
+            format!("{OTHER}\nexpiry-time=\"20261205121530Z\" {ED25519}\n")
+        );
+        assert!(has_temporary_key(&added, &k));
+        // Again: one line, the new expiry.
+        let TemporaryEdit::Retimed(retimed) = with_temporary_key(&added, &k, until + 3_600_000) else {
+            panic!("retimed");
+        };
+        assert_eq!(
+            retimed,
+            format!("{OTHER}\nexpiry-time=\"20261205131530Z\" {ED25519}\n")
+        );
+        assert_eq!(retimed.lines().filter(|l| k.is_on(l)).count(), 1);
+        // Taken back: only the temporary line.
+        assert_eq!(without_temporary_key(&retimed, &k), Some(format!("{OTHER}\n")));
+        assert_eq!(without_temporary_key(&format!("{OTHER}\n"), &k), None);
+        // A permanent key stays permanent, and is never taken back.
+        let permanent = format!("{ED25519}\n");
+        assert_eq!(
+            with_temporary_key(&permanent, &k, until),
+            TemporaryEdit::Permanent
+        );
+        assert_eq!(without_temporary_key(&permanent, &k), None);
+        assert!(!has_temporary_key(&permanent, &k));
+        assert_eq!(
+            k.bare(),
+            ED25519[..ED25519.rfind(' ').expect("comment")].to_owned()
+        );
     }
 }

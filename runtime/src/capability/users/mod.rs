@@ -17,6 +17,7 @@ pub mod login_defs;
 pub mod names;
 pub mod reach;
 mod setup;
+pub mod temporary;
 
 #[cfg(test)]
 mod host_tests;
@@ -29,6 +30,7 @@ pub use login_defs::{LoginDefs, LoginDefsError};
 pub use names::{Comment, GroupName, InvalidArg, Shell, UserName};
 pub use reach::{Reach, Refusal};
 pub use setup::{UsersConfig, UsersGrant};
+pub use temporary::{AccountGrantRecord, KeyLedger, Reconciled, Temporary, TemporaryGrant};
 
 /// A local account, as `/etc/passwd`, `/etc/group`, `/etc/shadow` and `/etc/shells` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +98,12 @@ pub enum UsersError {
         /// The error.
         source: std::io::Error,
     },
+    /// The grants ledger could not be read or written: nothing was changed.
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    /// Temporary keys need the grants ledger, and this service has none.
+    #[error("temporary keys are not available here (no grants ledger)")]
+    NoLedger,
     /// Writing keys was refused or failed.
     #[error(transparent)]
     Home(#[from] home::HomeError),
@@ -116,6 +124,8 @@ pub struct Users {
     defs: LoginDefs,
     /// Dry run: tools record their command lines here and key files are not written.
     dry_run: Option<crate::system::Recorder>,
+    /// Where temporary keys are recorded (the grants ledger); none in tests of the rest.
+    ledger: Option<KeyLedger>,
 }
 
 impl Users {
@@ -143,6 +153,7 @@ impl Users {
             etc: PathBuf::from("/etc"),
             defs: LoginDefs::read(Path::new("/etc/login.defs"))?,
             dry_run: None,
+            ledger: None,
         })
     }
 
@@ -168,7 +179,15 @@ impl Users {
             defs: LoginDefs::read(&etc.join("login.defs"))?,
             etc,
             dry_run: Some(recorder),
+            ledger: None,
         })
+    }
+
+    /// The same service, recording temporary keys in `ledger`.
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: KeyLedger) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// The ordinary id ranges this service was started with.

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Users, UsersError};
+use std::sync::Arc;
+
+use super::{KeyLedger, Users, UsersError};
 use crate::capability::{Capability, Check, DryRun, Start};
+use crate::ledger::LedgerFile;
 
 /// `grant.users`: the accounts a command may manage. The host decides what these reach
 /// (`crate::capability::users::reach`): system accounts and groups only through the `system_*` fields, and
@@ -29,13 +32,33 @@ pub struct UsersGrant {
     /// System groups (gid 0, gids outside `GID_MIN..=GID_MAX`, reserved names) that may be
     /// used, and whose members may be managed, each by its exact name.
     pub system_groups: Vec<String>,
+    /// The longest a temporary change (a key or a group membership that expires) may last,
+    /// seconds; `None`: up to the host's `[users] max_ttl_s`, which no grant can raise.
+    pub max_ttl_s: Option<u64>,
+    /// Groups an account may join only for a while (`sudo`, `adm`): a permanent membership of
+    /// one of these is refused. Each must also be reachable through `groups` or `system_groups`.
+    pub temporary_groups: Vec<String>,
 }
 
-/// `[users]`: nothing to set yet (the tools are shadow's, at their standard paths, and the ids
-/// ordinary accounts take come from `/etc/login.defs`); any key is an error.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsersConfig {}
+/// The host's ceiling on temporary changes when `sesamed.toml` does not set one: a week.
+pub const DEFAULT_MAX_TTL_S: u64 = 7 * 24 * 3600;
+
+/// `[users]` (the tools are shadow's, at their standard paths, and the ids ordinary accounts
+/// take come from `/etc/login.defs`); any other key is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// The longest any temporary change may last, seconds, whatever a grant says.
+    pub max_ttl_s: u64,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self {
+            max_ttl_s: DEFAULT_MAX_TTL_S,
+        }
+    }
+}
 
 impl Capability for Users {
     type Grant = UsersGrant;
@@ -43,15 +66,45 @@ impl Capability for Users {
     type Error = UsersError;
 
     fn configure(config: UsersConfig, _resolve: &dyn Fn(PathBuf) -> PathBuf) -> Result<UsersConfig, String> {
+        if config.max_ttl_s == 0 {
+            return Err("max_ttl_s: must be at least 1 second".to_owned());
+        }
         Ok(config)
     }
 
-    fn start(_cx: &Start<'_>) -> Result<Self, UsersError> {
-        Users::new()
+    /// The tools, and the temporary changes the grants ledger holds made to agree with the
+    /// accounts: what expired while the daemon was down is taken back, what was lost made again.
+    fn start(cx: &Start<'_>) -> Result<Self, UsersError> {
+        let users = Users::new()?.with_ledger(KeyLedger {
+            file: LedgerFile::new(&cx.config.state_dir, &cx.config.clients_file),
+            audit: Arc::clone(cx.audit),
+            max_ttl_s: cx.config.capabilities.users.max_ttl_s,
+        });
+        let report = users.reconcile_temporary(cx.now_ms)?;
+        if report.expired + report.restored > 0 || !report.errors.is_empty() {
+            tracing::info!(expired = report.expired, restored = report.restored, errors = ?report.errors, "temporary account changes reconciled");
+        }
+        Ok(users)
     }
 
     fn dry_run(cx: &DryRun<'_>) -> Result<Self, UsersError> {
-        Users::dry_run(cx.recorder.clone())
+        Ok(Users::dry_run(cx.recorder.clone())?.with_ledger(KeyLedger {
+            file: LedgerFile::new(cx.scratch, &cx.config.clients_file),
+            audit: Arc::clone(cx.audit),
+            max_ttl_s: cx.config.capabilities.users.max_ttl_s,
+        }))
+    }
+
+    /// Takes back the temporary keys and group memberships nobody holds any more.
+    fn reap(&self, now_ms: u64) {
+        match self.reap_temporary(now_ms) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                taken_back = n,
+                "expired temporary keys and group memberships taken back"
+            ),
+            Err(e) => tracing::error!("taking back expired temporary account changes: {e} (retrying)"),
+        }
     }
 
     /// shadow's tools are installed and `/etc/login.defs` reads as they read it.

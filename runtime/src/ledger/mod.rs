@@ -1,5 +1,8 @@
-//! The grants ledger: every firewall opening sesamed made and has not yet closed, with who holds
-//! it and until when. It is the source of truth the reaper and the start-up reconciliation act on.
+//! The grants ledger: every change sesamed made that must be reverted, with who holds it and
+//! until when: firewall openings (`grants`) and temporary changes to accounts (`users`: SSH keys
+//! and group memberships). It is the one source
+//! of truth the capabilities' reapers and start-up reconciliations act on; an entry is written
+//! before the change it records is made, so a crash leaves nothing unrecorded.
 //!
 //! The ledger is one JSON file replaced atomically (temporary file, fsync, rename, fsync of the
 //! directory), so a crash leaves the old or the new version and never half of one. Every change
@@ -9,8 +12,12 @@
 //!
 //! A hold belongs to the client's key, never to its name: a name can be enrolled again under
 //! another key, and that client must not inherit what the first one held. Version 1 of the file
-//! kept holders by name; it is read once, with the client registry, and written back as version
-//! 2 ([`Migration`]).
+//! kept holders by name; it is read once, with the client registry, and written back as the
+//! current version ([`Migration`]). Version 2 had no `users`; it is read as having none and
+//! written back as version 3, which an older sesamed refuses rather than drop entries it does
+//! not know.
+
+pub mod cli;
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -20,11 +27,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sesame_proto::PublicKey;
 
-use super::rule::{GrantId, Rule};
+use crate::capability::firewall::rule::{GrantId, Rule};
 use crate::clients::{ClientRegistry, RegistryError};
 
 /// The ledger's format version.
-pub const LEDGER_VERSION: u32 = 2;
+pub const LEDGER_VERSION: u32 = 3;
 
 /// One opening: a firewall rule and the clients holding it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +92,122 @@ pub struct Ledger {
     pub version: u32,
     /// Open grants, in the order they were made.
     pub grants: Vec<Grant>,
+    /// Temporary changes to accounts (keys, group memberships), in the order they were made.
+    #[serde(default)]
+    pub users: Vec<UserGrant>,
+}
+
+/// A temporary change to an account: a key whose line carries OpenSSH's `expiry-time` option
+/// (so sshd refuses it after then, whether or not sesamed runs), or a group membership. The
+/// users capability's reaper takes it back once nobody holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserGrant {
+    /// Its id: `key-` or `grp-` and 16 hex digits.
+    pub id: UserGrantId,
+    /// The account changed.
+    pub account: String,
+    /// What was added to it.
+    pub change: UserChange,
+    /// When it was first made (Unix ms).
+    pub created_ms: u64,
+    /// Who holds it and until when; it is taken back once nobody does.
+    pub holders: Vec<Holder>,
+}
+
+/// What a [`UserGrant`] added to an account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum UserChange {
+    /// An SSH key, `TYPE BASE64` (no comment, no options).
+    Key(String),
+    /// A supplementary group.
+    Group(String),
+}
+
+impl UserChange {
+    /// The prefix of the ids of this kind of change.
+    pub fn id_prefix(&self) -> &'static str {
+        match self {
+            UserChange::Key(_) => "key",
+            UserChange::Group(_) => "grp",
+        }
+    }
+}
+
+impl UserGrant {
+    /// When it must be taken back: the latest end among its holders (0 when none).
+    pub fn expires_ms(&self) -> u64 {
+        self.holders.iter().map(|h| h.expires_ms).max().unwrap_or(0)
+    }
+
+    /// Whether anyone still holds it at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_ms() > now_ms
+    }
+}
+
+/// A temporary account change's id: `key-` (a key) or `grp-` (a group membership) and 16
+/// lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserGrantId(String);
+
+impl UserGrantId {
+    /// A fresh random id for a change of `change`'s kind.
+    pub fn random(change: &UserChange) -> Self {
+        use rand_core::RngCore;
+        let mut bytes = [0u8; 8];
+        rand_core::OsRng.fill_bytes(&mut bytes);
+        Self(format!("{}-{}", change.id_prefix(), hex::encode(bytes)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for UserGrantId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let hex = s
+            .strip_prefix("key-")
+            .or_else(|| s.strip_prefix("grp-"))
+            .unwrap_or_default();
+        if hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "{s:?} is not a temporary grant id (key- or grp- and 16 hex digits)"
+            ))
+        }
+    }
+}
+
+impl TryFrom<String> for UserGrantId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<UserGrantId> for String {
+    fn from(id: UserGrantId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for UserGrantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl Ledger {
@@ -234,6 +357,7 @@ impl LedgerFile {
                     Ledger {
                         version: LEDGER_VERSION,
                         grants: Vec::new(),
+                        users: Vec::new(),
                     },
                     None,
                 ));
@@ -250,6 +374,19 @@ impl LedgerFile {
                 serde_json::from_slice::<Ledger>(&text).map_err(|e| corrupt(e.to_string()))?,
                 None,
             ),
+            2 => {
+                let old: LedgerV2 = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+                let ledger = Ledger {
+                    version: LEDGER_VERSION,
+                    grants: old.grants,
+                    users: Vec::new(),
+                };
+                let migration = Migration {
+                    from_version: 2,
+                    ..Migration::default()
+                };
+                (ledger, Some(migration))
+            }
             1 => {
                 let old: LedgerV1 = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
                 check_unique(old.grants.iter().map(|g| (&g.id, g.rule))).map_err(corrupt)?;
@@ -263,11 +400,12 @@ impl LedgerFile {
             }
             other => {
                 return Err(corrupt(format!(
-                    "version {other} (this sesamed reads versions 1 and {LEDGER_VERSION})"
+                    "version {other} (this sesamed reads versions 1 to {LEDGER_VERSION})"
                 )));
             }
         };
         check_unique(ledger.grants.iter().map(|g| (&g.id, g.rule))).map_err(corrupt)?;
+        check_unique_users(&ledger.users).map_err(corrupt)?;
         Ok((ledger, migrated))
     }
 
@@ -302,6 +440,35 @@ fn check_unique<'a>(grants: impl Iterator<Item = (&'a GrantId, Rule)>) -> Result
         }
     }
     Ok(())
+}
+
+/// Refuses a ledger naming a temporary grant id, or an account's change, twice, or a change
+/// under an id of the other kind.
+fn check_unique_users(grants: &[UserGrant]) -> Result<(), String> {
+    let mut ids = BTreeSet::new();
+    let mut entries = BTreeSet::new();
+    for g in grants {
+        if !ids.insert(&g.id) || !entries.insert((&g.account, &g.change)) {
+            return Err(format!("temporary grant {} appears twice", g.id));
+        }
+        if !g.id.as_str().starts_with(g.change.id_prefix()) {
+            return Err(format!(
+                "temporary grant {} is not a {} id",
+                g.id,
+                g.change.id_prefix()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Version 2: firewall openings only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerV2 {
+    #[serde(rename = "version")]
+    _version: u32,
+    grants: Vec<Grant>,
 }
 
 /// Just the version, to pick the format.
@@ -375,6 +542,7 @@ impl LedgerV1 {
             Ledger {
                 version: LEDGER_VERSION,
                 grants,
+                users: Vec::new(),
             },
             migration,
         )
@@ -470,7 +638,11 @@ mod tests {
         );
         for bad in [
             "not json".to_owned(),
-            r#"{"version":3,"grants":[]}"#.to_owned(),
+            r#"{"version":4,"grants":[]}"#.to_owned(),
+            r#"{"version":3,"grants":[],"users":[{"id":"key-0000000000000001","account":"dave","change":{"key":"ssh-ed25519 AAAA"},"created_ms":1,"holders":[],"extra":1}]}"#.to_owned(),
+            r#"{"version":3,"grants":[],"users":[{"id":"fw-0000000000000001","account":"dave","change":{"key":"ssh-ed25519 AAAA"},"created_ms":1,"holders":[]}]}"#.to_owned(),
+            r#"{"version":3,"grants":[],"users":[{"id":"key-0000000000000001","account":"dave","change":{"shell":"/bin/sh"},"created_ms":1,"holders":[]}]}"#.to_owned(),
+            r#"{"version":2,"grants":[],"users":[]}"#.to_owned(),
             r#"{"version":2,"grants":[],"extra":1}"#.to_owned(),
             r#"{"version":1,"grants":[],"extra":1}"#.to_owned(),
             r#"{"version":2,"grants":[{"id":"fw-x","rule":{"source":"1.2.3.4","port":22,"proto":"tcp"},"created_ms":1,"holders":[]}]}"#.to_owned(),
@@ -487,6 +659,7 @@ mod tests {
         let twice = Ledger {
             version: LEDGER_VERSION,
             grants: vec![grant("fw-0000000000000001", 22), grant("fw-0000000000000002", 22)],
+            users: Vec::new(),
         };
         std::fs::write(file.path(), serde_json::to_vec(&twice).expect("json")).expect("write");
         assert!(
@@ -548,6 +721,117 @@ mod tests {
         let err = file.lock().expect_err("no registry");
         assert!(matches!(err, LedgerError::Migration { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(file.path()).expect("kept"), v1);
+    }
+
+    fn key_grant(id: &str, account: &str) -> UserGrant {
+        UserGrant {
+            id: id.parse().expect("id"),
+            account: account.into(),
+            change: UserChange::Key(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpyo4ZeTj/fgjh+FvzKwzxzIh8WWnHh6ELIpKiD6cti".into(),
+            ),
+            created_ms: 1,
+            holders: vec![Holder {
+                client: "dave".into(),
+                key: key(1),
+                expires_ms: 500,
+                request_id: "r".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_version_2_ledger_is_read_with_no_keys_and_written_back_as_version_3() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file(dir.path());
+        let v2 = serde_json::json!({"version": 2, "grants": [grant("fw-0000000000000001", 22)]});
+        std::fs::write(file.path(), v2.to_string()).expect("v2");
+        let mut locked = file.lock().expect("reads");
+        assert_eq!(locked.ledger.grants, [grant("fw-0000000000000001", 22)]);
+        assert!(locked.ledger.users.is_empty());
+        assert_eq!(locked.migrated.as_ref().map(|m| m.from_version), Some(2));
+        locked
+            .ledger
+            .users
+            .push(key_grant("key-0000000000000001", "dave"));
+        locked.save().expect("save");
+        drop(locked);
+        let again = file.lock().expect("reads");
+        assert_eq!(again.migrated, None);
+        assert_eq!(again.ledger.version, 3);
+        assert_eq!(again.ledger.users, [key_grant("key-0000000000000001", "dave")]);
+        let k = &again.ledger.users[0];
+        assert!(
+            std::fs::read_to_string(file.path()).expect("read").contains(
+                r#""change": {
+        "key": "ssh-ed25519"#
+            ),
+            "the change names its kind"
+        );
+        assert_eq!(k.expires_ms(), 500);
+        assert!(k.is_live(499) && !k.is_live(500));
+    }
+
+    #[test]
+    fn the_same_change_of_an_account_is_one_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file(dir.path());
+        let mut sudo = key_grant("grp-0000000000000003", "dave");
+        sudo.change = UserChange::Group("sudo".into());
+        let mut mislabelled = sudo.clone();
+        mislabelled.id = "key-0000000000000004".parse().expect("id");
+        for users in [
+            vec![
+                key_grant("key-0000000000000001", "dave"),
+                key_grant("key-0000000000000002", "dave"),
+            ],
+            vec![
+                key_grant("key-0000000000000001", "dave"),
+                key_grant("key-0000000000000001", "erin"),
+            ],
+            vec![sudo.clone(), sudo.clone()],
+            vec![mislabelled],
+        ] {
+            let ledger = Ledger {
+                version: LEDGER_VERSION,
+                grants: Vec::new(),
+                users,
+            };
+            std::fs::write(file.path(), serde_json::to_vec(&ledger).expect("json")).expect("write");
+            let err = file.lock().expect_err("twice");
+            assert!(
+                err.to_string().contains("appears twice") || err.to_string().contains("is not a grp id"),
+                "{err}"
+            );
+        }
+        let ledger = Ledger {
+            version: LEDGER_VERSION,
+            grants: Vec::new(),
+            users: vec![
+                key_grant("key-0000000000000001", "dave"),
+                key_grant("key-0000000000000002", "erin"),
+                sudo,
+            ],
+        };
+        std::fs::write(file.path(), serde_json::to_vec(&ledger).expect("json")).expect("write");
+        assert_eq!(file.lock().expect("two accounts").ledger.users.len(), 3);
+        for bad in [
+            "key-00",
+            "fw-0000000000000001",
+            "key-000000000000000G",
+            "key-00000000000000001",
+            "usr-0000000000000001",
+        ] {
+            assert!(bad.parse::<UserGrantId>().is_err(), "{bad}");
+        }
+        let group = UserChange::Group("adm".into());
+        assert!(UserGrantId::random(&group).as_str().starts_with("grp-"));
+        assert!(
+            UserGrantId::random(&group)
+                .as_str()
+                .parse::<UserGrantId>()
+                .is_ok()
+        );
     }
 
     #[test]
