@@ -22,6 +22,7 @@ mod exec;
 mod known_hosts;
 mod salt;
 mod sshd;
+mod temporary;
 mod users;
 
 /// The reason the system tests give where the stock policy wants one (accounts, config).

@@ -1,11 +1,12 @@
-//! `group-add [--ttl DURATION] NAME GROUP`: adds the account NAME to the supplementary group
+//! `group-add NAME GROUP [--ttl DURATION]`: adds the account NAME to the supplementary group
 //! GROUP, which must exist:
 //!
 //! ```text
 //! added dave to group developers
 //! ```
 //!
-//! With `--ttl` (seconds, or a number and `s`, `m`, `h` or `d`: `--ttl 1h`) the membership ends
+//! NAME comes first (the stock policy reads the account from the first argument). With `--ttl`
+//! (seconds, or a number and `s`, `m`, `h` or `d`: `--ttl 1h`) the membership ends
 //! by itself: sesamed takes it back then (and at its next start, if it was down). The policy
 //! may allow some groups (`sudo`) only this way:
 //!
@@ -23,7 +24,7 @@ use sesame_guest::users;
 use sesame_guest::{Command, HostError, Invocation};
 
 const USAGE: Usage = Usage {
-    line: "group-add [--ttl DURATION] NAME GROUP",
+    line: "group-add NAME GROUP [--ttl DURATION]",
     value_flags: &["--ttl"],
     switches: &[],
     max_positionals: Some(2),
@@ -95,11 +96,11 @@ mod tests {
         );
         assert_eq!(
             for_good(&[], |_, _| panic!("the host was called")),
-            Err("missing argument NAME (usage: group-add [--ttl DURATION] NAME GROUP)".into())
+            Err("missing argument NAME (usage: group-add NAME GROUP [--ttl DURATION])".into())
         );
         assert_eq!(
             for_good(&["dave", "sudo", "adm"], |_, _| panic!("the host was called")),
-            Err("unexpected argument `adm` (usage: group-add [--ttl DURATION] NAME GROUP)".into())
+            Err("unexpected argument `adm` (usage: group-add NAME GROUP [--ttl DURATION])".into())
         );
     }
 
@@ -107,7 +108,7 @@ mod tests {
     fn with_a_ttl_the_membership_ends() {
         let mut asked = None;
         let out = group_add(
-            &strings(&["--ttl", "1h", "dave", "sudo"]),
+            &strings(&["dave", "sudo", "--ttl", "1h"]),
             |_, _| panic!("a temporary membership"),
             |name, group, secs| {
                 asked = Some((name.to_owned(), group.to_owned(), secs));

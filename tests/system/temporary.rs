@@ -1,0 +1,184 @@
+//! Changes that expire, with the real tools: a key added for a few seconds lets a real `ssh`
+//! in, a real sshd refuses it once its time is up even with sesamed SIGKILLed (the line carries
+//! OpenSSH's `expiry-time`), and the next start takes the line back; a group membership added for
+//! a while is gone at expiry, and after a crash-restart it is taken back at start.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sesame_tests::{Daemon, Setup, accounts_cluster, ssh_keys};
+
+use crate::sshd::{Ssh, Sshd, SshdConfig, scratch_dir};
+use crate::{REASON, require_private_namespace, sh};
+
+/// The temporary entries of the daemon's grants ledger.
+fn ledger_users(daemon: &Daemon) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(daemon.dir.path().join("state/grants.json")).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["users"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis(),
+    )
+    .expect("ms")
+}
+
+fn groups_of(name: &str) -> Vec<String> {
+    sh("id", &["-nG", name])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+#[ignore = "changes accounts and starts a real sshd (needs root): run scripts/system-tests"]
+fn a_key_added_for_a_while_lets_ssh_in_and_sshd_refuses_it_after_expiry_with_sesamed_dead() {
+    require_private_namespace();
+    // tina: a real account, whose password field sshd does not read as locked.
+    sh("useradd", &["--create-home", "--shell", "/bin/bash", "tina"]);
+    sh("usermod", &["--password", "*", "tina"]);
+    let host_keys = tempfile::tempdir().expect("tempdir");
+    ssh_keys::host_keys(host_keys.path());
+    let mut sshd = Sshd::start(&SshdConfig::new(host_keys.path(), ".ssh/authorized_keys"));
+    let port = sshd.port();
+    let mut daemon = Daemon::start(&Setup {
+        clusters: accounts_cluster(),
+        ..Setup::default()
+    });
+    let tina = daemon.client("tina", &["staff"]);
+    let user = scratch_dir();
+    let identity = user.path().join("id_ed25519");
+    let public = ssh_keys::keygen(&identity, "ed25519", "tina@laptop");
+    let ssh = Ssh::new(&identity, &user.path().join("known_hosts")).option("StrictHostKeyChecking=no");
+    let login = || ssh.run(port, "tina@127.0.0.1", "echo in as $(id -u)");
+
+    assert!(!login().status.success(), "no key yet");
+    let out = tina.run_ok(&["run", "--reason", REASON, "web", "key-add", "--ttl", "6", &public]);
+    assert!(out.contains("to tina until"), "{out}");
+    let keys = Path::new("/home/tina/.ssh/authorized_keys");
+    let text = std::fs::read_to_string(keys).expect("authorized_keys");
+    assert!(
+        text.starts_with("expiry-time=\"") && text.contains(&public),
+        "{text}"
+    );
+    let entries = ledger_users(&daemon);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let expires_ms = entries[0]["holders"][0]["expires_ms"].as_u64().expect("expiry");
+
+    let out = login();
+    assert!(
+        out.status.success(),
+        "ssh: {}\nsshd: {}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("in as {}", sh("id", &["-u", "tina"]))
+    );
+
+    // sesamed dies; the key's time runs out; sshd refuses it by itself.
+    daemon.kill_hard();
+    wait_for("the key's expiry", Duration::from_secs(20), || {
+        now_ms() > expires_ms + 1500
+    });
+    let out = login();
+    assert!(!out.status.success(), "an expired key let ssh in: {}", sshd.log());
+    assert!(
+        std::fs::read_to_string(keys).expect("read").contains(&public),
+        "nobody took the line back while sesamed was down"
+    );
+    assert!(sshd.log().contains("Refused by key options"), "{}", sshd.log());
+
+    // The next start takes the line back, on record.
+    daemon.restart();
+    wait_for("the line to be taken back", Duration::from_secs(10), || {
+        !std::fs::read_to_string(keys)
+            .unwrap_or_default()
+            .contains(&public)
+    });
+    assert!(ledger_users(&daemon).is_empty());
+    daemon.wait_audit("the key taken back at start", |r| {
+        r["event"] == "account-grant" && r["action"] == "expired" && r["by"] == "reconcile"
+    });
+    sshd.stop();
+}
+
+#[test]
+#[ignore = "changes accounts (needs root): run scripts/system-tests"]
+fn a_group_membership_for_a_while_is_gone_at_expiry_and_after_a_crash_restart() {
+    require_private_namespace();
+    let _ = std::process::Command::new("groupadd").arg("developers").output();
+    let _ = std::process::Command::new("groupadd").arg("operators").output();
+    sh("useradd", &["--create-home", "--groups", "developers", "gina"]);
+    let mut daemon = Daemon::start(&Setup {
+        clusters: accounts_cluster(),
+        ..Setup::default()
+    });
+    let ada = daemon.client("ada", &["admins"]);
+    let add = |ttl: &str| {
+        ada.run_ok(&[
+            "run",
+            "--reason",
+            REASON,
+            "web",
+            "group-add",
+            "gina",
+            "operators",
+            "--ttl",
+            ttl,
+        ])
+    };
+
+    // While the daemon runs: in, then out at expiry.
+    let out = add("3");
+    assert!(out.contains("added gina to group operators until"), "{out}");
+    assert!(groups_of("gina").contains(&"operators".to_owned()));
+    wait_for("the membership to end", Duration::from_secs(15), || {
+        !groups_of("gina").contains(&"operators".to_owned())
+    });
+    assert!(ledger_users(&daemon).is_empty());
+    // Asking twice makes one entry.
+    add("3");
+    add("4");
+    assert_eq!(ledger_users(&daemon).len(), 1);
+
+    // Killed meanwhile: nothing ends it (nothing but sesamed can), and the next start does.
+    daemon.kill_hard();
+    let expires_ms = ledger_users(&daemon)[0]["holders"][0]["expires_ms"]
+        .as_u64()
+        .expect("expiry");
+    wait_for("the membership's expiry", Duration::from_secs(20), || {
+        now_ms() > expires_ms
+    });
+    assert!(
+        groups_of("gina").contains(&"operators".to_owned()),
+        "still in, sesamed down"
+    );
+    daemon.restart();
+    wait_for(
+        "the membership to be taken back at start",
+        Duration::from_secs(10),
+        || !groups_of("gina").contains(&"operators".to_owned()),
+    );
+    assert!(
+        groups_of("gina").contains(&"developers".to_owned()),
+        "its own groups stay"
+    );
+    assert!(ledger_users(&daemon).is_empty());
+}
