@@ -53,6 +53,11 @@
 #                                                 (the daemon checks), and use these groups;
 #     .protected [ACCOUNT, ...]                   accounts no command may manage. The daemon
 #                                                 keeps root and system accounts out anyway.
+#     .temporary {GROUP: {"groups": [G, ...],     a client in GROUP may add the accounts it
+#                         "max_ttl_s": N}}        manages to these (system) groups, such as
+#                                                 sudo, only for a while: at most N seconds
+#                                                 (default 3600); a permanent membership of
+#                                                 them is refused.
 #   acl.clusters[CLUSTER].exec.programs           the declared programs ([exec.programs.NAME] in
 #     {PROGRAM: {PARAM: [VALUE, ...]}}            sesamed.toml) CLUSTER's commands may run. A
 #                                                 request is granted only the program named like
@@ -266,9 +271,40 @@ users_config := object.get(cluster_config, "users", {})
 users_grant := {"users": {"self": true}} if {
 	manages_accounts
 	self_service
-} else := {"users": {"names": [first_arg], "groups": sort(managed_groups)}} if {
+} else := {"users": object.union(
+	{"names": [first_arg], "groups": sort(managed_groups)},
+	temporary_grant,
+)} if {
 	manages_accounts
 	count(managed_groups) > 0
+} else := {}
+
+# Groups the client's groups may add accounts to only for a while (users.temporary:
+# {GROUP: {"groups": [G, ...], "max_ttl_s": N}}): privileged groups such as sudo, which
+# a membership must never outlive its reason. Only for group-add: the daemon refuses
+# a permanent membership of these, and any ttl past max_ttl_s (default an hour) or the
+# host's [users] max_ttl_s. They are system groups, so they are named in system_groups
+# (which also lets group-add reach their members); no other command gets them.
+temporary_groups contains temporary_group if {
+	not self_service
+	input.request.command == "group-add"
+	some group in input.client.groups
+	some temporary_group in object.get(users_config, ["temporary", group, "groups"], [])
+}
+
+# The shortest max_ttl_s among the client's groups that give temporary groups.
+temporary_ttl := min({ttl |
+	some group in input.client.groups
+	object.get(users_config, ["temporary", group, "groups"], []) != []
+	ttl := object.get(users_config, ["temporary", group, "max_ttl_s"], 3600)
+})
+
+temporary_grant := {
+	"system_groups": sort(temporary_groups),
+	"temporary_groups": sort(temporary_groups),
+	"max_ttl_s": temporary_ttl,
+} if {
+	count(temporary_groups) > 0
 } else := {}
 
 self_service if input.request.command in object.get(users_config, "self", [])

@@ -120,6 +120,7 @@ mod tests {
             include_str!("../../../policies/sesame_test.rego"),
             include_str!("../../../policies/reason_test.rego"),
             include_str!("../../../policies/approval_test.rego"),
+            include_str!("../../../policies/temporary_test.rego"),
             include_str!("../../../policies/examples/office-hours/policy.rego"),
             include_str!("../../../policies/examples/argument-constraints/policy.rego"),
             include_str!("../../../policies/examples/break-glass/policy.rego"),

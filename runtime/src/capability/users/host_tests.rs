@@ -564,3 +564,32 @@ fn temporary_memberships_expire_and_some_groups_are_only_for_a_while() {
         .collect();
     assert_eq!(actions, ["added req", "expired reaper"]);
 }
+
+#[test]
+fn through_the_stock_policy_admins_add_to_sudo_only_for_at_most_an_hour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = temporary_fixture(dir.path(), 7 * 24 * 3600);
+    let mut cx = f
+        .stock("ada", &["admins"], "group-add", &["dave", "sudo"])
+        .with_client_key(client_key(3));
+    let err = cx
+        .add_to_group("dave".into(), "sudo".into())
+        .expect_err("not for good");
+    assert!(matches!(err, HostFault::Error(HostError::Denied(_))), "{err:?}");
+    let err = cx
+        .add_temporary_membership("dave".into(), "sudo".into(), 3601)
+        .expect_err("past the hour");
+    assert!(matches!(err, HostFault::Error(HostError::Denied(_))), "{err:?}");
+    assert!(f.changes().is_empty());
+    cx.add_temporary_membership("dave".into(), "sudo".into(), 3600)
+        .expect("an hour");
+    assert_eq!(f.changes(), ["/usr/bin/gpasswd --add dave sudo".to_owned()]);
+    // Other commands get no system group: sudo's members stay out of reach.
+    let mut cx = f
+        .stock("ada", &["admins"], "group-remove", &["dave", "sudo"])
+        .with_client_key(client_key(3));
+    let err = cx
+        .remove_from_group("dave".into(), "sudo".into())
+        .expect_err("sudo is a system group");
+    assert!(matches!(err, HostFault::Error(HostError::Denied(_))), "{err:?}");
+}
