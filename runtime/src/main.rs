@@ -434,6 +434,12 @@ fn client(cmd: ClientCommand) -> Result<()> {
             for id in moved {
                 println!("{id} is held by the new key");
             }
+            // And its temporary keys and group memberships.
+            let moved = with_users(&config, |users| Ok(users.rekey_client(&name, &from, &key)?))
+                .context("the key is changed, but its temporary account changes were not moved to it")?;
+            for id in moved {
+                println!("{id} is held by the new key");
+            }
         }
         ClientCommand::Remove { name, config } => {
             let config = Config::load(&config.config)?;
@@ -468,6 +474,20 @@ fn client(cmd: ClientCommand) -> Result<()> {
             for (id, why) in &released.failed {
                 eprintln!("sesamed: closing {id} failed (the daemon retries it): {why}");
             }
+            // Its temporary keys and group memberships go now, unless others hold them too.
+            let (taken, kept) = with_users(&config, |users| Ok(users.remove_client(sesamed::now_ms(), &keys)?))
+                .with_context(|| {
+                    format!("{name}'s temporary keys and group memberships were not taken back: see `sesamed grants list`")
+                })?;
+            for u in &taken {
+                println!("took back {} (a temporary change to {})", u.id, u.account);
+            }
+            for u in &kept {
+                println!(
+                    "released {} (a temporary change to {}): others still hold it",
+                    u.id, u.account
+                );
+            }
             if !released.failed.is_empty() {
                 bail!(
                     "{} of {name}'s openings are not closed yet",
@@ -494,6 +514,27 @@ fn client(cmd: ClientCommand) -> Result<()> {
 
 /// Runs `change` on the grants service when a cluster of `config` has the firewall
 /// capability (and returns `T::default()` when none has), syncing its audit records after.
+/// Runs `change` with the users service and its ledger when a cluster of `config` has the users
+/// capability (temporary keys and memberships exist only then), `T::default()` otherwise.
+fn with_users<T: Default>(
+    config: &Config,
+    change: impl FnOnce(&sesamed::capability::users::Users) -> Result<T>,
+) -> Result<T> {
+    if !config.uses("users") {
+        return Ok(T::default());
+    }
+    let audit = Arc::new(AuditLog::open(&config.audit_log)?);
+    let users =
+        sesamed::capability::users::Users::new()?.with_ledger(sesamed::capability::users::KeyLedger {
+            file: sesamed::ledger::LedgerFile::new(&config.state_dir, &config.clients_file),
+            audit: Arc::clone(&audit),
+            max_ttl_s: config.capabilities.users.max_ttl_s,
+        });
+    let result = change(&users);
+    audit.sync()?;
+    result
+}
+
 fn with_firewall<T: Default>(config: &Config, change: impl FnOnce(&Firewall) -> Result<T>) -> Result<T> {
     if !config.uses("firewall") {
         return Ok(T::default());

@@ -593,3 +593,47 @@ fn through_the_stock_policy_admins_add_to_sudo_only_for_at_most_an_hour() {
         .expect_err("sudo is a system group");
     assert!(matches!(err, HostFault::Error(HostError::Denied(_))), "{err:?}");
 }
+
+#[test]
+fn concurrent_adds_make_one_entry_and_a_removed_client_keeps_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = temporary_fixture(dir.path(), 7200);
+    let grant = UsersGrant {
+        self_service: true,
+        ..UsersGrant::default()
+    };
+    // Eight requests of dave's at once, for the same key: one entry, one hold.
+    std::thread::scope(|s| {
+        for n in 0..8u32 {
+            let mut cx = f.context("dave", grant.clone()).with_client_key(client_key(1));
+            s.spawn(move || {
+                cx.add_temporary_key("dave".into(), KEY.into(), 60 + n)
+                    .expect("added");
+            });
+        }
+    });
+    let entries = ledger_users(dir.path());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].holders.len(), 1);
+
+    // Rekeyed: the hold moves to the new key.
+    let moved = f
+        .users
+        .rekey_client("dave", &[client_key(1)], &client_key(9))
+        .expect("rekey");
+    assert_eq!(moved, [entries[0].id.clone()]);
+    assert_eq!(ledger_users(dir.path())[0].holders[0].key, client_key(9));
+
+    // Removed: taken back at once, not at its expiry.
+    f.changes();
+    let (taken, kept) = f
+        .users
+        .remove_client(crate::now_ms(), &[client_key(9)])
+        .expect("remove");
+    assert_eq!((taken.len(), kept.len()), (1, 0));
+    assert!(ledger_users(dir.path()).is_empty());
+    assert_eq!(
+        f.changes(),
+        ["remove ssh-ed25519 …6ELIpKiD6cti from /home/dave/.ssh/authorized_keys".to_owned()]
+    );
+}

@@ -286,6 +286,81 @@ impl Users {
         Ok(())
     }
 
+    /// Drops every hold of a removed client (by any of `keys`, its current and previous ones)
+    /// and takes back at once what nobody else holds: a removed client keeps no key and no
+    /// membership until its time. Returns the entries taken back and those others still hold.
+    pub fn remove_client(
+        &self,
+        now_ms: u64,
+        keys: &[sesame_proto::PublicKey],
+    ) -> Result<(Vec<UserGrant>, Vec<UserGrant>), UsersError> {
+        let ledger = self.key_ledger()?;
+        let mut locked = ledger.file.lock()?;
+        let (mut taken, mut kept) = (Vec::new(), Vec::new());
+        let theirs: Vec<UserGrantId> = locked
+            .ledger
+            .users
+            .iter()
+            .filter(|u| u.holders.iter().any(|h| keys.contains(&h.key)))
+            .map(|u| u.id.clone())
+            .collect();
+        for id in theirs {
+            let Some(entry) = locked.ledger.users.iter_mut().find(|u| u.id == id) else {
+                continue;
+            };
+            entry.holders.retain(|h| !keys.contains(&h.key));
+            let entry = entry.clone();
+            // The intent on record first: a crash from here on takes it back at the next start.
+            locked.save()?;
+            if entry.is_live(now_ms) {
+                kept.push(entry);
+            } else {
+                self.take_back(&ledger, &mut locked, now_ms, &entry, "revoked", "operator")?;
+                taken.push(entry);
+            }
+        }
+        Ok((taken, kept))
+    }
+
+    /// Moves every hold by one of the keys `from` (a rekeyed client's replaced keys) to its new
+    /// key `to`: it is the same client. Where it already holds the change under `to`, the later
+    /// end is kept. Returns the entries changed.
+    pub fn rekey_client(
+        &self,
+        name: &str,
+        from: &[sesame_proto::PublicKey],
+        to: &sesame_proto::PublicKey,
+    ) -> Result<Vec<UserGrantId>, UsersError> {
+        let ledger = self.key_ledger()?;
+        let mut locked = ledger.file.lock()?;
+        let mut moved = Vec::new();
+        for entry in &mut locked.ledger.users {
+            let mut hold: Option<Holder> = None;
+            while let Some(i) = entry.holders.iter().position(|h| from.contains(&h.key)) {
+                let old = entry.holders.remove(i);
+                hold = Some(match hold {
+                    Some(h) if h.expires_ms >= old.expires_ms => h,
+                    _ => old,
+                });
+            }
+            let Some(mut hold) = hold else {
+                continue;
+            };
+            hold.key = *to;
+            hold.client = name.to_owned();
+            match entry.holders.iter_mut().find(|h| h.key == *to) {
+                Some(h) if h.expires_ms >= hold.expires_ms => {}
+                Some(h) => *h = hold,
+                None => entry.holders.push(hold),
+            }
+            moved.push(entry.id.clone());
+        }
+        if !moved.is_empty() {
+            locked.save()?;
+        }
+        Ok(moved)
+    }
+
     /// The longest a temporary change may last on this host (`[users] max_ttl_s`).
     pub fn max_ttl_s(&self) -> Option<u64> {
         self.ledger.as_ref().map(|l| l.max_ttl_s)
