@@ -264,8 +264,6 @@ impl CallContext {
             .map_err(|why| self.deny(format!("{call} {group}: {why}")))
     }
 
-    /// Turns a users service error into what the module sees; tool failures keep their detail in
-    /// the daemon log.
     /// The calling client's hold on a temporary change to `name` for `ttl_secs`, once the ttl
     /// is within the grant (`max_ttl_s`) and the host's ceiling (`[users] max_ttl_s`).
     fn temporary_holder(
@@ -295,6 +293,8 @@ impl CallContext {
         })
     }
 
+    /// Turns a users service error into what the module sees; tool failures keep their detail in
+    /// the daemon log.
     fn users_failure(&mut self, call: &str, e: UsersError) -> HostFault {
         match e {
             UsersError::Invalid(_)

@@ -200,7 +200,8 @@ impl Users {
         })
     }
 
-    /// Takes back the temporary changes nobody holds any more; how many.
+    /// Takes back the temporary changes nobody holds any more; how many were. One that fails is
+    /// logged and left for the next call; the others are taken back all the same.
     pub fn reap_temporary(&self, now_ms: u64) -> Result<usize, UsersError> {
         let ledger = self.key_ledger()?;
         let mut locked = ledger.file.lock()?;
@@ -211,10 +212,18 @@ impl Users {
             .filter(|u| !u.is_live(now_ms))
             .cloned()
             .collect();
+        let mut taken = 0;
         for u in &ended {
-            self.take_back(&ledger, &mut locked, now_ms, u, "expired", "reaper")?;
+            // One that cannot be taken back (its home unsafe, a tool failing) must not hold up
+            // the others: it is logged and retried at the next call.
+            match self.take_back(&ledger, &mut locked, now_ms, u, "expired", "reaper") {
+                Ok(()) => taken += 1,
+                Err(e) => {
+                    tracing::error!(id = %u.id, account = %u.account, "taking back a temporary change: {e} (retrying)")
+                }
+            }
         }
-        Ok(ended.len())
+        Ok(taken)
     }
 
     /// Makes the accounts agree with the ledger at start: expired changes taken back, live
