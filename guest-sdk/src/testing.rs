@@ -244,6 +244,16 @@ impl FakeHost {
         self
     }
 
+    /// Scripts [`users::create_temporary`](crate::users::create_temporary): gets the account
+    /// asked for and the ttl, returns when it ends (Unix ms).
+    pub fn users_create_temporary(
+        mut self,
+        f: impl FnMut(&NewUser, u32) -> Result<u64, HostError> + 'static,
+    ) -> Self {
+        self.script.users_create_temporary = Some(Box::new(f));
+        self
+    }
+
     /// Scripts [`users::lock`](crate::users::lock): gets the account name.
     pub fn users_lock(mut self, f: impl FnMut(&str) -> Result<(), HostError> + 'static) -> Self {
         self.script.users_lock = Some(Box::new(f));

@@ -24,6 +24,13 @@ pub fn create(user: &NewUser) -> Result<(), HostError> {
     imports::create(user).map_err(HostError::from)
 }
 
+/// Creates the account for `ttl_secs`: it gets shadow's expiry date (the day after its end), and
+/// sesamed locks it at the end (its files stay). Asking again for an account made this way
+/// extends it. Returns when it ends, Unix milliseconds.
+pub fn create_temporary(user: &NewUser, ttl_secs: u32) -> Result<u64, HostError> {
+    imports::create_temporary(user, ttl_secs).map_err(HostError::from)
+}
+
 /// Locks the password and expires the account, which also stops key logins.
 pub fn lock(name: &str) -> Result<(), HostError> {
     imports::lock(name).map_err(HostError::from)

@@ -201,7 +201,8 @@ pub enum GrantsCommand {
     /// Take grants back now, for every holder: close openings, remove temporary keys and group
     /// memberships.
     Revoke {
-        /// Grant ids (`fw-…` openings, `key-…` temporary keys, `grp-…` group memberships).
+        /// Grant ids (`fw-…` openings, `key-…` temporary keys, `grp-…` group memberships,
+        /// `acc-…` temporary accounts).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         ids: Vec<String>,
         /// Every live grant (e.g. before taking sesamed off a host).

@@ -182,3 +182,57 @@ fn a_group_membership_for_a_while_is_gone_at_expiry_and_after_a_crash_restart() 
     );
     assert!(ledger_users(&daemon).is_empty());
 }
+
+/// The account's line of `/etc/shadow`, split at its colons.
+fn shadow_of(name: &str) -> Vec<String> {
+    std::fs::read_to_string("/etc/shadow")
+        .expect("/etc/shadow")
+        .lines()
+        .find(|l| l.split(':').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in /etc/shadow"))
+        .split(':')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+#[ignore = "changes accounts (needs root): run scripts/system-tests"]
+fn an_account_made_for_a_while_carries_shadows_expiry_and_is_locked_at_its_end() {
+    require_private_namespace();
+    let _ = std::process::Command::new("groupadd").arg("developers").output();
+    let daemon = Daemon::start(&Setup {
+        clusters: accounts_cluster(),
+        ..Setup::default()
+    });
+    let olga = daemon.client("olga", &["onboarders"]);
+    let out = olga.run_ok(&[
+        "run",
+        "--reason",
+        REASON,
+        "web",
+        "user-add",
+        "cleo",
+        "--group",
+        "developers",
+        "--ttl",
+        "3",
+    ]);
+    assert!(out.contains("created cleo (groups: developers) until"), "{out}");
+    // Shadow's own expiry, the day after the end: logins stop by then even without sesamed.
+    let expire_day: u64 = shadow_of("cleo")[7].parse().expect("an expiry date is set");
+    let today = now_ms() / 86_400_000;
+    assert!(
+        (today + 1..=today + 2).contains(&expire_day),
+        "expires on day {expire_day}, today is {today}"
+    );
+    // At its end sesamed locks and expires it, as user-lock does, and keeps its files.
+    wait_for("the account to be locked", Duration::from_secs(15), || {
+        shadow_of("cleo")[7] == "1"
+    });
+    assert!(
+        shadow_of("cleo")[1].starts_with('!'),
+        "its password locked as well"
+    );
+    assert!(Path::new("/home/cleo").is_dir(), "its files stay");
+    assert!(ledger_users(&daemon).is_empty());
+}

@@ -16,13 +16,13 @@
 //!
 //! Needs the users capability.
 
-use admintext::Usage;
+use admintext::{Usage, duration};
 use sesame_guest::users::{self, NewUser};
 use sesame_guest::{Command, HostError, Invocation};
 
 const USAGE: Usage = Usage {
-    line: "user-add NAME [--shell PATH] [--comment TEXT] [--group G]...",
-    value_flags: &["--shell", "--comment", "--group"],
+    line: "user-add NAME [--shell PATH] [--comment TEXT] [--group G]... [--ttl DURATION]",
+    value_flags: &["--shell", "--comment", "--group", "--ttl"],
     switches: &[],
     max_positionals: Some(1),
 };
@@ -34,7 +34,10 @@ pub struct UserAdd;
 impl Command for UserAdd {
     fn run(inv: Invocation) -> Result<String, String> {
         let user = parse(&inv.args)?;
-        create(&user, users::create)
+        match ttl(&inv.args)? {
+            None => create(&user, users::create),
+            Some(secs) => create_for(&user, secs, users::create_temporary),
+        }
     }
 }
 
@@ -58,6 +61,30 @@ fn parse(raw: &[String]) -> Result<NewUser, String> {
         comment: args.flag_value("--comment")?.map(str::to_owned),
         groups: groups(&USAGE.flag_values(raw, "--group"))?,
     })
+}
+
+/// `--ttl`: how long the account lasts, when it is for a while.
+fn ttl(raw: &[String]) -> Result<Option<u32>, String> {
+    USAGE
+        .check(raw)?
+        .flag_value("--ttl")?
+        .map(duration)
+        .transpose()
+        .map_err(|e| USAGE.error(&e))
+}
+
+/// Creates the account for `secs` through `create` (the host's `users::create_temporary`).
+fn create_for(
+    user: &NewUser,
+    secs: u32,
+    create: impl FnOnce(&NewUser, u32) -> Result<u64, HostError>,
+) -> Result<String, String> {
+    let until = create(user, secs).map_err(|e| format!("cannot create {}: {e}", user.name))?;
+    Ok(format!(
+        "{} until {} (then locked)",
+        report(user),
+        fwtext::utc(until)
+    ))
 }
 
 /// The groups of every `--group`, split at commas, in order, each once.
@@ -189,6 +216,27 @@ mod tests {
                 "{args:?}"
             );
         }
+    }
+
+    #[test]
+    fn for_a_while_with_ttl() {
+        let raw: Vec<String> = ["carl", "--ttl", "14d"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(ttl(&raw), Ok(Some(14 * 86_400)));
+        let user = parse(&raw).expect("valid");
+        let mut asked = None;
+        let out = create_for(&user, 60, |u, secs| {
+            asked = Some((u.name.clone(), secs));
+            Ok(1_796_472_930_999)
+        });
+        assert_eq!(
+            out,
+            Ok("created carl (groups: none) until 2026-12-05 12:15:30 UTC (then locked)".into())
+        );
+        assert_eq!(asked, Some(("carl".into(), 60)));
+        let bad: Vec<String> = ["carl", "--ttl", "soon"].iter().map(|s| s.to_string()).collect();
+        assert!(ttl(&bad).is_err_and(|e| e.contains("invalid --ttl `soon`")));
+        let none: Vec<String> = vec!["carl".into()];
+        assert_eq!(ttl(&none), Ok(None));
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub enum Call {
     },
     /// [`users::create`](crate::users::create).
     UsersCreate(NewUser),
+    /// [`users::create_temporary`](crate::users::create_temporary).
+    UsersCreateTemporary {
+        /// The account asked for.
+        user: NewUser,
+        /// How long it lasts, seconds.
+        ttl_secs: u32,
+    },
     /// [`users::lock`](crate::users::lock).
     UsersLock {
         /// The account.
@@ -114,6 +121,7 @@ impl Call {
             Self::FirewallList => "firewall.list",
             Self::SaltApply { .. } => "salt.apply",
             Self::UsersCreate(_) => "users.create",
+            Self::UsersCreateTemporary { .. } => "users.create-temporary",
             Self::UsersLock { .. } => "users.lock",
             Self::UsersUnlock { .. } => "users.unlock",
             Self::UsersRemove { .. } => "users.remove",

@@ -24,6 +24,7 @@ pub(super) type Answer<F> = Option<Box<F>>;
 type Answer0<T> = Answer<dyn FnMut() -> Result<T, HostError>>;
 type Answer1<A, T> = Answer<dyn FnMut(&A) -> Result<T, HostError>>;
 type Answer2<T> = Answer<dyn FnMut(&str, &str) -> Result<T, HostError>>;
+type CreateTemporaryAnswer = Answer<dyn FnMut(&NewUser, u32) -> Result<u64, HostError>>;
 type TemporaryKeyAnswer = Answer<dyn FnMut(&str, &str, u32) -> Result<u64, HostError>>;
 type SaltAnswer = Answer<dyn FnMut(&str, Option<&str>, bool) -> Result<ApplyReport, HostError>>;
 type ExecAnswer = Answer<dyn FnMut(&str, &[(String, String)]) -> Result<RunOutput, HostError>>;
@@ -36,6 +37,7 @@ pub(super) struct Script {
     pub(super) firewall_list: Answer0<Vec<Grant>>,
     pub(super) salt_apply: SaltAnswer,
     pub(super) users_create: Answer1<NewUser, ()>,
+    pub(super) users_create_temporary: CreateTemporaryAnswer,
     pub(super) users_lock: Answer1<str, ()>,
     pub(super) users_unlock: Answer1<str, ()>,
     pub(super) users_remove: Answer1<str, ()>,
@@ -59,6 +61,7 @@ impl Script {
             ("firewall.list", self.firewall_list.is_some()),
             ("salt.apply", self.salt_apply.is_some()),
             ("users.create", self.users_create.is_some()),
+            ("users.create-temporary", self.users_create_temporary.is_some()),
             ("users.lock", self.users_lock.is_some()),
             ("users.unlock", self.users_unlock.is_some()),
             ("users.remove", self.users_remove.is_some()),
@@ -155,6 +158,17 @@ pub(crate) mod users {
             Call::UsersCreate(user.clone()),
             |s| &mut s.users_create,
             |f| f(user),
+        )
+    }
+
+    pub(crate) fn create_temporary(user: &NewUser, ttl_secs: u32) -> Result<u64, WitHostError> {
+        answer(
+            Call::UsersCreateTemporary {
+                user: user.clone(),
+                ttl_secs,
+            },
+            |s| &mut s.users_create_temporary,
+            |f| f(user, ttl_secs),
         )
     }
 

@@ -95,6 +95,7 @@ fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Resul
                     k.account
                 ),
                 UserChange::Group(g) => format!("{} in group {g}", k.account),
+                UserChange::Account => format!("account {}", k.account),
             };
             println!(
                 "{:<20} {:<36} {:<34} {}",
@@ -147,7 +148,7 @@ fn revoke(
         keys.extend(file.lock()?.ledger.users.iter().map(|k| k.id.clone()));
     } else {
         for s in ids {
-            if s.starts_with("key-") || s.starts_with("grp-") {
+            if s.starts_with("key-") || s.starts_with("grp-") || s.starts_with("acc-") {
                 keys.push(
                     s.parse()
                         .map_err(anyhow::Error::msg)

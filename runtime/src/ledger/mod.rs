@@ -123,6 +123,8 @@ pub enum UserChange {
     Key(String),
     /// A supplementary group.
     Group(String),
+    /// The account itself, created for a while: locked at the end.
+    Account,
 }
 
 impl UserChange {
@@ -131,6 +133,7 @@ impl UserChange {
         match self {
             UserChange::Key(_) => "key",
             UserChange::Group(_) => "grp",
+            UserChange::Account => "acc",
         }
     }
 }
@@ -147,8 +150,8 @@ impl UserGrant {
     }
 }
 
-/// A temporary account change's id: `key-` (a key) or `grp-` (a group membership) and 16
-/// lowercase hex digits.
+/// A temporary account change's id: `key-` (a key), `grp-` (a group membership) or `acc-` (an
+/// account) and 16 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserGrantId(String);
@@ -175,6 +178,7 @@ impl std::str::FromStr for UserGrantId {
         let hex = s
             .strip_prefix("key-")
             .or_else(|| s.strip_prefix("grp-"))
+            .or_else(|| s.strip_prefix("acc-"))
             .unwrap_or_default();
         if hex.len() == 16
             && hex
@@ -184,7 +188,7 @@ impl std::str::FromStr for UserGrantId {
             Ok(Self(s.to_owned()))
         } else {
             Err(format!(
-                "{s:?} is not a temporary grant id (key- or grp- and 16 hex digits)"
+                "{s:?} is not a temporary grant id (key-, grp- or acc- and 16 hex digits)"
             ))
         }
     }

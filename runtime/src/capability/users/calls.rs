@@ -42,6 +42,45 @@ impl users::Host for CallContext {
         Ok(())
     }
 
+    fn create_temporary(&mut self, user: users::NewUser, ttl_secs: u32) -> Result<u64, HostFault> {
+        self.enter("users.create-temporary")?;
+        let svc = self.users_service("users.create-temporary")?;
+        let name: UserName = parse(&user.name)?;
+        let shell = user.shell.as_deref().map(parse::<Shell>).transpose()?;
+        let comment = user.comment.as_deref().map(parse::<Comment>).transpose()?;
+        let groups = user
+            .groups
+            .iter()
+            .map(|g| parse::<GroupName>(g))
+            .collect::<Result<Vec<_>, _>>()?;
+        let existing = svc
+            .account(&name)
+            .map_err(|e| self.users_failure("users.create-temporary", e))?;
+        self.grant_user(&svc, "users.create-temporary", &name, existing.as_ref())?;
+        for g in &groups {
+            let gid = svc
+                .group_id(g)
+                .map_err(|e| self.users_failure("users.create-temporary", e))?;
+            self.grant_group(&svc, "users.create-temporary", g, gid)?;
+        }
+        let holder = self.temporary_holder(&svc, "users.create-temporary", &name, ttl_secs)?;
+        let made = svc
+            .create_temporary(
+                crate::now_ms(),
+                &name,
+                shell.as_ref(),
+                comment.as_ref(),
+                &groups,
+                holder,
+            )
+            .map_err(|e| self.users_failure("users.create-temporary", e))?;
+        self.effect(format!(
+            "users.create-temporary {name} until {}",
+            crate::format_utc(made.expires_ms)
+        ));
+        Ok(made.expires_ms)
+    }
+
     fn lock(&mut self, name: String) -> Result<(), HostFault> {
         let (svc, name) = self.users_target("users.lock", &name)?;
         svc.lock(&name).map_err(|e| self.users_failure("users.lock", e))?;

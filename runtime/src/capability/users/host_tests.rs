@@ -637,3 +637,42 @@ fn concurrent_adds_make_one_entry_and_a_removed_client_keeps_nothing() {
         ["remove ssh-ed25519 …6ELIpKiD6cti from /home/dave/.ssh/authorized_keys".to_owned()]
     );
 }
+
+#[test]
+fn a_temporary_account_gets_shadows_expiry_and_an_existing_one_is_not_taken_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = temporary_fixture(dir.path(), 30 * 24 * 3600);
+    let grant = UsersGrant {
+        names: vec!["*".into()],
+        groups: vec!["developers".into()],
+        ..UsersGrant::default()
+    };
+    let mut cx = f.context("oscar", grant).with_client_key(client_key(4));
+    let user = |name: &str| NewUser {
+        name: name.into(),
+        shell: None,
+        comment: None,
+        groups: vec!["developers".into()],
+    };
+    let until = cx
+        .create_temporary(user("carl2"), 14 * 86_400)
+        .expect("created for two weeks");
+    let day = crate::format_utc(until + 86_400_000)[..10].to_owned();
+    assert_eq!(
+        f.changes(),
+        [format!(
+            "/usr/sbin/useradd --create-home --user-group --groups developers --expiredate {day} -- carl2"
+        )]
+    );
+    let entries = ledger_users(dir.path());
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].id.as_str().starts_with("acc-"));
+    assert_eq!(entries[0].change, crate::ledger::UserChange::Account);
+    // dave exists, made by hand: not sesamed's to put on a timer.
+    let err = cx.create_temporary(user("dave"), 60).expect_err("exists");
+    assert!(
+        matches!(err, HostFault::Error(HostError::Invalid(ref why)) if why.contains("exists already")),
+        "{err:?}"
+    );
+    assert_eq!(ledger_users(dir.path()).len(), 1);
+}

@@ -258,6 +258,18 @@ impl Users {
         comment: Option<&Comment>,
         groups: &[GroupName],
     ) -> Result<(), UsersError> {
+        self.create_expiring(name, shell, comment, groups, None)
+    }
+
+    /// [`Users::create`], with the shadow expiry date `expires` (`YYYY-MM-DD`) when given.
+    fn create_expiring(
+        &self,
+        name: &UserName,
+        shell: Option<&Shell>,
+        comment: Option<&Comment>,
+        groups: &[GroupName],
+        expires: Option<&str>,
+    ) -> Result<(), UsersError> {
         if self.account(name)?.is_some() {
             return Err(UsersError::Exists(name.to_string()));
         }
@@ -282,6 +294,9 @@ impl Users {
         if !groups.is_empty() {
             let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
             args.extend(["--groups".into(), list.join(",")]);
+        }
+        if let Some(day) = expires {
+            args.extend(["--expiredate".into(), day.to_owned()]);
         }
         args.extend(["--".into(), name.to_string()]);
         self.useradd.run(&args)?;

@@ -1,12 +1,13 @@
-//! Changes to accounts that expire: an SSH key, or membership of a group (temporary `sudo`
-//! through a group). Each is recorded in the grants ledger ([`crate::ledger`]) before it is
+//! Changes to accounts that expire: an SSH key, membership of a group (temporary `sudo` through a
+//! group), or the account itself (locked at the end, its files kept). Each is recorded in the grants ledger ([`crate::ledger`]) before it is
 //! made. The reaper takes it back at expiry; at start, what expired while the daemon was down
 //! is taken back, and a live change that was lost is made again. Making it again extends it
 //! (one entry); each client's hold is its own, and the change goes when the last one ends.
 //!
 //! Where the system can enforce the expiry without sesamed, it does: a temporary key's line
 //! carries OpenSSH's `expiry-time` option, so sshd refuses it after then even while sesamed is
-//! down. Group memberships have no such mechanism: they end when sesamed takes them back.
+//! down; a temporary account gets shadow's expiry date, the day after its end. Group memberships
+//! have no such mechanism: they end when sesamed takes them back.
 //!
 //! Only what sesamed added is ever taken back: a key line without `expiry-time`, or a
 //! membership the account had before (no ledger entry), stays whatever happens.
@@ -197,6 +198,87 @@ impl Users {
             id,
             expires_ms: until,
             permanent,
+        })
+    }
+
+    /// Creates the account `name` for a while: on record first, then `useradd --expiredate` the
+    /// day after `holder.expires_ms` (the shadow expiry: logins stop by then even while sesamed is
+    /// down, to the day), and sesamed locks it at the exact time. Asking again for an account
+    /// created this way extends it (a new expiry date); an account that exists otherwise is
+    /// refused, as by [`Users::create`].
+    pub fn create_temporary(
+        &self,
+        now_ms: u64,
+        name: &UserName,
+        shell: Option<&super::Shell>,
+        comment: Option<&super::Comment>,
+        groups: &[GroupName],
+        holder: Holder,
+    ) -> Result<TemporaryGrant, UsersError> {
+        let ledger = self.key_ledger()?;
+        let mut locked = ledger.file.lock()?;
+        let known = locked
+            .ledger
+            .users
+            .iter()
+            .position(|u| u.account == name.as_str() && u.change == UserChange::Account);
+        if known.is_none() && self.account(name)?.is_some() {
+            return Err(UsersError::Exists(name.to_string()));
+        }
+        let index = known.unwrap_or_else(|| {
+            locked.ledger.users.push(UserGrant {
+                id: UserGrantId::random(&UserChange::Account),
+                account: name.to_string(),
+                change: UserChange::Account,
+                created_ms: now_ms,
+                holders: Vec::new(),
+            });
+            locked.ledger.users.len() - 1
+        });
+        let entry = &mut locked.ledger.users[index];
+        match entry.holders.iter_mut().find(|h| h.key == holder.key) {
+            Some(h) => {
+                h.expires_ms = h.expires_ms.max(holder.expires_ms);
+                h.request_id.clone_from(&holder.request_id);
+            }
+            None => entry.holders.push(holder.clone()),
+        }
+        let (id, until) = (entry.id.clone(), entry.expires_ms());
+        locked.save()?;
+        let day = expiry_day(until);
+        let made = if known.is_some() {
+            self.usermod
+                .run(&["--expiredate", &day, "--", name.as_str()])
+                .map(drop)
+                .map_err(UsersError::from)
+        } else {
+            self.create_expiring(name, shell, comment, groups, Some(&day))
+        };
+        if let Err(e) = made {
+            if known.is_none() {
+                locked.ledger.users.retain(|u| u.id != id);
+                locked.save()?;
+            }
+            return Err(e);
+        }
+        drop(locked);
+        record(
+            &ledger,
+            now_ms,
+            AccountGrantRecord {
+                action: if known.is_some() { "extended" } else { "added" },
+                id: id.to_string(),
+                account: name.to_string(),
+                change: UserChange::Account,
+                by: holder.request_id,
+                client: Some(holder.client),
+                expires_ms: Some(until),
+            },
+        );
+        Ok(TemporaryGrant {
+            id,
+            expires_ms: until,
+            permanent: false,
         })
     }
 
@@ -410,6 +492,9 @@ impl Users {
                         Err(e) => return Err(e),
                     }
                 }
+                // Locked and expired, as `user-lock` does: no login of any kind, its files kept
+                // for whoever removes it.
+                UserChange::Account => self.lock(&name)?,
             }
         }
         locked.ledger.users.retain(|e| e.id != u.id);
@@ -465,6 +550,8 @@ impl Users {
                 self.join(&name, &group)?;
                 Ok(true)
             }
+            // An account is never made again: a new one would be another uid.
+            UserChange::Account => Ok(false),
         }
     }
 
@@ -510,6 +597,15 @@ impl Users {
     fn key_ledger(&self) -> Result<KeyLedger, UsersError> {
         self.ledger.clone().ok_or(UsersError::NoLedger)
     }
+}
+
+/// The shadow expiry date (`YYYY-MM-DD`, UTC) for a change ending at `until_ms`: the day after
+/// it, so that shadow's day-granular expiry never cuts the time short.
+fn expiry_day(until_ms: u64) -> String {
+    crate::format_utc(until_ms.saturating_add(86_400_000))
+        .chars()
+        .take(10)
+        .collect()
 }
 
 fn record(ledger: &KeyLedger, now_ms: u64, record: AccountGrantRecord) {
