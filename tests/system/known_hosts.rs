@@ -8,8 +8,8 @@ use std::path::Path;
 
 use sesame_tests::{Client, Daemon, Setup, binary, module, ssh_keys};
 
-use crate::require_private_namespace;
-use crate::sshd::{Ssh, Sshd, SshdConfig, scratch_dir};
+use crate::sshd::{Ssh, Sshd, SshdConfig, login_account, scratch_dir};
+use crate::{require_private_namespace, sh};
 
 /// A daemon (dry-run firewall, on loopback) whose access cluster opens `port` and serves the
 /// host keys in `keys`, with alice (group users) enrolled and pinned as `alias` in `alice`.
@@ -48,18 +48,14 @@ fn answered(daemon: &Daemon, command: &str) -> Vec<u64> {
 #[ignore = "starts a real sshd (needs root): run scripts/system-tests"]
 fn ssh_trusts_the_host_key_sesame_vouches_for_from_the_first_connection() {
     require_private_namespace();
-    // sshd: host keys of its own, root may log in with a key made for this test.
+    // sshd: host keys of its own; kate may log in with a key made for this test.
     let host_keys = tempfile::tempdir().expect("tempdir");
     let served = ssh_keys::host_keys(host_keys.path());
     let user = scratch_dir();
     let identity = user.path().join("id_ed25519");
     let public = ssh_keys::keygen(&identity, "ed25519", "test@laptop");
-    let authorized = user.path().join("authorized_keys");
-    std::fs::write(&authorized, format!("{public}\n")).expect("authorized_keys");
-    let mut sshd = Sshd::start(&SshdConfig::new(
-        host_keys.path(),
-        authorized.to_str().expect("utf-8"),
-    ));
+    login_account("kate", &public);
+    let mut sshd = Sshd::start(&SshdConfig::new(host_keys.path(), ".ssh/authorized_keys"));
     let port = sshd.port();
 
     let alice = Client::new();
@@ -74,7 +70,7 @@ fn ssh_trusts_the_host_key_sesame_vouches_for_from_the_first_connection() {
         .env("SESAME_HOME", alice.home.path());
 
     // Without sesame's word on the key, strict checking refuses the unknown host.
-    let out = ssh.run(port, "root@web", "echo connected");
+    let out = ssh.run(port, "kate@web", "echo connected");
     assert_eq!(
         out.status.code(),
         Some(255),
@@ -86,7 +82,7 @@ fn ssh_trusts_the_host_key_sesame_vouches_for_from_the_first_connection() {
 
     // With it, the first connection goes through, and nothing is learnt on the way.
     let ssh = ssh.option(&format!("KnownHostsCommand={sesame} known-hosts --name %H %n"));
-    let out = ssh.run(port, "root@web", "echo connected as $(id -un)");
+    let out = ssh.run(port, "kate@web", "echo connected as $(id -u)");
     assert!(
         out.status.success(),
         "ssh: {}\nsshd: {}\nsesamed: {}",
@@ -94,14 +90,17 @@ fn ssh_trusts_the_host_key_sesame_vouches_for_from_the_first_connection() {
         sshd.log(),
         web.log()
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "connected as root\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("connected as {}", sh("id", &["-u", "kate"]))
+    );
     assert_eq!(
         std::fs::read_to_string(&known_hosts).expect("read"),
         "",
         "no key trusted on first use"
     );
     assert!(
-        sshd.log().contains("Accepted publickey for root"),
+        sshd.log().contains("Accepted publickey for kate"),
         "{}",
         sshd.log()
     );
@@ -125,7 +124,7 @@ fn ssh_trusts_the_host_key_sesame_vouches_for_from_the_first_connection() {
     let other_keys = tempfile::tempdir().expect("tempdir");
     ssh_keys::host_keys(other_keys.path());
     let impostor = daemon(port, other_keys.path(), &alice, "impostor");
-    let out = ssh.run(port, "root@impostor", "echo connected");
+    let out = ssh.run(port, "kate@impostor", "echo connected");
     assert_eq!(
         out.status.code(),
         Some(255),

@@ -300,6 +300,22 @@ pub fn scratch_dir() -> tempfile::TempDir {
         .expect("a directory in /run")
 }
 
+/// Makes a login account `name` (bash, a password field sshd does not read as locked) whose
+/// `~/.ssh/authorized_keys` holds `public`, for tests that log in through a real sshd started
+/// with `AuthorizedKeysFile .ssh/authorized_keys`. Tests log in as such an account, never as
+/// root: root's shell start-up belongs to the machine (its `.bashrc` may wait on things of its
+/// own, as pyenv's rehash lock does for a minute).
+pub fn login_account(name: &str, public: &str) {
+    crate::require_private_namespace();
+    crate::sh("useradd", &["--create-home", "--shell", "/bin/bash", name]);
+    crate::sh("usermod", &["--password", "*", name]);
+    let dir = format!("/home/{name}/.ssh");
+    std::fs::create_dir(&dir).expect("mkdir ~/.ssh");
+    std::fs::write(format!("{dir}/authorized_keys"), format!("{public}\n")).expect("authorized_keys");
+    crate::sh("chown", &["-R", &format!("{name}:{name}"), &dir]);
+    crate::sh("chmod", &["-R", "go-rwx", &dir]);
+}
+
 /// `/run/sshd`, which sshd needs to exist (root's, not writable by others) before it starts.
 fn privilege_separation_dir() {
     let dir = Path::new("/run/sshd");
@@ -373,12 +389,8 @@ mod tests {
         let user = scratch_dir();
         let identity = user.path().join("id_ed25519");
         let public = ssh_keys::keygen(&identity, "ed25519", "test@laptop");
-        let authorized = user.path().join("authorized_keys");
-        std::fs::write(&authorized, format!("{public}\n")).expect("authorized_keys");
-        let mut sshd = Sshd::start(&SshdConfig::new(
-            host_keys.path(),
-            authorized.to_str().expect("utf-8"),
-        ));
+        login_account("lena", &public);
+        let mut sshd = Sshd::start(&SshdConfig::new(host_keys.path(), ".ssh/authorized_keys"));
         let port = sshd.port();
         // The keys sshd serves, known beforehand: strict checking lets ssh in.
         let known_hosts = user.path().join("known_hosts");
@@ -388,7 +400,7 @@ mod tests {
             .collect();
         std::fs::write(&known_hosts, lines).expect("known_hosts");
         let ssh = Ssh::new(&identity, &known_hosts).option("StrictHostKeyChecking=yes");
-        let out = ssh.run(port, "root@127.0.0.1", "echo in");
+        let out = ssh.run(port, "lena@127.0.0.1", "echo in");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "in\n",
@@ -398,7 +410,7 @@ mod tests {
 
         // A session still running when sshd is stopped goes with it.
         let mut session = ssh
-            .command(port, "root@127.0.0.1", "sleep 60")
+            .command(port, "lena@127.0.0.1", "sleep 60")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
