@@ -1,5 +1,6 @@
-//! Writes the seed corpora under `fuzz/corpus/`: a few valid requests, responses and envelopes, made
-//! deterministically from the fixture keys so that regenerating them changes no byte.
+//! Writes the seed corpora under `fuzz/corpus/`: a few valid requests, responses, envelopes and SSH
+//! host keys, made deterministically (from the fixture keys, and real host keys written out) so
+//! that regenerating them changes no byte.
 //!
 //!     cargo run --manifest-path fuzz/Cargo.toml --example seeds
 
@@ -74,8 +75,28 @@ fn main() -> std::io::Result<()> {
     write(&open_dir, "seed-empty-to-host.bin", &to_host_empty)?;
     write(&open_dir, "seed-response-to-client.bin", &to_client)?;
     write(&open_dir, "seed-response-reflected-to-host.bin", &reflected)?;
+
+    // One real key of every type served (ssh-keygen, OpenSSH 9.2), as its .pub file holds it.
+    let host_key_dir = corpus.join("host_key");
+    for (name, key) in [
+        ("ed25519", ED25519),
+        ("nistp256", NISTP256),
+        ("nistp384", NISTP384),
+        ("nistp521", NISTP521),
+        ("rsa", RSA),
+    ] {
+        let line = format!("{key} root@web1\n");
+        write(&host_key_dir, &format!("seed-{name}.pub"), line.as_bytes())?;
+    }
     Ok(())
 }
+
+/// Real host public keys (ssh-keygen, OpenSSH 9.2), one of each type served.
+const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKKLn/q97bFQU3fk4Kir6HIV21r27Mp6Hs8MEGbcvL4n";
+const NISTP256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBM44TwVzCFz65fzcjdOjTY5YUOaLLn/qvYM1/H6xyJ2lgyNqNc9Qt8vHrkVP1oByCE/IWUg1KVMXZMTKpLDvi34=";
+const NISTP384: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBEa0frKBjQ1yUMgM2YMCVGJRqARpxsCP32iPDm7WgF/blnogYO8DzBN6yLtA897LD4ET6Pkv6gWOVEfyFNjNv98ZugsyaHofgyfl4reHmEaLBVkUHCd1LGzl8Y37bJcvfg==";
+const NISTP521: &str = "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAGcQwK4dOinAh8lzN+iV8Yft58vqBdBXXlY4vEKCfXDT644WwcsAOcqH5aB4MeKe5GjpZGkiMfhL068j0J8uSWBWwAnmc62WjMGIqKbOOaF9MnP99mS/63WIIMFgsaFpFzrIhQy3dBNSkpurL1pnsiq/TXuxySWMBbthKTd5saYEpvxDQ==";
+const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC+krC3JgtJ0lwrHOtoOZ4hqxf8LJ4mCVUwfUjxOMHw99uh3yMFJg1Y11bUSs4kDuIiLIoB5jg6JShtAtYaUlMMVZ5s1DZMo4klo6+1kh1JVbewuA+rJmW7i5vBtxAkNzG5HhOJYF5z2o9wA0pDgdv4j0Grdxc1L1d0cLTLWw5gqkTzV6yhpgNT+Fh9Z+woEwG0NnE9ZLLrgx2/240hBJXbzaolD/LSlqKbo2pFh4+8L32NfySx07/uDAOhEj15aaP8PvJ4yfwnEVzbdIvKwqroGlvSDwWLRfZY+7Eq0OevTzMEjDx7NTup3doo16t6u/FEiUE4KyxZkbXi60BUt1HD";
 
 fn request(seed: u8, cluster: Option<&str>, args: Vec<String>, reply_to: Option<&str>) -> Request {
     Request {
