@@ -5,7 +5,8 @@ use std::fmt;
 use crate::__private::bindings::sesame::host::types::HostError as WitHostError;
 
 /// Why a call to the host ([`firewall`](crate::firewall), [`salt`](crate::salt),
-/// [`users`](crate::users), [`exec`](crate::exec), [`hostkeys`](crate::hostkeys)) did not
+/// [`users`](crate::users), [`exec`](crate::exec), [`hostkeys`](crate::hostkeys),
+/// [`grants`](crate::grants)) did not
 /// happen.
 ///
 /// It converts into `String`, so `?` works inside [`Command::run`](crate::Command::run);

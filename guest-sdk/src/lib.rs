@@ -5,7 +5,7 @@
 //! and returns the text shown to the client, or an error message. It can ask the host for
 //! work through the interfaces of `wit/sesame.wit`, wrapped here as [`firewall`], [`salt`],
 //! [`users`], [`exec`] (programs the operator declared), [`hostkeys`] (the host's SSH host
-//! public keys) and [`log`] (and, for tests on the host, faked by [`testing`]). Calling one of them is asking for a capability: the daemon
+//! public keys), [`grants`] (the caller's own temporary changes, of every kind) and [`log`] (and, for tests on the host, faked by [`testing`]). Calling one of them is asking for a capability: the daemon
 //! links only the interfaces the module's cluster allows, and checks every call against the
 //! grant the policy issued for the request, so any call can fail with [`HostError::Denied`].
 //!
@@ -165,6 +165,7 @@ mod args;
 mod error;
 pub mod exec;
 pub mod firewall;
+pub mod grants;
 pub mod hostkeys;
 pub mod log;
 pub mod salt;

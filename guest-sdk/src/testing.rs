@@ -40,7 +40,8 @@
 //! This module exists on every target except WebAssembly (`cfg(not(target_family = "wasm"))`),
 //! which is where a module's `cargo test` runs. On those targets the wrappers in
 //! [`firewall`](crate::firewall), [`salt`](crate::salt), [`users`](crate::users),
-//! [`exec`](crate::exec), [`hostkeys`](crate::hostkeys) and [`log`](crate::log) call a
+//! [`exec`](crate::exec), [`hostkeys`](crate::hostkeys), [`grants`](crate::grants) and
+//! [`log`](crate::log) call a
 //! per-thread fake host instead of the WIT imports (which the generated bindings could only stub
 //! with a panic there). A [`FakeHost`] is in charge on its
 //! thread while [`FakeHost::run`] or [`FakeHost::scope`] runs; it answers each host function with
@@ -62,6 +63,7 @@ use std::fmt;
 
 use crate::exec::RunOutput;
 use crate::firewall::{Grant, Rule};
+use crate::grants::Held;
 use crate::hostkeys::HostKey;
 use crate::salt::ApplyReport;
 use crate::users::{Account, NewUser};
@@ -348,6 +350,19 @@ impl FakeHost {
     /// keys.
     pub fn hostkeys_list(mut self, f: impl FnMut() -> Result<Vec<HostKey>, HostError> + 'static) -> Self {
         self.script.hostkeys_list = Some(Box::new(f));
+        self
+    }
+
+    /// Scripts [`grants::list`](crate::grants::list): returns the caller's live grants of every
+    /// kind.
+    pub fn grants_list(mut self, f: impl FnMut() -> Result<Vec<Held>, HostError> + 'static) -> Self {
+        self.script.grants_list = Some(Box::new(f));
+        self
+    }
+
+    /// Scripts [`grants::revoke`](crate::grants::revoke): gets the grant id.
+    pub fn grants_revoke(mut self, f: impl FnMut(&str) -> Result<(), HostError> + 'static) -> Self {
+        self.script.grants_revoke = Some(Box::new(f));
         self
     }
 }

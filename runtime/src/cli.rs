@@ -189,10 +189,11 @@ pub enum AuditCommand {
 /// `sesamed grants …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum GrantsCommand {
-    /// Show every live grant: firewall openings, temporary SSH keys and group memberships, with
-    /// when each ends and who holds it.
+    /// Show every live grant: firewall openings, temporary SSH keys, group memberships and
+    /// accounts, with when each ends and who holds it.
     List {
-        /// One JSON object per grant instead of a table.
+        /// One JSON object per grant instead of a table, with its `kind` (`opening`, `key`,
+        /// `membership` or `account`).
         #[arg(long)]
         json: bool,
         #[command(flatten)]

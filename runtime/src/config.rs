@@ -155,7 +155,8 @@ impl Default for Limits {
 /// A named group of commands that share a set of host capabilities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    /// Host interfaces (from [`CAPABILITIES`]) this cluster's modules may import.
+    /// Host interfaces (from [`CAPABILITIES`]) this cluster's modules may import: those listed,
+    /// and `grants` with `firewall` or `users` ([`crate::capability::grants::with_implied`]).
     pub capabilities: Vec<String>,
     /// Command name to component file.
     pub commands: BTreeMap<String, CommandModule>,
@@ -335,7 +336,7 @@ impl Config {
             clusters.insert(
                 name,
                 Cluster {
-                    capabilities: cluster.capabilities,
+                    capabilities: crate::capability::grants::with_implied(cluster.capabilities),
                     commands,
                 },
             );
@@ -687,6 +688,12 @@ mod tests {
             "ufw unless configured"
         );
         assert!(c.uses("firewall"));
+        assert_eq!(
+            c.clusters["access"].capabilities,
+            ["firewall", "grants"],
+            "a cluster that may open the firewall may list and take back its caller's grants"
+        );
+        assert!(c.clusters["basic"].capabilities.is_empty());
     }
 
     #[test]

@@ -528,7 +528,7 @@ fn with_users<T: Default>(
         sesamed::capability::users::Users::new()?.with_ledger(sesamed::capability::users::KeyLedger {
             file: sesamed::ledger::LedgerFile::new(&config.state_dir, &config.clients_file),
             audit: Arc::clone(&audit),
-            max_ttl_s: config.capabilities.users.max_ttl_s,
+            ceilings: config.capabilities.users,
         });
     let result = change(&users);
     audit.sync()?;

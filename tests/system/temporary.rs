@@ -236,3 +236,104 @@ fn an_account_made_for_a_while_carries_shadows_expiry_and_is_locked_at_its_end()
     assert!(Path::new("/home/cleo").is_dir(), "its files stay");
     assert!(ledger_users(&daemon).is_empty());
 }
+
+#[test]
+#[ignore = "changes accounts (needs root): run scripts/system-tests"]
+fn grants_lists_every_kind_the_caller_holds_and_revoke_takes_each_back_at_once() {
+    require_private_namespace();
+    let _ = std::process::Command::new("groupadd").arg("developers").output();
+    let _ = std::process::Command::new("groupadd").arg("operators").output();
+    sh("useradd", &["--create-home", "--groups", "developers", "hana"]);
+    sh("useradd", &["--create-home", "--shell", "/bin/bash", "ivy"]);
+    let daemon = Daemon::start(&Setup {
+        clusters: format!("{}\n{}", accounts_cluster(), sesame_tests::access_cluster()),
+        ..Setup::default()
+    });
+    let ivy = daemon.client("ivy", &["admins"]);
+    let bob = daemon.client("bob", &["admins"]);
+    let run = |who: &sesame_tests::Client, args: &[&str]| {
+        let mut full = vec!["run", "--reason", REASON, "web"];
+        full.extend_from_slice(args);
+        who.run_ok(&full)
+    };
+    let keys = scratch_dir();
+    let public = ssh_keys::keygen(&keys.path().join("id_ed25519"), "ed25519", "ivy@laptop");
+    run(&ivy, &["allow", "22", "--ttl", "600"]);
+    run(&ivy, &["group-add", "hana", "operators", "--ttl", "600"]);
+    run(
+        &ivy,
+        &["user-add", "cora", "--group", "developers", "--ttl", "600"],
+    );
+    run(&ivy, &["key-add", "--ttl", "600", &public]);
+
+    // One line per grant, of every kind, each with its id.
+    let listed = run(&ivy, &["grants"]);
+    let ids: Vec<String> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ids.len(), 4, "{listed}");
+    for (prefix, what) in [
+        ("fw-", "22/tcp from 127.0.0.1"),
+        ("grp-", "hana in group operators"),
+        ("acc-", "account cora"),
+        ("key-", "on ivy"),
+    ] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(prefix) && l.contains(what) && l.contains("left)")),
+            "{prefix} {what}: {listed}"
+        );
+    }
+    let id = |prefix: &str| ids.iter().find(|i| i.starts_with(prefix)).cloned().expect(prefix);
+    // The operator's view has the same four, with their holder.
+    let out = daemon.sesamed(&["grants", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    for listed_id in &ids {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(listed_id.as_str()) && l.contains("ivy ")),
+            "{listed_id}: {table}"
+        );
+    }
+    let out = daemon.sesamed(&["grants", "list", "--json"]);
+    let mut kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["kind"].to_string())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [r#""account""#, r#""key""#, r#""membership""#, r#""opening""#]
+    );
+    // Another client sees none of them, and cannot take them back.
+    assert_eq!(run(&bob, &["grants"]).trim(), "no live grants");
+    let err = bob.run_err(&["run", "web", "revoke", &id("grp-")]);
+    assert!(err.contains("of yours"), "{err}");
+    assert!(groups_of("hana").contains(&"operators".to_owned()));
+
+    // The membership, at once: not at the reaper's next round.
+    let out = run(&ivy, &["revoke", &id("grp-")]);
+    assert_eq!(out.trim(), format!("revoked {}", id("grp-")));
+    assert!(!groups_of("hana").contains(&"operators".to_owned()));
+    assert!(
+        groups_of("hana").contains(&"developers".to_owned()),
+        "its own groups stay"
+    );
+
+    // The rest, all at once.
+    let out = run(&ivy, &["revoke"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let authorized = std::fs::read_to_string("/home/ivy/.ssh/authorized_keys").unwrap_or_default();
+    assert!(
+        !authorized.contains(public.split_whitespace().nth(1).expect("key data")),
+        "{authorized}"
+    );
+    assert_eq!(shadow_of("cora")[7], "1", "the account is locked and expired");
+    assert!(ledger_users(&daemon).is_empty());
+    assert_eq!(run(&ivy, &["grants"]).trim(), "no live grants");
+}

@@ -1,17 +1,19 @@
-//! `revoke [GRANT_ID]`: closes one of the caller's firewall grants before it expires, or,
-//! without an id, every live grant the caller holds. One line per grant closed:
+//! `revoke [GRANT_ID]`: takes back one of the caller's grants before it ends, of any kind
+//! (a firewall opening `fw-…`, a temporary key `key-…`, group membership `grp-…` or account
+//! `acc-…`), or, without an id, every live grant the caller holds. One line per grant:
 //!
 //! ```text
 //! revoked fw-0123456789abcdef
 //! ```
 //!
-//! or `no live grants` when there was nothing to close. Only the caller's own grants can be
-//! revoked; an id that is not one of them (or has expired) is an error.
+//! or `no live grants` when there was nothing to take back. Only the caller's own hold is
+//! released: a change another client also holds stays until that hold ends. An id that is not
+//! one of the caller's live grants is an error.
 //!
-//! Needs the firewall capability.
+//! Needs the grants interface, which clusters with the firewall or users capability have.
 
 use fwtext::{NO_LIVE_GRANTS, check_usage};
-use sesame_guest::firewall;
+use sesame_guest::grants;
 use sesame_guest::{Command, HostError, Invocation};
 
 const USAGE: &str = "revoke [GRANT_ID]";
@@ -24,10 +26,10 @@ impl Command for Revoke {
     fn run(inv: Invocation) -> Result<String, String> {
         let args = check_usage(&inv.args, &[], 1, USAGE)?;
         match args.positional(0) {
-            Some(id) => revoke_one(id, firewall::revoke),
+            Some(id) => revoke_one(id, grants::revoke),
             None => {
-                let grants = firewall::list().map_err(|e| format!("cannot list your grants: {e}"))?;
-                revoke_all(grants.into_iter().map(|g| g.id), firewall::revoke)
+                let held = grants::list().map_err(|e| format!("cannot list your grants: {e}"))?;
+                revoke_all(held.into_iter().map(|g| g.id), grants::revoke)
             }
         }
     }
@@ -35,7 +37,7 @@ impl Command for Revoke {
 
 sesame_guest::export_command!(Revoke);
 
-/// Revokes grant `id` through `revoke` (the host's `firewall::revoke`, or a test double).
+/// Revokes grant `id` through `revoke` (the host's `grants::revoke`, or a test double).
 fn revoke_one(id: &str, revoke: impl FnOnce(&str) -> Result<(), HostError>) -> Result<String, String> {
     if id.trim().is_empty() {
         return Err(format!("GRANT_ID is empty (usage: {USAGE})"));
@@ -88,6 +90,46 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn without_an_id_every_kind_the_caller_holds_is_taken_back() {
+        use sesame_guest::grants::{ChangeKind, Held};
+        use sesame_guest::testing::{Call, FakeHost, invocation};
+        let held = |id: &str, kind| Held {
+            id: id.into(),
+            kind,
+            what: String::new(),
+            expires_at_ms: 1,
+        };
+        let listed = vec![
+            held("grp-00000000000000c3", ChangeKind::Membership),
+            held(A, ChangeKind::Opening),
+            held("key-00000000000000d4", ChangeKind::Key),
+        ];
+        let run = FakeHost::new()
+            .grants_list(move || Ok(listed.clone()))
+            .grants_revoke(|_| Ok(()))
+            .run::<Revoke>(invocation("dave", &[]));
+        assert_eq!(
+            run.output,
+            Ok(format!(
+                "revoked grp-00000000000000c3\nrevoked {A}\nrevoked key-00000000000000d4"
+            ))
+        );
+        let revoked: Vec<&Call> = run.calls.iter().skip(1).collect();
+        assert_eq!(
+            revoked,
+            [
+                &Call::GrantsRevoke {
+                    id: "grp-00000000000000c3".into()
+                },
+                &Call::GrantsRevoke { id: A.into() },
+                &Call::GrantsRevoke {
+                    id: "key-00000000000000d4".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -110,6 +110,13 @@ pub enum Call {
     },
     /// [`hostkeys::list`](crate::hostkeys::list).
     HostkeysList,
+    /// [`grants::list`](crate::grants::list).
+    GrantsList,
+    /// [`grants::revoke`](crate::grants::revoke).
+    GrantsRevoke {
+        /// The grant whose hold to release.
+        id: String,
+    },
 }
 
 impl Call {
@@ -134,6 +141,8 @@ impl Call {
             Self::UsersList => "users.list",
             Self::ExecRun { .. } => "exec.run",
             Self::HostkeysList => "hostkeys.list",
+            Self::GrantsList => "grants.list",
+            Self::GrantsRevoke { .. } => "grants.revoke",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! per [`FakeHost::scope`](super::FakeHost::scope)), each holding the scripted answers and
 //! recording the calls and log lines.
 //!
-//! The functions in [`firewall`], [`salt`], [`users`], [`exec`], [`hostkeys`] and [`log`] have the
+//! The functions in [`firewall`], [`salt`], [`users`], [`exec`], [`hostkeys`], [`grants`] and [`log`] have the
 //! signatures of the WIT imports they stand in for (errors are the WIT `host-error`), so the wrappers call them exactly
 //! as they call the imports.
 
@@ -14,6 +14,7 @@ use crate::__private::bindings::sesame::host::types::HostError as WitHostError;
 use crate::HostError;
 use crate::exec::RunOutput;
 use crate::firewall::{Grant, Rule};
+use crate::grants::Held;
 use crate::hostkeys::HostKey;
 use crate::salt::ApplyReport;
 use crate::users::{Account, NewUser};
@@ -50,6 +51,8 @@ pub(super) struct Script {
     pub(super) users_list: Answer0<Vec<Account>>,
     pub(super) exec_run: ExecAnswer,
     pub(super) hostkeys_list: Answer0<Vec<HostKey>>,
+    pub(super) grants_list: Answer0<Vec<Held>>,
+    pub(super) grants_revoke: Answer1<str, ()>,
 }
 
 impl Script {
@@ -77,6 +80,8 @@ impl Script {
             ("users.list", self.users_list.is_some()),
             ("exec.run", self.exec_run.is_some()),
             ("hostkeys.list", self.hostkeys_list.is_some()),
+            ("grants.list", self.grants_list.is_some()),
+            ("grants.revoke", self.grants_revoke.is_some()),
         ];
         slots
             .into_iter()
@@ -279,6 +284,20 @@ pub(crate) mod hostkeys {
 
     pub(crate) fn list() -> Result<Vec<HostKey>, WitHostError> {
         answer(Call::HostkeysList, |s| &mut s.hostkeys_list, |f| f())
+    }
+}
+
+/// Stand-ins for the `grants` imports.
+pub(crate) mod grants {
+    use super::{Call, Held, WitHostError, answer};
+
+    pub(crate) fn list() -> Result<Vec<Held>, WitHostError> {
+        answer(Call::GrantsList, |s| &mut s.grants_list, |f| f())
+    }
+
+    pub(crate) fn revoke(id: &str) -> Result<(), WitHostError> {
+        let call = Call::GrantsRevoke { id: id.to_owned() };
+        answer(call, |s| &mut s.grants_revoke, |f| f(id))
     }
 }
 

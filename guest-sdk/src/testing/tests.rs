@@ -1,6 +1,7 @@
 use super::*;
 use crate::exec::{self, RunOutput};
 use crate::firewall::{self, Proto};
+use crate::grants::{self, ChangeKind, Held};
 use crate::hostkeys::{self, HostKey};
 use crate::{log, salt, users};
 
@@ -53,6 +54,8 @@ fn unscripted_calls_are_denied_and_recorded() {
             users::remove_from_group("dave", "ops"),
             exec::run("restart", &params(&[("unit", "web")])),
             hostkeys::list(),
+            grants::list(),
+            grants::revoke("grp-1"),
         )
     });
     let denied = |name: &str| HostError::Denied(format!("not scripted in this test: {name}"));
@@ -65,6 +68,8 @@ fn unscripted_calls_are_denied_and_recorded() {
     assert_eq!(run.output.6, Err(denied("users.remove-from-group")));
     assert_eq!(run.output.7, Err(denied("exec.run")));
     assert_eq!(run.output.8, Err(denied("hostkeys.list")));
+    assert_eq!(run.output.9, Err(denied("grants.list")));
+    assert_eq!(run.output.10, Err(denied("grants.revoke")));
     assert_eq!(
         run.calls,
         [
@@ -92,6 +97,8 @@ fn unscripted_calls_are_denied_and_recorded() {
                 params: params(&[("unit", "web")])
             },
             Call::HostkeysList,
+            Call::GrantsList,
+            Call::GrantsRevoke { id: "grp-1".into() },
         ]
     );
 }
@@ -135,12 +142,19 @@ fn every_function_reaches_its_own_script() {
         kind: "ssh-ed25519".into(),
         key: "AAAAC3NzaC1lZDI1NTE5AAAAIKKLn/q97bFQU3fk4Kir6HIV21r27Mp6Hs8MEGbcvL4n".into(),
     };
-    let (r, a, g, o, k) = (
+    let held = Held {
+        id: "grp-0123456789abcdef".into(),
+        kind: ChangeKind::Membership,
+        what: "dave in group sudo".into(),
+        expires_at_ms: 2,
+    };
+    let (r, a, g, o, k, h) = (
         report.clone(),
         account.clone(),
         grant.clone(),
         ran.clone(),
         host_key.clone(),
+        held.clone(),
     );
     let failed = |what: &str| Err(HostError::Failed(what.into()));
     let run = FakeHost::new()
@@ -165,6 +179,8 @@ fn every_function_reaches_its_own_script() {
             Ok(o.clone())
         })
         .hostkeys_list(move || Ok(vec![k.clone()]))
+        .grants_list(move || Ok(vec![h.clone()]))
+        .grants_revoke(|id| Err(HostError::Invalid(format!("no live grant {id}"))))
         .scope(|| {
             assert_eq!(firewall::allow(&rule(22)), Ok("fw-1".into()));
             assert_eq!(firewall::revoke("fw-1"), failed("revoke"));
@@ -182,6 +198,11 @@ fn every_function_reaches_its_own_script() {
             // A non-zero exit is an answer, not an error.
             assert_eq!(exec::run("restart", &params(&[("unit", "web")])), Ok(ran));
             assert_eq!(hostkeys::list(), Ok(vec![host_key]));
+            assert_eq!(grants::list(), Ok(vec![held]));
+            assert_eq!(
+                grants::revoke("fw-1"),
+                Err(HostError::Invalid("no live grant fw-1".into()))
+            );
         });
     let names: Vec<&str> = run.calls.iter().map(Call::name).collect();
     assert_eq!(
@@ -202,6 +223,8 @@ fn every_function_reaches_its_own_script() {
             "users.list",
             "exec.run",
             "hostkeys.list",
+            "grants.list",
+            "grants.revoke",
         ]
     );
     assert_eq!(run.calls[4], Call::UsersCreate(new_user.clone()));

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sesame_proto::PublicKey;
 
 use crate::audit::AuditLog;
 use crate::config::Config;
@@ -29,6 +30,7 @@ use crate::system::Recorder;
 
 pub mod exec;
 pub mod firewall;
+pub mod grants;
 pub mod hostkeys;
 pub mod salt;
 pub mod users;
@@ -43,6 +45,7 @@ macro_rules! for_each_capability {
             users: $crate::capability::users::Users,
             exec: $crate::capability::exec::Exec,
             hostkeys: $crate::capability::hostkeys::HostKeys,
+            grants: $crate::capability::grants::Grants,
         }
     };
 }
@@ -81,6 +84,56 @@ pub trait Capability: Sized + Send + Sync + fmt::Debug + 'static {
     /// Reverts what the grants ledger says has expired (the daemon calls this every second);
     /// a failure is logged and retried at the next call.
     fn reap(&self, _now_ms: u64) {}
+
+    /// The live holds the client with `key` has on what this capability keeps in the grants
+    /// ledger (the `grants` interface lists them for the client's own modules).
+    fn holds(&self, _key: &PublicKey, _now_ms: u64) -> Result<Vec<Held>, String> {
+        Ok(Vec::new())
+    }
+
+    /// Releases the hold the client with `key` has on grant `id`, taking the change back at once
+    /// when nobody else holds it; `None` when `id` is not of a kind this capability keeps.
+    fn release(&self, _key: &PublicKey, _id: &str, _now_ms: u64) -> Option<Result<(), ReleaseError>> {
+        None
+    }
+}
+
+/// One client's live hold on a change in the grants ledger, as the `grants` interface shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The grant's id: `fw-`, `key-`, `grp-` or `acc-` and 16 hex digits.
+    pub id: String,
+    /// What kind of change it is.
+    pub kind: HeldKind,
+    /// What it is, for people: `22/tcp from 203.0.113.5`, `dave in group sudo`, ...
+    pub what: String,
+    /// When this client's hold ends (Unix ms); others may hold it longer.
+    pub expires_ms: u64,
+}
+
+/// The kinds of change the grants ledger keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HeldKind {
+    /// A firewall opening.
+    Opening,
+    /// An SSH key on an account.
+    Key,
+    /// An account's membership of a group.
+    Membership,
+    /// An account made for a while.
+    Account,
+}
+
+/// Why a client's hold could not be released.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The client holds no live grant with that id (it may have expired, or be someone else's).
+    #[error("no live grant {0} is held by this client")]
+    NotHeld(String),
+    /// The change could not be taken back (the detail is for the daemon log); the ledger keeps
+    /// it, and the reaper retries.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What a capability's service starts from.
@@ -240,6 +293,32 @@ macro_rules! registry {
                     positions.extend(<$ty as Capability>::secret_args(service, command, args));
                 })*
                 positions
+            }
+
+            /// Every live hold the client with `key` has, of every kind a running service keeps
+            /// ([`Capability::holds`]), soonest to end first; a service that could not say is
+            /// named with why, and the others are still listed.
+            pub fn holds(&self, key: &PublicKey, now_ms: u64) -> (Vec<Held>, Vec<(&'static str, String)>) {
+                let (mut held, mut failed) = (Vec::new(), Vec::new());
+                $(if let Some(service) = &self.$name {
+                    match <$ty as Capability>::holds(service, key, now_ms) {
+                        Ok(h) => held.extend(h),
+                        Err(why) => failed.push((stringify!($name), why)),
+                    }
+                })*
+                held.sort_by(|a, b| (a.expires_ms, &a.id).cmp(&(b.expires_ms, &b.id)));
+                (held, failed)
+            }
+
+            /// Releases the hold the client with `key` has on grant `id`, through the running
+            /// service that keeps its kind ([`Capability::release`]); `NotHeld` when none does.
+            pub fn release(&self, key: &PublicKey, id: &str, now_ms: u64) -> Result<(), ReleaseError> {
+                $(if let Some(service) = &self.$name
+                    && let Some(released) = <$ty as Capability>::release(service, key, id, now_ms)
+                {
+                    return released;
+                })*
+                Err(ReleaseError::NotHeld(id.to_owned()))
             }
 
             /// Lets every running service revert what has expired ([`Capability::reap`]).

@@ -1,14 +1,14 @@
 //! `sesamed grants list|revoke`: what the grants ledger holds, of every kind (firewall openings,
-//! temporary SSH keys and group memberships), and taking any of it back now, for every holder.
+//! temporary SSH keys, group memberships and accounts), and taking any of it back now, for every holder.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use super::{LedgerFile, UserChange, UserGrantId};
+use super::{LedgerFile, UserGrantId};
 use crate::audit::AuditLog;
 use crate::capability::firewall::{Firewall, GrantId, Revoker};
-use crate::capability::users::{KeyLedger, SshKey, Users};
+use crate::capability::users::{KeyLedger, Users};
 use crate::cli::GrantsCommand;
 use crate::config::Config;
 
@@ -31,7 +31,7 @@ pub fn grants(cmd: GrantsCommand) -> Result<()> {
                 Ok(Users::new()?.with_ledger(KeyLedger {
                     file: file.clone(),
                     audit: Arc::clone(&audit),
-                    max_ttl_s: config.capabilities.users.max_ttl_s,
+                    ceilings: config.capabilities.users,
                 }))
             };
             revoke(fw.as_ref(), users, &file, now, &ids, all)
@@ -47,11 +47,18 @@ fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Resul
     let live_keys: Vec<_> = keys.iter().filter(|k| k.is_live(now)).collect();
     if json {
         for g in &grants {
-            println!("{}", serde_json::to_string(g)?);
+            let mut v = serde_json::to_value(g)?;
+            v["kind"] = "opening".into();
+            println!("{v}");
         }
         for k in &live_keys {
             let mut v = serde_json::to_value(k)?;
-            v["kind"] = "account".into();
+            v["kind"] = match k.change {
+                super::UserChange::Key(_) => "key",
+                super::UserChange::Group(_) => "membership",
+                super::UserChange::Account => "account",
+            }
+            .into();
             v["expires_ms"] = k.expires_ms().into();
             println!("{v}");
         }
@@ -87,16 +94,7 @@ fn list(fw: Option<&Firewall>, file: &LedgerFile, now: u64, json: bool) -> Resul
             );
         }
         for k in &live_keys {
-            let what = match &k.change {
-                UserChange::Key(key) => format!(
-                    "key {} on {}",
-                    key.parse::<SshKey>()
-                        .map_or_else(|_| key.clone(), |key| key.summary()),
-                    k.account
-                ),
-                UserChange::Group(g) => format!("{} in group {g}", k.account),
-                UserChange::Account => format!("account {}", k.account),
-            };
+            let what = crate::capability::users::describe(k);
             println!(
                 "{:<20} {:<36} {:<34} {}",
                 k.id.as_str(),

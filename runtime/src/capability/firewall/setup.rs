@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::backend::DryRun as DryRunBackend;
-use super::{DRY_RUN_RECORD, Firewall, FirewallError, FirewallLimits};
-use crate::capability::{Capability, Check, DryRun, Start};
+use super::{DRY_RUN_RECORD, Firewall, FirewallError, FirewallLimits, GrantId, Revoker};
+use crate::capability::{Capability, Check, DryRun, Held, HeldKind, ReleaseError, Start};
 use crate::ledger::LedgerFile;
 
 /// `grant.firewall`: the openings a command may make.
@@ -91,6 +91,41 @@ impl Capability for Firewall {
             Ok(n) => tracing::info!(closed = n, "expired firewall openings closed"),
             Err(e) => tracing::error!("closing expired firewall openings: {e} (retrying)"),
         }
+    }
+
+    /// The client's live openings (`fw-…`), each until its own hold ends.
+    fn holds(&self, key: &sesame_proto::PublicKey, now_ms: u64) -> Result<Vec<Held>, String> {
+        let views = self.list(now_ms, Some(key)).map_err(|e| e.to_string())?;
+        Ok(views
+            .into_iter()
+            .map(|v| Held {
+                id: v.id.to_string(),
+                kind: HeldKind::Opening,
+                what: v.rule.to_string(),
+                expires_ms: v.expires_ms,
+            })
+            .collect())
+    }
+
+    /// Releases the client's hold on opening `id` (`fw-…`); the rule closes when nobody else
+    /// holds it.
+    fn release(
+        &self,
+        key: &sesame_proto::PublicKey,
+        id: &str,
+        now_ms: u64,
+    ) -> Option<Result<(), ReleaseError>> {
+        if !id.starts_with("fw-") {
+            return None;
+        }
+        let Ok(grant) = id.parse::<GrantId>() else {
+            return Some(Err(ReleaseError::NotHeld(id.to_owned())));
+        };
+        Some(match self.revoke(now_ms, Revoker::Client(key), &grant) {
+            Ok(_) => Ok(()),
+            Err(FirewallError::NotFound(_)) => Err(ReleaseError::NotHeld(id.to_owned())),
+            Err(e) => Err(ReleaseError::Failed(e.to_string())),
+        })
     }
 
     fn configure(

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    Account, Comment, GroupName, InvalidArg, Reach, Shell, SshKey, Temporary, UserName, Users, UsersError,
+    Account, Comment, GroupName, InvalidArg, Reach, Shell, SshKey, Temporary, TemporaryKind, UserName, Users,
+    UsersError,
 };
 use crate::host::bindings::sesame::host::users;
 use crate::host::{CallContext, HostError, HostFault};
@@ -63,7 +64,13 @@ impl users::Host for CallContext {
                 .map_err(|e| self.users_failure("users.create-temporary", e))?;
             self.grant_group(&svc, "users.create-temporary", g, gid)?;
         }
-        let holder = self.temporary_holder(&svc, "users.create-temporary", &name, ttl_secs)?;
+        let holder = self.temporary_holder(
+            &svc,
+            "users.create-temporary",
+            &name,
+            TemporaryKind::Account,
+            ttl_secs,
+        )?;
         let made = svc
             .create_temporary(
                 crate::now_ms(),
@@ -119,7 +126,13 @@ impl users::Host for CallContext {
     fn add_temporary_key(&mut self, name: String, key: String, ttl_secs: u32) -> Result<u64, HostFault> {
         let key: SshKey = parse(&key)?;
         let (svc, name) = self.users_target("users.add-temporary-key", &name)?;
-        let holder = self.temporary_holder(&svc, "users.add-temporary-key", &name, ttl_secs)?;
+        let holder = self.temporary_holder(
+            &svc,
+            "users.add-temporary-key",
+            &name,
+            TemporaryKind::Key,
+            ttl_secs,
+        )?;
         let added = svc
             .add_temporary(crate::now_ms(), &name, Temporary::Key(&key), holder)
             .map_err(|e| self.users_failure("users.add-temporary-key", e))?;
@@ -189,7 +202,13 @@ impl users::Host for CallContext {
             .group_id(&group)
             .map_err(|e| self.users_failure("users.add-temporary-membership", e))?;
         self.grant_group(&svc, "users.add-temporary-membership", &group, gid)?;
-        let holder = self.temporary_holder(&svc, "users.add-temporary-membership", &name, ttl_secs)?;
+        let holder = self.temporary_holder(
+            &svc,
+            "users.add-temporary-membership",
+            &name,
+            TemporaryKind::Group,
+            ttl_secs,
+        )?;
         let made = svc
             .add_temporary(crate::now_ms(), &name, Temporary::Group(&group), holder)
             .map_err(|e| self.users_failure("users.add-temporary-membership", e))?;
@@ -303,17 +322,23 @@ impl CallContext {
             .map_err(|why| self.deny(format!("{call} {group}: {why}")))
     }
 
-    /// The calling client's hold on a temporary change to `name` for `ttl_secs`, once the ttl
-    /// is within the grant (`max_ttl_s`) and the host's ceiling (`[users] max_ttl_s`).
+    /// The calling client's hold on a temporary change of `kind` to `name` for `ttl_secs`, once
+    /// the ttl is within the grant (`max_ttl_s` and the kind's own bound) and the host's
+    /// ceilings (`[users] max_ttl_s` and the kind's own).
     fn temporary_holder(
         &mut self,
         svc: &Users,
         call: &str,
         name: &UserName,
+        kind: TemporaryKind,
         ttl_secs: u32,
     ) -> Result<crate::ledger::Holder, HostFault> {
-        let ceiling = svc.max_ttl_s().unwrap_or(0);
-        let limit = self.grant.users.max_ttl_s.map_or(ceiling, |g| g.min(ceiling));
+        let ceiling = svc.max_ttl_s(kind).unwrap_or(0);
+        let limit = self
+            .grant
+            .users
+            .ttl_bound(kind)
+            .map_or(ceiling, |g| g.min(ceiling));
         if ttl_secs == 0 || u64::from(ttl_secs) > limit {
             return Err(self.deny(format!(
                 "{call} {name}: a ttl of {ttl_secs} s is outside the grant (1 to {limit} s)"

@@ -29,8 +29,8 @@ pub use keys::SshKey;
 pub use login_defs::{LoginDefs, LoginDefsError};
 pub use names::{Comment, GroupName, InvalidArg, Shell, UserName};
 pub use reach::{Reach, Refusal};
-pub use setup::{UsersConfig, UsersGrant};
-pub use temporary::{AccountGrantRecord, KeyLedger, Reconciled, Temporary, TemporaryGrant};
+pub use setup::{TemporaryKind, UsersConfig, UsersGrant};
+pub use temporary::{AccountGrantRecord, KeyLedger, Reconciled, Temporary, TemporaryGrant, describe};
 
 /// A local account, as `/etc/passwd`, `/etc/group`, `/etc/shadow` and `/etc/shells` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -521,8 +521,8 @@ fn grant_near(names: Vec<String>, groups: Vec<String>) -> impl Strategy<Value = 
                 self_service,
                 system_accounts,
                 system_groups,
-                max_ttl_s: None,
                 temporary_groups: Vec::new(),
+                ..UsersGrant::default()
             },
         )
 }

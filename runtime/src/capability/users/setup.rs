@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::{KeyLedger, Users, UsersError};
-use crate::capability::{Capability, Check, DryRun, Start};
+use crate::capability::{Capability, Check, DryRun, Held, HeldKind, ReleaseError, Start};
 use crate::ledger::LedgerFile;
+use crate::ledger::{UserChange, UserGrantId};
 
 /// `grant.users`: the accounts a command may manage. The host decides what these reach
 /// (`crate::capability::users::reach`): system accounts and groups only through the `system_*` fields, and
@@ -32,9 +33,16 @@ pub struct UsersGrant {
     /// System groups (gid 0, gids outside `GID_MIN..=GID_MAX`, reserved names) that may be
     /// used, and whose members may be managed, each by its exact name.
     pub system_groups: Vec<String>,
-    /// The longest a temporary change (a key or a group membership that expires) may last,
-    /// seconds; `None`: up to the host's `[users] max_ttl_s`, which no grant can raise.
+    /// The longest any temporary change (a key, a group membership, an account) may last,
+    /// seconds; `None`: up to the host's ceilings (`[users] max_ttl_s` and the per-kind ones),
+    /// which no grant can raise.
     pub max_ttl_s: Option<u64>,
+    /// The longest a temporary SSH key may last (`add-temporary-key`), under `max_ttl_s`.
+    pub max_key_ttl_s: Option<u64>,
+    /// The longest a temporary group membership may last (`add-temporary-membership`).
+    pub max_group_ttl_s: Option<u64>,
+    /// The longest a temporary account may last (`create-temporary`).
+    pub max_account_ttl_s: Option<u64>,
     /// Groups an account may join only for a while (`sudo`, `adm`): a permanent membership of
     /// one of these is refused. Each must also be reachable through `groups` or `system_groups`.
     pub temporary_groups: Vec<String>,
@@ -45,17 +53,64 @@ pub const DEFAULT_MAX_TTL_S: u64 = 7 * 24 * 3600;
 
 /// `[users]` (the tools are shadow's, at their standard paths, and the ids ordinary accounts
 /// take come from `/etc/login.defs`); any other key is an error.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsersConfig {
     /// The longest any temporary change may last, seconds, whatever a grant says.
     pub max_ttl_s: u64,
+    /// The longest a temporary SSH key may last, when lower than `max_ttl_s`.
+    pub max_key_ttl_s: Option<u64>,
+    /// The longest a temporary group membership may last, when lower than `max_ttl_s`.
+    pub max_group_ttl_s: Option<u64>,
+    /// The longest a temporary account may last, when lower than `max_ttl_s`.
+    pub max_account_ttl_s: Option<u64>,
 }
 
 impl Default for UsersConfig {
     fn default() -> Self {
         Self {
             max_ttl_s: DEFAULT_MAX_TTL_S,
+            max_key_ttl_s: None,
+            max_group_ttl_s: None,
+            max_account_ttl_s: None,
+        }
+    }
+}
+
+/// The kinds of temporary change, each with its own bound in `[users]` and in a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemporaryKind {
+    /// An SSH key (`max_key_ttl_s`).
+    Key,
+    /// A group membership (`max_group_ttl_s`).
+    Group,
+    /// An account (`max_account_ttl_s`).
+    Account,
+}
+
+impl UsersConfig {
+    /// The host's ceiling for `kind`: `max_ttl_s`, or the kind's own when lower.
+    pub fn ceiling(&self, kind: TemporaryKind) -> u64 {
+        let own = match kind {
+            TemporaryKind::Key => self.max_key_ttl_s,
+            TemporaryKind::Group => self.max_group_ttl_s,
+            TemporaryKind::Account => self.max_account_ttl_s,
+        };
+        own.map_or(self.max_ttl_s, |k| k.min(self.max_ttl_s))
+    }
+}
+
+impl UsersGrant {
+    /// The grant's bound for `kind` (the lower of `max_ttl_s` and the kind's own), if any.
+    pub fn ttl_bound(&self, kind: TemporaryKind) -> Option<u64> {
+        let own = match kind {
+            TemporaryKind::Key => self.max_key_ttl_s,
+            TemporaryKind::Group => self.max_group_ttl_s,
+            TemporaryKind::Account => self.max_account_ttl_s,
+        };
+        match (self.max_ttl_s, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -66,8 +121,15 @@ impl Capability for Users {
     type Error = UsersError;
 
     fn configure(config: UsersConfig, _resolve: &dyn Fn(PathBuf) -> PathBuf) -> Result<UsersConfig, String> {
-        if config.max_ttl_s == 0 {
-            return Err("max_ttl_s: must be at least 1 second".to_owned());
+        for (key, value) in [
+            ("max_ttl_s", Some(config.max_ttl_s)),
+            ("max_key_ttl_s", config.max_key_ttl_s),
+            ("max_group_ttl_s", config.max_group_ttl_s),
+            ("max_account_ttl_s", config.max_account_ttl_s),
+        ] {
+            if value == Some(0) {
+                return Err(format!("{key}: must be at least 1 second"));
+            }
         }
         Ok(config)
     }
@@ -78,7 +140,7 @@ impl Capability for Users {
         let users = Users::new()?.with_ledger(KeyLedger {
             file: LedgerFile::new(&cx.config.state_dir, &cx.config.clients_file),
             audit: Arc::clone(cx.audit),
-            max_ttl_s: cx.config.capabilities.users.max_ttl_s,
+            ceilings: cx.config.capabilities.users,
         });
         let report = users.reconcile_temporary(cx.now_ms)?;
         if report.expired + report.restored > 0 || !report.errors.is_empty() {
@@ -91,7 +153,7 @@ impl Capability for Users {
         Ok(Users::dry_run(cx.recorder.clone())?.with_ledger(KeyLedger {
             file: LedgerFile::new(cx.scratch, &cx.config.clients_file),
             audit: Arc::clone(cx.audit),
-            max_ttl_s: cx.config.capabilities.users.max_ttl_s,
+            ceilings: cx.config.capabilities.users,
         }))
     }
 
@@ -105,6 +167,46 @@ impl Capability for Users {
             ),
             Err(e) => tracing::error!("taking back expired temporary account changes: {e} (retrying)"),
         }
+    }
+
+    /// The client's live temporary keys, memberships and accounts (`key-…`, `grp-…`, `acc-…`),
+    /// each until its own hold ends.
+    fn holds(&self, key: &sesame_proto::PublicKey, now_ms: u64) -> Result<Vec<Held>, String> {
+        let holds = self.temporary_holds(key, now_ms).map_err(|e| e.to_string())?;
+        Ok(holds
+            .into_iter()
+            .map(|(u, expires_ms)| Held {
+                id: u.id.to_string(),
+                kind: match u.change {
+                    UserChange::Key(_) => HeldKind::Key,
+                    UserChange::Group(_) => HeldKind::Membership,
+                    UserChange::Account => HeldKind::Account,
+                },
+                what: super::describe(&u),
+                expires_ms,
+            })
+            .collect())
+    }
+
+    /// Releases the client's hold on temporary change `id` (`key-…`, `grp-…`, `acc-…`); it is
+    /// taken back when nobody else holds it.
+    fn release(
+        &self,
+        key: &sesame_proto::PublicKey,
+        id: &str,
+        now_ms: u64,
+    ) -> Option<Result<(), ReleaseError>> {
+        if !["key-", "grp-", "acc-"].iter().any(|p| id.starts_with(p)) {
+            return None;
+        }
+        let Ok(grant) = id.parse::<UserGrantId>() else {
+            return Some(Err(ReleaseError::NotHeld(id.to_owned())));
+        };
+        Some(match self.release_temporary(now_ms, key, &grant) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ReleaseError::NotHeld(id.to_owned())),
+            Err(e) => Err(ReleaseError::Failed(e.to_string())),
+        })
     }
 
     /// shadow's tools are installed and `/etc/login.defs` reads as they read it.

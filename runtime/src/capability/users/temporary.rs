@@ -28,8 +28,8 @@ pub struct KeyLedger {
     pub file: LedgerFile,
     /// The audit log (the daemon's, or a scratch one for a dry run).
     pub audit: Arc<AuditLog>,
-    /// `[users] max_ttl_s`: the longest any temporary change may last, whatever a grant says.
-    pub max_ttl_s: u64,
+    /// `[users]`: the longest each kind of temporary change may last, whatever a grant says.
+    pub ceilings: super::UsersConfig,
 }
 
 /// A temporary change asked for.
@@ -64,7 +64,8 @@ pub struct TemporaryGrant {
 /// One step of a temporary change, as an audit line (`event: "account-grant"`).
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountGrantRecord {
-    /// `added`, `extended`, `expired`, `restored`, `revoked`.
+    /// `added`, `extended`, `released` (a client gave its hold up early), `expired`,
+    /// `restored`, `revoked`.
     pub action: &'static str,
     /// The ledger entry.
     pub id: String,
@@ -72,7 +73,8 @@ pub struct AccountGrantRecord {
     pub account: String,
     /// What: `{"key": "TYPE BASE64"}` or `{"group": NAME}`.
     pub change: UserChange,
-    /// What acted: a request id, `reaper`, `reconcile`, `operator`.
+    /// What acted: a request id (for `released`: the one that made the hold), `reaper`,
+    /// `reconcile`, `operator`, or the client that took its own change back.
     pub by: String,
     /// The client whose hold it was, when one asked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,6 +360,73 @@ impl Users {
         Ok(Some(u))
     }
 
+    /// The live temporary changes the client with `key` holds, each until its own hold ends.
+    pub fn temporary_holds(
+        &self,
+        key: &sesame_proto::PublicKey,
+        now_ms: u64,
+    ) -> Result<Vec<(UserGrant, u64)>, UsersError> {
+        let Ok(ledger) = self.key_ledger() else {
+            return Ok(Vec::new());
+        };
+        let locked = ledger.file.lock()?;
+        Ok(locked
+            .ledger
+            .users
+            .iter()
+            .filter_map(|u| {
+                let mine = u
+                    .holders
+                    .iter()
+                    .find(|h| &h.key == key && h.expires_ms > now_ms)?;
+                Some((u.clone(), mine.expires_ms))
+            })
+            .collect())
+    }
+
+    /// Releases the live hold the client with `key` has on temporary change `id`, and takes the
+    /// change back now when nobody else holds it (the release is on record first, so a failure
+    /// leaves it to the reaper). `false` when the client holds no such live change.
+    pub fn release_temporary(
+        &self,
+        now_ms: u64,
+        key: &sesame_proto::PublicKey,
+        id: &UserGrantId,
+    ) -> Result<bool, UsersError> {
+        let ledger = self.key_ledger()?;
+        let mut locked = ledger.file.lock()?;
+        let Some(entry) = locked.ledger.users.iter_mut().find(|u| &u.id == id) else {
+            return Ok(false);
+        };
+        let Some(pos) = entry
+            .holders
+            .iter()
+            .position(|h| &h.key == key && h.expires_ms > now_ms)
+        else {
+            return Ok(false);
+        };
+        let hold = entry.holders.remove(pos);
+        let entry = entry.clone();
+        locked.save()?;
+        record(
+            &ledger,
+            now_ms,
+            AccountGrantRecord {
+                action: "released",
+                id: entry.id.to_string(),
+                account: entry.account.clone(),
+                change: entry.change.clone(),
+                by: hold.request_id.clone(),
+                client: Some(hold.client.clone()),
+                expires_ms: None,
+            },
+        );
+        if !entry.is_live(now_ms) {
+            self.take_back(&ledger, &mut locked, now_ms, &entry, "revoked", &hold.client)?;
+        }
+        Ok(true)
+    }
+
     /// Forgets the temporary entry of `change` on `name`: it was undone by hand (`key-remove`,
     /// `group-remove`) and must not come back at the next start.
     pub fn forget_temporary(&self, name: &UserName, change: Temporary<'_>) -> Result<(), UsersError> {
@@ -452,9 +521,10 @@ impl Users {
         Ok(moved)
     }
 
-    /// The longest a temporary change may last on this host (`[users] max_ttl_s`).
-    pub fn max_ttl_s(&self) -> Option<u64> {
-        self.ledger.as_ref().map(|l| l.max_ttl_s)
+    /// The longest a temporary change of `kind` may last on this host (`[users] max_ttl_s`, or
+    /// the kind's own ceiling when lower); `None` without a ledger (none may be made).
+    pub fn max_ttl_s(&self, kind: super::TemporaryKind) -> Option<u64> {
+        self.ledger.as_ref().map(|l| l.ceilings.ceiling(kind))
     }
 
     /// Undoes `u` (if its account is still there), then drops its entry.
@@ -614,5 +684,20 @@ fn record(ledger: &KeyLedger, now_ms: u64, record: AccountGrantRecord) {
         .append(now_ms, &AuditEvent::AccountGrant(Box::new(record)))
     {
         tracing::error!("{e}");
+    }
+}
+
+/// What a temporary change is, for people: `key ssh-ed25519 …6ELIpKiD6cti on dave`,
+/// `dave in group sudo`, `account cleo`.
+pub fn describe(u: &UserGrant) -> String {
+    match &u.change {
+        UserChange::Key(key) => format!(
+            "key {} on {}",
+            key.parse::<SshKey>()
+                .map_or_else(|_| key.clone(), |key| key.summary()),
+            u.account
+        ),
+        UserChange::Group(g) => format!("{} in group {g}", u.account),
+        UserChange::Account => format!("account {}", u.account),
     }
 }
