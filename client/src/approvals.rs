@@ -26,6 +26,7 @@ pub fn command(name: &str, id: Option<&str>, reason: Option<String>) -> fleet::C
         command: name.to_owned(),
         args: id.map(str::to_owned).into_iter().collect(),
         reason,
+        progress: None,
     }
 }
 

@@ -253,10 +253,16 @@ pub struct RunArgs {
     /// the answer later). Runs on many hosts never wait.
     #[arg(long)]
     pub no_wait: bool,
+    /// Print only the answer, not the command's output as it comes. By default, over QUIC,
+    /// what the command logs and what the programs it runs write are printed as they happen
+    /// (prefixed by the host's name on many hosts), then its output.
+    #[arg(long)]
+    pub no_stream: bool,
     /// Print JSON for scripts instead of the output (one host) or the table (many hosts): one
     /// object per host and line, with `host`, `via`, `ok`, `code`, `output`, `message` (or
-    /// `error` when no answer came) and `elapsed_ms`. Errors still go to standard error as text;
-    /// the exit status is the same as without --json.
+    /// `error` when no answer came) and `elapsed_ms`, each chunk of output as it comes before
+    /// them as an object with `host`, `progress` (its number), `source` and `text`. Errors still
+    /// go to standard error as text; the exit status is the same as without --json.
     #[arg(long)]
     pub json: bool,
 }

@@ -13,8 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::home::{HostEntry, Transport};
-use crate::quic::{ClientError, send_request};
+use crate::quic::{ClientError, send_request, send_request_streaming};
 use crate::sqs::SqsLink;
+use crate::stream::OnProgress;
 
 /// A host to run on, and how to reach it.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub struct Command {
     pub args: Vec<String>,
     /// Why (`--reason`), sealed in every host's request.
     pub reason: Option<String>,
+    /// Where the output goes as it comes: set, requests over QUIC ask for it
+    /// ([`Request::stream`]); SQS answers come whole.
+    pub progress: Option<OnProgress>,
 }
 
 impl Command {
@@ -52,6 +56,7 @@ impl Command {
             command,
             args,
             reason: None,
+            progress: None,
         }
     }
 
@@ -59,6 +64,7 @@ impl Command {
     pub fn request(&self, target: &Target, now_ms: u64) -> Request {
         Request {
             reason: self.reason.clone(),
+            stream: self.progress.is_some() && target.via == Transport::Quic,
             ..Request::new(
                 &mut rand_core::OsRng,
                 now_ms,
@@ -210,7 +216,16 @@ async fn run_one(
 ) -> Result<Response, ClientError> {
     let request = command.request(target, now_ms());
     match target.via {
-        Transport::Quic => send_request(&target.entry, sealer, &request, timeout).await,
+        Transport::Quic => match &command.progress {
+            Some(on_progress) if request.stream => {
+                let alias = target.alias.as_str();
+                send_request_streaming(&target.entry, sealer, &request, timeout, |p| {
+                    on_progress.call(alias, p);
+                })
+                .await
+            }
+            _ => send_request(&target.entry, sealer, &request, timeout).await,
+        },
         Transport::Sqs => match link {
             Some(Ok(link)) => link.send_request(&target.entry, sealer, &request, timeout).await,
             Some(Err(e)) => Err(ClientError::Sqs(sesame_sqs::SqsError::Call {

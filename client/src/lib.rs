@@ -15,7 +15,8 @@ pub mod quic;
 pub mod receipts;
 pub mod sqs;
 pub mod ssh_proxy;
+pub mod stream;
 
 pub use home::{ClientHome, HomeError, HostEntry, SqsRoute, Transport};
-pub use quic::{ClientError, Session, exchange, open_response, send_request};
+pub use quic::{ClientError, Session, exchange, open_response, send_request, send_request_streaming};
 pub use sqs::SqsLink;

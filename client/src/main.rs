@@ -215,8 +215,14 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     let Some(spec) = words.next() else {
         anyhow::bail!("no command given: sesame run HOST COMMAND [ARGS...]");
     };
+    let printer = sesame_client::stream::Printer::new(fan_out, args.json);
+    let on_progress = {
+        let printer = printer.clone();
+        sesame_client::stream::OnProgress::new(move |alias, p| printer.print(alias, p))
+    };
     let command = fleet::Command {
         reason: args.reason,
+        progress: (!args.no_stream).then_some(on_progress),
         ..fleet::Command::parse(&spec, words.collect())
     };
     let mut targets = Vec::new();
@@ -262,6 +268,7 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         progress.done(o.succeeded());
     });
     progress.finish();
+    print!("{}", printer.finish());
     if args.json {
         for o in &outcomes {
             println!("{}", o.to_json());

@@ -12,10 +12,14 @@ use quinn::crypto::rustls::QuicClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sesame_proto::{Domain, Envelope, MAX_ENVELOPE_LEN, ProtoError, Request, Response, Sealer};
+use sesame_proto::{
+    Domain, Envelope, FrameKind, FrameReader, MAGIC, MAX_ENVELOPE_LEN, Progress, ProtoError, Request,
+    Response, Sealer,
+};
 use sha2::{Digest, Sha256};
 
 use crate::HostEntry;
+use crate::stream::ProgressOpener;
 
 /// The ALPN id of sesame over QUIC.
 pub const ALPN: &[u8] = b"sesame/1";
@@ -86,6 +90,31 @@ pub async fn send_request(
     let sealed = seal_request(host, sealer, request)?;
     let reply = exchange(host, &sealed, timeout).await?;
     open_response(host, sealer, request, &reply)
+}
+
+/// Sends `request`, which asks for its output as it comes, to `host` over QUIC: each chunk the
+/// host sends ahead of its answer is opened, checked ([`ProgressOpener`]) and handed to
+/// `on_progress` as it arrives; then the answer is returned, as [`send_request`] returns it.
+pub async fn send_request_streaming(
+    host: &HostEntry,
+    sealer: &Sealer,
+    request: &Request,
+    timeout: Duration,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Response, ClientError> {
+    let sealed = seal_request(host, sealer, request)?;
+    let session = tokio::time::timeout(timeout, Session::connect(host))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    let mut opener = ProgressOpener::new(host, sealer, request);
+    let reply = session
+        .exchange_streaming(&sealed, timeout, |chunk| {
+            on_progress(&opener.open(chunk)?);
+            Ok(())
+        })
+        .await;
+    session.close().await;
+    open_response(host, sealer, request, &reply?)
 }
 
 /// Seals `request` to `host` as a request (the direction the host opens), whatever carries it.
@@ -184,6 +213,67 @@ impl Session {
             recv.read_to_end(MAX_ENVELOPE_LEN)
                 .await
                 .map_err(|e| conn_err(e.to_string()))
+        };
+        let reply = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        if reply.is_empty() {
+            return Err(ClientError::NoAnswer);
+        }
+        Ok(reply)
+    }
+
+    /// Sends sealed bytes on a new stream and returns the sealed answer, handing each sealed
+    /// chunk of output the host frames ahead of it to `on_chunk` as it arrives. A host that sends
+    /// no chunk answers with the bare envelope (an older host, or a command that wrote nothing).
+    pub async fn exchange_streaming(
+        &self,
+        sealed: &[u8],
+        timeout: Duration,
+        mut on_chunk: impl FnMut(&[u8]) -> Result<(), ClientError>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let conn_err = |message: String| ClientError::Connection {
+            addr: self.addr,
+            message,
+        };
+        let exchange = async {
+            let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| conn_err(e.to_string()))?;
+            send.write_all(sealed)
+                .await
+                .map_err(|e| conn_err(e.to_string()))?;
+            send.finish().map_err(|e| conn_err(e.to_string()))?;
+            let mut frames = FrameReader::new();
+            let (mut bare, mut answer): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+            let mut first = true;
+            while let Some(chunk) = recv
+                .read_chunk(MAX_ENVELOPE_LEN, true)
+                .await
+                .map_err(|e| conn_err(e.to_string()))?
+            {
+                let bytes = chunk.bytes;
+                if let Some(b) = bare.as_mut() {
+                    if b.len() + bytes.len() > MAX_ENVELOPE_LEN {
+                        return Err(ClientError::BadResponse(ProtoError::Oversize {
+                            len: b.len() + bytes.len(),
+                        }));
+                    }
+                    b.extend_from_slice(&bytes);
+                    continue;
+                }
+                // An envelope starts with its magic; a frame never does.
+                if std::mem::take(&mut first) && bytes.first() == MAGIC.first() {
+                    bare = Some(bytes.to_vec());
+                    continue;
+                }
+                frames.push(&bytes);
+                while let Some(frame) = frames.next_frame()? {
+                    match frame.kind {
+                        FrameKind::Progress => on_chunk(&frame.envelope)?,
+                        FrameKind::Response => answer = Some(frame.envelope),
+                    }
+                }
+            }
+            Ok::<_, ClientError>(bare.or(answer).unwrap_or_default())
         };
         let reply = tokio::time::timeout(timeout, exchange)
             .await

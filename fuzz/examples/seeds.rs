@@ -109,6 +109,7 @@ fn request(seed: u8, cluster: Option<&str>, args: Vec<String>, reply_to: Option<
         args,
         reply_to: reply_to.map(str::to_owned),
         reason: None,
+        stream: false,
     }
 }
 

@@ -72,6 +72,7 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         args: input.arbitrary()?,
         reply_to: input.arbitrary()?,
         reason: input.arbitrary()?,
+        stream: input.arbitrary()?,
     })
 }
 

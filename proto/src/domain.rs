@@ -23,6 +23,9 @@ pub enum Domain {
     /// The digest of a host's next key, sealed by the host's new key to a client, inside a
     /// [`HostKeyNote`](crate::HostKeyNote).
     NextKey,
+    /// A [`Progress`](crate::Progress) chunk of a running command's output, sealed by a host to
+    /// a client ahead of its response.
+    Progress,
 }
 
 /// Length of the domain prefix of every sealed plaintext, in bytes.
@@ -30,7 +33,7 @@ pub const DOMAIN_LEN: usize = 1;
 
 impl Domain {
     /// Every domain.
-    pub const ALL: &[Domain] = &[Self::Request, Self::Response, Self::NextKey];
+    pub const ALL: &[Domain] = &[Self::Request, Self::Response, Self::NextKey, Self::Progress];
 
     /// The byte that leads a plaintext of this domain. Stable: part of the wire format.
     #[must_use]
@@ -39,6 +42,7 @@ impl Domain {
             Self::Request => 0x01,
             Self::Response => 0x02,
             Self::NextKey => 0x03,
+            Self::Progress => 0x04,
         }
     }
 
@@ -55,6 +59,7 @@ impl fmt::Display for Domain {
             Self::Request => "request (client to host)",
             Self::Response => "response (host to client)",
             Self::NextKey => "next-key digest (host to client)",
+            Self::Progress => "progress (host to client)",
         })
     }
 }
@@ -66,12 +71,12 @@ mod tests {
     #[test]
     fn bytes_are_pinned_distinct_and_round_trip() {
         let bytes: Vec<u8> = Domain::ALL.iter().map(|d| d.as_byte()).collect();
-        assert_eq!(bytes, [1, 2, 3]);
+        assert_eq!(bytes, [1, 2, 3, 4]);
         for &domain in Domain::ALL {
             assert_eq!(Domain::from_byte(domain.as_byte()), Some(domain));
         }
         // A plaintext of the first wire format (SSM1) began with its JSON: never a domain.
-        for byte in [0, b'{', b' ', 4, 0xff] {
+        for byte in [0, b'{', b' ', 5, 0xff] {
             assert_eq!(Domain::from_byte(byte), None, "{byte:#04x}");
         }
     }

@@ -55,6 +55,7 @@ mod hex_text;
 mod host_key;
 mod keys;
 mod message;
+mod progress;
 pub mod queues;
 mod receipt;
 mod receipt_signing;
@@ -72,6 +73,10 @@ pub use keys::{KeyDigest, PublicKey, SecretKey};
 pub use message::{
     GrantNote, MAX_ARG_LEN, MAX_ARGS, MAX_NAME_LEN, MAX_REPLY_TO_LEN, MAX_REQUEST_REASON_LEN, PendingNote,
     Request, RequestId, Response, Status,
+};
+pub use progress::{
+    FRAME_HEADER_LEN, Frame, FrameKind, FrameReader, MAX_PROGRESS_TEXT, Progress, ProgressSource,
+    progress_pieces,
 };
 pub use receipt::{HeldReceipt, RECORD_HASH_LEN, Receipt, RecordHash};
 pub use receipt_signing::{

@@ -138,6 +138,11 @@ pub struct Request {
     /// `input.request.reason` and may require it; the audit and decision logs keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The client takes the command's output as it comes: [`Progress`](crate::Progress)
+    /// messages ahead of the response, in [`Frame`](crate::Frame)s on a QUIC stream. Written only
+    /// when set, so a request without it reads as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 impl Request {
@@ -164,6 +169,7 @@ impl Request {
             args,
             reply_to: None,
             reason: None,
+            stream: false,
         }
     }
 
@@ -412,7 +418,7 @@ impl Response {
 
 /// Reads only `v`, so an unsupported version is reported as such even when the rest of the message
 /// has a shape this version does not know.
-fn check_version(plaintext: &[u8], malformed: fn(String) -> ProtoError) -> Result<(), ProtoError> {
+pub(crate) fn check_version(plaintext: &[u8], malformed: fn(String) -> ProtoError) -> Result<(), ProtoError> {
     #[derive(Deserialize)]
     struct VersionProbe {
         v: u8,
@@ -462,7 +468,7 @@ fn check_reason(reason: &str) -> Result<(), ProtoError> {
 
 /// A serde error as a log-safe reason: control characters escaped (serde quotes unknown field names,
 /// which the peer chose) and the length bounded.
-fn reason(error: &serde_json::Error) -> String {
+pub(crate) fn reason(error: &serde_json::Error) -> String {
     let mut reason = String::new();
     for (count, c) in error.to_string().chars().flat_map(char::escape_debug).enumerate() {
         if count == MAX_REASON_LEN {

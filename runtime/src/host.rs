@@ -67,6 +67,10 @@ pub struct CallContext {
     pub flooded: bool,
     /// Every host call's name, in order, when tracing (`sesamed module run`).
     pub trace: Option<Vec<String>>,
+    /// Where the request's output goes as it comes, when its client asked for it.
+    pub progress: Option<crate::progress::ProgressSink>,
+    /// Streaming would have taken the request past its output limit: it was stopped.
+    pub streamed_over: Option<crate::progress::OverLimit>,
 }
 
 /// Why a host call did not return a value: an error the module sees, or a trap that ends it.
@@ -111,6 +115,37 @@ impl CallContext {
             max_host_calls: DEFAULT_MAX_HOST_CALLS,
             flooded: false,
             trace: None,
+            progress: None,
+            streamed_over: None,
+        }
+    }
+
+    /// The same context streaming the request's output to `sink` as it comes.
+    #[must_use]
+    pub fn with_progress(mut self, sink: Option<crate::progress::ProgressSink>) -> Self {
+        self.progress = sink;
+        self
+    }
+
+    /// Streams `text` to the client when it asked for the output as it comes; past the
+    /// request's output limit, the module is stopped (3005).
+    pub(crate) fn stream(
+        &mut self,
+        source: sesame_proto::ProgressSource,
+        text: &str,
+    ) -> Result<(), HostFault> {
+        let Some(sink) = &self.progress else {
+            return Ok(());
+        };
+        match sink.emit(source, text) {
+            Ok(()) => Ok(()),
+            Err(over) => {
+                self.streamed_over = Some(over);
+                Err(HostFault::Trap(wasmtime::Error::msg(format!(
+                    "streamed output of {} bytes exceeds the limit of {} bytes",
+                    over.len, over.limit
+                ))))
+            }
         }
     }
 
@@ -235,7 +270,14 @@ impl log::Host for CallContext {
 
 impl CallContext {
     fn log_call(&mut self, call: &str, level: LogLevel, msg: String) -> wasmtime::Result<()> {
-        match self.enter(call) {
+        let streamed = self.enter(call).and_then(|()| {
+            let line = match level {
+                LogLevel::Info => format!("{msg}\n"),
+                LogLevel::Warn => format!("warning: {msg}\n"),
+            };
+            self.stream(sesame_proto::ProgressSource::Log, &line)
+        });
+        match streamed {
             Ok(()) => {
                 self.push_log(level, msg);
                 Ok(())

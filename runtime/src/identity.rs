@@ -341,6 +341,18 @@ impl HostKeys {
         self.sealer(used).seal(Domain::Response, client, rng, plaintext)
     }
 
+    /// Seals `plaintext` as a chunk of a running command's output ([`Domain::Progress`]) to
+    /// `client`, under the key that opened its request (`used`).
+    pub fn seal_progress(
+        &self,
+        used: KeyUsed,
+        client: &PublicKey,
+        rng: &mut impl rand_core::CryptoRngCore,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ProtoError> {
+        self.sealer(used).seal(Domain::Progress, client, rng, plaintext)
+    }
+
     /// Drops cached boxes for `peer` under every key.
     pub fn forget(&self, peer: &PublicKey) {
         self.current.forget(peer);

@@ -23,6 +23,7 @@ pub mod host;
 pub mod identity;
 pub mod ledger;
 pub mod policy;
+pub mod progress;
 pub mod runner;
 pub mod sandbox;
 pub mod seen;

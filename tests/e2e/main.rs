@@ -18,6 +18,7 @@ mod known_hosts;
 mod modules;
 mod operations;
 mod receipts;
+mod streaming;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

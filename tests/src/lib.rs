@@ -450,12 +450,17 @@ impl Client {
 
     /// Runs `sesame ARGS` with this client's home.
     pub fn sesame(&self, args: &[&str]) -> Output {
-        Command::new(binary("sesame"))
+        self.command(args).output().expect("run sesame")
+    }
+
+    /// `sesame ARGS` as this client, to spawn (to read its output as it comes, or stop it).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("sesame"));
+        command
             .args(args)
             .env("SESAME_HOME", self.home.path())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run sesame")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
     }
 
     /// Runs `sesame ARGS`, which must succeed; returns its standard output.

@@ -333,6 +333,8 @@ impl Runner {
             source_ip: p.source_ip,
             cluster: &p.cluster,
             module: &module,
+            // Its requester is not on the line: what it printed is in the result it fetches.
+            progress: None,
         };
         let started = Instant::now();
         let result = self.execute(now_ms, &run, p.grant.clone(), &mut record, slot);

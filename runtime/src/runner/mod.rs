@@ -47,6 +47,9 @@ pub struct Peer {
     pub transport: &'static str,
     /// The observed source address (QUIC), if any.
     pub source_ip: Option<IpAddr>,
+    /// Where the request's output goes as it comes, when the transport can carry it and the
+    /// request asks for it ([`Request::stream`]).
+    pub progress: Option<crate::progress::ProgressChannel>,
 }
 
 /// The daemon's request handler, shared by all transports.
@@ -144,7 +147,7 @@ impl Failure {
 }
 
 /// An allowed request about to run: what it is, for whom, with which module.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Run<'a> {
     request: &'a Request,
     /// The requester's name, key and groups (for an approved request: when it asked).
@@ -155,6 +158,8 @@ struct Run<'a> {
     source_ip: Option<IpAddr>,
     cluster: &'a str,
     module: &'a crate::sandbox::LoadedModule,
+    /// Where its output goes as it comes, when its client asked and is waiting on it.
+    progress: Option<crate::progress::ProgressSink>,
 }
 
 impl From<ProtoError> for Failure {
@@ -339,7 +344,8 @@ impl Runner {
                 record.command = Some(request.command.clone());
                 record.cluster = request.cluster.clone();
                 record.reason = request.reason.clone();
-                match self.process(now_ms, &request, client, peer, &mut record) {
+                let progress = progress_sink(&request, peer, &keys, key_used, client);
+                match self.process(now_ms, &request, client, peer, &mut record, progress) {
                     Ok(output) => Response::ok(request.id, output, 0),
                     Err(Failure {
                         message,
@@ -599,4 +605,23 @@ impl Drop for SlotGuard<'_> {
 /// Locks `m`, carrying on past a panic elsewhere, as every lock in the runner does.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The sink for `request`'s output as it comes: when it asks for it and its transport carries
+/// it, each chunk sealed to `client` under the key that opened the request.
+fn progress_sink(
+    request: &Request,
+    peer: &Peer,
+    keys: &Arc<HostKeys>,
+    used: KeyUsed,
+    client: &Client,
+) -> Option<crate::progress::ProgressSink> {
+    let channel = peer.progress.as_ref().filter(|_| request.stream)?;
+    let (keys, key, name) = (Arc::clone(keys), client.key, client.name.clone());
+    let seal: crate::progress::Seal = Arc::new(move |plaintext: &[u8]| {
+        keys.seal_progress(used, &key, &mut rand_core::OsRng, plaintext)
+            .map_err(|e| tracing::error!(client = %name, "sealing progress failed: {e}"))
+            .ok()
+    });
+    Some(crate::progress::ProgressSink::new(request.id, channel, seal))
 }

@@ -23,6 +23,7 @@ impl Runner {
         client: &Client,
         peer: &Peer,
         record: &mut RequestRecord,
+        progress: Option<crate::progress::ProgressSink>,
     ) -> Result<String, Failure> {
         // Answers go to the queue derived from the sealing key (the SQS transport sends them
         // there); a request naming another queue is refused rather than quietly re-routed.
@@ -88,6 +89,7 @@ impl Runner {
             source_ip: peer.source_ip,
             cluster,
             module: &module,
+            progress,
         };
         self.execute(now_ms, &run, grant, record, slot)
     }
@@ -166,7 +168,12 @@ impl Runner {
         record: &mut RequestRecord,
         _slot: SlotGuard<'_>,
     ) -> Result<String, Failure> {
-        let Run { request, module, .. } = *run;
+        let Run {
+            request,
+            module,
+            ref progress,
+            ..
+        } = *run;
         let limits = run_limits(&self.config.limits, &grant.limits);
         let start = RequestRecord {
             phase: "start",
@@ -194,7 +201,8 @@ impl Runner {
             CallContext::new(request.id.to_string(), grant)
                 .with_caller(run.client.to_owned(), run.source_ip)
                 .with_client_key(run.key)
-                .with_services(self.services.clone()),
+                .with_services(self.services.clone())
+                .with_progress(progress.clone()),
             limits,
         );
         if !outcome.stderr.is_empty() {

@@ -175,6 +175,7 @@ fn run_local(a: &RunArgs) -> Result<ExitCode> {
     let peer = crate::runner::Peer {
         transport: "local",
         source_ip: a.source_ip,
+        progress: None,
     };
     let input = crate::runner::policy_input(
         &config,

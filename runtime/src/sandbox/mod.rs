@@ -218,7 +218,7 @@ pub enum RunError {
     /// The module's output (or its error message) is larger than allowed.
     #[error("{what} of {len} bytes exceeds the limit of {limit} bytes")]
     OutputLimit {
-        /// `output` or `error message`.
+        /// `output` (with what was streamed before it), `streamed output` or `error message`.
         what: &'static str,
         /// Its length.
         len: usize,
@@ -479,6 +479,9 @@ impl Sandbox {
         let started = Instant::now();
         let deadline = started + limits.timeout;
         calls.max_host_calls = limits.host_calls;
+        if let Some(sink) = &calls.progress {
+            sink.limit(limits.output_bytes);
+        }
         let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         let wasi = WasiCtxBuilder::new()
@@ -518,8 +521,17 @@ impl Sandbox {
             len,
             limit: limits.output_bytes,
         };
+        // What was streamed counts: the output limit bounds all a request sends its client.
+        let streamed = state
+            .calls
+            .progress
+            .as_ref()
+            .map_or(0, crate::progress::ProgressSink::sent);
         let result = match result {
-            Ok(Ok(output)) if output.len() > limits.output_bytes => Err(too_long("output", output.len())),
+            _ if let Some(over) = state.calls.streamed_over => Err(too_long("streamed output", over.len)),
+            Ok(Ok(output)) if output.len().saturating_add(streamed) > limits.output_bytes => {
+                Err(too_long("output", output.len().saturating_add(streamed)))
+            }
             Ok(Ok(output)) => Ok(output),
             // The module's error message reaches the client as its output would, under the same limit.
             Ok(Err(message)) if message.len() > limits.output_bytes => {

@@ -1,6 +1,9 @@
 //! QUIC transport (quinn + rustls, TLS 1.3 only). One request per bidirectional stream: the
 //! client writes one envelope and finishes its side; the daemon answers with one sealed
-//! response and finishes, or finishes with nothing when the input never authenticated.
+//! response and finishes, or finishes with nothing when the input never authenticated. A request
+//! that asks for its output as it comes ([`sesame_proto::Request::stream`]) and produces some
+//! gets it as frames ([`sesame_proto::Frame`]): sealed progress chunks as they are made, then the
+//! sealed response.
 //!
 //! The TLS certificate is self-signed; clients pin its SHA-256. TLS hides the traffic pattern and
 //! gives the client a reason to trust the port it talks to, but authentication and secrecy of
@@ -11,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::QuicServerConfig;
-use sesame_proto::{MAX_ENVELOPE_LEN, ProtoError};
+use sesame_proto::{Frame, FrameKind, MAX_ENVELOPE_LEN, ProtoError};
 use tokio::sync::watch;
 
 use crate::identity::HostIdentity;
+use crate::progress::ProgressChannel;
 use crate::runner::{Peer, Runner};
 
 /// How long a client may take to send its request once it opened a stream.
@@ -127,6 +131,7 @@ async fn connection(incoming: quinn::Incoming, runner: Arc<Runner>) {
     let peer = Peer {
         transport: "quic",
         source_ip: Some(remote.ip().to_canonical()),
+        progress: None,
     };
     loop {
         match conn.accept_bi().await {
@@ -166,10 +171,47 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: 
             return;
         }
     };
-    let reply = tokio::task::spawn_blocking(move || runner.handle(crate::now_ms(), &bytes, &peer)).await;
+    // The request's output as it comes, when it asks for it: each chunk a frame written as soon
+    // as the module produces it, the answer the last frame. A client that asked for nothing (or a
+    // request that streamed nothing) gets the bare sealed answer, as before.
+    let (channel, mut frames) = ProgressChannel::new();
+    let peer = Peer {
+        progress: Some(channel),
+        ..peer
+    };
+    let mut handling = tokio::task::spawn_blocking(move || runner.handle(crate::now_ms(), &bytes, &peer));
+    let mut framed = false;
+    let mut writing = true;
+    let reply = loop {
+        tokio::select! {
+            biased;
+            Some(frame) = frames.recv(), if writing => {
+                framed = true;
+                if let Err(e) = send.write_all(&frame).await {
+                    // The client is gone: stop reading frames, so the module is not held up.
+                    tracing::debug!("writing progress: {e}");
+                    writing = false;
+                    frames.close();
+                }
+            }
+            reply = &mut handling => break reply,
+        }
+    };
+    // Frames sent just before the answer.
+    while writing && let Ok(frame) = frames.try_recv() {
+        framed = true;
+        if send.write_all(&frame).await.is_err() {
+            writing = false;
+        }
+    }
     match reply {
         Ok(Some(sealed)) => {
-            if let Err(e) = send.write_all(&sealed).await {
+            let answer = if framed {
+                Frame::encode(FrameKind::Response, &sealed)
+            } else {
+                sealed
+            };
+            if let Err(e) = send.write_all(&answer).await {
                 tracing::debug!("writing response: {e}");
                 return;
             }

@@ -36,6 +36,7 @@ pub const RETRY_AFTER_S: i32 = 5;
 const PEER: Peer = Peer {
     transport: "sqs",
     source_ip: None,
+    progress: None,
 };
 
 /// The daemon's side of SQS: its request queue and the reply queues it has resolved.

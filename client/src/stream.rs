@@ -1,0 +1,228 @@
+//! A command's output as it comes: reading the frames a host sends ahead of its answer over QUIC
+//! ([`sesame_proto::Frame`]), opening and checking each chunk, and printing them as they arrive.
+//!
+//! Every chunk is opened as the host's sealed word for this request ([`Domain::Progress`], the
+//! pinned host key, this request's id) and must come in order: a chunk out of order, for another
+//! request or that does not open ends the exchange with an error, as a bad answer would.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use sesame_proto::{Domain, Envelope, Progress, ProgressSource, ProtoError, Request, Sealer};
+
+use crate::HostEntry;
+use crate::quic::ClientError;
+
+/// Where the chunks of a command's output go as they arrive: called with the host's alias and
+/// the chunk, in order for each host.
+#[derive(Clone)]
+pub struct OnProgress(Arc<ProgressFn>);
+
+/// What [`OnProgress`] calls.
+type ProgressFn = dyn Fn(&str, &Progress) + Send + Sync;
+
+impl OnProgress {
+    /// Hands each chunk to `f`.
+    pub fn new(f: impl Fn(&str, &Progress) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Hands `progress`, from the host known as `alias`, on.
+    pub fn call(&self, alias: &str, progress: &Progress) {
+        (self.0)(alias, progress);
+    }
+}
+
+impl std::fmt::Debug for OnProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnProgress")
+    }
+}
+
+/// Opens the chunks of one request's output, in order.
+#[derive(Debug)]
+pub struct ProgressOpener<'a> {
+    host: &'a HostEntry,
+    sealer: &'a Sealer,
+    request: &'a Request,
+    next: u32,
+}
+
+impl<'a> ProgressOpener<'a> {
+    /// For `request`, sent sealed by `sealer` to `host`.
+    pub fn new(host: &'a HostEntry, sealer: &'a Sealer, request: &'a Request) -> Self {
+        Self {
+            host,
+            sealer,
+            request,
+            next: 0,
+        }
+    }
+
+    /// Opens one sealed chunk: the host's, for this request, the next in order.
+    pub fn open(&mut self, sealed: &[u8]) -> Result<Progress, ClientError> {
+        let envelope = Envelope::decode(sealed)?;
+        let plaintext = self
+            .sealer
+            .open(Domain::Progress, &envelope, |k| *k == self.host.key)?;
+        let progress = Progress::decode(&plaintext)?;
+        if progress.id != self.request.id {
+            return Err(ClientError::WrongId {
+                expected: self.request.id.to_string(),
+                got: progress.id.to_string(),
+            });
+        }
+        if progress.seq != self.next {
+            return Err(ClientError::BadResponse(ProtoError::MalformedResponse(format!(
+                "output chunk {} where {} was due",
+                progress.seq, self.next
+            ))));
+        }
+        self.next = self.next.saturating_add(1);
+        Ok(progress)
+    }
+}
+
+/// Prints chunks as they arrive: as they are for one host; for several, each whole line
+/// prefixed with its host's name (a partial line waits for its end, or for [`Printer::finish`]);
+/// with `json`, one object per chunk.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    prefix: bool,
+    json: bool,
+    partial: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Printer {
+    /// A printer for one host (`prefix` false) or several.
+    pub fn new(prefix: bool, json: bool) -> Self {
+        Self {
+            prefix,
+            json,
+            partial: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The text to print for `progress` from `alias` now (everything, or its whole lines).
+    pub fn render(&self, alias: &str, progress: &Progress) -> String {
+        if self.json {
+            let source = match progress.source {
+                ProgressSource::Log => "log",
+                ProgressSource::Output => "output",
+            };
+            return format!(
+                "{}\n",
+                serde_json::json!({"host": alias, "progress": progress.seq, "source": source, "text": progress.text})
+            );
+        }
+        if !self.prefix {
+            return progress.text.clone();
+        }
+        let mut partial = self
+            .partial
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pending = partial.entry(alias.to_owned()).or_default();
+        pending.push_str(&progress.text);
+        let Some(end) = pending.rfind('\n') else {
+            return String::new();
+        };
+        let whole: String = pending.drain(..=end).collect();
+        whole.lines().map(|l| format!("{alias}: {l}\n")).collect()
+    }
+
+    /// What is left of unfinished lines, each prefixed and ended.
+    pub fn finish(&self) -> String {
+        let mut partial = self
+            .partial
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut left: Vec<(String, String)> = partial.drain().filter(|(_, t)| !t.is_empty()).collect();
+        left.sort();
+        left.into_iter()
+            .map(|(alias, t)| format!("{alias}: {t}\n"))
+            .collect()
+    }
+
+    /// Prints `progress` to standard output now.
+    pub fn print(&self, alias: &str, progress: &Progress) {
+        let text = self.render(alias, progress);
+        if !text.is_empty() {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sesame_proto::{RequestId, SecretKey};
+
+    fn chunk(seq: u32, text: &str) -> Progress {
+        Progress::new(
+            RequestId::from_bytes([1; 16]),
+            seq,
+            ProgressSource::Log,
+            text.into(),
+        )
+    }
+
+    #[test]
+    fn one_host_prints_as_it_comes_several_by_whole_lines() {
+        let one = Printer::new(false, false);
+        assert_eq!(one.render("web1", &chunk(0, "par")), "par");
+        let many = Printer::new(true, false);
+        assert_eq!(many.render("web1", &chunk(0, "par")), "");
+        assert_eq!(many.render("web2", &chunk(0, "a\nb\nc")), "web2: a\nweb2: b\n");
+        assert_eq!(many.render("web1", &chunk(1, "tial\n")), "web1: partial\n");
+        assert_eq!(many.finish(), "web2: c\n");
+        assert_eq!(many.finish(), "");
+        let json = Printer::new(true, true);
+        let line = json.render("web1", &chunk(3, "x\n"));
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"host": "web1", "progress": 3, "source": "log", "text": "x\n"})
+        );
+    }
+
+    #[test]
+    fn chunks_open_only_from_the_host_for_this_request_and_in_order() {
+        let host_key = SecretKey::generate(&mut rand_core::OsRng);
+        let host = Sealer::new(host_key);
+        let client = Sealer::new(SecretKey::generate(&mut rand_core::OsRng));
+        let entry = HostEntry {
+            addr: None,
+            key: host.public_key(),
+            next_key_sha256: None,
+            cert_sha256: None,
+            name: None,
+            sqs: None,
+        };
+        let request = Request::new(&mut rand_core::OsRng, 1, "web1", None, "deploy", vec![]);
+        let seal = |domain, p: &Progress| {
+            host.seal(domain, &client.public_key(), &mut rand_core::OsRng, &p.encode())
+                .expect("seal")
+        };
+        let ours = |seq| Progress::new(request.id, seq, ProgressSource::Output, "x".into());
+        let mut opener = ProgressOpener::new(&entry, &client, &request);
+        assert_eq!(
+            opener.open(&seal(Domain::Progress, &ours(0))).expect("first"),
+            ours(0)
+        );
+        // Out of order, sealed as something else, for another request: refused.
+        assert!(opener.open(&seal(Domain::Progress, &ours(2))).is_err());
+        assert!(opener.open(&seal(Domain::Response, &ours(1))).is_err());
+        let other = Progress::new(RequestId::from_bytes([9; 16]), 1, ProgressSource::Log, "x".into());
+        assert!(matches!(
+            opener.open(&seal(Domain::Progress, &other)),
+            Err(ClientError::WrongId { .. })
+        ));
+        assert_eq!(
+            opener.open(&seal(Domain::Progress, &ours(1))).expect("next"),
+            ours(1)
+        );
+    }
+}
