@@ -255,9 +255,13 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
             }
             o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics);
         }
+        let shown = o
+            .result
+            .as_ref()
+            .is_ok_and(|r| printer.already_printed(&o.alias, &r.output));
         if args.json {
             println!("{}", o.to_json());
-        } else if o.succeeded() {
+        } else if o.succeeded() && !shown {
             print_output(&o);
         }
         return Ok(report_failure(&o, diagnostics));

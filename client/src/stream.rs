@@ -92,7 +92,12 @@ pub struct Printer {
     prefix: bool,
     json: bool,
     partial: Arc<Mutex<HashMap<String, String>>>,
+    /// Each host's programs' standard output as streamed, while it is short enough to keep.
+    stdout: Arc<Mutex<HashMap<String, Option<String>>>>,
 }
+
+/// The most streamed standard output kept per host to compare with the answer.
+const KEPT_STDOUT: usize = 1 << 20;
 
 impl Printer {
     /// A printer for one host (`prefix` false) or several.
@@ -101,15 +106,49 @@ impl Printer {
             prefix,
             json,
             partial: Arc::new(Mutex::new(HashMap::new())),
+            stdout: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Whether `output` (the answer's) is exactly what `alias`'s programs streamed to standard
+    /// output: the stock exec module answers with its program's output, which was printed as it
+    /// came and need not be printed twice.
+    pub fn already_printed(&self, alias: &str, output: &str) -> bool {
+        let kept = self
+            .stdout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !output.is_empty() && kept.get(alias).is_some_and(|s| s.as_deref() == Some(output))
+    }
+
+    fn keep_stdout(&self, alias: &str, progress: &Progress) {
+        if progress.source != ProgressSource::Output {
+            return;
+        }
+        let mut kept = self
+            .stdout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = kept
+            .entry(alias.to_owned())
+            .or_insert_with(|| Some(String::new()));
+        if let Some(text) = slot {
+            if text.len() + progress.text.len() > KEPT_STDOUT {
+                *slot = None;
+            } else {
+                text.push_str(&progress.text);
+            }
         }
     }
 
     /// The text to print for `progress` from `alias` now (everything, or its whole lines).
     pub fn render(&self, alias: &str, progress: &Progress) -> String {
+        self.keep_stdout(alias, progress);
         if self.json {
             let source = match progress.source {
                 ProgressSource::Log => "log",
                 ProgressSource::Output => "output",
+                ProgressSource::Errors => "errors",
             };
             return format!(
                 "{}\n",
@@ -145,13 +184,21 @@ impl Printer {
             .collect()
     }
 
-    /// Prints `progress` to standard output now.
+    /// Prints `progress` now: what a program wrote to its standard error on standard error
+    /// (unless `json`), the rest on standard output.
     pub fn print(&self, alias: &str, progress: &Progress) {
         let text = self.render(alias, progress);
-        if !text.is_empty() {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        if text.is_empty() {
+            return;
         }
+        let written = if progress.source == ProgressSource::Errors && !self.json {
+            let mut err = std::io::stderr().lock();
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        };
+        let _ = written;
     }
 }
 
@@ -186,6 +233,26 @@ mod tests {
             v,
             serde_json::json!({"host": "web1", "progress": 3, "source": "log", "text": "x\n"})
         );
+    }
+
+    #[test]
+    fn an_answer_that_repeats_the_streamed_output_is_known_as_printed() {
+        let printer = Printer::new(false, false);
+        let out = |seq, text: &str| {
+            Progress::new(
+                RequestId::from_bytes([1; 16]),
+                seq,
+                ProgressSource::Output,
+                text.into(),
+            )
+        };
+        printer.render("web1", &out(0, "a\n"));
+        printer.render("web1", &chunk(1, "a log line\n"));
+        printer.render("web1", &out(2, "b\n"));
+        assert!(printer.already_printed("web1", "a\nb\n"));
+        assert!(!printer.already_printed("web1", "a\n"), "not all of it");
+        assert!(!printer.already_printed("web2", "a\nb\n"), "another host's");
+        assert!(!printer.already_printed("web2", ""));
     }
 
     #[test]

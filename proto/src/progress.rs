@@ -21,8 +21,10 @@ pub const MAX_PROGRESS_TEXT: usize = 16 * 1024;
 pub enum ProgressSource {
     /// A line the module logged (`log.info`, `log.warn`).
     Log,
-    /// What a program the module ran wrote (a declared program's or salt-call's output).
+    /// What a program the module ran wrote to its standard output.
     Output,
+    /// What a program the module ran wrote to its standard error.
+    Errors,
 }
 
 /// A chunk of a running command's output.

@@ -145,6 +145,77 @@ impl ProgressSink {
     }
 }
 
+/// A program's output as text for a [`ProgressSink`]: bytes are streamed as they are read, a
+/// character cut between two reads is held until its end comes, and bytes that are not UTF-8
+/// are streamed as U+FFFD. Once streaming would pass the output limit, nothing more is sent and
+/// [`TextTap::finish`] says so.
+#[derive(Debug)]
+pub struct TextTap {
+    sink: ProgressSink,
+    source: ProgressSource,
+    state: Mutex<TapState>,
+}
+
+#[derive(Debug, Default)]
+struct TapState {
+    pending: Vec<u8>,
+    over: Option<OverLimit>,
+}
+
+impl TextTap {
+    /// A tap streaming to `sink` as `source`.
+    pub fn new(sink: ProgressSink, source: ProgressSource) -> Arc<Self> {
+        Arc::new(Self {
+            sink,
+            source,
+            state: Mutex::new(TapState::default()),
+        })
+    }
+
+    /// Streams what of `bytes` (after what was held) is whole text.
+    pub fn push(&self, bytes: &[u8]) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.over.is_some() {
+            return;
+        }
+        state.pending.extend_from_slice(bytes);
+        let text = match std::str::from_utf8(&state.pending) {
+            Ok(_) => String::from_utf8(std::mem::take(&mut state.pending)).unwrap_or_default(),
+            Err(e) if e.error_len().is_none() => {
+                // A character cut at the end: hold it for the next read.
+                let tail = state.pending.split_off(e.valid_up_to());
+                String::from_utf8_lossy(&std::mem::replace(&mut state.pending, tail)).into_owned()
+            }
+            Err(_) => {
+                let all = std::mem::take(&mut state.pending);
+                String::from_utf8_lossy(&all).into_owned()
+            }
+        };
+        if let Err(over) = self.sink.emit(self.source, &text) {
+            state.over = Some(over);
+        }
+    }
+
+    /// Streams what is still held (a character the program never finished, as U+FFFD), and
+    /// says whether streaming stopped at the output limit.
+    pub fn finish(&self) -> Option<OverLimit> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.over.is_none() && !state.pending.is_empty() {
+            let rest = String::from_utf8_lossy(&std::mem::take(&mut state.pending)).into_owned();
+            if let Err(over) = self.sink.emit(self.source, &rest) {
+                state.over = Some(over);
+            }
+        }
+        state.over
+    }
+}
+
 impl fmt::Debug for ProgressSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProgressSink")
@@ -210,6 +281,26 @@ mod tests {
         sink.emit(ProgressSource::Log, "12345")
             .expect("exactly the limit");
         assert_eq!(received(&mut rx).len(), 2);
+    }
+
+    #[test]
+    fn a_programs_bytes_stream_as_text_whole_characters_only() {
+        let (sink, mut rx) = sink(Some(64));
+        let tap = TextTap::new(sink, ProgressSource::Output);
+        let e_acute = "é".as_bytes();
+        tap.push(b"caf");
+        tap.push(&e_acute[..1]); // cut in the middle of é
+        tap.push(&e_acute[1..]);
+        tap.push(b"\n\xff\n");
+        tap.push(&e_acute[..1]); // never finished
+        assert_eq!(tap.finish(), None);
+        let text: String = received(&mut rx).into_iter().map(|p| p.text).collect();
+        assert_eq!(text, "café\n\u{fffd}\n\u{fffd}");
+        // Past the limit: nothing more, and finish says so.
+        tap.push(&[b'x'; 100]);
+        tap.push(b"more");
+        assert!(received(&mut rx).is_empty());
+        assert_eq!(tap.finish().map(|o| o.limit), Some(64));
     }
 
     #[test]

@@ -96,6 +96,48 @@ pub struct Launch {
     pub stdin: Option<Vec<u8>>,
     /// Output kept per stream, bytes (the rest is read and dropped).
     pub max_output: usize,
+    /// Also handed everything the program writes, as it is read (for a client that takes the
+    /// output as it comes).
+    pub tap: Option<OutputTap>,
+}
+
+/// Called with what a launched program writes, and to which of its pipes, as it is read and
+/// before anything of it is dropped; on the thread that waits for the program.
+#[derive(Clone)]
+pub struct OutputTap(Arc<TapFn>);
+
+/// What an [`OutputTap`] calls.
+type TapFn = dyn Fn(Pipe, &[u8]) + Send + Sync;
+
+/// A launched program's output pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl OutputTap {
+    /// A tap calling `f`.
+    pub fn new(f: impl Fn(Pipe, &[u8]) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+/// Two are equal when they are the same tap.
+impl PartialEq for OutputTap {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for OutputTap {}
+
+impl std::fmt::Debug for OutputTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputTap")
+    }
 }
 
 impl std::fmt::Debug for Launch {
@@ -110,6 +152,7 @@ impl std::fmt::Debug for Launch {
                 &self.stdin.as_ref().map(|s| format!("{} bytes", s.len())),
             )
             .field("max_output", &self.max_output)
+            .field("tap", &self.tap.is_some())
             .finish()
     }
 }
@@ -260,18 +303,14 @@ impl Tool {
         if let Some(cwd) = &launch.cwd {
             command.current_dir(cwd);
         }
-        self.wait(command, launch.stdin.clone(), launch.max_output, deadline)
+        self.wait(command, launch, deadline)
     }
 
-    /// Starts `command` in a process group of its own, feeds it `stdin`, keeps `max_output`
-    /// bytes of each stream and waits for it, killing the group at `deadline`.
-    fn wait(
-        &self,
-        mut command: Command,
-        stdin: Option<Vec<u8>>,
-        max_output: usize,
-        deadline: Duration,
-    ) -> Result<Launched, ToolError> {
+    /// Starts `command` in a process group of its own, feeds it `launch.stdin`, keeps
+    /// `launch.max_output` bytes of each stream (handing all of it to `launch.tap`) and waits
+    /// for it, killing the group at `deadline`.
+    fn wait(&self, mut command: Command, launch: &Launch, deadline: Duration) -> Result<Launched, ToolError> {
+        let (stdin, max_output) = (launch.stdin.clone(), launch.max_output);
         let started = Instant::now();
         let mut child = command
             .stdin(if stdin.is_some() {
@@ -298,8 +337,9 @@ impl Tool {
         let kill_group = || {
             let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         };
-        let mut stdout = Stream::new(child.stdout.take(), max_output);
-        let mut stderr = Stream::new(child.stderr.take(), max_output);
+        let tap = |pipe| launch.tap.clone().map(|t| (t, pipe));
+        let mut stdout = Stream::new(child.stdout.take(), max_output, tap(Pipe::Stdout));
+        let mut stderr = Stream::new(child.stderr.take(), max_output, tap(Pipe::Stderr));
         let mut status = None;
         let mut elapsed = Duration::ZERO;
         let mut pause = Duration::from_millis(1);
@@ -457,10 +497,11 @@ struct Stream<P> {
     kept: Vec<u8>,
     max: usize,
     dropped: bool,
+    tap: Option<(OutputTap, Pipe)>,
 }
 
 impl<P: Read + AsFd> Stream<P> {
-    fn new(pipe: Option<P>, max: usize) -> Self {
+    fn new(pipe: Option<P>, max: usize, tap: Option<(OutputTap, Pipe)>) -> Self {
         // A pipe that cannot be made non-blocking is not read at all rather than risk a wait
         // without a deadline (it has never happened: pipes always can).
         let pipe = pipe.filter(|p| rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK).is_ok());
@@ -469,6 +510,7 @@ impl<P: Read + AsFd> Stream<P> {
             kept: Vec::new(),
             max,
             dropped: false,
+            tap,
         }
     }
 
@@ -490,6 +532,9 @@ impl<P: Read + AsFd> Stream<P> {
             match pipe.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
+                    if let Some((tap, pipe)) = &self.tap {
+                        (tap.0)(*pipe, &buf[..n]);
+                    }
                     let room = self.max.saturating_sub(self.kept.len());
                     self.dropped |= n > room;
                     self.kept.extend_from_slice(&buf[..n.min(room)]);

@@ -40,6 +40,13 @@ cat-token = {exec:?}
 linger = {exec:?}
 show-env = {exec:?}
 detach = {exec:?}
+count = {exec:?}
+
+[exec.programs.count]
+path = "/bin/sh"
+args = ["-c", "for i in 1 2 3; do echo line $i; echo warn $i >&2; sleep 0.4; done"]
+user = "{user}"
+timeout_s = 5
 
 [exec.programs.detach]
 path = "/bin/sh"
@@ -89,11 +96,11 @@ secret = {{ env = "API_KEY" }}
         .expect("data.json")
         .replace(
             r#""ops": ["restart-app", "disk-usage"]"#,
-            r#""ops": ["say", "cat-token", "linger", "show-env", "detach"]"#,
+            r#""ops": ["say", "cat-token", "linger", "show-env", "detach", "count"]"#,
         )
         .replace(
             r#""exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}, "disk-usage": {}}}"#,
-            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}, "detach": {}}}"#,
+            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}, "detach": {}, "count": {}}}"#,
         );
     Setup {
         clusters: clusters + &Setup::default().clusters,
@@ -345,5 +352,60 @@ fn a_program_that_leaves_a_child_holding_its_output_does_not_hold_the_request() 
     assert!(
         !running("30.5151"),
         "what the program left in its process group was killed when it exited"
+    );
+}
+
+#[test]
+fn a_programs_output_reaches_the_client_as_it_is_written_and_once() {
+    use std::io::BufRead as _;
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    let started = Instant::now();
+    let mut child = olga
+        .command(&["run", "--json", "web", "count"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sesame");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let lines: Vec<(serde_json::Value, Duration)> = stdout
+        .lines()
+        .map(|l| {
+            (
+                serde_json::from_str(&l.expect("line")).expect("JSON"),
+                started.elapsed(),
+            )
+        })
+        .collect();
+    assert!(child.wait().expect("wait").success());
+    let chunks: Vec<&(serde_json::Value, Duration)> = lines
+        .iter()
+        .filter(|(v, _)| v.get("progress").is_some())
+        .collect();
+    let out: String = chunks
+        .iter()
+        .filter(|(v, _)| v["source"] == "output")
+        .map(|(v, _)| v["text"].as_str().unwrap_or_default())
+        .collect();
+    let errors: String = chunks
+        .iter()
+        .filter(|(v, _)| v["source"] == "errors")
+        .map(|(v, _)| v["text"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(out, "line 1\nline 2\nline 3\n");
+    assert_eq!(errors, "warn 1\nwarn 2\nwarn 3\n");
+    // The first line came while the program still slept 0.8 s before its last.
+    let first = chunks.first().expect("a chunk").1;
+    let answer = lines.last().expect("the answer");
+    assert_eq!(answer.0["output"], "line 1\nline 2\nline 3\n");
+    assert!(
+        answer.1 - first >= Duration::from_millis(600),
+        "{first:?} then {:?}",
+        answer.1
+    );
+    // As text, the output is printed once: as it came.
+    assert_eq!(olga.run_ok(&["run", "web", "count"]), "line 1\nline 2\nline 3\n");
+    assert_eq!(
+        olga.run_ok(&["run", "--no-stream", "web", "count"]),
+        "line 1\nline 2\nline 3\n"
     );
 }

@@ -3,10 +3,13 @@
 //! does the program run ([`super::Ready::run`]). The audit record gets the command line as run,
 //! secrets masked.
 
+use sesame_proto::ProgressSource;
+
 use super::Exec;
 use crate::host::bindings::sesame::host::exec;
 use crate::host::{CallContext, HostError, HostFault, MAX_LOG_MESSAGE, truncate};
-use crate::system::ToolError;
+use crate::progress::TextTap;
+use crate::system::{OutputTap, Pipe, ToolError};
 
 impl exec::Host for CallContext {
     fn run(&mut self, name: String, params: Vec<(String, String)>) -> Result<exec::RunOutput, HostFault> {
@@ -29,7 +32,33 @@ impl exec::Host for CallContext {
             return Err(self.deny(format!("exec.run {name}: {why}")));
         }
         let shown = invocation.shown(ready.path());
-        match ready.run(&invocation) {
+        // What it writes reaches a client that takes the output as it comes, as it is read.
+        let streamed = self.progress.clone().map(|sink| {
+            (
+                TextTap::new(sink.clone(), ProgressSource::Output),
+                TextTap::new(sink, ProgressSource::Errors),
+            )
+        });
+        let tap = streamed.clone().map(|(out, err)| {
+            OutputTap::new(move |pipe, bytes| match pipe {
+                Pipe::Stdout => out.push(bytes),
+                Pipe::Stderr => err.push(bytes),
+            })
+        });
+        let ran = ready.run(&invocation, tap);
+        let over = streamed.and_then(|(out, err)| out.finish().or(err.finish()));
+        if let Some(over) = over {
+            // It ran, and may have changed things: on record, then the module stops.
+            self.effect(format!(
+                "exec.run {name}: {shown} (its output passed the request's limit)"
+            ));
+            self.streamed_over = Some(over);
+            return Err(HostFault::Trap(wasmtime::Error::msg(format!(
+                "exec.run {name}: streamed output of {} bytes exceeds the limit of {} bytes",
+                over.len, over.limit
+            ))));
+        }
+        match ran {
             Ok(done) => {
                 let code = done.output.status.code();
                 let ms = u64::try_from(done.elapsed.as_millis()).unwrap_or(u64::MAX);

@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use program::{Invocation, Program, ProgramDecl};
 pub use setup::{ExecConfig, ExecGrant};
 
-use crate::system::{Launch, Launched, Recorder, Tool, ToolError};
+use crate::system::{Launch, Launched, OutputTap, Recorder, Tool, ToolError};
 
 /// The longest program or parameter name.
 pub const MAX_NAME: usize = 64;
@@ -135,8 +135,9 @@ impl Exec {
 }
 
 impl Ready {
-    /// Runs the program for `invocation`, as its account.
-    pub fn run(&self, invocation: &Invocation) -> Result<Launched, ToolError> {
+    /// Runs the program for `invocation`, as its account; what it writes is also handed to
+    /// `tap` as it comes.
+    pub fn run(&self, invocation: &Invocation, tap: Option<OutputTap>) -> Result<Launched, ToolError> {
         let decl = &self.program.decl;
         self.tool.launch(
             &invocation.args,
@@ -147,6 +148,7 @@ impl Ready {
                 cwd: Some(decl.cwd.clone()),
                 stdin: invocation.stdin.clone().map(String::into_bytes),
                 max_output: decl.max_output,
+                tap,
             },
         )
     }
