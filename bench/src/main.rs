@@ -75,6 +75,13 @@ enum Command {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// Output as it comes: runs a command that logs `tick I UNIX_US` lines (the `ticker` test
+    /// module) and times each line from the module's log call to its arrival here.
+    Stream {
+        /// The command; its standard output must hold the ticker's lines.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Sequential requests over SQS, and a bare SQS relay as the baseline.
     Sqs {
         /// The pinned host (with an SQS route).
@@ -204,6 +211,7 @@ fn main() -> anyhow::Result<()> {
             expect,
             argv,
         } => process::time(&argv, count, warmup, concurrency, expect.as_deref()),
+        Command::Stream { argv } => process::stream(&argv),
         Command::Sqs { host, count, warmup } => rt()?.block_on(sqs::run(&host, count, warmup)),
         Command::SqsRelay { host } => rt()?.block_on(sqs::relay(&host)),
         Command::Policy { dir, module, count } => inproc::policy(&dir, &module, count),

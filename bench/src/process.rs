@@ -71,3 +71,42 @@ pub fn time(
     println!("time c={concurrency} rps={rps:.0} {}", summary(samples));
     Ok(())
 }
+
+/// Runs `argv` once, reading its standard output as it comes: every `tick I UNIX_US` line (the
+/// `ticker` test module's, `UNIX_US` its wall clock when it logged the line) is timed from then to
+/// when it was read here, on the same machine's clock. Prints `stream n=… p50_us=…`; the command
+/// must exit 0 and print at least one such line.
+pub fn stream(argv: &[String]) -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    let (program, args) = argv.split_first().context("no command to run")?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let stdout = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+    let mut delays = Vec::new();
+    for line in stdout.lines() {
+        let line = line?;
+        let arrived = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let mut words = line.split(' ');
+        if words.next() != Some("tick") {
+            continue;
+        }
+        let logged: u64 = words
+            .nth(1)
+            .and_then(|w| w.parse().ok())
+            .with_context(|| format!("a tick line without its time: {line:?}"))?;
+        delays.push(arrived.saturating_sub(Duration::from_micros(logged)));
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{program} exited with {status}");
+    }
+    if delays.is_empty() {
+        bail!("{program} printed no tick lines");
+    }
+    println!("stream {}", summary(delays));
+    Ok(())
+}
