@@ -457,7 +457,10 @@ fn three_hosts_at_once_over_sqs_and_quic_with_a_table_and_an_honest_exit_code() 
 
     let out = alice.sesame(&["run", "--hosts", "a,b,c", "whoami"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let table = stdout(&out);
+    let printed = stdout(&out);
+    // What c logged came as it ran (over QUIC, prefixed with its name); then the table.
+    let (streamed, table) = printed.split_at(printed.find("HOST").expect("a table"));
+    assert_eq!(streamed, "c: whoami for client alice\n", "{printed}");
     let rows: Vec<&str> = table.lines().collect();
     assert_eq!(rows.len(), 4, "{table}");
     assert!(rows[0].starts_with("HOST"), "{table}");
