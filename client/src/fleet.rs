@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sesame_proto::{Request, Response, Sealer};
+use sesame_proto::{ErrorCode, Request, Response, Sealer};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -219,10 +219,23 @@ async fn run_one(
         Transport::Quic => match &command.progress {
             Some(on_progress) if request.stream => {
                 let alias = target.alias.as_str();
-                send_request_streaming(&target.entry, sealer, &request, timeout, |p| {
+                let answer = send_request_streaming(&target.entry, sealer, &request, timeout, |p| {
                     on_progress.call(alias, p);
                 })
-                .await
+                .await;
+                match answer {
+                    // A sesamed older than streaming refuses the field (and ran nothing): ask
+                    // again without it, under a new id, so a client upgraded before its hosts
+                    // still works with them.
+                    Ok(response) if refuses_streaming(&response) => {
+                        let plain = Request {
+                            stream: false,
+                            ..command.request(target, now_ms())
+                        };
+                        send_request(&target.entry, sealer, &plain, timeout).await
+                    }
+                    other => other,
+                }
             }
             _ => send_request(&target.entry, sealer, &request, timeout).await,
         },
@@ -236,6 +249,12 @@ async fn run_one(
             None => Err(ClientError::NoRoute("SQS (no queue)")),
         },
     }
+}
+
+/// Whether `response` is an older sesamed's refusal of a request that asks for its output as it
+/// comes: 2002, naming the field it does not know.
+fn refuses_streaming(response: &Response) -> bool {
+    response.code == ErrorCode::MalformedRequest && response.message.contains("unknown field `stream`")
 }
 
 /// The wall clock, Unix milliseconds.
@@ -261,6 +280,27 @@ mod tests {
         assert_eq!(c.args, ["22"]);
         let c = Command::parse("whoami", Vec::new());
         assert_eq!((c.cluster, c.command.as_str()), (None, "whoami"));
+    }
+
+    #[test]
+    fn an_older_hosts_refusal_of_streaming_is_told_from_other_errors() {
+        let id = RequestId::from_bytes([1; 16]);
+        // What a sesamed without streaming answers (its Request::decode, through its Failure).
+        let older = Response::error(
+            id,
+            ErrorCode::MalformedRequest,
+            "malformed request: unknown field `stream`, expected one of `v`, `id`, `issued_at_ms`, \
+             `host`, `cluster`, `command`, `args`, `reply_to`, `reason` at line 1 column 160",
+        );
+        assert!(refuses_streaming(&older));
+        let other = Response::error(
+            id,
+            ErrorCode::MalformedRequest,
+            "malformed request: argument 0 contains NUL",
+        );
+        assert!(!refuses_streaming(&other));
+        let denied = Response::error(id, ErrorCode::Denied, "unknown field `stream`");
+        assert!(!refuses_streaming(&denied), "only a malformed-request answer");
     }
 
     #[test]
