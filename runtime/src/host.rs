@@ -128,7 +128,7 @@ impl CallContext {
     }
 
     /// Streams `text` to the client when it asked for the output as it comes; past the
-    /// request's output limit, the module is stopped (3005).
+    /// request's output limit, the module is stopped (3003, as for any output past it).
     pub(crate) fn stream(
         &mut self,
         source: sesame_proto::ProgressSource,
