@@ -200,27 +200,13 @@ impl Session {
 
     /// Sends sealed bytes on a new stream and returns the raw answer (never empty).
     pub async fn exchange(&self, sealed: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
-        let conn_err = |message: String| ClientError::Connection {
-            addr: self.addr,
-            message,
-        };
-        let exchange = async {
-            let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| conn_err(e.to_string()))?;
-            send.write_all(sealed)
-                .await
-                .map_err(|e| conn_err(e.to_string()))?;
-            send.finish().map_err(|e| conn_err(e.to_string()))?;
+        self.within(timeout, async {
+            let mut recv = self.send_on_new_stream(sealed).await?;
             recv.read_to_end(MAX_ENVELOPE_LEN)
                 .await
-                .map_err(|e| conn_err(e.to_string()))
-        };
-        let reply = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| ClientError::Timeout(timeout))??;
-        if reply.is_empty() {
-            return Err(ClientError::NoAnswer);
-        }
-        Ok(reply)
+                .map_err(|e| self.connection_error(e))
+        })
+        .await
     }
 
     /// Sends sealed bytes on a new stream and returns the sealed answer, handing each sealed
@@ -232,23 +218,15 @@ impl Session {
         timeout: Duration,
         mut on_chunk: impl FnMut(&[u8]) -> Result<(), ClientError>,
     ) -> Result<Vec<u8>, ClientError> {
-        let conn_err = |message: String| ClientError::Connection {
-            addr: self.addr,
-            message,
-        };
-        let exchange = async {
-            let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| conn_err(e.to_string()))?;
-            send.write_all(sealed)
-                .await
-                .map_err(|e| conn_err(e.to_string()))?;
-            send.finish().map_err(|e| conn_err(e.to_string()))?;
+        self.within(timeout, async {
+            let mut recv = self.send_on_new_stream(sealed).await?;
             let mut frames = FrameReader::new();
             let (mut bare, mut answer): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
             let mut first = true;
             while let Some(chunk) = recv
                 .read_chunk(MAX_ENVELOPE_LEN, true)
                 .await
-                .map_err(|e| conn_err(e.to_string()))?
+                .map_err(|e| self.connection_error(e))?
             {
                 let bytes = chunk.bytes;
                 if let Some(b) = bare.as_mut() {
@@ -273,8 +251,28 @@ impl Session {
                     }
                 }
             }
-            Ok::<_, ClientError>(bare.or(answer).unwrap_or_default())
-        };
+            Ok(bare.or(answer).unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Opens a stream, writes `sealed` on it and finishes the sending side; the answer is read
+    /// from the stream returned.
+    async fn send_on_new_stream(&self, sealed: &[u8]) -> Result<quinn::RecvStream, ClientError> {
+        let (mut send, recv) = self.conn.open_bi().await.map_err(|e| self.connection_error(e))?;
+        send.write_all(sealed)
+            .await
+            .map_err(|e| self.connection_error(e))?;
+        send.finish().map_err(|e| self.connection_error(e))?;
+        Ok(recv)
+    }
+
+    /// The answer `exchange` reads, within `timeout`; an empty one is no answer.
+    async fn within(
+        &self,
+        timeout: Duration,
+        exchange: impl Future<Output = Result<Vec<u8>, ClientError>>,
+    ) -> Result<Vec<u8>, ClientError> {
         let reply = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout(timeout))??;
@@ -282,6 +280,14 @@ impl Session {
             return Err(ClientError::NoAnswer);
         }
         Ok(reply)
+    }
+
+    /// A failure of this connection, as the client reports it.
+    fn connection_error(&self, e: impl std::fmt::Display) -> ClientError {
+        ClientError::Connection {
+            addr: self.addr,
+            message: e.to_string(),
+        }
     }
 
     /// Closes the connection. The CONNECTION_CLOSE frame is handed to the socket before this

@@ -191,14 +191,14 @@ impl Printer {
         if text.is_empty() {
             return;
         }
-        let written = if progress.source == ProgressSource::Errors && !self.json {
+        // A closed terminal or pipe is no reason to stop the command: its answer still counts.
+        let _ = if progress.source == ProgressSource::Errors && !self.json {
             let mut err = std::io::stderr().lock();
             err.write_all(text.as_bytes()).and_then(|()| err.flush())
         } else {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush())
         };
-        let _ = written;
     }
 }
 

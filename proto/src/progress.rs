@@ -78,9 +78,6 @@ impl Progress {
         check_version(plaintext, ProtoError::MalformedResponse)?;
         let progress: Self =
             serde_json::from_slice(plaintext).map_err(|e| ProtoError::MalformedResponse(reason(&e)))?;
-        if progress.v != PROTOCOL_VERSION {
-            return Err(ProtoError::UnsupportedVersion(progress.v));
-        }
         if progress.text.is_empty() || progress.text.len() > MAX_PROGRESS_TEXT {
             return Err(ProtoError::MalformedResponse(format!(
                 "progress text is {} bytes (1 to {MAX_PROGRESS_TEXT})",

@@ -88,14 +88,21 @@ pub enum TemporaryKind {
     Account,
 }
 
+impl TemporaryKind {
+    /// The one of `key`, `group` and `account` (the bounds per kind) that is this kind's.
+    fn pick<T>(self, key: T, group: T, account: T) -> T {
+        match self {
+            TemporaryKind::Key => key,
+            TemporaryKind::Group => group,
+            TemporaryKind::Account => account,
+        }
+    }
+}
+
 impl UsersConfig {
     /// The host's ceiling for `kind`: `max_ttl_s`, or the kind's own when lower.
     pub fn ceiling(&self, kind: TemporaryKind) -> u64 {
-        let own = match kind {
-            TemporaryKind::Key => self.max_key_ttl_s,
-            TemporaryKind::Group => self.max_group_ttl_s,
-            TemporaryKind::Account => self.max_account_ttl_s,
-        };
+        let own = kind.pick(self.max_key_ttl_s, self.max_group_ttl_s, self.max_account_ttl_s);
         own.map_or(self.max_ttl_s, |k| k.min(self.max_ttl_s))
     }
 }
@@ -103,11 +110,7 @@ impl UsersConfig {
 impl UsersGrant {
     /// The grant's bound for `kind` (the lower of `max_ttl_s` and the kind's own), if any.
     pub fn ttl_bound(&self, kind: TemporaryKind) -> Option<u64> {
-        let own = match kind {
-            TemporaryKind::Key => self.max_key_ttl_s,
-            TemporaryKind::Group => self.max_group_ttl_s,
-            TemporaryKind::Account => self.max_account_ttl_s,
-        };
+        let own = kind.pick(self.max_key_ttl_s, self.max_group_ttl_s, self.max_account_ttl_s);
         match (self.max_ttl_s, own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
