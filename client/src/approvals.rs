@@ -23,10 +23,9 @@ pub const EXPIRY_SLACK_MS: u64 = 60_000;
 pub fn command(name: &str, id: Option<&str>, reason: Option<String>) -> fleet::Command {
     fleet::Command {
         cluster: Some(CLUSTER.to_owned()),
-        command: name.to_owned(),
         args: id.map(str::to_owned).into_iter().collect(),
         reason,
-        progress: None,
+        ..fleet::Command::parse(name, Vec::new())
     }
 }
 

@@ -53,6 +53,11 @@ pub enum Command {
     /// The answer to a request that waited for approval: its output once it ran, or why it did
     /// not run; with --wait, wait for it.
     Result(ResultArgs),
+    /// Stop a request of this client's while it runs on a host: the module is stopped and any
+    /// program it runs killed with everything it started; the request answers 3008. (Ctrl-C
+    /// during `sesame run` does this for every host still running.) Only the key that sent a
+    /// request can cancel it.
+    Cancel(CancelArgs),
     /// Name sets of hosts for `sesame run --group`.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -315,6 +320,20 @@ pub struct ResultArgs {
     /// Wait until it has run (or was rejected, or expired), asking every few seconds.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub reach: Reach,
+}
+
+/// `sesame cancel HOST ID`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The host.
+    pub host: String,
+    /// The running request's id, or its first 8 or more characters.
+    pub id: String,
+    /// Why (kept in the host's audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub reach: Reach,
 }

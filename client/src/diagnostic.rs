@@ -228,6 +228,10 @@ fn code_entry(code: ErrorCode) -> Option<Option<&'static str>> {
         ErrorCode::InvalidArgument => {
             Some("an argument was refused before the command ran: the message says which")
         }
+        ErrorCode::UnknownRequest => Some(
+            "no request of yours with that id runs on the host now: it may have ended (its answer \
+             went to the client that sent it), or the id is another client's",
+        ),
         ErrorCode::Trapped => Some(
             "the command crashed on the host (a bug in its module); the host's operator finds the \
              details in sesamed's log",
@@ -251,6 +255,10 @@ fn code_entry(code: ErrorCode) -> Option<Option<&'static str>> {
         // The command's own error message: it says what went wrong better than any hint.
         ErrorCode::ModuleError => None,
         ErrorCode::Busy => Some("the host is running as many requests as it allows: try again in a moment"),
+        ErrorCode::Cancelled => Some(
+            "the request was stopped on the host at its client's cancel; what it changed before \
+             that stays (the host's audit log has its effects)",
+        ),
         ErrorCode::Internal => Some(
             "something failed inside sesamed; the host's operator finds the details in its log \
              (`journalctl -u sesamed`)",

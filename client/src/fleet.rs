@@ -12,6 +12,7 @@ use sesame_proto::{ErrorCode, Request, Response, Sealer};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::cancel::Canceller;
 use crate::home::{HostEntry, Transport};
 use crate::quic::{ClientError, send_request, send_request_streaming};
 use crate::sqs::SqsLink;
@@ -42,6 +43,8 @@ pub struct Command {
     /// Where the output goes as it comes: set, requests over QUIC ask for it
     /// ([`Request::stream`]); SQS answers come whole.
     pub progress: Option<OnProgress>,
+    /// When to ask the hosts still running the command to stop it (Ctrl-C).
+    pub cancel: Option<Canceller>,
 }
 
 impl Command {
@@ -57,6 +60,7 @@ impl Command {
             args,
             reason: None,
             progress: None,
+            cancel: None,
         }
     }
 
@@ -207,6 +211,8 @@ pub async fn run_all(
     outcomes.into_iter().flatten().collect()
 }
 
+/// Runs `command` on `target`; when its canceller's signal comes first, the host is asked to
+/// cancel the request, and its answer to the request (3008, once stopped) still ends the wait.
 async fn run_one(
     target: &Target,
     sealer: &Sealer,
@@ -215,32 +221,71 @@ async fn run_one(
     link: Option<Result<Arc<SqsLink>, String>>,
 ) -> Result<Response, ClientError> {
     let request = command.request(target, now_ms());
-    match target.via {
-        Transport::Quic => match &command.progress {
-            Some(on_progress) if request.stream => {
-                let alias = target.alias.as_str();
-                let answer = send_request_streaming(&target.entry, sealer, &request, timeout, |p| {
-                    on_progress.call(alias, p);
-                })
-                .await;
-                match answer {
-                    // A sesamed older than streaming refuses the field (and ran nothing): ask
-                    // again without it, under a new id, so a client upgraded before its hosts
-                    // still works with them.
-                    Ok(response) if refuses_streaming(&response) => {
-                        let plain = Request {
-                            stream: false,
-                            ..command.request(target, now_ms())
-                        };
-                        send_request(&target.entry, sealer, &plain, timeout).await
-                    }
-                    other => other,
+    let answer = ask(target, sealer, command, &request, timeout, link.clone());
+    let Some(canceller) = &command.cancel else {
+        return answer.await;
+    };
+    tokio::pin!(answer);
+    tokio::select! {
+        done = &mut answer => return done,
+        () = canceller.signalled() => {}
+    }
+    let cancel = Request {
+        reason: command.reason.clone(),
+        ..crate::cancel::command(request.id).request(target, now_ms())
+    };
+    let (done, cancelled) = tokio::join!(answer, send(target, sealer, &cancel, timeout, link));
+    canceller.report(&target.alias, &cancelled);
+    done
+}
+
+/// Sends `request`, `command`'s request for `target`, and waits for its answer, handing what
+/// the host streams ahead of it to the command's `progress`.
+async fn ask(
+    target: &Target,
+    sealer: &Sealer,
+    command: &Command,
+    request: &Request,
+    timeout: Duration,
+    link: Option<Result<Arc<SqsLink>, String>>,
+) -> Result<Response, ClientError> {
+    match (target.via, &command.progress) {
+        (Transport::Quic, Some(on_progress)) if request.stream => {
+            let alias = target.alias.as_str();
+            let answer = send_request_streaming(&target.entry, sealer, request, timeout, |p| {
+                on_progress.call(alias, p);
+            })
+            .await;
+            match answer {
+                // A sesamed older than streaming refuses the field (and ran nothing): ask
+                // again without it, under a new id, so a client upgraded before its hosts
+                // still works with them.
+                Ok(response) if refuses_streaming(&response) => {
+                    let plain = Request {
+                        stream: false,
+                        ..command.request(target, now_ms())
+                    };
+                    send_request(&target.entry, sealer, &plain, timeout).await
                 }
+                other => other,
             }
-            _ => send_request(&target.entry, sealer, &request, timeout).await,
-        },
+        }
+        _ => send(target, sealer, request, timeout, link).await,
+    }
+}
+
+/// Sends `request` to `target` by its transport and waits for the whole answer.
+async fn send(
+    target: &Target,
+    sealer: &Sealer,
+    request: &Request,
+    timeout: Duration,
+    link: Option<Result<Arc<SqsLink>, String>>,
+) -> Result<Response, ClientError> {
+    match target.via {
+        Transport::Quic => send_request(&target.entry, sealer, request, timeout).await,
         Transport::Sqs => match link {
-            Some(Ok(link)) => link.send_request(&target.entry, sealer, &request, timeout).await,
+            Some(Ok(link)) => link.send_request(&target.entry, sealer, request, timeout).await,
             Some(Err(e)) => Err(ClientError::Sqs(sesame_sqs::SqsError::Call {
                 op: "connect",
                 queue: sesame_sqs::reply_queue(&sealer.public_key()),

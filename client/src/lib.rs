@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod approvals;
+pub mod cancel;
 pub mod cli;
 pub mod diagnostic;
 pub mod fleet;

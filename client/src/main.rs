@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use sesame_client::approvals;
 use sesame_client::cli::{
-    Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, KnownHostsArgs, PendingArgs, Reach,
-    ResultArgs, RunArgs, SshProxyArgs,
+    CancelArgs, Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, KnownHostsArgs, PendingArgs,
+    Reach, ResultArgs, RunArgs, SshProxyArgs,
 };
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
@@ -175,6 +175,7 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => return decide(&home, "approve", args, diagnostics),
         Command::Reject(args) => return decide(&home, "reject", args, diagnostics),
         Command::Result(args) => return result(&home, &args, diagnostics),
+        Command::Cancel(args) => return cancel(&home, args, diagnostics),
         Command::Receipts { host, json } => list_receipts(&home, host.as_deref(), json, diagnostics)?,
         Command::Group(GroupCommand::Set { name, hosts }) => {
             home.set_group(&name, &hosts)?;
@@ -220,9 +221,27 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         let printer = printer.clone();
         sesame_client::stream::OnProgress::new(move |alias, p| printer.print(alias, p))
     };
+    let rt = runtime()?;
+    // Ctrl-C asks each host still running the request to cancel it, and the wait goes on for
+    // their answers (3008); a second Ctrl-C leaves at once.
+    let ctrl_c = rt.block_on(async {
+        sesame_client::cancel::on_ctrl_c(move || {
+            diagnostics.note("stopping: hosts still running the command are asked to cancel it (Ctrl-C again leaves without waiting)");
+        })
+    })?;
+    let canceller =
+        sesame_client::cancel::Canceller::new(ctrl_c.clone(), move |alias, answer| match answer {
+            Ok(r) if r.status == Status::Ok => {}
+            Ok(r) => diagnostics.note(&format!(
+                "{alias}: the cancel was refused: {}: {}",
+                r.code, r.message
+            )),
+            Err(e) => diagnostics.note(&format!("{alias}: the cancel got no answer: {e}")),
+        });
     let command = fleet::Command {
         reason: args.reason,
         progress: (!args.no_stream).then_some(on_progress),
+        cancel: Some(canceller),
         ..fleet::Command::parse(&spec, words.collect())
     };
     let mut targets = Vec::new();
@@ -234,7 +253,6 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     command
         .check(&targets, &asker.sealer.public_key())
         .map_err(anyhow::Error::msg)?;
-    let rt = runtime()?;
     let timeout = Duration::from_secs(args.timeout);
     if !fan_out {
         let target = targets.first().cloned();
@@ -253,7 +271,7 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics);
+            o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics, Some(&ctrl_c));
         }
         let shown = o
             .result
@@ -301,6 +319,7 @@ fn wait_for(
     note: &sesame_proto::PendingNote,
     timeout: Duration,
     diagnostics: Diagnostics,
+    ctrl_c: Option<&tokio::sync::watch::Receiver<bool>>,
 ) -> Outcome {
     let alias = &target.alias;
     diagnostics.note(&format!(
@@ -313,7 +332,24 @@ fn wait_for(
         note.id,
         note.expires_at_ms,
         |question| ask_one(asker, rt, target, question, timeout),
-        std::thread::sleep,
+        |pause| match ctrl_c {
+            // The Ctrl-C handler runs on the runtime: the pause is spent there, so that it
+            // hears one and the wait ends at once.
+            Some(ctrl_c) => rt.block_on(async {
+                let mut signal = ctrl_c.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    Ok(_) = signal.wait_for(|set| *set) => {
+                        diagnostics.note(&format!(
+                            "{alias}: stopped waiting; the request stays parked (sesame result {alias} {})",
+                            note.id
+                        ));
+                        std::process::exit(130);
+                    }
+                }
+            }),
+            None => std::thread::sleep(pause),
+        },
         |now| {
             if now.approvals != seen {
                 seen = now.approvals;
@@ -421,8 +457,31 @@ fn result(home: &ClientHome, args: &ResultArgs, diagnostics: Diagnostics) -> any
     if let Some(note) = approvals::pending(&o).cloned()
         && args.wait
     {
-        o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics);
+        o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics, None);
     }
+    if o.succeeded() {
+        print_output(&o);
+    }
+    Ok(report_failure(&o, diagnostics))
+}
+
+/// `sesame cancel HOST ID`.
+fn cancel(home: &ClientHome, args: CancelArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
+    let (target, asker, rt) = one_host(home, &args.host, &args.reach, diagnostics)?;
+    let command = fleet::Command {
+        reason: args.reason,
+        ..fleet::Command::parse(
+            &format!("{}::cancel", sesame_client::cancel::CLUSTER),
+            vec![args.id],
+        )
+    };
+    let o = ask_one(
+        &asker,
+        &rt,
+        &target,
+        &command,
+        Duration::from_secs(args.reach.timeout),
+    );
     if o.succeeded() {
         print_output(&o);
     }

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     UnknownCommand,
     /// 2005: an argument was rejected by the command's argument schema.
     InvalidArgument,
+    /// 2006: no request of the caller's with that id is running (or kept) on the host: it ended,
+    /// it never came, or another client sent it.
+    UnknownRequest,
     /// 3001: the WebAssembly module trapped.
     Trapped,
     /// 3002: the module ran out of time (fuel or epoch deadline).
@@ -57,6 +60,9 @@ pub enum ErrorCode {
     ModuleError,
     /// 3007: the daemon is at its concurrency bound (or its replay window is full); retry later.
     Busy,
+    /// 3008: the request's client cancelled it while it ran: the module was stopped and any
+    /// host tool it was running killed with its process group.
+    Cancelled,
     /// 9999: an internal error; details are in the daemon's log, never in the response.
     Internal,
 }
@@ -77,6 +83,7 @@ impl ErrorCode {
         Self::UnknownCluster,
         Self::UnknownCommand,
         Self::InvalidArgument,
+        Self::UnknownRequest,
         Self::Trapped,
         Self::TimeLimit,
         Self::MemoryLimit,
@@ -84,6 +91,7 @@ impl ErrorCode {
         Self::HostToolFailed,
         Self::ModuleError,
         Self::Busy,
+        Self::Cancelled,
         Self::Internal,
     ];
 
@@ -104,6 +112,7 @@ impl ErrorCode {
             Self::UnknownCluster => 2003,
             Self::UnknownCommand => 2004,
             Self::InvalidArgument => 2005,
+            Self::UnknownRequest => 2006,
             Self::Trapped => 3001,
             Self::TimeLimit => 3002,
             Self::MemoryLimit => 3003,
@@ -111,6 +120,7 @@ impl ErrorCode {
             Self::HostToolFailed => 3005,
             Self::ModuleError => 3006,
             Self::Busy => 3007,
+            Self::Cancelled => 3008,
             Self::Internal => 9999,
         }
     }
@@ -138,6 +148,7 @@ impl ErrorCode {
             Self::UnknownCluster => "unknown cluster",
             Self::UnknownCommand => "unknown command",
             Self::InvalidArgument => "invalid argument",
+            Self::UnknownRequest => "unknown request",
             Self::Trapped => "module trapped",
             Self::TimeLimit => "time limit exceeded",
             Self::MemoryLimit => "memory limit exceeded",
@@ -145,6 +156,7 @@ impl ErrorCode {
             Self::HostToolFailed => "host tool failed",
             Self::ModuleError => "module returned error",
             Self::Busy => "daemon busy",
+            Self::Cancelled => "cancelled by the client",
             Self::Internal => "internal error",
         }
     }
@@ -193,15 +205,15 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                0, 1001, 1003, 1004, 1005, 1010, 1020, 1021, 2001, 2002, 2003, 2004, 2005, 3001, 3002, 3003,
-                3004, 3005, 3006, 3007, 9999
+                0, 1001, 1003, 1004, 1005, 1010, 1020, 1021, 2001, 2002, 2003, 2004, 2005, 2006, 3001, 3002,
+                3003, 3004, 3005, 3006, 3007, 3008, 9999
             ]
         );
     }
 
     #[test]
     fn unknown_numbers_are_rejected() {
-        for n in [1, 1000, 1002, 2000, 3000, 3008, 9998, u16::MAX] {
+        for n in [1, 1000, 1002, 2000, 2007, 3000, 3009, 9998, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), None, "{n}");
         }
     }

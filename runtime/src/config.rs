@@ -302,6 +302,12 @@ impl Config {
                     "clusters.{name}: the name is the daemon's own (its pending, approve, reject and result commands)"
                 )));
             }
+            if name == crate::runs::CLUSTER {
+                return Err(invalid(format!(
+                    "clusters.{name}: the name is the daemon's own (its {} commands)",
+                    crate::runs::COMMANDS.join(", ")
+                )));
+            }
             for cap in &cluster.capabilities {
                 if !CAPABILITIES.contains(&cap.as_str()) {
                     return Err(invalid(format!(

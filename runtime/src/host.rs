@@ -71,6 +71,8 @@ pub struct CallContext {
     pub progress: Option<crate::progress::ProgressSink>,
     /// Streaming would have taken the request past its output limit: it was stopped.
     pub streamed_over: Option<crate::progress::OverLimit>,
+    /// The switch the request's client sets to stop it ([`crate::deadline`]).
+    pub cancel: Option<std::sync::Arc<crate::deadline::Cancel>>,
 }
 
 /// Why a host call did not return a value: an error the module sees, or a trap that ends it.
@@ -117,6 +119,7 @@ impl CallContext {
             trace: None,
             progress: None,
             streamed_over: None,
+            cancel: None,
         }
     }
 
@@ -124,6 +127,13 @@ impl CallContext {
     #[must_use]
     pub fn with_progress(mut self, sink: Option<crate::progress::ProgressSink>) -> Self {
         self.progress = sink;
+        self
+    }
+
+    /// The same context, stopped when `cancel` is set.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: std::sync::Arc<crate::deadline::Cancel>) -> Self {
+        self.cancel = Some(cancel);
         self
     }
 
@@ -200,16 +210,12 @@ impl CallContext {
         Ok(())
     }
 
-    /// Stops the module once the request's deadline has passed: a host call that waited until
-    /// then (a tool killed at the deadline, a lock never free) ends the run with 3002 rather
-    /// than handing the module an error it could retry on.
+    /// Stops the module once the request's deadline has passed or its client cancelled it: a
+    /// host call that waited until then (a tool killed at the deadline or at the cancel, a lock
+    /// never free) ends the run with 3002 or 3008 rather than handing the module an error it
+    /// could retry on.
     pub(crate) fn check_time(&self) -> Result<(), HostFault> {
-        if crate::deadline::passed() {
-            return Err(HostFault::Trap(wasmtime::Error::new(
-                crate::deadline::DeadlineExceeded,
-            )));
-        }
-        Ok(())
+        crate::deadline::check().map_err(|stopped| HostFault::Trap(wasmtime::Error::new(stopped)))
     }
 
     /// Refuses a call: the module sees `denied`, and the audit record says why.

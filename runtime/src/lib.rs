@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod policy;
 pub mod progress;
 pub mod runner;
+pub mod runs;
 pub mod sandbox;
 pub mod seen;
 pub mod shares;

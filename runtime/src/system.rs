@@ -3,7 +3,8 @@
 //! Every system tool is named by an absolute path and started directly (no shell), with an empty
 //! environment apart from a fixed `PATH` and `LC_ALL=C` (tools' messages are parsed), stdin closed,
 //! output capped and a deadline after which the tool is killed: its own, or the request's when a
-//! module's host call runs it and less of that is left ([`crate::deadline`]). Each tool runs in a process
+//! module's host call runs it and less of that is left ([`crate::deadline`]), or at once when that
+//! request's client cancels it. Each tool runs in a process
 //! group of its own, so a tool past its deadline is killed together with whatever it started
 //! (salt-call's state commands, ufw's iptables). Arguments are passed as separate
 //! strings that the callers have already parsed into newtypes, so nothing a client sends is ever
@@ -191,6 +192,13 @@ pub enum ToolError {
         /// The deadline.
         deadline: Duration,
     },
+    /// The request's client cancelled it while the tool ran: the tool was killed with its
+    /// process group.
+    #[error("{path} was killed: the request was cancelled by its client")]
+    Cancelled {
+        /// The tool.
+        path: PathBuf,
+    },
     /// The request's time limit ran out before the tool could be started.
     #[error("{path} was not started: the request's time limit ran out")]
     OutOfTime {
@@ -271,6 +279,11 @@ impl Tool {
     /// is a launch with the tools' environment), killed with its process group at its deadline
     /// or the request's. A dry run records the command line and reports success with no output.
     pub fn launch<S: AsRef<OsStr>>(&self, args: &[S], launch: &Launch) -> Result<Launched, ToolError> {
+        if crate::deadline::check() == Err(crate::deadline::Stopped::Cancelled) {
+            return Err(ToolError::Cancelled {
+                path: self.path.clone(),
+            });
+        }
         let deadline = crate::deadline::cap(self.deadline);
         if deadline.is_zero() {
             return Err(ToolError::OutOfTime {
@@ -374,6 +387,17 @@ impl Tool {
             stdout.read_ready();
             stderr.read_ready();
             if status.is_some() && !stdout.is_open() && !stderr.is_open() {
+                break;
+            }
+            if crate::deadline::check() == Err(crate::deadline::Stopped::Cancelled) {
+                if status.is_none() {
+                    kill_group();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ToolError::Cancelled {
+                        path: self.path.clone(),
+                    });
+                }
                 break;
             }
             let now = started.elapsed();
@@ -685,6 +709,39 @@ mod tests {
         // With no time left it does not start at all.
         let err = crate::deadline::scope(Instant::now(), || sleep.run(&["10"])).expect_err("no time");
         assert!(matches!(err, ToolError::OutOfTime { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_cancel_kills_a_running_tool_with_its_group_at_once() {
+        use crate::deadline::{Cancel, Until};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let sh = Tool::new("/bin/sh").expect("absolute");
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let cancel = Cancel::new();
+        let until =
+            Until::at(Instant::now() + Duration::from_secs(60)).or_cancelled(Some(Arc::clone(&cancel)));
+        let started = Instant::now();
+        let err = std::thread::scope(|s| {
+            s.spawn(|| {
+                while std::fs::read_to_string(&pid_file).map_or(true, |p| !p.ends_with('\n')) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                cancel.cancel();
+            });
+            crate::deadline::scope(until.clone(), || sh.run(&["-c", &script]))
+        })
+        .expect_err("killed at the cancel");
+        assert!(matches!(err, ToolError::Cancelled { .. }), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        gone(&pid_file);
+        // Once cancelled, nothing more starts.
+        let err = crate::deadline::scope(until, || sh.run(&["-c", "true"])).expect_err("cancelled");
+        assert!(matches!(err, ToolError::Cancelled { .. }), "{err:?}");
     }
 
     #[test]

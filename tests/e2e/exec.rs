@@ -32,7 +32,10 @@ fn setup() -> Setup {
     let exec = module("exec");
     let user = me();
     let clusters = format!(
-        r#"[clusters.ops]
+        r#"[limits]
+timeout_ms = 60000
+
+[clusters.ops]
 capabilities = ["exec"]
 [clusters.ops.commands]
 say = {exec:?}
@@ -41,6 +44,13 @@ linger = {exec:?}
 show-env = {exec:?}
 detach = {exec:?}
 count = {exec:?}
+deploy = {exec:?}
+
+[exec.programs.deploy]
+path = "/bin/sh"
+args = ["-c", "sleep 30.6161 & sleep 30.6161"]
+user = "{user}"
+timeout_s = 60
 
 [exec.programs.count]
 path = "/bin/sh"
@@ -96,11 +106,11 @@ secret = {{ env = "API_KEY" }}
         .expect("data.json")
         .replace(
             r#""ops": ["restart-app", "disk-usage"]"#,
-            r#""ops": ["say", "cat-token", "linger", "show-env", "detach", "count"]"#,
+            r#""ops": ["say", "cat-token", "linger", "show-env", "detach", "count", "deploy"]"#,
         )
         .replace(
             r#""exec": {"programs": {"restart-app": {"unit": ["web", "worker"]}, "disk-usage": {}}}"#,
-            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}, "detach": {}, "count": {}}}"#,
+            r#""exec": {"programs": {"say": {"word": ["hello"]}, "cat-token": {}, "linger": {}, "show-env": {}, "detach": {}, "count": {}, "deploy": {}}}, "limits": {"timeout_ms": 60000}"#,
         );
     Setup {
         clusters: clusters + &Setup::default().clusters,
@@ -249,6 +259,54 @@ fn a_program_past_its_time_limit_is_killed_with_what_it_started() {
         rec["effects"].to_string().contains("killed at its time limit"),
         "{rec}"
     );
+}
+
+#[test]
+fn a_cancelled_program_is_killed_at_once_with_what_it_started() {
+    let daemon = Daemon::start(&setup());
+    let olga = daemon.client("olga", &["operators"]);
+    // A minute's program under a minute's limit: only the cancel ends it soon.
+    std::thread::scope(|s| {
+        let run = s.spawn(|| olga.sesame(&["run", "web", "deploy"]));
+        let start = daemon.wait_audit("the deploy run's start", |r| {
+            r["command"] == "deploy" && r["phase"] == "start"
+        });
+        let id = start["id"].as_str().expect("id").to_owned();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !running("30.6161") {
+            assert!(Instant::now() < until, "the program never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = Instant::now();
+        assert_eq!(olga.run_ok(&["cancel", "web", &id]), format!("cancelled {id}\n"));
+        let out = run.join().expect("run");
+        let answered = sent.elapsed();
+        let err = stderr(&out);
+        assert!(err.contains("error 3008"), "{err}");
+        assert!(
+            answered < Duration::from_secs(5),
+            "answered {answered:?} after the cancel"
+        );
+        // Both sleeps (the shell's child and its background one) died with the process group.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while running("30.6161") {
+            assert!(
+                Instant::now() < deadline,
+                "a process of the cancelled program is still running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let rec = daemon.wait_audit("the deploy run", |r| {
+            r["command"] == "deploy" && r["phase"] == "end"
+        });
+        assert_eq!(rec["code"], 3008, "{rec}");
+        assert!(
+            rec["effects"]
+                .to_string()
+                .contains("killed: cancelled by the client"),
+            "{rec}"
+        );
+    });
 }
 
 #[test]

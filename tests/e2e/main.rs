@@ -9,6 +9,7 @@ use sesame_proto::{Domain, Envelope, ErrorCode, Request, Response, Sealer, Statu
 use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_client, module, sesamed};
 
 mod accountability;
+mod cancel;
 mod client;
 mod exec;
 mod firewall;

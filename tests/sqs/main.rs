@@ -618,3 +618,69 @@ fn a_request_waits_for_approval_over_sqs_and_its_requester_gets_the_answer() {
     assert_eq!(ran["transport"], "sqs");
     assert_eq!(ran["approved_by"], serde_json::json!(["sam"]));
 }
+
+#[test]
+fn ctrl_c_cancels_a_running_request_over_sqs() {
+    // A spin under a minute's limit: only the cancel, sent over SQS like the request, ends it soon.
+    let moto = Moto::start();
+    let queue = "sesame-req-cancel";
+    moto.create_queue(queue);
+    let data = std::fs::read_to_string(sesame_tests::repo_root().join("policies/data.json"))
+        .expect("data.json")
+        .replace(
+            "\"limits\": {\"timeout_ms\": 1000}",
+            "\"limits\": {\"timeout_ms\": 60000}",
+        );
+    let daemon = Daemon::start(&Setup {
+        listen: String::new(),
+        sqs: Some(format!(
+            "{}\n[limits]\ntimeout_ms = 60000\n",
+            moto.daemon_section(queue)
+        )),
+        env: moto.env(),
+        policy_data: Some(data),
+        ..Setup::default()
+    });
+    let mut tester = Client::new();
+    tester.env = moto.env();
+    daemon.enrol("tess", &tester.key, &["testers"]);
+    pin_sqs(&tester, &moto, &daemon, "web", queue);
+
+    let child = tester
+        .command(&["run", "--timeout", "90", "web", "testing::spin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sesame");
+    let start = daemon.wait_audit("the spin's start", |r| {
+        r["phase"] == "start" && r["command"] == "spin"
+    });
+    let id = start["id"].as_str().expect("id").to_owned();
+    let sent = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("sesame");
+    let answered = sent.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error 3008"), "{}", stderr(&out));
+    assert!(
+        answered < Duration::from_secs(20),
+        "answered {answered:?} after Ctrl-C"
+    );
+    let end = daemon.wait_audit("the spin's end", |r| {
+        r["phase"] == "end" && r["id"] == id.as_str()
+    });
+    assert_eq!(end["code"], 3008, "{end}");
+    let held = Duration::from_micros(end["duration_us"].as_u64().expect("duration_us"));
+    assert!(held < Duration::from_secs(30), "ran {held:?}");
+    let cancel = daemon.wait_audit("the cancel", |r| r["phase"] == "end" && r["command"] == "cancel");
+    assert_eq!(
+        (cancel["code"].as_u64(), cancel["transport"].as_str()),
+        (Some(0), Some("sqs"))
+    );
+    eprintln!("cancelled over SQS: answered {answered:?} after Ctrl-C, in the daemon {held:?}");
+    assert_queue_empty(&moto, queue);
+}

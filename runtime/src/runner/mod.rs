@@ -32,6 +32,7 @@ mod approvals;
 mod process;
 mod reload;
 mod request;
+mod runs;
 
 use reload::{FileStamp, dir_stamp, key_stamps, load_policy};
 pub use request::{MASKED, memory_ceiling, policy_input, run_limits, sandbox_for};
@@ -86,6 +87,8 @@ pub struct Runner {
     started_ms: u64,
     /// Requests parked until others approve them.
     parked: crate::approvals::Store,
+    /// Requests running now, for their clients' cancels.
+    runs: crate::runs::Runs,
 }
 
 /// Why the daemon could not start.
@@ -236,6 +239,7 @@ impl Runner {
             counters: Counters::default(),
             started_ms: now_ms,
             parked,
+            runs: crate::runs::Runs::default(),
             config,
         })
     }

@@ -37,6 +37,11 @@ impl Runner {
             }
         }
         self.admit(now_ms, client, request)?;
+        // Before the share: a client whose share is all taken by running requests can still
+        // stop one of them.
+        if request.cluster.as_deref() == Some(crate::runs::CLUSTER) {
+            return self.runs_command(request, client, record);
+        }
         // The id is on record (a replay of a refused request stays refused); now the client's
         // share, so that one client can never hold every slot of the daemon.
         let _share = self.shares.take(&client.name).ok_or_else(|| {
@@ -195,6 +200,7 @@ impl Runner {
             groups: run.groups.to_vec(),
             source_ip: run.source_ip.map(|ip| ip.to_string()),
         };
+        let running = self.runs.register(request.id, run.key);
         let outcome = self.sandbox.run(
             module,
             &invocation,
@@ -202,9 +208,12 @@ impl Runner {
                 .with_caller(run.client.to_owned(), run.source_ip)
                 .with_client_key(run.key)
                 .with_services(self.services.clone())
-                .with_progress(progress.clone()),
+                .with_progress(progress.clone())
+                .with_cancel(running.switch()),
             limits,
         );
+        let cancelled_by = running.cancelled_by();
+        drop(running);
         if !outcome.stderr.is_empty() {
             tracing::warn!(request = %request.id, module = %module.name, "module stderr: {}", outcome.stderr.trim_end());
         }
@@ -218,6 +227,10 @@ impl Runner {
                     tracing::error!(request = %request.id, module = %module.name, "sandbox: {detail}");
                     "internal error".to_owned()
                 }
+                crate::sandbox::RunError::Cancelled => match cancelled_by {
+                    Some(by) => format!("cancelled by the client (its request {by})"),
+                    None => e.to_string(),
+                },
                 other => other.to_string(),
             };
             Failure::new(e.code(), message)

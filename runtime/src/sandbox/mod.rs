@@ -30,6 +30,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::config::{CommandModule, Config};
+use crate::deadline::{Stopped, Until};
 use crate::host::bindings::{CommandPre, sesame::host as sesame_host};
 use crate::host::{CallContext, HostCalls, Invocation};
 use cache::ModuleCache;
@@ -237,6 +238,9 @@ pub enum RunError {
     /// The module returned an error.
     #[error("{0}")]
     Module(String),
+    /// The request's client cancelled it, and the module was stopped.
+    #[error("cancelled by the client")]
+    Cancelled,
     /// The host could not run the module at all.
     #[error("internal sandbox error")]
     Internal(String),
@@ -252,6 +256,7 @@ impl RunError {
             RunError::HostCallDenied(_) | RunError::HostCallLimit(_) => ErrorCode::HostCallDenied,
             RunError::HostToolFailed(_) => ErrorCode::HostToolFailed,
             RunError::Module(_) => ErrorCode::ModuleError,
+            RunError::Cancelled => ErrorCode::Cancelled,
             RunError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -491,6 +496,7 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let until = Until::at(deadline).or_cancelled(calls.cancel.clone());
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
@@ -499,16 +505,27 @@ impl Sandbox {
                 hit: false,
             },
             calls,
-            deadline,
+            until: until.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        // Wasm code is stopped by the epoch: the time limit in whole ticks, and a cancel at the
+        // next tick (looked at on each one, only when the run can be cancelled).
+        if until.cancel.is_some() {
+            let bound = until.clone();
+            store.epoch_deadline_callback(move |_| match bound.check() {
+                Ok(()) => Ok(wasmtime::UpdateDeadline::Continue(1)),
+                Err(stopped) => Err(wasmtime::Error::new(stopped)),
+            });
+            store.set_epoch_deadline(1);
+        } else {
+            let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) + 1;
+            store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        }
 
-        // Wasm code is stopped by the epoch; host code waiting for the module (WASI, tools,
-        // locks) by the same deadline, set for this thread.
-        let result = crate::deadline::scope(deadline, || {
+        // Host code waiting for the module (WASI, tools, locks) ends by the same bound, set for
+        // this thread.
+        let result = crate::deadline::scope(until, || {
             module
                 .pre
                 .instantiate(&mut store)
@@ -649,8 +666,10 @@ impl Sandbox {
 
 /// What a run that ended in `err` (a trap, or an error from host code) reports.
 fn trap_outcome(err: &wasmtime::Error, timeout_ms: u64) -> Result<String, RunError> {
-    if err.downcast_ref::<crate::deadline::DeadlineExceeded>().is_some() {
-        return Err(RunError::TimeLimit(timeout_ms));
+    match err.downcast_ref::<Stopped>() {
+        Some(Stopped::Deadline) => return Err(RunError::TimeLimit(timeout_ms)),
+        Some(Stopped::Cancelled) => return Err(RunError::Cancelled),
+        None => {}
     }
     // `wasi:cli/exit`: the module ended itself; that is its outcome, not a fault of the host.
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -708,8 +727,9 @@ struct RunState {
     table: ResourceTable,
     memory: MemoryCap,
     calls: CallContext,
-    /// When the run's time limit runs out: every wait in host code ends by then.
-    deadline: Instant,
+    /// When the run's time limit runs out, and its cancel switch: every wait in host code ends
+    /// by then.
+    until: Until,
 }
 
 impl WasiView for RunState {

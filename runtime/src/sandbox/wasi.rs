@@ -1,16 +1,16 @@
 //! The closed WASI a module gets: io, cli, clocks and random, with every wait bounded by the
-//! request's deadline.
+//! request's deadline and ended by its client's cancel.
 //!
 //! wasmtime's synchronous WASI bindings wait in host code: `poll`, `pollable.block` and the
 //! `blocking-*` stream calls run a future to completion on the host thread, where epoch
 //! interruption never looks. A module that sleeps for an hour (a clock pollable, blocked on)
 //! would hold its thread, its concurrency slot and its client's answer for that hour. So
 //! `wasi:io/poll` and `wasi:io/streams` are linked through [`Bounded`], which runs each of those
-//! futures under the deadline and traps with [`DeadlineExceeded`] (error 3002) when it comes.
+//! futures under the run's [`Until`] and traps with [`Stopped`] (error 3002 at the deadline, 3008
+//! when the client cancels) when it comes.
 //! The calls that cannot wait are passed straight to wasmtime's own implementation.
 
 use std::future::Future;
-use std::time::Instant;
 
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::sync::io::{poll, streams};
@@ -23,7 +23,7 @@ use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream};
 
 use super::RunState;
-use crate::deadline::DeadlineExceeded;
+use crate::deadline::{Stopped, Until};
 
 /// Links the WASI interfaces in [`super::WASI_ALLOWED`], and nothing else of WASI.
 pub(super) fn link_closed_wasi(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
@@ -58,11 +58,11 @@ pub(super) fn link_closed_wasi(linker: &mut Linker<RunState>) -> wasmtime::Resul
     Ok(())
 }
 
-/// The run's resource table with its deadline: what `wasi:io/poll` and `wasi:io/streams` calls
+/// The run's resource table with its bound: what `wasi:io/poll` and `wasi:io/streams` calls
 /// see.
 pub(super) struct Bounded<'a> {
     table: &'a mut ResourceTable,
-    deadline: Instant,
+    until: &'a Until,
 }
 
 /// The [`HasData`](wasmtime::component::HasData) marker that links `wasi:io` to [`Bounded`].
@@ -76,49 +76,39 @@ impl Bounded<'_> {
     fn of(state: &mut RunState) -> Bounded<'_> {
         Bounded {
             table: &mut state.table,
-            deadline: state.deadline,
+            until: &state.until,
         }
     }
 }
 
-/// Runs `wait` on the host until it finishes or `deadline` comes, whichever is first.
-fn until<F: Future>(deadline: Instant, wait: F) -> Result<F::Output, DeadlineExceeded> {
-    wasmtime_wasi::runtime::in_tokio(async move {
-        tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), wait)
-            .await
-            .map_err(|_| DeadlineExceeded)
-    })
+/// Runs `wait` on the host until it finishes or `until` comes, whichever is first.
+fn until<F: Future>(until: &Until, wait: F) -> Result<F::Output, Stopped> {
+    wasmtime_wasi::runtime::in_tokio(until.within(wait))
 }
 
-/// [`until`] for a call that returns a `wasmtime::Result`: the deadline is a trap.
-fn trap_at<T>(deadline: Instant, wait: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
-    until(deadline, wait)?
+/// [`until`] for a call that returns a `wasmtime::Result`: the bound is a trap.
+fn trap_at<T>(bound: &Until, wait: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+    until(bound, wait)?
 }
 
-/// [`until`] for a stream call: the deadline is a trap, which the module cannot catch.
-fn stream_at<T>(deadline: Instant, wait: impl Future<Output = StreamResult<T>>) -> StreamResult<T> {
-    until(deadline, wait).map_err(|e| StreamError::Trap(e.into()))?
+/// [`until`] for a stream call: the bound is a trap, which the module cannot catch.
+fn stream_at<T>(bound: &Until, wait: impl Future<Output = StreamResult<T>>) -> StreamResult<T> {
+    until(bound, wait).map_err(|e| StreamError::Trap(e.into()))?
 }
 
 impl poll::Host for Bounded<'_> {
     fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
-        trap_at(self.deadline, async_poll::Host::poll(self.table, pollables))
+        trap_at(self.until, async_poll::Host::poll(self.table, pollables))
     }
 }
 
 impl poll::HostPollable for Bounded<'_> {
     fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
-        trap_at(
-            self.deadline,
-            async_poll::HostPollable::ready(self.table, pollable),
-        )
+        trap_at(self.until, async_poll::HostPollable::ready(self.table, pollable))
     }
 
     fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
-        trap_at(
-            self.deadline,
-            async_poll::HostPollable::block(self.table, pollable),
-        )
+        trap_at(self.until, async_poll::HostPollable::block(self.table, pollable))
     }
 
     fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
@@ -134,7 +124,7 @@ impl streams::Host for Bounded<'_> {
 
 impl streams::HostOutputStream for Bounded<'_> {
     fn drop(&mut self, stream: Resource<DynOutputStream>) -> wasmtime::Result<()> {
-        trap_at(self.deadline, AsyncOutput::drop(self.table, stream))
+        trap_at(self.until, AsyncOutput::drop(self.table, stream))
     }
 
     fn check_write(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<u64> {
@@ -151,7 +141,7 @@ impl streams::HostOutputStream for Bounded<'_> {
         bytes: Vec<u8>,
     ) -> StreamResult<()> {
         stream_at(
-            self.deadline,
+            self.until,
             AsyncOutput::blocking_write_and_flush(self.table, stream, bytes),
         )
     }
@@ -162,7 +152,7 @@ impl streams::HostOutputStream for Bounded<'_> {
         len: u64,
     ) -> StreamResult<()> {
         stream_at(
-            self.deadline,
+            self.until,
             AsyncOutput::blocking_write_zeroes_and_flush(self.table, stream, len),
         )
     }
@@ -180,7 +170,7 @@ impl streams::HostOutputStream for Bounded<'_> {
     }
 
     fn blocking_flush(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<()> {
-        stream_at(self.deadline, AsyncOutput::blocking_flush(self.table, stream))
+        stream_at(self.until, AsyncOutput::blocking_flush(self.table, stream))
     }
 
     fn splice(
@@ -199,7 +189,7 @@ impl streams::HostOutputStream for Bounded<'_> {
         len: u64,
     ) -> StreamResult<u64> {
         stream_at(
-            self.deadline,
+            self.until,
             AsyncOutput::blocking_splice(self.table, dst, src, len),
         )
     }
@@ -207,7 +197,7 @@ impl streams::HostOutputStream for Bounded<'_> {
 
 impl streams::HostInputStream for Bounded<'_> {
     fn drop(&mut self, stream: Resource<DynInputStream>) -> wasmtime::Result<()> {
-        trap_at(self.deadline, AsyncInput::drop(self.table, stream))
+        trap_at(self.until, AsyncInput::drop(self.table, stream))
     }
 
     fn read(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<Vec<u8>> {
@@ -215,7 +205,7 @@ impl streams::HostInputStream for Bounded<'_> {
     }
 
     fn blocking_read(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<Vec<u8>> {
-        stream_at(self.deadline, AsyncInput::blocking_read(self.table, stream, len))
+        stream_at(self.until, AsyncInput::blocking_read(self.table, stream, len))
     }
 
     fn skip(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
@@ -223,7 +213,7 @@ impl streams::HostInputStream for Bounded<'_> {
     }
 
     fn blocking_skip(&mut self, stream: Resource<DynInputStream>, len: u64) -> StreamResult<u64> {
-        stream_at(self.deadline, AsyncInput::blocking_skip(self.table, stream, len))
+        stream_at(self.until, AsyncInput::blocking_skip(self.table, stream, len))
     }
 
     fn subscribe(&mut self, stream: Resource<DynInputStream>) -> wasmtime::Result<Resource<DynPollable>> {

@@ -74,9 +74,17 @@ impl exec::Host for CallContext {
             }
             Err(e) => {
                 tracing::warn!(request = %self.request_id, "exec.run {name}: {shown}: {e}");
-                if matches!(e, ToolError::Timeout { .. }) {
-                    // It ran, and may have changed things before it was killed.
-                    self.effect(format!("exec.run {name}: {shown} (killed at its time limit)"));
+                // It ran, and may have changed things before it was killed.
+                match e {
+                    ToolError::Timeout { .. } => {
+                        self.effect(format!("exec.run {name}: {shown} (killed at its time limit)"));
+                    }
+                    ToolError::Cancelled { .. } => {
+                        self.effect(format!(
+                            "exec.run {name}: {shown} (killed: cancelled by the client)"
+                        ));
+                    }
+                    _ => {}
                 }
                 // The module (and so the client) hears what happened; paths and system errors
                 // stay in the daemon log.
@@ -87,6 +95,7 @@ impl exec::Host for CallContext {
                     ToolError::OutOfTime { .. } => {
                         "was not started: the request's time limit ran out".to_owned()
                     }
+                    ToolError::Cancelled { .. } => "was killed: the request was cancelled".to_owned(),
                     _ => "could not be started (see the daemon log)".to_owned(),
                 };
                 let mut message = format!("exec.run {name}: {what}");

@@ -74,9 +74,16 @@ impl CallContext {
             }
             other => {
                 tracing::error!(request = %self.request_id, "salt.apply {state}{mode}: {other}");
-                if matches!(other, SaltError::Tool(crate::system::ToolError::Timeout { .. })) {
+                let killed = match &other {
+                    SaltError::Tool(crate::system::ToolError::Timeout { .. }) => Some("at its deadline"),
+                    SaltError::Tool(crate::system::ToolError::Cancelled { .. }) => {
+                        Some("when the client cancelled")
+                    }
+                    _ => None,
+                };
+                if let Some(when) = killed {
                     self.effect(format!(
-                        "salt.apply {state}{mode}: killed at its deadline, outcome unknown"
+                        "salt.apply {state}{mode}: killed {when}, outcome unknown"
                     ));
                 }
                 self.failed(format!(
