@@ -219,6 +219,84 @@ const SLOW_SLS: &str = r#"slow:
     - name: /bin/sleep 4242
 "#;
 
+/// Whether a process whose command line holds `pattern` runs (`pgrep -f`): its lines, if any.
+fn pgrep(pattern: &str) -> Option<String> {
+    let found = std::process::Command::new("pgrep")
+        .args(["-af", pattern])
+        .output()
+        .expect("pgrep");
+    found
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&found.stdout).into_owned())
+}
+
+#[test]
+#[ignore = "runs salt-call in the private namespace: run scripts/system-tests"]
+fn ctrl_c_during_a_salt_run_kills_salt_call_and_everything_it_started() {
+    require_private_namespace();
+    let salt_call = salt_call();
+    let salt_dir = tempfile::tempdir().expect("tempdir");
+    let conf = minion(salt_dir.path());
+    std::fs::write(salt_dir.path().join("states/ntp.sls"), SLOW_SLS).expect("ntp.sls");
+    // A minute's limit: only the cancel ends the state's sleep soon.
+    let setup = Setup {
+        clusters: format!(
+            "{}\n[limits]\ntimeout_ms = 60000\n",
+            config_cluster(&salt_call, &conf)
+        ),
+        ..Setup::default()
+    };
+    let daemon = Daemon::start(&setup);
+    let olga = daemon.client("olga", &["operators"]);
+    let child = olga
+        .command(&["run", "--reason", REASON, "web", "salt-apply", "ntp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sesame");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pgrep("sleep 4242").is_none() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the state's sleep never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(pgrep("salt-call").is_some(), "salt-call runs the state");
+    let sent = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("sesame");
+    let took = sent.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error 3008"), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "answered {took:?} after Ctrl-C"
+    );
+    // Nothing of the run is left: salt-call, and the sleep its state started (its process group).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Some(left) = pgrep("sleep 4242").or_else(|| pgrep("salt-call")) {
+        assert!(std::time::Instant::now() < deadline, "still running: {left}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rec = daemon.wait_audit("the cancelled apply", |r| {
+        r["phase"] == "end" && r["command"] == "salt-apply"
+    });
+    assert_eq!(rec["code"], 3008, "{rec}");
+    assert!(
+        rec["effects"]
+            .to_string()
+            .contains("killed when the client cancelled, outcome unknown"),
+        "{rec}"
+    );
+}
+
 #[test]
 #[ignore = "runs salt-call in the private namespace: run scripts/system-tests"]
 fn a_salt_run_past_the_request_limit_is_killed_with_everything_it_started() {
