@@ -40,8 +40,7 @@ pub struct Command {
     pub args: Vec<String>,
     /// Why (`--reason`), sealed in every host's request.
     pub reason: Option<String>,
-    /// Where the output goes as it comes: set, requests over QUIC ask for it
-    /// ([`Request::stream`]); SQS answers come whole.
+    /// Where the output goes as it comes: set, requests ask for it ([`Request::stream`]).
     pub progress: Option<OnProgress>,
     /// When to ask the hosts still running the command to stop it (Ctrl-C).
     pub cancel: Option<Canceller>,
@@ -68,7 +67,7 @@ impl Command {
     pub fn request(&self, target: &Target, now_ms: u64) -> Request {
         Request {
             reason: self.reason.clone(),
-            stream: self.progress.is_some() && target.via == Transport::Quic,
+            stream: self.progress.is_some(),
             ..Request::new(
                 &mut rand_core::OsRng,
                 now_ms,
@@ -249,28 +248,33 @@ async fn ask(
     timeout: Duration,
     link: Option<Result<Arc<SqsLink>, String>>,
 ) -> Result<Response, ClientError> {
-    match (target.via, &command.progress) {
-        (Transport::Quic, Some(on_progress)) if request.stream => {
-            let alias = target.alias.as_str();
-            let answer = send_request_streaming(&target.entry, sealer, request, timeout, |p| {
-                on_progress.call(alias, p);
-            })
-            .await;
-            match answer {
-                // A sesamed older than streaming refuses the field (and ran nothing): ask
-                // again without it, under a new id, so a client upgraded before its hosts
-                // still works with them.
-                Ok(response) if refuses_streaming(&response) => {
-                    let plain = Request {
-                        stream: false,
-                        ..command.request(target, now_ms())
-                    };
-                    send_request(&target.entry, sealer, &plain, timeout).await
-                }
-                other => other,
+    let Some(on_progress) = command.progress.as_ref().filter(|_| request.stream) else {
+        return send(target, sealer, request, timeout, link).await;
+    };
+    let alias = target.alias.as_str();
+    let print = |p: &sesame_proto::Progress| on_progress.call(alias, p);
+    let answer = match target.via {
+        Transport::Quic => send_request_streaming(&target.entry, sealer, request, timeout, print).await,
+        Transport::Sqs => match &link {
+            Some(Ok(sqs)) => {
+                sqs.send_request_streaming(&target.entry, sealer, request, timeout, print)
+                    .await
             }
+            _ => send(target, sealer, request, timeout, link.clone()).await,
+        },
+    };
+    match answer {
+        // A sesamed older than streaming refuses the field (and ran nothing): ask again
+        // without it, under a new id, so a client upgraded before its hosts still works with
+        // them.
+        Ok(response) if refuses_streaming(&response) => {
+            let plain = Request {
+                stream: false,
+                ..command.request(target, now_ms())
+            };
+            send(target, sealer, &plain, timeout, link).await
         }
-        _ => send(target, sealer, request, timeout, link).await,
+        other => other,
     }
 }
 

@@ -8,6 +8,12 @@
 //! been passed over [`ORPHAN_RECEIVES`] times (its requester is gone). Anything that does not
 //! open with this client's key is deleted.
 //!
+//! A request that asks for its output as it comes gets it on the same queue: messages of
+//! progress frames (a body that is not a bare envelope), at most about one a second per request.
+//! SQS may deliver them out of order, twice, or after the answer; they are put back in order by
+//! their `seq`, and the answer says how many there were, so the wait for the last ones is short
+//! and bounded ([`STRAGGLER_WAIT`]).
+//!
 //! Several `sesame` processes sharing one key at once therefore compete for one queue: every
 //! answer still arrives, but may be seconds late. Ask many hosts from one process
 //! (`--hosts`, `--group`), or give concurrent automation its own key.
@@ -16,12 +22,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sesame_proto::{Domain, Envelope, Request, RequestId, Response, Sealer};
+use sesame_proto::{
+    Domain, Envelope, FrameKind, FrameReader, MAGIC, Progress, Request, RequestId, Response, Sealer,
+};
 use sesame_sqs::{Queue, QueueAttributeName, Received};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::HostEntry;
 use crate::quic::{ClientError, open_response};
+use crate::stream::ProgressOpener;
 
 /// Deadline of one SQS call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,8 +47,21 @@ pub const REPLY_VISIBILITY_S: i32 = 4;
 pub const OTHERS_HIDDEN_S: i32 = 2;
 /// An answer received this often without its requester taking it is deleted as orphaned.
 pub const ORPHAN_RECEIVES: u32 = 60;
+/// How long, once the answer is in, the chunks of output it says were sent are waited for
+/// (SQS may deliver them after it); the missing ones are then skipped.
+pub const STRAGGLER_WAIT: Duration = Duration::from_secs(10);
+/// Messages of output one request may have waiting to be opened; more are dropped (the host
+/// sends about one a second, so only a flood fills this).
+const PROGRESS_BACKLOG: usize = 1024;
 
-type Waiters = HashMap<RequestId, oneshot::Sender<Vec<u8>>>;
+/// A request of this process waiting for its answer (and, if it asked, its output).
+#[derive(Debug)]
+struct Waiter {
+    answer: oneshot::Sender<Vec<u8>>,
+    progress: Option<mpsc::Sender<Vec<u8>>>,
+}
+
+type Waiters = HashMap<RequestId, Waiter>;
 
 /// This client's link to SQS in one region/account: its reply queue and a task reading it.
 #[derive(Debug)]
@@ -96,20 +118,74 @@ impl SqsLink {
         request: &Request,
         timeout: Duration,
     ) -> Result<Response, ClientError> {
+        self.exchange(host, sealer, request, timeout, None::<fn(&Progress)>)
+            .await
+    }
+
+    /// Sends `request`, which asks for its output as it comes, and hands each chunk the host
+    /// sends to `on_progress` in order, then returns the answer (see the module docs).
+    pub async fn send_request_streaming(
+        &self,
+        host: &HostEntry,
+        sealer: &Sealer,
+        request: &Request,
+        timeout: Duration,
+        on_progress: impl FnMut(&Progress),
+    ) -> Result<Response, ClientError> {
+        self.exchange(host, sealer, request, timeout, Some(on_progress))
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        host: &HostEntry,
+        sealer: &Sealer,
+        request: &Request,
+        timeout: Duration,
+        mut on_progress: Option<impl FnMut(&Progress)>,
+    ) -> Result<Response, ClientError> {
         let route = host.sqs.as_ref().ok_or(ClientError::NoRoute("SQS (no queue)"))?;
         let request = Request {
             reply_to: Some(self.replies.name().to_owned()),
             ..request.clone()
         };
         let sealed = crate::quic::seal_request(host, sealer, &request)?;
-        let (tx, rx) = oneshot::channel();
-        lock(&self.state).waiting.insert(request.id, tx);
+        let (tx, mut rx) = oneshot::channel();
+        let (progress_tx, mut progress_rx) = mpsc::channel(PROGRESS_BACKLOG);
+        let waiter = Waiter {
+            answer: tx,
+            progress: on_progress.is_some().then_some(progress_tx),
+        };
+        lock(&self.state).waiting.insert(request.id, waiter);
         let _over = Over(&self.state, request.id);
+        let mut opener = ProgressOpener::new(host, sealer, &request);
+        let mut chunks = |body: &[u8], opener: &mut ProgressOpener<'_>| -> Result<(), ClientError> {
+            let Some(on_progress) = on_progress.as_mut() else {
+                return Ok(());
+            };
+            let mut frames = FrameReader::new();
+            frames.push(body);
+            while let Some(frame) = frames.next_frame()? {
+                if frame.kind != FrameKind::Progress {
+                    continue;
+                }
+                for p in opener.open_unordered(&frame.envelope)? {
+                    on_progress(&p);
+                }
+            }
+            Ok(())
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
         let exchange = async {
             self.request_queue(&route.queue).await?.send(&sealed).await?;
-            rx.await.map_err(|_| ClientError::NoAnswer)
+            loop {
+                tokio::select! {
+                    answer = &mut rx => break answer.map_err(|_| ClientError::NoAnswer),
+                    Some(body) = progress_rx.recv() => chunks(&body, &mut opener)?,
+                }
+            }
         };
-        let reply = match tokio::time::timeout(timeout, exchange).await {
+        let reply = match tokio::time::timeout_at(deadline, exchange).await {
             Ok(reply) => reply?,
             Err(_) => {
                 return Err(match lock(&self.state).last_error.clone() {
@@ -122,7 +198,21 @@ impl SqsLink {
                 });
             }
         };
-        open_response(host, sealer, &request, &reply)
+        let response = open_response(host, sealer, &request, &reply)?;
+        // The answer may overtake the last chunks: wait a little for them, then go on without.
+        let stragglers = (tokio::time::Instant::now() + STRAGGLER_WAIT).min(deadline);
+        while opener.delivered() < response.streamed {
+            match tokio::time::timeout_at(stragglers, progress_rx.recv()).await {
+                Ok(Some(body)) => chunks(&body, &mut opener)?,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if let Some(on_progress) = on_progress.as_mut() {
+            for p in opener.skip_missing() {
+                on_progress(&p);
+            }
+        }
+        Ok(response)
     }
 
     async fn request_queue(&self, name: &str) -> Result<Queue, ClientError> {
@@ -180,29 +270,59 @@ async fn read_replies(queue: Queue, sealer: Arc<Sealer>, state: Arc<Mutex<State>
 enum Fate {
     /// A waiting request's answer.
     Deliver(oneshot::Sender<Vec<u8>>),
+    /// Output for a waiting request that asked for it.
+    Progress(mpsc::Sender<Vec<u8>>),
     /// Noise, or an answer this process no longer needs.
     Delete,
     /// Perhaps another process's answer.
     Leave,
 }
 
+/// The request a message is for, and whether it carries output (progress frames) rather than
+/// the answer. Any sender's seal is opened here only to read the id; the waiting request checks
+/// that its own host sealed it.
+fn addressed(sealer: &Sealer, body: &[u8]) -> Option<(RequestId, bool)> {
+    if body.starts_with(&MAGIC) {
+        let env = Envelope::decode(body).ok()?;
+        let plain = sealer.open(Domain::Response, &env, |_| true).ok()?;
+        return Some((Response::decode(&plain).ok()?.id, false));
+    }
+    let mut frames = FrameReader::new();
+    frames.push(body);
+    let frame = frames.next_frame().ok()??;
+    if frame.kind != FrameKind::Progress {
+        return None;
+    }
+    let env = Envelope::decode(&frame.envelope).ok()?;
+    let plain = sealer.open(Domain::Progress, &env, |_| true).ok()?;
+    Some((Progress::decode(&plain).ok()?.id, true))
+}
+
 async fn dispatch(queue: &Queue, sealer: &Sealer, state: &Mutex<State>, m: Received) {
-    // Any sender's seal is opened here only to read the id; the waiting request checks that its
-    // own host sealed the answer.
-    let id = m
+    let addressed = m
         .envelope
-        .as_ref()
+        .as_deref()
         .ok()
-        .and_then(|bytes| Envelope::decode(bytes).ok())
-        .and_then(|env| sealer.open(Domain::Response, &env, |_| true).ok())
-        .and_then(|plain| Response::decode(&plain).ok())
-        .map(|r| r.id);
-    let fate = match id {
+        .and_then(|body| addressed(sealer, body));
+    let fate = match addressed {
         None => Fate::Delete,
-        Some(id) => {
+        Some((id, true)) => {
+            let s = lock(state);
+            match s.waiting.get(&id) {
+                Some(Waiter {
+                    progress: Some(tx), ..
+                }) => Fate::Progress(tx.clone()),
+                // Asked without progress, or over: nobody prints it.
+                Some(_) => Fate::Delete,
+                None if s.done.contains(&id) => Fate::Delete,
+                None if m.receive_count >= ORPHAN_RECEIVES => Fate::Delete,
+                None => Fate::Leave,
+            }
+        }
+        Some((id, false)) => {
             let mut s = lock(state);
             match s.waiting.remove(&id) {
-                Some(tx) => Fate::Deliver(tx),
+                Some(waiter) => Fate::Deliver(waiter.answer),
                 None if s.done.contains(&id) => Fate::Delete,
                 // Passed over this often, its requester is gone (each pass hides it for
                 // OTHERS_HIDDEN_S, so that is minutes of nobody taking it).
@@ -218,6 +338,15 @@ async fn dispatch(queue: &Queue, sealer: &Sealer, state: &Mutex<State>, m: Recei
             let deleted = queue.delete(&m.receipt).await;
             if let Ok(bytes) = m.envelope {
                 let _ = tx.send(bytes);
+            }
+            deleted
+        }
+        Fate::Progress(tx) => {
+            let deleted = queue.delete(&m.receipt).await;
+            if let Ok(bytes) = m.envelope {
+                // A full backlog is a flood: what does not fit is dropped, and the request
+                // goes on without it.
+                let _ = tx.try_send(bytes);
             }
             deleted
         }

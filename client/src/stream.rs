@@ -40,14 +40,21 @@ impl std::fmt::Debug for OnProgress {
     }
 }
 
-/// Opens the chunks of one request's output, in order.
+/// Opens the chunks of one request's output, in order: as they come over QUIC
+/// ([`open`](Self::open)), or put back in order over SQS, which may deliver them out of order,
+/// twice, or after the answer ([`open_unordered`](Self::open_unordered)).
 #[derive(Debug)]
 pub struct ProgressOpener<'a> {
     host: &'a HostEntry,
     sealer: &'a Sealer,
     request: &'a Request,
     next: u32,
+    /// Chunks that came before their turn, by `seq`.
+    early: std::collections::BTreeMap<u32, Progress>,
 }
+
+/// How far ahead of the next chunk due one may come and be kept for its turn.
+pub const MAX_EARLY: u32 = 4096;
 
 impl<'a> ProgressOpener<'a> {
     /// For `request`, sent sealed by `sealer` to `host`.
@@ -57,11 +64,12 @@ impl<'a> ProgressOpener<'a> {
             sealer,
             request,
             next: 0,
+            early: std::collections::BTreeMap::new(),
         }
     }
 
-    /// Opens one sealed chunk: the host's, for this request, the next in order.
-    pub fn open(&mut self, sealed: &[u8]) -> Result<Progress, ClientError> {
+    /// Opens one sealed chunk and checks it is the host's, for this request.
+    fn open_any(&self, sealed: &[u8]) -> Result<Progress, ClientError> {
         let envelope = Envelope::decode(sealed)?;
         let plaintext = self
             .sealer
@@ -73,6 +81,12 @@ impl<'a> ProgressOpener<'a> {
                 got: progress.id.to_string(),
             });
         }
+        Ok(progress)
+    }
+
+    /// Opens one sealed chunk: the host's, for this request, the next in order.
+    pub fn open(&mut self, sealed: &[u8]) -> Result<Progress, ClientError> {
+        let progress = self.open_any(sealed)?;
         if progress.seq != self.next {
             return Err(ClientError::BadResponse(ProtoError::MalformedResponse(format!(
                 "output chunk {} where {} was due",
@@ -81,6 +95,42 @@ impl<'a> ProgressOpener<'a> {
         }
         self.next = self.next.saturating_add(1);
         Ok(progress)
+    }
+
+    /// Opens one sealed chunk that may come out of order: the chunks now due, in order (none
+    /// when it is early, kept for its turn, or a repeat of one already had).
+    pub fn open_unordered(&mut self, sealed: &[u8]) -> Result<Vec<Progress>, ClientError> {
+        let progress = self.open_any(sealed)?;
+        if progress.seq < self.next {
+            return Ok(Vec::new());
+        }
+        if progress.seq - self.next >= MAX_EARLY {
+            return Err(ClientError::BadResponse(ProtoError::MalformedResponse(format!(
+                "output chunk {} where {} was due",
+                progress.seq, self.next
+            ))));
+        }
+        self.early.insert(progress.seq, progress);
+        let mut due = Vec::new();
+        while let Some(p) = self.early.remove(&self.next) {
+            due.push(p);
+            self.next = self.next.saturating_add(1);
+        }
+        Ok(due)
+    }
+
+    /// How many chunks have been handed out in order.
+    pub fn delivered(&self) -> u32 {
+        self.next
+    }
+
+    /// Gives up on the chunks still missing: what came after them, in order.
+    pub fn skip_missing(&mut self) -> Vec<Progress> {
+        let rest: Vec<Progress> = std::mem::take(&mut self.early).into_values().collect();
+        if let Some(last) = rest.last() {
+            self.next = last.seq.saturating_add(1);
+        }
+        rest
     }
 }
 
@@ -206,6 +256,51 @@ impl Printer {
 mod tests {
     use super::*;
     use sesame_proto::{RequestId, SecretKey};
+
+    #[test]
+    fn chunks_out_of_order_or_twice_come_out_once_each_in_order() {
+        use rand_core::OsRng;
+        let host = Sealer::new(SecretKey::generate(&mut OsRng));
+        let stranger = Sealer::new(SecretKey::generate(&mut OsRng));
+        let client = Sealer::new(SecretKey::generate(&mut OsRng));
+        let entry = HostEntry {
+            addr: None,
+            key: host.public_key(),
+            next_key_sha256: None,
+            cert_sha256: None,
+            name: None,
+            sqs: None,
+        };
+        let request = Request::new(&mut OsRng, 1, "web", None, "ticker", vec![]);
+        let sealed = |by: &Sealer, id: RequestId, seq: u32| {
+            let p = Progress::new(id, seq, ProgressSource::Log, format!("line {seq}\n"));
+            by.seal(Domain::Progress, &client.public_key(), &mut OsRng, &p.encode())
+                .expect("seal")
+        };
+        let mut opener = ProgressOpener::new(&entry, &client, &request);
+        let seqs = |got: Vec<Progress>| got.iter().map(|p| p.seq).collect::<Vec<_>>();
+        let mut open = |seq: u32| {
+            seqs(
+                opener
+                    .open_unordered(&sealed(&host, request.id, seq))
+                    .expect("ours"),
+            )
+        };
+        assert_eq!(open(1), Vec::<u32>::new(), "early: kept");
+        assert_eq!(open(2), Vec::<u32>::new());
+        assert_eq!(open(0), [0, 1, 2]);
+        assert_eq!(open(1), Vec::<u32>::new(), "a repeat is dropped");
+        assert_eq!(open(5), Vec::<u32>::new());
+        let got = opener.open_unordered(&sealed(&stranger, request.id, 3));
+        assert!(got.is_err(), "another key's chunk: {got:?}");
+        let got = opener.open_unordered(&sealed(&host, RequestId::random(&mut OsRng), 3));
+        assert!(matches!(got, Err(ClientError::WrongId { .. })), "{got:?}");
+        let got = opener.open_unordered(&sealed(&host, request.id, 3 + MAX_EARLY));
+        assert!(got.is_err(), "too far ahead: {got:?}");
+        assert_eq!(opener.delivered(), 3);
+        assert_eq!(seqs(opener.skip_missing()), [5], "3 and 4 never came");
+        assert_eq!(opener.delivered(), 6);
+    }
 
     fn chunk(seq: u32, text: &str) -> Progress {
         Progress::new(

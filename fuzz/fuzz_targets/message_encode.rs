@@ -100,6 +100,7 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
         message: input.arbitrary()?,
         output: input.arbitrary()?,
         duration_us: input.arbitrary()?,
+        streamed: input.arbitrary()?,
         grants,
         host_key_rotated: if input.arbitrary()? {
             Some(HostKeyNote {

@@ -319,6 +319,17 @@ pub struct Response {
     /// check the record is still in the log unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
+    /// How many chunks of output the host sealed for this request ahead of the answer
+    /// ([`Progress`](crate::Progress), `seq` 0 to this less one); 0 when none. A transport that
+    /// may deliver them out of order or after the answer (SQS) lets the client wait for each.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub streamed: u32,
+}
+
+/// Whether `n` is zero (a field written only when set).
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Response {
@@ -337,6 +348,7 @@ impl Response {
             host_key_rotated: None,
             pending: None,
             receipt: None,
+            streamed: 0,
         }
     }
 
@@ -362,6 +374,7 @@ impl Response {
             host_key_rotated: None,
             pending: None,
             receipt: None,
+            streamed: 0,
         }
     }
 

@@ -92,6 +92,12 @@ impl ProgressSink {
         self.lock().sent
     }
 
+    /// The chunks sealed so far (the next one's `seq`): what the answer tells the client to
+    /// expect ([`Response::streamed`](sesame_proto::Response::streamed)).
+    pub fn chunks(&self) -> u32 {
+        self.lock().seq
+    }
+
     /// Streams `text` (cut into pieces no message exceeds), unless that would pass the limit:
     /// then nothing of it is sent. Waits while the transport is behind, until the request's
     /// deadline; once the client is gone, drops it.

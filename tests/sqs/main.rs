@@ -458,9 +458,20 @@ fn three_hosts_at_once_over_sqs_and_quic_with_a_table_and_an_honest_exit_code() 
     let out = alice.sesame(&["run", "--hosts", "a,b,c", "whoami"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
-    // What c logged came as it ran (over QUIC, prefixed with its name); then the table.
+    // What each host logged came as it ran (over QUIC and SQS alike, prefixed with its name, in
+    // whatever order the hosts got there); then the table.
     let (streamed, table) = printed.split_at(printed.find("HOST").expect("a table"));
-    assert_eq!(streamed, "c: whoami for client alice\n", "{printed}");
+    let mut lines: Vec<&str> = streamed.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "a: whoami for client alice",
+            "b: whoami for client alice",
+            "c: whoami for client alice"
+        ],
+        "{printed}"
+    );
     let rows: Vec<&str> = table.lines().collect();
     assert_eq!(rows.len(), 4, "{table}");
     assert!(rows[0].starts_with("HOST"), "{table}");
@@ -683,4 +694,61 @@ fn ctrl_c_cancels_a_running_request_over_sqs() {
     );
     eprintln!("cancelled over SQS: answered {answered:?} after Ctrl-C, in the daemon {held:?}");
     assert_queue_empty(&moto, queue);
+}
+
+#[test]
+fn output_comes_over_sqs_as_it_is_written_in_order_and_a_message_a_second_at_most() {
+    let moto = Moto::start();
+    let queue = "sesame-req-stream";
+    moto.create_queue(queue);
+    let mut env = moto.env();
+    env.push(("SESAME_LOG".into(), "info,sesamed::transport::sqs=debug".into()));
+    let daemon = Daemon::start(&Setup {
+        listen: String::new(),
+        sqs: Some(moto.daemon_section(queue)),
+        env,
+        clusters: format!(
+            "[clusters.basic.commands]\nticker = {:?}\n",
+            sesame_tests::module("ticker")
+        ),
+        ..Setup::default()
+    });
+    let mut tester = Client::new();
+    tester.env = moto.env();
+    daemon.enrol("tess", &tester.key, &["testers"]);
+    pin_sqs(&tester, &moto, &daemon, "web", queue);
+
+    // 15 lines 200 ms apart: 3 s of output.
+    let started = std::time::Instant::now();
+    let mut child = tester
+        .command(&["run", "web", "ticker", "15", "200"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sesame");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<(String, Duration)> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map(|l| (l.expect("utf-8"), started.elapsed()))
+        .collect();
+    let out = child.wait_with_output().expect("sesame");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let texts: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(texts.len(), 16, "{texts:?}");
+    for (i, text) in texts[..15].iter().enumerate() {
+        assert!(
+            text.starts_with(&format!("tick {i} ")),
+            "in order, once each: {texts:?}"
+        );
+    }
+    assert_eq!(texts[15], "done");
+    // The first line came while the module still had seconds to run.
+    let (first, done) = (lines[0].1, lines[15].1);
+    assert!(
+        done - first >= Duration::from_millis(1500),
+        "the first line at {first:?}, the answer at {done:?}"
+    );
+    // 15 log calls over 3 s went in a few messages: the first at once, then one a second.
+    let sent = daemon.log().matches("output sent").count();
+    assert!((2..=6).contains(&sent), "{sent} messages of output");
+    eprintln!("15 lines over SQS in {sent} messages; first at {first:?}, answer at {done:?}");
 }

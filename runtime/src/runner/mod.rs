@@ -327,6 +327,7 @@ impl Runner {
             ..RequestRecord::default()
         };
         let mut pending = None;
+        let mut streamed = None;
         let response = match Request::decode(&plaintext) {
             // Only this client seals requests to us, so an id read from its unreadable request
             // is its own: the error goes back to it. Without one, no client could take the
@@ -349,6 +350,7 @@ impl Runner {
                 record.cluster = request.cluster.clone();
                 record.reason = request.reason.clone();
                 let progress = progress_sink(&request, peer, &keys, key_used, client);
+                streamed.clone_from(&progress);
                 match self.process(now_ms, &request, client, peer, &mut record, progress) {
                     Ok(output) => Response::ok(request.id, output, 0),
                     Err(Failure {
@@ -366,6 +368,7 @@ impl Runner {
         let response = fit_in_envelope(Response {
             duration_us,
             host_key_rotated: rotated,
+            streamed: streamed.map_or(0, |sink| sink.chunks()),
             ..response
         });
         self.counters.answered(response.code);

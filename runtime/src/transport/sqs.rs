@@ -12,6 +12,13 @@
 //! - A body that is not an envelope is deleted at once and audited; a message that keeps
 //!   coming back (its answer cannot be sent) is dropped after `max_receives` and audited.
 //! - Failed calls back off exponentially (0.5 s to 30 s) and the loop carries on.
+//!
+//! A request that asks for its output as it comes gets it on its reply queue too, ahead of the
+//! answer: progress frames (as over QUIC) gathered into messages, the first at once, then at most
+//! one every [`PROGRESS_INTERVAL`] (sooner only when [`PROGRESS_MESSAGE_BYTES`] fill up, which
+//! the output limit bounds), each sealed chunk numbered so the client puts them back in order.
+//! What is gathered is sent before the answer; a message that cannot be sent is dropped (the
+//! client skips what is missing), never retried at the cost of the answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +39,12 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a message whose answer could not be sent waits before it is tried again, seconds.
 pub const RETRY_AFTER_S: i32 = 5;
+
+/// At most one message of output per request this often (the first goes at once).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// The most output frames one message carries, bytes (base64 makes it a third larger; SQS takes
+/// 256 KiB).
+pub const PROGRESS_MESSAGE_BYTES: usize = 180 * 1024;
 
 const PEER: Peer = Peer {
     transport: "sqs",
@@ -198,8 +211,15 @@ impl SqsServer {
             self.config.visibility_timeout_s,
         ));
         let handler = Arc::clone(&runner);
-        let answer =
-            tokio::task::spawn_blocking(move || handler.handle(crate::now_ms(), &envelope, &PEER)).await;
+        let (channel, frames) = crate::progress::ProgressChannel::new();
+        let peer = Peer {
+            progress: Some(channel),
+            ..PEER
+        };
+        // The output is forwarded while the request runs; the forwarder ends once the runner
+        // is done with the request (the channel's last sender goes with it), after its last send.
+        let handling = tokio::task::spawn_blocking(move || handler.handle(crate::now_ms(), &envelope, &peer));
+        let (answer, ()) = tokio::join!(handling, self.forward_progress(sender, frames));
         keep_hidden.abort();
         match (answer, sender) {
             // Never authenticated (the runner audited it): nobody to answer, nothing to retry.
@@ -222,6 +242,51 @@ impl SqsServer {
             },
             (Ok(Some(_)), None) => tracing::error!("answered an envelope that does not decode"),
             (Err(e), _) => tracing::error!(message_id = %message.message_id, "request handler panicked: {e}"),
+        }
+    }
+
+    /// Sends the progress frames that come out of `frames` to `sender`'s reply queue, gathered
+    /// as the module docs say, until the channel closes.
+    async fn forward_progress(
+        &self,
+        sender: Option<PublicKey>,
+        mut frames: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    ) {
+        let mut batch: Vec<u8> = Vec::new();
+        let mut last_sent: Option<tokio::time::Instant> = None;
+        loop {
+            let frame = if batch.is_empty() {
+                frames.recv().await
+            } else {
+                let due = last_sent.map_or_else(tokio::time::Instant::now, |t| t + PROGRESS_INTERVAL);
+                tokio::select! {
+                    frame = frames.recv() => frame,
+                    () = tokio::time::sleep_until(due) => {
+                        self.send_progress(sender.as_ref(), &mut batch).await;
+                        last_sent = Some(tokio::time::Instant::now());
+                        continue;
+                    }
+                }
+            };
+            let Some(frame) = frame else { break };
+            if !batch.is_empty() && batch.len() + frame.len() > PROGRESS_MESSAGE_BYTES {
+                self.send_progress(sender.as_ref(), &mut batch).await;
+                last_sent = Some(tokio::time::Instant::now());
+            }
+            batch.extend_from_slice(&frame);
+        }
+        self.send_progress(sender.as_ref(), &mut batch).await;
+    }
+
+    /// Sends `batch` (and empties it), if there is anything to send and anyone to send it to.
+    async fn send_progress(&self, sender: Option<&PublicKey>, batch: &mut Vec<u8>) {
+        let body = std::mem::take(batch);
+        let Some(sender) = sender.filter(|_| !body.is_empty()) else {
+            return;
+        };
+        match self.reply(sender, &body).await {
+            Ok(_) => tracing::debug!(bytes = body.len(), "output sent"),
+            Err(e) => tracing::warn!(bytes = body.len(), "output not sent, the client skips it: {e}"),
         }
     }
 
