@@ -50,8 +50,9 @@ pub enum Command {
     Approve(DecideArgs),
     /// Reject a request waiting on a host (its requester may withdraw its own): it will not run.
     Reject(DecideArgs),
-    /// The answer to a request that waited for approval: its output once it ran, or why it did
-    /// not run; with --wait, wait for it.
+    /// The output and answer of a detached run (`sesame run --detach`), as far as it has got;
+    /// or the answer to a request that waited for approval: its output once it ran, or why it
+    /// did not run. With --follow (--wait), wait for the end.
     Result(ResultArgs),
     /// Stop a request of this client's while it runs on a host: the module is stopped and any
     /// program it runs killed with everything it started; the request answers 3008. (Ctrl-C
@@ -258,11 +259,17 @@ pub struct RunArgs {
     /// the answer later). Runs on many hosts never wait.
     #[arg(long)]
     pub no_wait: bool,
-    /// Print only the answer, not the command's output as it comes. By default, over QUIC,
-    /// what the command logs and what the programs it runs write are printed as they happen
+    /// Print only the answer, not the command's output as it comes. By default (over QUIC and
+    /// SQS) what the command logs and what the programs it runs write are printed as they happen
     /// (prefixed by the host's name on many hosts), then its output.
     #[arg(long)]
     pub no_stream: bool,
+    /// Start the command and return at once, printing its request id (on many hosts, each
+    /// host's name and id): it runs on, and `sesame result HOST ID [--follow]` prints its output
+    /// and answer, as far as it has got or when it ends. Hosts keep a result a day by default
+    /// (`[limits] results_keep_s`); `sesame cancel HOST ID` stops it.
+    #[arg(long, conflicts_with = "no_wait")]
+    pub detach: bool,
     /// Print JSON for scripts instead of the output (one host) or the table (many hosts): one
     /// object per host and line, with `host`, `via`, `ok`, `code`, `output`, `message` (or
     /// `error` when no answer came) and `elapsed_ms`, each chunk of output as it comes before
@@ -315,10 +322,12 @@ pub struct DecideArgs {
 pub struct ResultArgs {
     /// The host.
     pub host: String,
-    /// The id `sesame run` printed for the parked request (or its first 8 or more characters).
+    /// The id `sesame run --detach` (or `--no-wait`, for a parked request) printed, or its
+    /// first 8 or more characters.
     pub id: String,
-    /// Wait until it has run (or was rejected, or expired), asking every few seconds.
-    #[arg(long)]
+    /// Wait until it has run (or was rejected, or expired), asking every few seconds; for a
+    /// detached run, print its output as it comes until it ends.
+    #[arg(long, visible_alias = "follow")]
     pub wait: bool,
     #[command(flatten)]
     pub reach: Reach,

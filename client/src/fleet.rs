@@ -44,6 +44,9 @@ pub struct Command {
     pub progress: Option<OnProgress>,
     /// When to ask the hosts still running the command to stop it (Ctrl-C).
     pub cancel: Option<Canceller>,
+    /// Ask each host to answer once the command has started and let it run on
+    /// ([`Request::detach`]).
+    pub detach: bool,
 }
 
 impl Command {
@@ -60,6 +63,7 @@ impl Command {
             reason: None,
             progress: None,
             cancel: None,
+            detach: false,
         }
     }
 
@@ -67,7 +71,8 @@ impl Command {
     pub fn request(&self, target: &Target, now_ms: u64) -> Request {
         Request {
             reason: self.reason.clone(),
-            stream: self.progress.is_some(),
+            stream: self.progress.is_some() && !self.detach,
+            detach: self.detach,
             ..Request::new(
                 &mut rand_core::OsRng,
                 now_ms,
@@ -139,6 +144,10 @@ impl Outcome {
                 v["code"] = r.code.as_u16().into();
                 v["output"] = r.output.clone().into();
                 v["message"] = r.message.clone().into();
+                if r.detached {
+                    v["detached"] = true.into();
+                    v["id"] = r.id.to_string().into();
+                }
                 if let Some(p) = &r.pending {
                     v["pending"] = serde_json::json!({
                         "id": p.id,

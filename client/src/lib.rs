@@ -7,6 +7,7 @@
 pub mod approvals;
 pub mod cancel;
 pub mod cli;
+pub mod detached;
 pub mod diagnostic;
 pub mod fleet;
 pub mod home;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use sesame_client::approvals;
 use sesame_client::cli::{
     CancelArgs, Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, KnownHostsArgs, PendingArgs,
     Reach, ResultArgs, RunArgs, SshProxyArgs,
@@ -19,6 +18,7 @@ use sesame_client::pin::{Rotation, parse_pin};
 use sesame_client::receipts;
 use sesame_client::ssh_proxy::{self, Granted};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
+use sesame_client::{approvals, detached};
 use sesame_proto::{PublicKey, RotationRefused, Sealer, Status};
 
 /// Exit status when the host answered with an error code.
@@ -240,8 +240,9 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         });
     let command = fleet::Command {
         reason: args.reason,
-        progress: (!args.no_stream).then_some(on_progress),
-        cancel: Some(canceller),
+        progress: (!args.no_stream && !args.detach).then_some(on_progress),
+        cancel: (!args.detach).then_some(canceller),
+        detach: args.detach,
         ..fleet::Command::parse(&spec, words.collect())
     };
     let mut targets = Vec::new();
@@ -272,6 +273,20 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
                 return Ok(ExitCode::SUCCESS);
             }
             o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics, Some(&ctrl_c));
+        }
+        if let Ok(r) = &o.result
+            && r.detached
+        {
+            if args.json {
+                println!("{}", o.to_json());
+            } else {
+                println!("{}", r.id);
+            }
+            diagnostics.note(&format!(
+                "{}: started; `sesame result {} {}` prints its output (--follow until it ends)",
+                o.alias, o.alias, r.id
+            ));
+            return Ok(ExitCode::SUCCESS);
         }
         let shown = o
             .result
@@ -443,10 +458,60 @@ fn decide(
     Ok(report_failure(&o, diagnostics))
 }
 
-/// `sesame result HOST ID [--wait]`.
+/// `sesame result HOST ID [--follow]`: a detached run's output and answer, else a parked
+/// request's answer.
 fn result(home: &ClientHome, args: &ResultArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
     let (target, asker, rt) = one_host(home, &args.host, &args.reach, diagnostics)?;
     let timeout = Duration::from_secs(args.reach.timeout);
+    let mut printer = detached::Printer::default();
+    let mut from = 0;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let o = ask_one(&asker, &rt, &target, &detached::command(&args.id, from), timeout);
+        let fetched = match detached::page(&o) {
+            detached::Page::Fetched(fetched) => fetched,
+            detached::Page::Unknown if from == 0 => break,
+            detached::Page::Unknown | detached::Page::Failed => return Ok(report_failure(&o, diagnostics)),
+        };
+        printer.print(&fetched.chunks);
+        from = fetched.next;
+        if let Some(answer) = fetched.answer {
+            if let Some(output) = printer.finish() {
+                print!("{output}");
+                if !output.ends_with('\n') {
+                    println!();
+                }
+            }
+            if answer.code == sesame_proto::ErrorCode::Ok {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let ended = Outcome {
+                result: Ok(sesame_proto::Response::error(
+                    fetched.id,
+                    answer.code,
+                    answer.message,
+                )),
+                ..o
+            };
+            return Ok(report_failure(&ended, diagnostics));
+        }
+        if !args.wait {
+            diagnostics.note(&format!(
+                "{}: {} still runs (started {} ago); --follow waits for the end",
+                target.alias,
+                fetched.call,
+                detached::age(fetched.started_ms)
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if fetched.chunks.is_empty() {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+        } else {
+            pause = Duration::from_millis(250);
+        }
+    }
+    // Not a detached run of ours: perhaps a request parked for approval.
     let mut o = ask_one(
         &asker,
         &rt,
@@ -887,6 +952,7 @@ fn report_failure(o: &Outcome, diagnostics: Diagnostics) -> ExitCode {
 /// One line about a host's outcome: `ok`, `error CODE (summary)` or `no answer`, and a detail.
 fn summarise(o: &Outcome) -> (String, String) {
     match &o.result {
+        Ok(r) if r.detached => ("started".into(), format!("sesame result {} {}", o.alias, r.id)),
         Ok(r) if r.status == Status::Ok => ("ok".into(), first_line(&r.output)),
         Ok(r) => (
             format!("error {} ({})", r.code.as_u16(), r.code.summary()),

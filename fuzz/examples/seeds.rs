@@ -110,6 +110,7 @@ fn request(seed: u8, cluster: Option<&str>, args: Vec<String>, reply_to: Option<
         reply_to: reply_to.map(str::to_owned),
         reason: None,
         stream: false,
+        detach: false,
     }
 }
 

@@ -73,6 +73,7 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         reply_to: input.arbitrary()?,
         reason: input.arbitrary()?,
         stream: input.arbitrary()?,
+        detach: input.arbitrary()?,
     })
 }
 
@@ -101,6 +102,7 @@ fn response(input: &mut Unstructured<'_>) -> Result<Response> {
         output: input.arbitrary()?,
         duration_us: input.arbitrary()?,
         streamed: input.arbitrary()?,
+        detached: input.arbitrary()?,
         grants,
         host_key_rotated: if input.arbitrary()? {
             Some(HostKeyNote {

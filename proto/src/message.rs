@@ -143,6 +143,10 @@ pub struct Request {
     /// when set, so a request without it reads as before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    /// Answer at once, once the command has started, and let it run on: its output and answer
+    /// are kept on the host for the client to fetch (`runs::result ID`). Written only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detach: bool,
 }
 
 impl Request {
@@ -170,6 +174,7 @@ impl Request {
             reply_to: None,
             reason: None,
             stream: false,
+            detach: false,
         }
     }
 
@@ -324,6 +329,10 @@ pub struct Response {
     /// may deliver them out of order or after the answer (SQS) lets the client wait for each.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub streamed: u32,
+    /// Set in the answer to a [`Request::detach`] request: the command started and runs on;
+    /// `runs::result ID` fetches its output and answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detached: bool,
 }
 
 /// Whether `n` is zero (a field written only when set).
@@ -349,6 +358,7 @@ impl Response {
             pending: None,
             receipt: None,
             streamed: 0,
+            detached: false,
         }
     }
 
@@ -375,6 +385,7 @@ impl Response {
             pending: None,
             receipt: None,
             streamed: 0,
+            detached: false,
         }
     }
 

@@ -120,6 +120,10 @@ pub struct Limits {
     /// Request ids one client may have in the replay window at once (default: a quarter of
     /// the window's million); beyond this that client gets 3007 busy until some expire.
     pub replay_ids_per_client: Option<usize>,
+    /// How long a detached run's output and answer are kept once it ended, seconds.
+    pub results_keep_s: u64,
+    /// What one client's finished detached runs may hold on the host, KiB; its oldest go first.
+    pub results_kb_per_client: u64,
 }
 
 impl Limits {
@@ -148,6 +152,8 @@ impl Default for Limits {
             max_concurrent: 64,
             max_concurrent_per_client: None,
             replay_ids_per_client: None,
+            results_keep_s: 86_400,
+            results_kb_per_client: 4096,
         }
     }
 }
@@ -242,6 +248,8 @@ impl Config {
             || limits.output_kb == 0
             || limits.host_calls == 0
             || limits.max_concurrent == 0
+            || limits.results_keep_s == 0
+            || limits.results_kb_per_client == 0
         {
             return Err(invalid("limits: every limit must be greater than zero".into()));
         }

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod ledger;
 pub mod policy;
 pub mod progress;
+pub mod results;
 pub mod runner;
 pub mod runs;
 pub mod sandbox;

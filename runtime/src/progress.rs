@@ -49,9 +49,17 @@ pub type Seal = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
 #[derive(Clone)]
 pub struct ProgressSink {
     id: RequestId,
-    tx: mpsc::Sender<Vec<u8>>,
-    seal: Seal,
+    out: Out,
     state: Arc<Mutex<State>>,
+}
+
+/// Where a sink's chunks go.
+#[derive(Clone)]
+enum Out {
+    /// Sealed to the waiting client and framed for its transport.
+    Client { tx: mpsc::Sender<Vec<u8>>, seal: Seal },
+    /// Kept for the client to fetch later (a detached run).
+    Kept(Arc<crate::results::Results>),
 }
 
 #[derive(Debug, Default)]
@@ -76,8 +84,19 @@ impl ProgressSink {
     pub fn new(id: RequestId, channel: &ProgressChannel, seal: Seal) -> Self {
         Self {
             id,
-            tx: channel.0.clone(),
-            seal,
+            out: Out::Client {
+                tx: channel.0.clone(),
+                seal,
+            },
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// A sink for detached request `id`, keeping each chunk in `results`.
+    pub fn kept(id: RequestId, results: Arc<crate::results::Results>) -> Self {
+        Self {
+            id,
+            out: Out::Kept(results),
             state: Arc::new(Mutex::new(State::default())),
         }
     }
@@ -117,14 +136,22 @@ impl ProgressSink {
             if state.closed {
                 return Ok(());
             }
-            let message = Progress::new(self.id, state.seq, source, piece.to_owned());
+            let seq = state.seq;
             state.seq = state.seq.saturating_add(1);
-            let Some(sealed) = (self.seal)(&message.encode()) else {
+            let (tx, seal) = match &self.out {
+                Out::Client { tx, seal } => (tx, seal),
+                Out::Kept(results) => {
+                    results.append(&self.id, source.into(), piece);
+                    continue;
+                }
+            };
+            let message = Progress::new(self.id, seq, source, piece.to_owned());
+            let Some(sealed) = seal(&message.encode()) else {
                 return Ok(());
             };
             let mut frame = Frame::encode(FrameKind::Progress, &sealed);
             loop {
-                match self.tx.try_send(frame) {
+                match tx.try_send(frame) {
                     Ok(()) => break,
                     Err(mpsc::error::TrySendError::Closed(_)) => {
                         state.closed = true;

@@ -1,5 +1,6 @@
 //! The requests running now, by id, and the daemon's own `runs` cluster that acts on them:
-//! `runs::cancel ID` stops a request while it runs.
+//! `runs::cancel ID` stops a request while it runs, and `runs::result ID [FROM]` fetches a
+//! detached run's output and answer ([`crate::results`]).
 //!
 //! A cancel is an ordinary sealed request (authenticated, fresh, never replayed, audited), so
 //! it cannot be forged or played back, and it reaches the daemon however the request it stops
@@ -27,7 +28,7 @@ const _: () = assert!(crate::approvals::MIN_ID_PREFIX == 8);
 pub const CLUSTER: &str = "runs";
 
 /// Its commands.
-pub const COMMANDS: &[&str] = &["cancel"];
+pub const COMMANDS: &[&str] = &["cancel", "result"];
 
 /// What the runner keeps of a running request.
 #[derive(Debug)]

@@ -63,14 +63,45 @@ impl Shares {
     }
 }
 
+/// A share on its way to another thread ([`Share::hand_over`], [`Shares::adopt`]): held all the
+/// while, given back only when the adopted [`Share`] goes.
+#[derive(Debug)]
+#[must_use = "a share handed over and never adopted is never given back"]
+pub struct HandedOver(String);
+
+impl Share<'_> {
+    /// Hands this share to a thread that outlives the request's handling (a detached run).
+    pub fn hand_over(self) -> HandedOver {
+        let mut share = std::mem::ManuallyDrop::new(self);
+        HandedOver(std::mem::take(&mut share.client))
+    }
+}
+
+impl Shares {
+    /// The share `handed` carries, given back when it goes.
+    pub fn adopt(&self, handed: HandedOver) -> Share<'_> {
+        Share {
+            shares: self,
+            client: handed.0,
+        }
+    }
+}
+
 impl Drop for Share<'_> {
     fn drop(&mut self) {
-        let mut held = self.shares.lock();
-        if let Some(n) = held.get_mut(&self.client) {
+        self.shares.give_back(&self.client);
+    }
+}
+
+impl Shares {
+    /// Gives back one of `client`'s shares: what dropping a [`Share`] does.
+    pub fn give_back(&self, client: &str) {
+        let mut held = self.lock();
+        if let Some(n) = held.get_mut(client) {
             *n -= 1;
             if *n == 0 {
                 // Nothing grows with clients that came and went.
-                held.remove(&self.client);
+                held.remove(client);
             }
         }
     }

@@ -11,6 +11,7 @@ use sesame_tests::{Client, Daemon, HOST, Setup, config_cluster, daemon_with_clie
 mod accountability;
 mod cancel;
 mod client;
+mod detached;
 mod exec;
 mod firewall;
 mod hostile;

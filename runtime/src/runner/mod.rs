@@ -29,6 +29,7 @@ use crate::shares::Shares;
 use crate::stats::Counters;
 
 mod approvals;
+mod detach;
 mod process;
 mod reload;
 mod request;
@@ -89,6 +90,8 @@ pub struct Runner {
     parked: crate::approvals::Store,
     /// Requests running now, for their clients' cancels.
     runs: crate::runs::Runs,
+    /// What detached runs wrote and how they ended, for their clients to fetch.
+    results: Arc<crate::results::Results>,
 }
 
 /// Why the daemon could not start.
@@ -113,6 +116,14 @@ pub enum StartError {
     /// A capability's service (`firewall: ...`).
     #[error(transparent)]
     Capability(#[from] crate::capability::CapabilityError),
+    /// The store of detached runs' results.
+    #[error("kept results {path}: {source}")]
+    Results {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The store of requests waiting for approval.
     #[error("parked requests {path}: {source}")]
     Parked {
@@ -211,6 +222,7 @@ impl Runner {
             now_ms,
         })?;
         let parked = approvals::open_store(&config, &audit, now_ms)?;
+        let results = runs::open_results(&config, now_ms)?;
         audit.append(
             now_ms,
             &AuditEvent::Started {
@@ -240,6 +252,7 @@ impl Runner {
             started_ms: now_ms,
             parked,
             runs: crate::runs::Runs::default(),
+            results: Arc::new(results),
             config,
         })
     }
@@ -258,12 +271,13 @@ impl Runner {
     /// expires requests nobody approved in time (the daemon calls this every second).
     pub fn reap(&self, now_ms: u64) {
         self.reap_parked(now_ms);
+        self.results.reap(now_ms);
         self.services.reap(now_ms);
     }
 
     /// Handles one sealed request. Returns the sealed response, or `None` when the input never
     /// authenticated (no reply is sent to strangers). Blocking: runs the module.
-    pub fn handle(&self, now_ms: u64, bytes: &[u8], peer: &Peer) -> Option<Vec<u8>> {
+    pub fn handle(self: &Arc<Self>, now_ms: u64, bytes: &[u8], peer: &Peer) -> Option<Vec<u8>> {
         let received = Instant::now();
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let _in_flight = SlotGuard(&self.in_flight);
@@ -369,6 +383,7 @@ impl Runner {
             duration_us,
             host_key_rotated: rotated,
             streamed: streamed.map_or(0, |sink| sink.chunks()),
+            detached: record.phase == detach::PHASE && response.code == ErrorCode::Ok,
             ..response
         });
         self.counters.answered(response.code);

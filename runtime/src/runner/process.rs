@@ -17,7 +17,7 @@ use crate::policy::{Decision, ModuleInput, PolicyInput, RequestInput};
 impl Runner {
     /// Everything between an opened request and its answer's output: see the module docs.
     pub(super) fn process(
-        &self,
+        self: &std::sync::Arc<Self>,
         now_ms: u64,
         request: &Request,
         client: &Client,
@@ -44,7 +44,7 @@ impl Runner {
         }
         // The id is on record (a replay of a refused request stays refused); now the client's
         // share, so that one client can never hold every slot of the daemon.
-        let _share = self.shares.take(&client.name).ok_or_else(|| {
+        let share = self.shares.take(&client.name).ok_or_else(|| {
             Failure::new(
                 ErrorCode::Busy,
                 format!(
@@ -86,6 +86,16 @@ impl Runner {
             return self.park(now_ms, request, client, peer, cluster, &module, grant, record);
         }
         let slot = self.try_slot().ok_or_else(|| self.busy())?;
+        if request.detach {
+            let detached = super::detach::Detached {
+                client,
+                source_ip: peer.source_ip,
+                cluster,
+                module,
+                grant,
+            };
+            return self.detach(now_ms, request, detached, record, slot, share);
+        }
         let run = Run {
             request,
             client: &client.name,
@@ -173,6 +183,33 @@ impl Runner {
         record: &mut RequestRecord,
         _slot: SlotGuard<'_>,
     ) -> Result<String, Failure> {
+        self.audit_start(now_ms, record)?;
+        self.run_module(run, grant, record)
+    }
+
+    /// Writes `record`'s `start` record: a request that cannot be audited does not run.
+    pub(super) fn audit_start(&self, now_ms: u64, record: &RequestRecord) -> Result<(), Failure> {
+        let start = RequestRecord {
+            phase: "start",
+            ..record.clone()
+        };
+        self.audit
+            .append(now_ms, &AuditEvent::Request(Box::new(start)))
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!("refusing to run unaudited: {e}");
+                Failure::new(ErrorCode::Internal, "internal error")
+            })
+    }
+
+    /// Runs an allowed request's module with its grant, once its start is on record (the caller
+    /// holds its module slot).
+    pub(super) fn run_module(
+        &self,
+        run: &Run<'_>,
+        grant: crate::policy::Grant,
+        record: &mut RequestRecord,
+    ) -> Result<String, Failure> {
         let Run {
             request,
             module,
@@ -180,17 +217,6 @@ impl Runner {
             ..
         } = *run;
         let limits = run_limits(&self.config.limits, &grant.limits);
-        let start = RequestRecord {
-            phase: "start",
-            ..record.clone()
-        };
-        self.audit
-            .append(now_ms, &AuditEvent::Request(Box::new(start)))
-            .map_err(|e| {
-                tracing::error!("refusing to run unaudited: {e}");
-                Failure::new(ErrorCode::Internal, "internal error")
-            })?;
-
         let invocation = Invocation {
             id: request.id.to_string(),
             cluster: run.cluster.to_owned(),
