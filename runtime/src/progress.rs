@@ -232,6 +232,14 @@ impl TextTap {
         }
     }
 
+    /// Whether streaming stopped at the output limit.
+    pub fn over(&self) -> Option<OverLimit> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .over
+    }
+
     /// Streams what is still held (a character the program never finished, as U+FFFD), and
     /// says whether streaming stopped at the output limit.
     pub fn finish(&self) -> Option<OverLimit> {

@@ -124,6 +124,11 @@ impl OutputTap {
     pub fn new(f: impl Fn(Pipe, &[u8]) + Send + Sync + 'static) -> Self {
         Self(Arc::new(f))
     }
+
+    /// Hands it `bytes` read from `pipe`.
+    pub fn call(&self, pipe: Pipe, bytes: &[u8]) {
+        (self.0)(pipe, bytes);
+    }
 }
 
 /// Two are equal when they are the same tap.
@@ -264,12 +269,22 @@ impl Tool {
     /// Runs the tool with `args` and returns its output whatever its exit status. It is killed
     /// at its deadline, or at the request's if that comes first (see [`crate::deadline`]).
     pub fn output<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<Output, ToolError> {
+        self.output_tapped(args, None)
+    }
+
+    /// [`Tool::output`], handing what the tool writes to `tap` as it is read.
+    pub fn output_tapped<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        tap: Option<OutputTap>,
+    ) -> Result<Output, ToolError> {
         let tool = Launch {
             env: TOOL_ENV
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             max_output: MAX_TOOL_OUTPUT,
+            tap,
             ..Launch::default()
         };
         self.launch(args, &tool).map(|launched| launched.output)
@@ -557,7 +572,7 @@ impl<P: Read + AsFd> Stream<P> {
                 Ok(0) => break,
                 Ok(n) => {
                     if let Some((tap, pipe)) = &self.tap {
-                        (tap.0)(*pipe, &buf[..n]);
+                        tap.call(*pipe, &buf[..n]);
                     }
                     let room = self.max.saturating_sub(self.kept.len());
                     self.dropped |= n > room;

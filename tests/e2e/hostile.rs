@@ -244,8 +244,21 @@ fn a_module_waiting_in_host_code_is_stopped_at_its_time_limit() {
     // Waits that end by themselves return: stdin is empty and closed, stdout refuses when full.
     let out = tess.run_ok(&["run", "web", "testing::wait", "stdin"]);
     assert!(out.starts_with("stdin: StreamError::Closed"), "{out}");
-    let out = tess.run_ok(&["run", "web", "testing::wait", "stdout"]);
+    // Standard output refuses once full when nobody takes it as it comes; streamed, it is
+    // stopped at the output limit instead (what it wrote went to the client, up to the limit).
+    let out = tess.run_ok(&["run", "--no-stream", "web", "testing::wait", "stdout"]);
     assert!(out.starts_with("stdout took 16384 bytes"), "{out}");
+    let out = tess.sesame(&["run", "web", "testing::wait", "stdout"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("error 3003") && err.contains("streamed output of"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.len() <= 64 * 1024,
+        "{} bytes printed",
+        out.stdout.len()
+    );
     // `sesamed module run` runs the same sandbox: it returns at the limit too.
     let started = Instant::now();
     let wait = module("wait");

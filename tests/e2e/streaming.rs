@@ -147,4 +147,40 @@ fn streamed_output_counts_toward_the_output_limit() {
         "no more than the limit was sent: {} bytes",
         printed.len()
     );
+    // The same for what the module prints to its standard output.
+    tess.run_ok(&["run", "web", "ticker", "20", "0", "stdout"]);
+    let out = tess.sesame(&["run", "web", "ticker", "100", "0", "stdout"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error 3003") && err.contains("streamed output of"),
+        "{err}"
+    );
+    assert!(out.stdout.len() <= 1024, "{} bytes printed", out.stdout.len());
+}
+
+#[test]
+fn what_a_module_prints_to_its_standard_output_streams_as_output_within_the_limit() {
+    let (_daemon, tess) = daemon(None);
+    let (lines, ok, _) = lines_as_they_come(&tess, &["run", "web", "ticker", "5", "100", "stdout"]);
+    assert!(ok, "{lines:?}");
+    let texts: Vec<&str> = lines.iter().map(|(l, _, _)| l.as_str()).collect();
+    assert_eq!(texts.len(), 6, "{texts:?}");
+    for (i, text) in texts[..5].iter().enumerate() {
+        assert!(text.starts_with(&format!("tick {i} ")), "{texts:?}");
+    }
+    assert_eq!(texts[5], "done");
+    // As JSON each printed line is `output`, not a log line.
+    let out = tess.run_ok(&["run", "--json", "web", "ticker", "2", "0", "stdout"]);
+    let sources: Vec<String> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["source"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(sources, ["output", "output"], "{out}");
+    // Without streaming nothing printed shows (as before); the answer is the answer.
+    assert_eq!(
+        tess.run_ok(&["run", "--no-stream", "web", "ticker", "3", "0", "stdout"]),
+        "done\n"
+    );
 }

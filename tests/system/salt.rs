@@ -91,8 +91,15 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         "--pillar",
         &pillar,
     ]);
+    // Each state's start and end as salt-call logged them, as they came; then the report.
+    let (streamed, report) = out.split_at(out.find("motd: ").expect("the report"));
     assert!(
-        out.starts_with("motd: 1 changed, 0 failed (test mode: nothing was changed)"),
+        streamed.starts_with("salt: Running state [/etc/motd] at time ")
+            && streamed.contains("salt: Completed state [/etc/motd] at time "),
+        "{out}"
+    );
+    assert!(
+        report.starts_with("motd: 1 changed, 0 failed (test mode: nothing was changed)"),
         "{out}"
     );
     assert!(
@@ -112,7 +119,7 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         "--pillar",
         &pillar,
     ]);
-    assert!(out.starts_with("motd: 1 changed, 0 failed\n"), "{out}");
+    assert!(out.contains("\nmotd: 1 changed, 0 failed\n"), "{out}");
     assert!(
         out.contains("[changed] file_|-motd_|-/etc/motd_|-managed"),
         "{out}"
@@ -128,7 +135,7 @@ fn salt_applies_a_file_state_and_test_mode_changes_nothing() {
         "--pillar",
         &pillar,
     ]);
-    assert!(out.starts_with("motd: 0 changed, 0 failed\n"), "{out}");
+    assert!(out.contains("\nmotd: 0 changed, 0 failed\n"), "{out}");
     assert!(out.contains("[ok] file_|-motd_|-/etc/motd_|-managed"), "{out}");
 
     // A failing state: the command fails with the same summary, naming the state.

@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod cli;
+mod stdout;
 mod wasi;
 
 use std::collections::{HashMap, HashSet};
@@ -487,10 +488,16 @@ impl Sandbox {
         if let Some(sink) = &calls.progress {
             sink.limit(limits.output_bytes);
         }
-        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
+        let stdout = stdout::ModuleStdout::new(
+            calls
+                .progress
+                .clone()
+                .map(|sink| crate::progress::TextTap::new(sink, sesame_proto::ProgressSource::Output)),
+            STDIO_CAPTURE,
+        );
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         let wasi = WasiCtxBuilder::new()
-            .stdout(stdout)
+            .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
@@ -544,8 +551,11 @@ impl Sandbox {
             .progress
             .as_ref()
             .map_or(0, crate::progress::ProgressSink::sent);
+        let stdout_over = stdout.finish();
         let result = match result {
-            _ if let Some(over) = state.calls.streamed_over => Err(too_long("streamed output", over.len)),
+            _ if let Some(over) = state.calls.streamed_over.or(stdout_over) => {
+                Err(too_long("streamed output", over.len))
+            }
             Ok(Ok(output)) if output.len().saturating_add(streamed) > limits.output_bytes => {
                 Err(too_long("output", output.len().saturating_add(streamed)))
             }

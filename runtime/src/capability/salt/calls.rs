@@ -29,7 +29,14 @@ impl salt::Host for CallContext {
         }
         let time_left = crate::deadline::cap(std::time::Duration::MAX);
         let mode = if test { " (test)" } else { "" };
-        let report = match service.apply(&state, pillar.as_ref(), test, time_left) {
+        // Each state's start and end reach a client that takes the output as it comes.
+        let progress = self.progress.clone().map(|sink| {
+            Box::new(move |line: &str| {
+                // Past the output limit the lines stop; the answer then fails on it (3003).
+                let _ = sink.emit(sesame_proto::ProgressSource::Log, line);
+            }) as super::ProgressLine
+        });
+        let report = match service.apply(&state, pillar.as_ref(), test, time_left, progress) {
             Ok(report) => report,
             Err(e) => return Err(self.salt_failure(&state, mode, e)),
         };

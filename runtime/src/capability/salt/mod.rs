@@ -14,7 +14,7 @@ mod calls;
 mod setup;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
@@ -377,7 +377,13 @@ impl Salt {
     }
 
     /// The arguments for one apply.
-    fn arguments(&self, state: &StateName, pillar: Option<&Pillar>, test: bool) -> Vec<String> {
+    fn arguments(
+        &self,
+        state: &StateName,
+        pillar: Option<&Pillar>,
+        test: bool,
+        progress: bool,
+    ) -> Vec<String> {
         let mut args = vec![
             "--local".to_owned(),
             "--config-dir".to_owned(),
@@ -386,7 +392,9 @@ impl Salt {
             "json".to_owned(),
             "--retcode-passthrough".to_owned(),
             "--log-level".to_owned(),
-            "quiet".to_owned(),
+            // Its log says when each state starts and ends: read for a client that takes the
+            // output as it comes ([`progress_lines`]).
+            if progress { "info" } else { "quiet" }.to_owned(),
             "state.apply".to_owned(),
             state.as_str().to_owned(),
         ];
@@ -400,13 +408,15 @@ impl Salt {
     }
 
     /// Applies `state` (in test mode: reports what would change and changes nothing), within
-    /// `time_left` of the request's time limit and the configured timeout.
+    /// `time_left` of the request's time limit and the configured timeout. With `progress`,
+    /// each state's start and end, as salt-call logs them, go there as they happen.
     pub fn apply(
         &self,
         state: &StateName,
         pillar: Option<&Pillar>,
         test: bool,
         time_left: Duration,
+        progress: Option<ProgressLine>,
     ) -> Result<ApplyReport, SaltError> {
         let deadline = self.timeout.min(time_left);
         if deadline < MIN_APPLY_TIME {
@@ -417,7 +427,7 @@ impl Salt {
             Err(std::sync::TryLockError::WouldBlock) => return Err(SaltError::Busy),
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         };
-        let args = self.arguments(state, pillar, test);
+        let args = self.arguments(state, pillar, test, progress.is_some());
         if self.salt_call.is_dry_run() {
             let shown = if pillar.is_some() {
                 &args[..args.len() - usize::from(test) - 1]
@@ -434,7 +444,12 @@ impl Salt {
             self.salt_call.output(&shown)?;
             return Ok(ApplyReport { states: Vec::new() });
         }
-        let out = self.salt_call.clone().with_deadline(deadline).output(&args)?;
+        let tap = progress.map(progress_lines);
+        let out = self
+            .salt_call
+            .clone()
+            .with_deadline(deadline)
+            .output_tapped(&args, tap)?;
         match parse_report(&out.stdout) {
             // Exit status 2 is a report with a failed state (--retcode-passthrough).
             Ok(report) if out.status.success() || out.status.code() == Some(2) => Ok(report),
@@ -451,9 +466,86 @@ impl Salt {
     }
 }
 
+/// Where a state's start or end line goes, as it happens.
+pub type ProgressLine = Box<dyn Fn(&str) + Send + Sync>;
+
+/// A tap on salt-call's standard error (its log at `info`) that hands `send` one line per state
+/// as it starts and ends: `salt: Running state [ID] at time …`, `salt: Completed state [ID] at
+/// time … (duration_in_ms=…)`. Nothing else of the log goes out: the final report already names
+/// each state and says how it went, and these lines add only when; the rest of the log (commands
+/// with their arguments, rendered files) may hold what the host's pillar keeps secret.
+fn progress_lines(send: ProgressLine) -> crate::system::OutputTap {
+    let partial = Mutex::new(Vec::<u8>::new());
+    crate::system::OutputTap::new(move |pipe, bytes| {
+        if pipe != crate::system::Pipe::Stderr {
+            return;
+        }
+        let mut held = partial.lock().unwrap_or_else(PoisonError::into_inner);
+        held.extend_from_slice(bytes);
+        while let Some(end) = held.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = held.drain(..=end).collect();
+            if let Some(message) = state_line(&String::from_utf8_lossy(&line)) {
+                send(&format!("salt: {message}\n"));
+            }
+        }
+        // A line longer than any state line is not one: drop it rather than hold it.
+        if held.len() > 4096 {
+            held.clear();
+        }
+    })
+}
+
+/// The message of a salt-call log line that says a state started or ended.
+fn state_line(line: &str) -> Option<&str> {
+    let message = line.split_once("] ")?.1.trim_end();
+    (message.starts_with("Running state [") || message.starts_with("Completed state [")).then_some(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_lines_that_say_a_state_started_or_ended_are_streamed() {
+        use std::sync::Arc;
+        assert_eq!(
+            state_line("[INFO    ] Running state [/bin/sleep 4242] at time 12:00:01.5\n"),
+            Some("Running state [/bin/sleep 4242] at time 12:00:01.5")
+        );
+        assert_eq!(
+            state_line("[INFO    ] Completed state [motd] at time 12:00:02 (duration_in_ms=3.1)\n"),
+            Some("Completed state [motd] at time 12:00:02 (duration_in_ms=3.1)")
+        );
+        assert_eq!(
+            state_line("[INFO    ] Executing command 'mysql -psecret' in directory '/root'\n"),
+            None
+        );
+        assert_eq!(
+            state_line("[INFO    ] Loading fresh modules for state activity\n"),
+            None
+        );
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let into = Arc::clone(&seen);
+        let tap = progress_lines(Box::new(move |l: &str| {
+            into.lock().expect("lock").push(l.to_owned())
+        }));
+        // Lines cut anywhere between reads come out whole.
+        let log = "[INFO    ] Running state [a] at time 1\n[INFO    ] Executing command 'x'\n[INFO    ] Completed state [a] at time 2\n";
+        let (one, two) = log.split_at(30);
+        tap.call(crate::system::Pipe::Stderr, one.as_bytes());
+        tap.call(crate::system::Pipe::Stderr, two.as_bytes());
+        tap.call(
+            crate::system::Pipe::Stdout,
+            b"[INFO    ] Running state [stdout] at time 3\n",
+        );
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [
+                "salt: Running state [a] at time 1\n",
+                "salt: Completed state [a] at time 2\n"
+            ]
+        );
+    }
 
     fn grant(states: &[&str], keys: &[&str]) -> SaltGrant {
         SaltGrant {
@@ -610,13 +702,13 @@ mod tests {
             running: Mutex::new(()),
         };
         let pillar: Pillar = r#"{"port": 80}"#.parse().expect("pillar");
-        let args = salt.arguments(&name("web.nginx"), Some(&pillar), true);
+        let args = salt.arguments(&name("web.nginx"), Some(&pillar), true, false);
         assert_eq!(
             args[args.len() - 4..],
             ["state.apply", "web.nginx", r#"pillar={"port":80}"#, "test=True"]
         );
         let err = salt
-            .apply(&name("motd"), None, false, Duration::from_secs(1))
+            .apply(&name("motd"), None, false, Duration::from_secs(1), None)
             .expect_err("too little time");
         assert!(matches!(err, SaltError::NoTime(_)), "{err:?}");
     }
