@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod approvals;
+pub mod asker;
 pub mod cancel;
 pub mod cli;
 pub mod detached;
@@ -18,6 +19,7 @@ pub mod receipts;
 pub mod sqs;
 pub mod ssh_proxy;
 pub mod stream;
+pub mod table;
 
 pub use home::{ClientHome, HomeError, HostEntry, SqsRoute, Transport};
 pub use quic::{ClientError, Session, exchange, open_response, send_request, send_request_streaming};

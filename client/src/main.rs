@@ -1,12 +1,11 @@
 //! `sesame`: the client. Make a key, pin hosts, run commands on them.
 
-use std::collections::HashMap;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use sesame_client::asker::Asker;
 use sesame_client::cli::{
     CancelArgs, Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, KnownHostsArgs, PendingArgs,
     Reach, ResultArgs, RunArgs, SshProxyArgs,
@@ -14,12 +13,12 @@ use sesame_client::cli::{
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
 use sesame_client::known_hosts::{self, KnownHostsName};
-use sesame_client::pin::{Rotation, parse_pin};
-use sesame_client::receipts;
+use sesame_client::pin::parse_pin;
 use sesame_client::ssh_proxy::{self, Granted};
+use sesame_client::table::{Progress, print_table};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
 use sesame_client::{approvals, detached};
-use sesame_proto::{PublicKey, RotationRefused, Sealer, Status};
+use sesame_proto::Status;
 
 /// Exit status when the host answered with an error code.
 const EXIT_REMOTE_ERROR: u8 = 1;
@@ -739,157 +738,6 @@ fn known_hosts(
 const KNOWN_HOSTS_HINT: &str = "the host's `sesamed configtest` says how many SSH host keys it serves from \
      [hostkeys] dir; --command must name a command that prints one `TYPE KEY` line per key";
 
-/// This client as it asks hosts: its directory, its key, and where it reports. Every request
-/// `sesame` sends goes through [`Asker::ask`], which also does what any answer asks of the
-/// client: follow a key rotation the host announces, keep the receipt the answer carries.
-struct Asker<'a> {
-    home: &'a ClientHome,
-    sealer: Arc<Sealer>,
-    diagnostics: Diagnostics,
-}
-
-impl<'a> Asker<'a> {
-    fn new(home: &'a ClientHome, diagnostics: Diagnostics) -> anyhow::Result<Self> {
-        Ok(Self {
-            home,
-            sealer: Arc::new(Sealer::new(home.key()?)),
-            diagnostics,
-        })
-    }
-
-    /// Runs `command` on `targets` (see [`fleet::run_all`]), then follows announced rotations
-    /// and keeps receipts.
-    fn ask(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        targets: Vec<Target>,
-        command: &fleet::Command,
-        timeout: Duration,
-        parallel: usize,
-        on_done: impl FnMut(&Outcome),
-    ) -> Vec<Outcome> {
-        // What each answer must come sealed under, and whose log its record is in.
-        let pinned: HashMap<String, PublicKey> =
-            targets.iter().map(|t| (t.alias.clone(), t.entry.key)).collect();
-        let names: HashMap<String, String> = targets
-            .iter()
-            .map(|t| (t.alias.clone(), t.entry.daemon_name(&t.alias).to_owned()))
-            .collect();
-        let outcomes = rt.block_on(fleet::run_all(
-            targets,
-            Arc::clone(&self.sealer),
-            command,
-            timeout,
-            parallel,
-            on_done,
-        ));
-        repin_rotated(self.home, &self.sealer, &pinned, &outcomes, self.diagnostics);
-        self.keep_receipts(&names, command, &outcomes);
-        outcomes
-    }
-
-    /// Appends the receipt of every answer that carried one to the receipts file. One whose
-    /// signature does not verify is not kept, and one that cannot be written is a warning: the
-    /// answers stand.
-    fn keep_receipts(&self, names: &HashMap<String, String>, command: &fleet::Command, outcomes: &[Outcome]) {
-        let now = fleet::now_ms();
-        let mut held = Vec::new();
-        for o in outcomes {
-            let Some(name) = names.get(&o.alias) else { continue };
-            match receipts::held(o, name, command, now) {
-                Ok(receipt) => held.extend(receipt),
-                Err(e) => self.diagnostics.note(&format!(
-                    "warning: {}: {e}; the answer's receipt is not kept",
-                    o.alias
-                )),
-            }
-        }
-        let file = self.home.receipts();
-        if let Err(e) = file.append(&held) {
-            self.diagnostics.note(&format!(
-                "warning: the receipts of {} answers could not be kept in {}: {e}",
-                held.len(),
-                file.path().display()
-            ));
-        }
-    }
-}
-
-/// Follows the key rotations hosts announce in their answers (`sesamed rotate-key`), as far as
-/// the pinned next-key digests allow: the note came under the old key, which may be why the
-/// host rotated, so it alone never moves a pin (see `sesame_proto::HostPin::follow`).
-fn repin_rotated(
-    home: &ClientHome,
-    sealer: &Sealer,
-    pinned: &HashMap<String, PublicKey>,
-    outcomes: &[Outcome],
-    diagnostics: Diagnostics,
-) {
-    for o in outcomes {
-        let (Ok(response), Some(old)) = (&o.result, pinned.get(&o.alias)) else {
-            continue;
-        };
-        let Some(note) = &response.host_key_rotated else {
-            continue;
-        };
-        let alias = &o.alias;
-        let new = note.key;
-        let by_hand = format!(
-            "ask the host's operator for what `sesamed show` prints, over a channel you trust, \
-             then: sesame host repin {alias} --key KEY:NEXT_SHA256"
-        );
-        match home.follow_rotation(alias, old, note, sealer) {
-            Ok(Rotation::Followed(followed)) => {
-                diagnostics.note(&format!(
-                    "{alias}: the host has a new key, {new}, the one its pinned next-key digest \
-                     named; re-pinned to it (its old key is accepted for {} more)",
-                    remaining(note.old_key_until_ms)
-                ));
-                if followed.pin.next_key_sha256.is_none() {
-                    let why = followed.next_key_refused.map_or_else(
-                        || "the host named no key after it".to_owned(),
-                        |e| format!("its word on the key after it did not verify ({e})"),
-                    );
-                    diagnostics.error(
-                        &format!(
-                            "{alias}: {why}, so this client will not follow the host's next rotation by itself"
-                        ),
-                        Some(&by_hand),
-                    );
-                }
-            }
-            Ok(Rotation::Refused(RotationRefused::NotNew) | Rotation::Stale) => {}
-            Ok(Rotation::Refused(why)) => diagnostics.error(
-                &format!(
-                    "{alias}: the host says it rotated to a key this client cannot verify, {new} \
-                     ({why}); not re-pinned: requests still go to the pinned key"
-                ),
-                Some(&format!(
-                    "if the host's operator did rotate its key, re-pin by hand: {by_hand}. If not, \
-                     the host's old key may have leaked: tell its operator"
-                )),
-            ),
-            Err(e) => diagnostics.error(
-                &format!("{alias}: the host has a new key, {new}, but re-pinning failed: {e}"),
-                Some(&by_hand),
-            ),
-        }
-    }
-}
-
-/// How long until `until_ms`, for people: `6d 23h`, `59m`.
-fn remaining(until_ms: u64) -> String {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mins = until_ms.saturating_sub(now_ms) / 60_000;
-    match mins {
-        0..60 => format!("{mins}m"),
-        60..1440 => format!("{}h {:02}m", mins / 60, mins % 60),
-        _ => format!("{}d {}h", mins / 1440, mins % 1440 / 60),
-    }
-}
-
 /// Why a granted port may still refuse the connection.
 const CONNECT_HINT: &str = "is anything (sshd) listening on that port there? The opening is for the address the host \
      saw this machine at: a NAT or proxy on the way to that port may use another one (see --from)";
@@ -945,111 +793,6 @@ fn report_failure(o: &Outcome, diagnostics: Diagnostics) -> ExitCode {
         Err(e) => {
             diagnostics.error(&format!("{alias}: {e}"), diagnostic::client_hint(e));
             ExitCode::from(EXIT_NO_ANSWER)
-        }
-    }
-}
-
-/// One line about a host's outcome: `ok`, `error CODE (summary)` or `no answer`, and a detail.
-fn summarise(o: &Outcome) -> (String, String) {
-    match &o.result {
-        Ok(r) if r.detached => ("started".into(), format!("sesame result {} {}", o.alias, r.id)),
-        Ok(r) if r.status == Status::Ok => ("ok".into(), first_line(&r.output)),
-        Ok(r) => (
-            format!("error {} ({})", r.code.as_u16(), r.code.summary()),
-            first_line(&r.message),
-        ),
-        Err(e) => ("no answer".into(), first_line(&e.to_string())),
-    }
-}
-
-fn first_line(text: &str) -> String {
-    const MAX: usize = 72;
-    let line = text.lines().next().unwrap_or_default();
-    let more = text.lines().nth(1).is_some();
-    match line.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None if more => format!("{line} …"),
-        None => line.to_owned(),
-    }
-}
-
-fn print_table(outcomes: &[Outcome]) {
-    let rows: Vec<_> = outcomes
-        .iter()
-        .map(|o| {
-            let (result, detail) = summarise(o);
-            (
-                o.alias.clone(),
-                o.via.as_str(),
-                result,
-                format!("{} ms", o.elapsed.as_millis()),
-                detail,
-            )
-        })
-        .collect();
-    let w_host = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0).max(4);
-    let w_result = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(0).max(6);
-    let w_time = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(4);
-    println!(
-        "{:w_host$}  {:4}  {:w_result$}  {:>w_time$}  OUTPUT",
-        "HOST", "VIA", "RESULT", "TIME"
-    );
-    for (host, via, result, time, detail) in rows {
-        println!("{host:w_host$}  {via:4}  {result:w_result$}  {time:>w_time$}  {detail}");
-    }
-}
-
-/// A one-line progress bar on standard error, drawn only when it is a terminal.
-struct Progress {
-    total: usize,
-    done: usize,
-    failed: usize,
-    draw: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        let p = Self {
-            total,
-            done: 0,
-            failed: 0,
-            draw: std::io::stderr().is_terminal(),
-        };
-        p.render();
-        p
-    }
-
-    fn done(&mut self, ok: bool) {
-        self.done += 1;
-        if !ok {
-            self.failed += 1;
-        }
-        self.render();
-        // Cleared as the last host is done: what the client says about the answers follows.
-        if self.done == self.total {
-            self.finish();
-        }
-    }
-
-    fn render(&self) {
-        if !self.draw {
-            return;
-        }
-        const WIDTH: usize = 30;
-        let filled = (self.done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
-        eprint!(
-            "\r[{}{}] {}/{} hosts, {} failed",
-            "#".repeat(filled),
-            " ".repeat(WIDTH - filled),
-            self.done,
-            self.total,
-            self.failed
-        );
-    }
-
-    fn finish(&self) {
-        if self.draw {
-            eprint!("\r\x1b[2K");
         }
     }
 }
