@@ -14,19 +14,19 @@
 
 pub mod cache;
 pub mod cli;
+mod limits;
 mod stdout;
 mod wasi;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sesame_proto::ErrorCode;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -35,6 +35,7 @@ use crate::deadline::{Stopped, Until};
 use crate::host::bindings::{CommandPre, sesame::host as sesame_host};
 use crate::host::{CallContext, HostCalls, Invocation};
 use cache::ModuleCache;
+use limits::{EpochTicker, MemoryCap};
 use wasi::link_closed_wasi;
 
 /// How often the epoch ticks; time limits are whole ticks.
@@ -751,76 +752,7 @@ impl WasiView for RunState {
     }
 }
 
-/// A memory limiter that remembers it said no, so a trap can be reported as 3003.
-struct MemoryCap {
-    max_bytes: usize,
-    hit: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.hit = true;
-            return Err(wasmtime::format_err!(
-                "memory limit of {} bytes reached",
-                self.max_bytes
-            ));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
 /// `wasi:io/poll@0.2.6` -> `wasi:io/poll`.
 fn unversioned(import: &str) -> &str {
     import.split_once('@').map_or(import, |(name, _)| name)
-}
-
-/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; stops when dropped.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("sesame-epoch".into())
-            .spawn(move || {
-                // Ticks follow the wall clock: a sleep overshoots a little each time (10 % on
-                // a loaded machine), and counting sleeps let a spinning module run that much
-                // past its limit; catching up keeps the epoch within a tick of real time.
-                let started = Instant::now();
-                let mut ticks: u128 = 0;
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    let due = started.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
-                    while ticks < due {
-                        engine.increment_epoch();
-                        ticks += 1;
-                    }
-                }
-            })?;
-        Ok(Self { stop })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
