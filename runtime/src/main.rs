@@ -614,8 +614,14 @@ fn serve(config_path: &Path) -> Result<()> {
         let reason = shutdown_signal().await?;
         tracing::info!("{reason}: finishing requests in flight");
         let _ = stop_tx.send(true);
+        let stopping = tokio::time::Instant::now();
         for s in serving {
             let _ = s.await;
+        }
+        // Detached runs hold their place in the count of requests in hand: they get the same
+        // drain time; one still running after it is reported interrupted at the next start.
+        while runner.in_flight() > 0 && stopping.elapsed() < drain {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         runner.shutdown(sesamed::now_ms(), &reason);
         anyhow::Ok(())

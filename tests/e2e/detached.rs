@@ -111,3 +111,22 @@ fn results_outlive_a_restart_and_a_run_a_restart_cut_off_says_so() {
     let err = tess.run_err(&["result", "web2", &cut]);
     assert!(err.contains("9999") && err.contains("interrupted"), "{err}");
 }
+
+#[test]
+fn a_stopping_daemon_lets_a_detached_run_finish_within_its_drain_time() {
+    let (mut daemon, tess, _) = daemon();
+    // 40 ticks 100 ms apart: 4 s, well within the 30 s drain, and longer than the transports
+    // take to stop.
+    let (id, _) = detach(&tess, &["ticker", "40", "100"]);
+    daemon.wait_audit("its start", |r| r["phase"] == "start" && r["id"] == id.as_str());
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}");
+    let end = daemon.wait_audit("its end, before the daemon stopped", |r| {
+        r["phase"] == "end" && r["id"] == id.as_str()
+    });
+    assert_eq!(end["code"], 0, "{end}");
+    daemon.restart();
+    tess.pin(&daemon, "web2");
+    let out = tess.run_ok(&["result", "web2", &id]);
+    assert!(out.starts_with("tick 0 ") && out.ends_with("done\n"), "{out}");
+}
