@@ -54,10 +54,12 @@ pub const STRAGGLER_WAIT: Duration = Duration::from_secs(10);
 /// sends about one a second, so only a flood fills this).
 const PROGRESS_BACKLOG: usize = 1024;
 
-/// A request of this process waiting for its answer (and, if it asked, its output).
+/// A request of this process waiting for its answer (and, if it asked, its output). It stays
+/// until the request's wait is over, after its answer came too: output may come after it.
 #[derive(Debug)]
 struct Waiter {
-    answer: oneshot::Sender<Vec<u8>>,
+    /// Taken when the answer comes.
+    answer: Option<oneshot::Sender<Vec<u8>>>,
     progress: Option<mpsc::Sender<Vec<u8>>>,
 }
 
@@ -153,7 +155,7 @@ impl SqsLink {
         let (tx, mut rx) = oneshot::channel();
         let (progress_tx, mut progress_rx) = mpsc::channel(PROGRESS_BACKLOG);
         let waiter = Waiter {
-            answer: tx,
+            answer: Some(tx),
             progress: on_progress.is_some().then_some(progress_tx),
         };
         lock(&self.state).waiting.insert(request.id, waiter);
@@ -321,8 +323,10 @@ async fn dispatch(queue: &Queue, sealer: &Sealer, state: &Mutex<State>, m: Recei
         }
         Some((id, false)) => {
             let mut s = lock(state);
-            match s.waiting.remove(&id) {
-                Some(waiter) => Fate::Deliver(waiter.answer),
+            match s.waiting.get_mut(&id).map(|w| w.answer.take()) {
+                Some(Some(answer)) => Fate::Deliver(answer),
+                // A second delivery of an answer already handed over.
+                Some(None) => Fate::Delete,
                 None if s.done.contains(&id) => Fate::Delete,
                 // Passed over this often, its requester is gone (each pass hides it for
                 // OTHERS_HIDDEN_S, so that is minutes of nobody taking it).

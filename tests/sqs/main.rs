@@ -752,3 +752,86 @@ fn output_comes_over_sqs_as_it_is_written_in_order_and_a_message_a_second_at_mos
     assert!((2..=6).contains(&sent), "{sent} messages of output");
     eprintln!("15 lines over SQS in {sent} messages; first at {first:?}, answer at {done:?}");
 }
+
+#[test]
+fn output_that_comes_after_the_answer_out_of_order_and_twice_is_printed_once_in_order() {
+    // A host of the test's own making answers first, then sends its two chunks of output in
+    // reverse order, the second twice: what SQS may do to any host's messages.
+    use sesame_proto::{Frame, FrameKind, Progress, ProgressSource, SecretKey};
+    let moto = Moto::start();
+    let queue = "sesame-req-fake";
+    let requests = moto.create_queue(queue);
+    let host = Sealer::new(SecretKey::generate(&mut rand_core::OsRng));
+    let mut tess = Client::new();
+    tess.env = moto.env();
+    let pin = format!("{}:{}", host.public_key(), "ab".repeat(32));
+    tess.run_ok(&[
+        "host",
+        "add",
+        "web",
+        "--key",
+        &pin,
+        "--sqs-queue",
+        queue,
+        "--sqs-region",
+        REGION,
+        "--sqs-endpoint",
+        &moto.endpoint(),
+        "--host-name",
+        HOST,
+    ]);
+    let child = tess
+        .command(&["run", "web", "basic::echo", "hi"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sesame");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (bytes, receipt) = loop {
+        assert!(std::time::Instant::now() < deadline, "no request came");
+        let batch = moto.block_on(requests.receive(1, 1, 30)).expect("receive");
+        if let Some(m) = batch.into_iter().next() {
+            break (m.envelope.expect("base64"), m.receipt);
+        }
+    };
+    moto.block_on(requests.delete(&receipt)).expect("delete");
+    let envelope = Envelope::decode(&bytes).expect("envelope");
+    let client_key = envelope.sender;
+    let plain = host
+        .open(Domain::Request, &envelope, |_| true)
+        .expect("sealed to the host");
+    let request = Request::decode(&plain).expect("request");
+    assert!(
+        request.stream,
+        "the client asks for its output as it comes over SQS"
+    );
+    let seal = |domain: Domain, plain: &[u8]| {
+        host.seal(domain, &client_key, &mut rand_core::OsRng, plain)
+            .expect("seal")
+    };
+    let chunk = |seq: u32, text: &str| {
+        let p = Progress::new(request.id, seq, ProgressSource::Log, text.to_owned());
+        Frame::encode(FrameKind::Progress, &seal(Domain::Progress, &p.encode()))
+    };
+    let answer = Response {
+        streamed: 2,
+        ..Response::ok(request.id, "done".to_owned(), 1)
+    };
+    let replies = moto.with_client(async |c| {
+        Queue::open(c, &sesame_sqs::reply_queue(&client_key))
+            .await
+            .expect("the client's reply queue")
+    });
+    let second_twice = [chunk(1, "two\n"), chunk(1, "two\n")].concat();
+    for body in [
+        seal(Domain::Response, &answer.encode()),
+        second_twice,
+        chunk(0, "one\n"),
+    ] {
+        moto.block_on(replies.send(&body)).expect("send");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().expect("sesame");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "one\ntwo\ndone\n");
+}
