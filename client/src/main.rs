@@ -222,25 +222,31 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     };
     let rt = runtime()?;
     // Ctrl-C asks each host still running the request to cancel it, and the wait goes on for
-    // their answers (3008); a second Ctrl-C leaves at once.
-    let ctrl_c = rt.block_on(async {
-        sesame_client::cancel::on_ctrl_c(move || {
-            diagnostics.note("stopping: hosts still running the command are asked to cancel it (Ctrl-C again leaves without waiting)");
-        })
-    })?;
-    let canceller =
-        sesame_client::cancel::Canceller::new(ctrl_c.clone(), move |alias, answer| match answer {
+    // their answers (3008); a second Ctrl-C leaves at once. (A detached run is not waited for:
+    // Ctrl-C keeps its usual meaning.)
+    let ctrl_c = if args.detach {
+        None
+    } else {
+        Some(rt.block_on(async {
+            sesame_client::cancel::on_ctrl_c(move || {
+                diagnostics.note("stopping: hosts still running the command are asked to cancel it (Ctrl-C again leaves without waiting)");
+            })
+        })?)
+    };
+    let canceller = ctrl_c.clone().map(|signal| {
+        sesame_client::cancel::Canceller::new(signal, move |alias, answer| match answer {
             Ok(r) if r.status == Status::Ok => {}
             Ok(r) => diagnostics.note(&format!(
                 "{alias}: the cancel was refused: {}: {}",
                 r.code, r.message
             )),
             Err(e) => diagnostics.note(&format!("{alias}: the cancel got no answer: {e}")),
-        });
+        })
+    });
     let command = fleet::Command {
         reason: args.reason,
         progress: (!args.no_stream && !args.detach).then_some(on_progress),
-        cancel: (!args.detach).then_some(canceller),
+        cancel: canceller,
         detach: args.detach,
         ..fleet::Command::parse(&spec, words.collect())
     };
@@ -271,7 +277,7 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics, Some(&ctrl_c));
+            o = wait_for(&asker, &rt, &target, &note, timeout, diagnostics, ctrl_c.as_ref());
         }
         if let Ok(r) = &o.result
             && r.detached
