@@ -148,6 +148,9 @@ pub enum NotKept {
     /// More than one of the caller's kept runs starts with the prefix.
     #[error("{0} names more than one of your detached runs: give more of the id")]
     Ambiguous(String),
+    /// Not an id, nor a prefix of one long enough to name one.
+    #[error("{0:?} is not a request id (32 hex digits, or the first 8 or more)")]
+    BadId(String),
 }
 
 /// The kept runs.
@@ -267,6 +270,9 @@ impl Results {
     /// its chunks from `from` on, as many as fit in [`FETCH_BYTES`].
     pub fn fetch(&self, id: &str, key: &PublicKey, from: u32) -> Result<Fetched, NotKept> {
         let prefix = id.trim().to_ascii_lowercase();
+        if prefix.len() < crate::approvals::MIN_ID_PREFIX || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(NotKept::BadId(id.to_owned()));
+        }
         let runs = self.lock();
         let mut own = runs
             .values()
@@ -430,6 +436,11 @@ mod tests {
         let (again, opened) = Results::open(dir.path(), 10, 1000, 1 << 20).expect("reopen");
         assert!(opened.interrupted.is_empty());
         assert!(again.fetch(&text[..8], &key(1), 0).is_ok(), "by prefix");
+        assert_eq!(again.fetch("", &key(1), 0), Err(NotKept::BadId(String::new())));
+        assert_eq!(
+            again.fetch(&text[..7], &key(1), 0),
+            Err(NotKept::BadId(text[..7].to_owned()))
+        );
         assert_eq!(again.reap(5 + 1000), vec![id]);
         assert!(again.is_empty());
         assert!(

@@ -91,10 +91,12 @@ impl Runner {
                     }
                 };
                 record.reasons = vec!["a client's fetch of its own result needs no policy rule".to_owned()];
-                let fetched = self
-                    .results
-                    .fetch(id, &client.key, from)
-                    .map_err(|e| Failure::new(ErrorCode::UnknownRequest, e.to_string()))?;
+                let fetched = self.results.fetch(id, &client.key, from).map_err(|e| match e {
+                    crate::results::NotKept::BadId(_) => {
+                        Failure::new(ErrorCode::InvalidArgument, e.to_string())
+                    }
+                    _ => Failure::new(ErrorCode::UnknownRequest, e.to_string()),
+                })?;
                 serde_json::to_string(&fetched).map_err(|e| {
                     tracing::error!("encoding a kept result: {e}");
                     Failure::new(ErrorCode::Internal, "internal error")
