@@ -500,7 +500,8 @@ fn result(home: &ClientHome, args: &ResultArgs, diagnostics: Diagnostics) -> any
             };
             return Ok(report_failure(&ended, diagnostics));
         }
-        if !args.wait {
+        // A page that brought output may not be the last one there is: ask again at once.
+        if fetched.chunks.is_empty() && !args.wait {
             diagnostics.note(&format!(
                 "{}: {} still runs (started {} ago); --follow waits for the end",
                 target.alias,

@@ -83,6 +83,25 @@ fn a_detached_run_answers_at_once_and_its_output_is_fetched_after_the_client_has
 }
 
 #[test]
+fn a_result_longer_than_a_page_is_printed_whole_once_the_run_has_ended() {
+    let (daemon, tess, _) = daemon();
+    // 400 lines of some 30 bytes printed at once: more than one page (8 KiB) of output.
+    let (id, _) = detach(&tess, &["ticker", "400", "0", "stdout"]);
+    daemon.wait_audit("its end", |r| r["phase"] == "end" && r["id"] == id.as_str());
+    let out = tess.sesame(&["result", "web", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.len() > 8 * 1024, "{} bytes", text.len());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 401, "every line, then the answer");
+    assert!(
+        lines[399].starts_with("tick 399 ") && lines[400] == "done",
+        "{text}"
+    );
+    assert!(!stderr(&out).contains("still runs"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_detached_run_is_cancelled_and_its_result_says_so() {
     let (daemon, tess, _) = daemon();
     let (id, _) = detach(&tess, &["wait", "sleep"]);
