@@ -94,48 +94,25 @@ pub fn parse_pending(output: &str) -> Result<Vec<Waiting>, String> {
 
 /// The waiting requests as a table for people, times relative to `now_ms`.
 pub fn pending_table(list: &[Waiting], now_ms: u64) -> String {
-    let rows: Vec<[String; 6]> = list
-        .iter()
-        .map(|w| {
-            [
-                w.id.to_string(),
-                w.client.clone(),
-                format!("{}/{}", w.approvals, w.required),
-                format!(
-                    "{} ago, {} left",
-                    span(now_ms.saturating_sub(w.created_ms)),
-                    span(w.expires_ms.saturating_sub(now_ms))
-                ),
-                w.call.clone(),
-                w.reason.clone().unwrap_or_else(|| "-".to_owned()),
-            ]
-        })
-        .collect();
-    let header = ["ID", "REQUESTER", "APPROVALS", "AGE", "COMMAND", "REASON"].map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (cell, w))| {
-                if i + 1 == row.len() {
-                    cell.clone()
-                } else {
-                    format!("{cell:<w$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    let rows = list.iter().map(|w| {
+        vec![
+            w.id.to_string(),
+            w.client.clone(),
+            format!("{}/{}", w.approvals, w.required),
+            format!(
+                "{} ago, {} left",
+                span(now_ms.saturating_sub(w.created_ms)),
+                span(w.expires_ms.saturating_sub(now_ms))
+            ),
+            w.call.clone(),
+            w.reason.clone().unwrap_or_else(|| "-".to_owned()),
+        ]
+    });
+    crate::table::plain(
+        &["ID", "REQUESTER", "APPROVALS", "AGE", "COMMAND", "REASON"],
+        rows,
+        &[],
+    )
 }
 
 /// `45s`, `12m`, `3h 05m`.

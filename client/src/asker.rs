@@ -13,6 +13,7 @@ use crate::diagnostic::Diagnostics;
 use crate::fleet::{self, Outcome, Target};
 use crate::pin::Rotation;
 use crate::receipts;
+use crate::rollout::{self, Report, Rollout};
 
 /// This client as it asks hosts: its directory, its key, and where it reports. Every request
 /// `sesame` sends goes through [`Asker::ask`], which also does what any answer asks of the
@@ -35,8 +36,8 @@ impl<'a> Asker<'a> {
         })
     }
 
-    /// Runs `command` on `targets` (see [`fleet::run_all`]), then follows announced rotations
-    /// and keeps receipts.
+    /// Runs `command` on every one of `targets`, `parallel` at once: [`Self::roll_out`]'s
+    /// outcomes.
     pub fn ask(
         &self,
         rt: &tokio::runtime::Runtime,
@@ -46,6 +47,22 @@ impl<'a> Asker<'a> {
         parallel: usize,
         on_done: impl FnMut(&Outcome),
     ) -> Vec<Outcome> {
+        let all = Rollout::all(parallel);
+        self.roll_out(rt, targets, command, timeout, &all, on_done)
+            .outcomes
+    }
+
+    /// Runs `command` on `targets` as `rollout` says (see [`rollout::run`]), then follows
+    /// announced rotations and keeps receipts.
+    pub fn roll_out(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        targets: Vec<Target>,
+        command: &fleet::Command,
+        timeout: Duration,
+        rollout: &Rollout,
+        on_done: impl FnMut(&Outcome),
+    ) -> Report {
         // What each answer must come sealed under, and whose log its record is in.
         let pinned: HashMap<String, PublicKey> =
             targets.iter().map(|t| (t.alias.clone(), t.entry.key)).collect();
@@ -53,17 +70,23 @@ impl<'a> Asker<'a> {
             .iter()
             .map(|t| (t.alias.clone(), t.entry.daemon_name(&t.alias).to_owned()))
             .collect();
-        let outcomes = rt.block_on(fleet::run_all(
+        let report = rt.block_on(rollout::run(
             targets,
             Arc::clone(&self.sealer),
             command,
             timeout,
-            parallel,
+            rollout,
             on_done,
         ));
-        repin_rotated(self.home, &self.sealer, &pinned, &outcomes, self.diagnostics);
-        self.keep_receipts(&names, command, &outcomes);
-        outcomes
+        repin_rotated(
+            self.home,
+            &self.sealer,
+            &pinned,
+            &report.outcomes,
+            self.diagnostics,
+        );
+        self.keep_receipts(&names, command, &report.outcomes);
+        report
     }
 
     /// Appends the receipt of every answer that carried one to the receipts file. One whose

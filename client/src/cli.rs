@@ -2,6 +2,7 @@
 //! generates the man pages and shell completions from it (`sesame-dist`).
 
 use crate::Transport;
+use crate::rollout::Share;
 
 /// sesame client: run narrow, policy-checked commands on hosts without a shell.
 ///
@@ -224,6 +225,7 @@ pub struct SshProxyArgs {
 
 /// `sesame run …`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("fleet").multiple(true)))]
 pub struct RunArgs {
     /// `HOST COMMAND [ARGS...]`, or `COMMAND [ARGS...]` with --hosts or --group. COMMAND is
     /// `COMMAND` or `CLUSTER::COMMAND`; options for sesame go before HOST.
@@ -235,10 +237,10 @@ pub struct RunArgs {
     )]
     pub words: Vec<String>,
     /// Run on these hosts (comma-separated), concurrently.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', group = "fleet")]
     pub hosts: Vec<String>,
     /// Run on the hosts of this group (see `sesame group`), concurrently.
-    #[arg(long)]
+    #[arg(long, group = "fleet")]
     pub group: Option<String>,
     /// The transport; by default QUIC for hosts with an address, else SQS.
     #[arg(long, value_enum)]
@@ -246,9 +248,27 @@ pub struct RunArgs {
     /// Give up waiting for a host after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
-    /// Hosts asked at once.
-    #[arg(long, default_value_t = 32)]
-    pub parallel: usize,
+    /// On many hosts: how many are asked at once, a number or a percentage of them (`10%`,
+    /// at least one host).
+    #[arg(
+        long,
+        alias = "parallel",
+        default_value = "32",
+        value_parser = Share::parse_positive,
+        value_name = "N|P%"
+    )]
+    pub max_concurrency: Share,
+    /// On many hosts: how many may fail (answer with an error, or not at all) before the rollout
+    /// stops: one more, and no new host is started (those running are waited for; the rest are
+    /// reported as not started). A number, or a percentage of the hosts rounded down (`0`: stop
+    /// at the first failure). Default: never stop.
+    #[arg(long, value_name = "N|P%", requires = "fleet")]
+    pub max_errors: Option<Share>,
+    /// On many hosts: a canary batch. The first N hosts (in the order given) run first, and the
+    /// rest start only once every one of them has succeeded. A number, or a percentage of the
+    /// hosts rounded up.
+    #[arg(long, value_name = "N|P%", value_parser = Share::parse_positive, requires = "fleet")]
+    pub batch: Option<Share>,
     /// Why you run it (a ticket id, a sentence; at most 512 bytes on one line), sealed in
     /// every host's request: a host's policy may require one (of a shape, such as a ticket id),
     /// and its audit and decision logs keep it.

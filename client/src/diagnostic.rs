@@ -3,8 +3,8 @@
 //! per kind of failure: the daemon's error codes, and this client's own errors.
 
 use std::error::Error;
-use std::ffi::OsStr;
-use std::io::IsTerminal as _;
+
+use anstyle::{AnsiColor, Style};
 
 use sesame_proto::ErrorCode;
 
@@ -19,10 +19,11 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Colours when standard error is a terminal and `NO_COLOR` is unset or empty.
+    /// Colours as anstream decides for standard error: on a terminal that has them, unless
+    /// `NO_COLOR` is set and not empty (<https://no-color.org>) or `CLICOLOR=0`; anywhere with
+    /// `CLICOLOR_FORCE` (and no `NO_COLOR`).
     pub fn from_env() -> Self {
-        let no_color = std::env::var_os("NO_COLOR");
-        Self::new(use_colour(std::io::stderr().is_terminal(), no_color.as_deref()))
+        Self::new(anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never)
     }
 
     /// Colours, or not.
@@ -44,24 +45,25 @@ impl Diagnostics {
     /// ending in a newline. Control characters in the message (it may quote a host's answer)
     /// are escaped, so a host cannot drive the terminal.
     pub fn format(self, message: &str, hint: Option<&str>) -> String {
-        let (red, cyan, reset) = if self.colour {
-            ("\x1b[1;31m", "\x1b[1;36m", "\x1b[0m")
+        let (error, hint_style) = if self.colour {
+            (ERROR, HINT)
         } else {
-            ("", "", "")
+            (Style::new(), Style::new())
         };
-        let mut text = format!("{red}sesame:{reset} {}\n", escape_controls(message));
+        let mut text = format!("{error}sesame:{error:#} {}\n", escape_controls(message));
         if let Some(hint) = hint {
-            text.push_str(&format!("{cyan}hint:{reset} {}\n", escape_controls(hint)));
+            text.push_str(&format!(
+                "{hint_style}hint:{hint_style:#} {}\n",
+                escape_controls(hint)
+            ));
         }
         text
     }
 }
 
-/// Whether to colour standard error: only on a terminal, and only when `NO_COLOR` is unset or
-/// empty (<https://no-color.org>).
-pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
-    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
-}
+/// How `sesame:` looks on an error line, and `hint:` on its hint.
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+const HINT: Style = AnsiColor::Cyan.on_default().bold();
 
 /// What to do about an error code a host answered with; `None` when its message says it all.
 pub fn code_hint(code: ErrorCode) -> Option<&'static str> {
@@ -316,22 +318,6 @@ mod tests {
     }
 
     #[test]
-    fn colour_only_on_a_terminal_without_no_color() {
-        assert!(use_colour(true, None));
-        assert!(
-            use_colour(true, Some(OsStr::new(""))),
-            "an empty NO_COLOR is unset"
-        );
-        assert!(!use_colour(true, Some(OsStr::new("1"))));
-        assert!(
-            !use_colour(true, Some(OsStr::new("0"))),
-            "any non-empty value disables"
-        );
-        assert!(!use_colour(false, None));
-        assert!(!use_colour(false, Some(OsStr::new("1"))));
-    }
-
-    #[test]
     fn lines_start_with_sesame_and_colour_only_when_asked() {
         let plain = Diagnostics::new(false).format("web1: error 1010", Some("ask"));
         assert_eq!(plain, "sesame: web1: error 1010\nhint: ask\n");
@@ -339,7 +325,7 @@ mod tests {
         let coloured = Diagnostics::new(true).format("web1: error 1010", Some("ask"));
         assert_eq!(
             coloured,
-            "\x1b[1;31msesame:\x1b[0m web1: error 1010\n\x1b[1;36mhint:\x1b[0m ask\n"
+            "\x1b[1m\x1b[31msesame:\x1b[0m web1: error 1010\n\x1b[1m\x1b[36mhint:\x1b[0m ask\n"
         );
     }
 

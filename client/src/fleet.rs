@@ -2,15 +2,13 @@
 //!
 //! Every host gets its own request (its own id, its own host name, sealed to its own key), so
 //! each daemon judges and audits it on its own. Hosts reached over SQS in the same region and
-//! account share one reply queue reader.
+//! account share one reply queue reader. Which hosts are asked when is [`crate::rollout`]'s
+//! concern.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sesame_proto::{ErrorCode, Request, Response, Sealer};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::cancel::Canceller;
 use crate::home::{HostEntry, Transport};
@@ -163,65 +161,14 @@ impl Outcome {
     }
 }
 
-/// Runs `command` on every target, at most `parallel` at once, each with its own `timeout`.
-/// `on_done` is called as each host finishes (for progress); the outcomes come back in the
-/// targets' order.
-pub async fn run_all(
-    targets: Vec<Target>,
-    sealer: Arc<Sealer>,
-    command: &Command,
-    timeout: Duration,
-    parallel: usize,
-    mut on_done: impl FnMut(&Outcome),
-) -> Vec<Outcome> {
-    // One SQS link per distinct set of AWS settings.
-    let mut links: HashMap<sesame_sqs::Settings, Result<Arc<SqsLink>, String>> = HashMap::new();
-    for t in targets.iter().filter(|t| t.via == Transport::Sqs) {
-        let Some(route) = &t.entry.sqs else { continue };
-        if let std::collections::hash_map::Entry::Vacant(slot) = links.entry(route.settings()) {
-            let link = SqsLink::connect(slot.key(), Arc::clone(&sealer))
-                .await
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-            slot.insert(link);
-        }
-    }
-    let gate = Arc::new(Semaphore::new(parallel.max(1)));
-    let mut tasks = JoinSet::new();
-    let count = targets.len();
-    for (index, target) in targets.into_iter().enumerate() {
-        let link = target
-            .entry
-            .sqs
-            .as_ref()
-            .and_then(|r| links.get(&r.settings()).cloned());
-        let (sealer, gate, command) = (Arc::clone(&sealer), Arc::clone(&gate), command.clone());
-        tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let started = Instant::now();
-            let result = run_one(&target, &sealer, &command, timeout, link).await;
-            let outcome = Outcome {
-                alias: target.alias,
-                via: target.via,
-                result,
-                elapsed: started.elapsed(),
-            };
-            (index, outcome)
-        });
-    }
-    let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, outcome)) = joined {
-            on_done(&outcome);
-            outcomes[index] = Some(outcome);
-        }
-    }
-    outcomes.into_iter().flatten().collect()
+/// The `--json` object for a host never asked: the rollout stopped first.
+pub fn not_started_json(alias: &str, via: Transport) -> serde_json::Value {
+    serde_json::json!({ "host": alias, "via": via.as_str(), "ok": false, "started": false })
 }
 
 /// Runs `command` on `target`; when its canceller's signal comes first, the host is asked to
 /// cancel the request, and its answer to the request (3008, once stopped) still ends the wait.
-async fn run_one(
+pub async fn run_one(
     target: &Target,
     sealer: &Sealer,
     command: &Command,

@@ -16,6 +16,7 @@ pub mod known_hosts;
 pub mod pin;
 pub mod quic;
 pub mod receipts;
+pub mod rollout;
 pub mod sqs;
 pub mod ssh_proxy;
 pub mod stream;

@@ -14,6 +14,7 @@ use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
 use sesame_client::known_hosts::{self, KnownHostsName};
 use sesame_client::pin::parse_pin;
+use sesame_client::rollout::Rollout;
 use sesame_client::ssh_proxy::{self, Granted};
 use sesame_client::table::{Progress, print_table};
 use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
@@ -26,6 +27,9 @@ const EXIT_REMOTE_ERROR: u8 = 1;
 const EXIT_LOCAL_ERROR: u8 = 2;
 /// Exit status when no answer came (unreachable, refused key, pin mismatch, timeout).
 const EXIT_NO_ANSWER: u8 = 3;
+/// Exit status when a run on many hosts stopped before starting them all (`--max-errors`, the
+/// canary batch failed, Ctrl-C).
+const EXIT_STOPPED: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -304,26 +308,35 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         }
         return Ok(report_failure(&o, diagnostics));
     }
-    let total = targets.len();
-    let mut progress = Progress::new(total);
-    let outcomes = asker.ask(&rt, targets, &command, timeout, args.parallel, |o| {
+    let rollout = Rollout {
+        max_concurrency: args.max_concurrency,
+        max_errors: args.max_errors,
+        batch: args.batch,
+    };
+    let mut progress = Progress::new(targets.len());
+    let report = asker.roll_out(&rt, targets, &command, timeout, &rollout, |o| {
         progress.done(o.succeeded());
     });
     progress.finish();
     print!("{}", printer.finish());
     if args.json {
-        for o in &outcomes {
+        for o in &report.outcomes {
             println!("{}", o.to_json());
         }
+        for (alias, via) in &report.not_started {
+            println!("{}", fleet::not_started_json(alias, *via));
+        }
+        println!("{}", report.summary_json());
     } else {
-        print_table(&outcomes);
+        print_table(&report);
     }
-    let failed = outcomes.iter().filter(|o| !o.succeeded()).count();
-    let unanswered = outcomes.iter().filter(|o| o.result.is_err()).count();
-    eprintln!("{} of {total} hosts succeeded", total - failed);
-    Ok(if unanswered > 0 {
+    diagnostics.note(&report.summary());
+    let tally = report.tally();
+    Ok(if tally.not_started > 0 {
+        ExitCode::from(EXIT_STOPPED)
+    } else if tally.no_answer > 0 {
         ExitCode::from(EXIT_NO_ANSWER)
-    } else if failed > 0 {
+    } else if tally.failed > 0 {
         ExitCode::from(EXIT_REMOTE_ERROR)
     } else {
         ExitCode::SUCCESS
@@ -590,34 +603,21 @@ fn list_receipts(
         diagnostics.note(&format!("no receipts in {path}"));
         return Ok(());
     }
-    let w_host = kept
-        .iter()
-        .map(|k| k.receipt.host.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    let w_command = kept
-        .iter()
-        .map(|k| k.receipt.command.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(7);
-    println!(
-        "{:23}  {:w_host$}  {:32}  {:w_command$}  {:>4}  SEQ",
-        "TIME", "HOST", "ID", "COMMAND", "CODE"
-    );
-    for k in kept {
+    let rows = kept.iter().map(|k| {
         let r = &k.receipt;
-        println!(
-            "{}  {:w_host$}  {}  {:w_command$}  {:>4}  {}",
+        vec![
             sesame_proto::format_utc(r.time_ms),
-            r.host,
-            r.id,
-            r.command,
-            r.code,
-            r.seq
-        );
-    }
+            r.host.clone(),
+            r.id.to_string(),
+            r.command.clone(),
+            r.code.to_string(),
+            r.seq.to_string(),
+        ]
+    });
+    print!(
+        "{}",
+        sesame_client::table::plain(&["TIME", "HOST", "ID", "COMMAND", "CODE", "SEQ"], rows, &[4])
+    );
     Ok(())
 }
 

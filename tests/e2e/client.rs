@@ -428,6 +428,30 @@ fn errors_are_plain_text_with_hints_when_stderr_is_not_a_terminal() {
 }
 
 #[test]
+fn colour_is_forced_by_clicolor_force_and_refused_by_no_color() {
+    let daemon = daemon_granting(&[22]);
+    let alice = daemon.client("alice", &["users"]);
+    let run = |env: &[(&str, &str)]| {
+        let mut command = alice.command(&["run", "web", "testing::spin"]);
+        command.env_remove("NO_COLOR").env_remove("CLICOLOR");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("run sesame");
+        assert_eq!(out.status.code(), Some(1));
+        stderr(&out)
+    };
+    let forced = run(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.starts_with("\x1b["), "{forced:?}");
+    assert!(forced.contains("sesame:\x1b[0m") && forced.contains("hint:\x1b[0m"), "{forced:?}");
+    // NO_COLOR wins over CLICOLOR_FORCE (https://no-color.org); an empty NO_COLOR is unset.
+    let refused = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(refused.starts_with("sesame: ") && !refused.contains('\x1b'), "{refused:?}");
+    let empty = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "")]);
+    assert!(empty.contains('\x1b'), "{empty:?}");
+}
+
+#[test]
 fn arguments_too_large_for_one_request_are_refused_before_sending() {
     let daemon = daemon_granting(&[22]);
     let alice = daemon.client("alice", &["users"]);

@@ -20,6 +20,7 @@ mod known_hosts;
 mod modules;
 mod operations;
 mod receipts;
+mod rollout;
 mod streaming;
 
 fn stdout(out: &std::process::Output) -> String {

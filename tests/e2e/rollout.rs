@@ -1,0 +1,200 @@
+//! A run on many hosts as a rollout, through a live daemon over QUIC: `--max-errors` stops it
+//! and the hosts never started get no request at all; a failing canary batch (`--batch`) keeps
+//! the rest from starting; the table, `--json` and the exit code (4) say which hosts were not
+//! started and why. One daemon serves the whole fleet: every host is an alias of it (pinned with
+//! its host name), and a failing host is an alias pinned under another host name, which the
+//! daemon refuses (1005, wrong host) without running anything.
+
+use sesame_tests::{Client, Daemon, HOST, daemon_with_client};
+
+use crate::{stderr, stdout};
+
+/// The daemon, and alice with the fleet pinned: `ok1`…`ok6` are the daemon, `bad1`, `bad2`
+/// name another host.
+fn fleet() -> (Daemon, Client) {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    for i in 1..=6 {
+        alice.pin(&daemon, &format!("ok{i}"));
+    }
+    let (addr, key) = (daemon.addr.to_string(), daemon.pin_token());
+    for bad in ["bad1", "bad2"] {
+        alice.run_ok(&[
+            "host",
+            "add",
+            bad,
+            "--addr",
+            &addr,
+            "--key",
+            &key,
+            "--cert-sha256",
+            &daemon.cert_sha256,
+            "--host-name",
+            "elsewhere",
+        ]);
+    }
+    (daemon, alice)
+}
+
+/// How many `whoami` requests the daemon has ended (answered after running them).
+fn whoamis_run(daemon: &Daemon) -> usize {
+    daemon
+        .audit()
+        .iter()
+        .filter(|r| r["phase"] == "end" && r["command"] == "whoami" && r["code"] == 0)
+        .count()
+}
+
+/// The `--json` lines of `out` but the output chunks: one per host, then the summary.
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|l| l.get("progress").is_none())
+        .collect()
+}
+
+#[test]
+fn one_failure_more_than_max_errors_stops_the_rollout_and_no_later_host_is_asked() {
+    let (daemon, alice) = fleet();
+    let hosts = "ok1,bad1,ok2,bad2,ok3,ok4";
+    let out = alice.sesame(&[
+        "run",
+        "--hosts",
+        hosts,
+        "--max-concurrency",
+        "1",
+        "--max-errors",
+        "1",
+        "--json",
+        "whoami",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let asked: Vec<(&str, bool)> = lines[..6]
+        .iter()
+        .map(|l| (l["host"].as_str().expect("host"), l["started"] != false))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("ok1", true),
+            ("bad1", true),
+            ("ok2", true),
+            ("bad2", true),
+            ("ok3", false),
+            ("ok4", false)
+        ]
+    );
+    assert_eq!(lines[1]["code"], 1005, "{}", lines[1]);
+    assert_eq!(
+        lines[6]["summary"],
+        serde_json::json!({"ok": 2, "failed": 2, "parked": 0, "no_answer": 0, "not_started": 2,
+            "stopped": "2 hosts failed, more than --max-errors 1 allows (1)"})
+    );
+    // The hosts not started were never asked: the daemon ran whoami for ok1 and ok2 only.
+    assert_eq!(whoamis_run(&daemon), 2);
+    assert!(
+        stderr(&out).contains("2 of 6 hosts: 2 ok, 2 failed, 2 not started; stopped: 2 hosts failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The table says so too; a percentage rounds down (20% of 6 hosts is 1 failure allowed).
+    let out = alice.sesame(&[
+        "run",
+        "--hosts",
+        hosts,
+        "--parallel",
+        "1",
+        "--max-errors",
+        "20%",
+        "--no-stream",
+        "whoami",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let table = stdout(&out);
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 7, "{table}");
+    assert_eq!(rows[0][..4], ["HOST", "VIA", "RESULT", "TIME"], "{table}");
+    assert_eq!(rows[2][..3], ["bad1", "quic", "error"], "{table}");
+    for row in &rows[5..] {
+        assert_eq!(row[2..5], ["not", "started", "-"], "{table}");
+        assert!(
+            row.join(" ")
+                .ends_with("stopped: 2 hosts failed, more than --max-errors 20% allows (1)")
+        );
+    }
+    assert_eq!(whoamis_run(&daemon), 4);
+
+    // Within the tolerance every host runs, and the exit code is the hosts' own (1: an error).
+    let out = alice.sesame(&["run", "--hosts", hosts, "--max-errors", "2", "whoami"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(whoamis_run(&daemon), 8);
+}
+
+#[test]
+fn a_canary_batch_that_fails_keeps_the_rest_from_starting() {
+    let (daemon, alice) = fleet();
+    // The first two hosts are the canary; bad1 among them fails, so ok3… never start, though
+    // as many as ten could run at once.
+    let out = alice.sesame(&[
+        "run",
+        "--hosts",
+        "ok1,bad1,ok2,ok3,ok4",
+        "--batch",
+        "2",
+        "--max-concurrency",
+        "10",
+        "--json",
+        "whoami",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let not_started: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["started"] == false)
+        .map(|l| l["host"].as_str().expect("host"))
+        .collect();
+    assert_eq!(not_started, ["ok2", "ok3", "ok4"]);
+    assert_eq!(
+        lines.last().expect("summary")["summary"]["stopped"],
+        "1 of the 2 hosts of the first batch (--batch) failed"
+    );
+    assert_eq!(whoamis_run(&daemon), 1);
+
+    // A canary that succeeds lets the rest run: every host, exit 0.
+    alice.run_ok(&["group", "set", "web", "ok1,ok2,ok3,ok4,ok5,ok6"]);
+    let out = alice.sesame(&["run", "--group", "web", "--batch", "34%", "whoami"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(whoamis_run(&daemon), 7);
+    assert!(stderr(&out).contains("6 of 6 hosts: 6 ok"), "{}", stderr(&out));
+}
+
+#[test]
+fn rollout_options_need_many_hosts_and_sane_numbers() {
+    let (_daemon, alice) = daemon_with_client("alice", &["users"]);
+    for (args, why) in [
+        (&["run", "--max-errors", "1", HOST, "whoami"][..], "--hosts"),
+        (&["run", "--batch", "1", HOST, "whoami"][..], "--hosts"),
+        (
+            &["run", "--hosts", HOST, "--max-concurrency", "0", "whoami"][..],
+            "at least one host",
+        ),
+        (
+            &["run", "--hosts", HOST, "--batch", "0%", "whoami"][..],
+            "at least one host",
+        ),
+        (
+            &["run", "--hosts", HOST, "--max-errors", "120%", "whoami"][..],
+            "at most 100%",
+        ),
+        (
+            &["run", "--hosts", HOST, "--max-errors", "a few", "whoami"][..],
+            "a percentage",
+        ),
+    ] {
+        let out = alice.sesame(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+}
