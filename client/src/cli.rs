@@ -2,6 +2,7 @@
 //! generates the man pages and shell completions from it (`sesame-dist`).
 
 use crate::Transport;
+use crate::labels::{Label, LabelEdit, Selector};
 use crate::rollout::Share;
 
 /// sesame client: run narrow, policy-checked commands on hosts without a shell.
@@ -16,7 +17,8 @@ use crate::rollout::Share;
 /// what to do; they are coloured on a terminal unless NO_COLOR is set. Exit status: 0 success;
 /// 1 the host answered with an error; 2 a local problem (no key, unknown host, bad arguments);
 /// 3 no answer came (host unreachable, certificate not the pinned one, key not enrolled,
-/// timeout).
+/// timeout); 4 a run on many hosts stopped before starting them all (--max-errors, --batch,
+/// Ctrl-C).
 #[derive(Debug, clap::Parser)]
 #[command(name = "sesame", version, about, propagate_version = true)]
 pub struct Cli {
@@ -37,7 +39,9 @@ pub enum Command {
     #[command(subcommand)]
     Host(HostCommand),
     /// Run a command on a host: `sesame run web1 access::allow 22`; on many hosts at once:
-    /// `sesame run --hosts web1,web2 whoami` or `sesame run --group web whoami`.
+    /// `sesame run --hosts web1,web2 whoami`, `sesame run --group web whoami` or
+    /// `sesame run --where role=web whoami`, with --max-concurrency, --max-errors and --batch
+    /// to roll it out.
     Run(RunArgs),
     /// List the requests waiting on a host for approval that this client may approve.
     ///
@@ -242,6 +246,11 @@ pub struct RunArgs {
     /// Run on the hosts of this group (see `sesame group`), concurrently.
     #[arg(long, group = "fleet")]
     pub group: Option<String>,
+    /// Run on the pinned hosts whose labels match (`sesame host label`): KEY=VALUE or
+    /// KEY!=VALUE, comma-separated, all must hold. With --hosts or --group, only those of them
+    /// that match; alone, every pinned host that matches (by name).
+    #[arg(long = "where", value_name = "KEY=VALUE,KEY!=VALUE", group = "fleet")]
+    pub selector: Option<Selector>,
     /// The transport; by default QUIC for hosts with an address, else SQS.
     #[arg(long, value_enum)]
     pub via: Option<Transport>,
@@ -458,12 +467,28 @@ pub enum HostCommand {
         /// The daemon's configured host name, if it differs from NAME.
         #[arg(long = "host-name")]
         host_name: Option<String>,
+        /// A label, KEY=VALUE, to choose hosts by (`sesame run --where role=web`); repeat it or
+        /// separate them with commas. They stay in this client: the host never sees them.
+        #[arg(long = "label", value_name = "KEY=VALUE", value_delimiter = ',')]
+        labels: Vec<Label>,
+    },
+    /// Set, remove or show a pinned host's labels: `sesame host label web1 role=web env=prod`,
+    /// `sesame host label web1 env-` (removes env). Prints the host's labels after the change.
+    ///
+    /// Keys and values are 1 to 63 letters, digits, '.', '_' and '-', starting and ending with a
+    /// letter or digit. `sesame run --where role=web,env!=test` chooses hosts by them.
+    Label {
+        /// The host's name.
+        name: String,
+        /// KEY=VALUE sets a label (replacing its value), KEY- removes it; none: show them.
+        #[arg(value_name = "KEY=VALUE|KEY-")]
+        edits: Vec<LabelEdit>,
     },
     /// List pinned hosts.
     List {
         /// One JSON object per host and line: `name`, `host_name` (the daemon's), `key`,
         /// `next_key_sha256`, `addr` and `cert_sha256` (QUIC), `sqs` (`queue`, `region`,
-        /// `endpoint_url`, `profile`); what the host lacks is null.
+        /// `endpoint_url`, `profile`), `labels` (an object); what the host lacks is null.
         #[arg(long)]
         json: bool,
     },

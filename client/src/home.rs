@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sesame_proto::{HostKeyNote, HostPin, KeyDigest, PublicKey, Sealer, SecretKey};
 
+use crate::labels::{LabelEdit, Labels};
 use crate::pin::Rotation;
 use crate::receipts::{RECEIPTS_FILE, ReceiptsFile};
 
@@ -63,6 +64,9 @@ pub struct HostEntry {
     /// Its SQS request queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sqs: Option<SqsRoute>,
+    /// Its labels, for `sesame run --where` (this client's own: the host never sees them).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 /// Where a host's SQS request queue is.
@@ -94,6 +98,20 @@ impl SqsRoute {
 }
 
 impl HostEntry {
+    /// A host known by its key alone: no route, no next-key digest, no labels (fill them in
+    /// with struct update syntax).
+    pub fn new(key: PublicKey) -> Self {
+        Self {
+            addr: None,
+            key,
+            next_key_sha256: None,
+            cert_sha256: None,
+            name: None,
+            sqs: None,
+            labels: Labels::default(),
+        }
+    }
+
     /// The name requests must carry: the daemon's configured host name.
     pub fn daemon_name<'a>(&'a self, alias: &'a str) -> &'a str {
         self.name.as_deref().unwrap_or(alias)
@@ -129,6 +147,7 @@ impl HostEntry {
                 "endpoint_url": r.endpoint_url,
                 "profile": r.profile,
             })),
+            "labels": self.labels.to_json(),
         })
     }
 
@@ -366,6 +385,19 @@ impl ClientHome {
         entry.key = pin.key;
         entry.next_key_sha256 = pin.next_key_sha256;
         self.save(&file)
+    }
+
+    /// Changes the labels of pinned host `name`; its labels after the change.
+    pub fn edit_labels(&self, name: &str, edits: &[LabelEdit]) -> Result<Labels, HomeError> {
+        let mut file = self.load()?;
+        let entry = file
+            .hosts
+            .get_mut(name)
+            .ok_or_else(|| HomeError::UnknownHost(name.to_owned()))?;
+        entry.labels.apply(edits);
+        let labels = entry.labels.clone();
+        self.save(&file)?;
+        Ok(labels)
     }
 
     fn load(&self) -> Result<HostsFile, HomeError> {
@@ -628,11 +660,9 @@ mod tests {
         let me = client.public_key();
         let entry = HostEntry {
             addr: Some("127.0.0.1:1".into()),
-            key: k0.public_key(),
             next_key_sha256: Some(k1.public_key().digest()),
             cert_sha256: Some("ab".repeat(32)),
-            name: None,
-            sqs: None,
+            ..HostEntry::new(k0.public_key())
         };
         home.add_host("web", entry.clone()).expect("add");
         home.set_group("all", &["web".into()]).expect("group");
@@ -702,11 +732,8 @@ mod tests {
         let home = ClientHome::at(dir.path());
         let entry = HostEntry {
             addr: Some("127.0.0.1:7443".into()),
-            key: PublicKey::from_bytes([7; 32]),
-            next_key_sha256: None,
             cert_sha256: Some("AB".repeat(32)),
-            name: None,
-            sqs: None,
+            ..HostEntry::new(PublicKey::from_bytes([7; 32]))
         };
         home.add_host("web1", entry.clone()).expect("add");
         assert_eq!(
@@ -735,7 +762,7 @@ mod tests {
             json,
             serde_json::json!({"name": "web1", "host_name": "web1", "key": "07".repeat(32),
                 "next_key_sha256": null, "addr": "127.0.0.1:7443", "cert_sha256": "ab".repeat(32),
-                "sqs": null})
+                "sqs": null, "labels": {}})
         );
         home.remove_host("web1").expect("remove");
         assert!(matches!(home.host("web1"), Err(HomeError::UnknownHost(_))));
@@ -746,17 +773,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = ClientHome::at(dir.path());
         let sqs = |queue: &str| HostEntry {
-            addr: None,
-            key: PublicKey::from_bytes([7; 32]),
-            next_key_sha256: None,
-            cert_sha256: None,
-            name: None,
             sqs: Some(SqsRoute {
                 queue: queue.into(),
                 region: None,
                 endpoint_url: None,
                 profile: None,
             }),
+            ..HostEntry::new(PublicKey::from_bytes([7; 32]))
         };
         home.add_host("db1", sqs("sesame-req-db1")).expect("sqs host");
         assert_eq!(

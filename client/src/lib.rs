@@ -13,6 +13,8 @@ pub mod diagnostic;
 pub mod fleet;
 pub mod home;
 pub mod known_hosts;
+pub mod labels;
+pub mod local;
 pub mod pin;
 pub mod quic;
 pub mod receipts;

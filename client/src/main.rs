@@ -7,17 +7,18 @@ use std::time::Duration;
 use clap::Parser;
 use sesame_client::asker::Asker;
 use sesame_client::cli::{
-    CancelArgs, Cli, Command, DecideArgs, GroupCommand, HostCommand, KeyCommand, KnownHostsArgs, PendingArgs,
-    Reach, ResultArgs, RunArgs, SshProxyArgs,
+    CancelArgs, Cli, Command, DecideArgs, KnownHostsArgs, PendingArgs, Reach, ResultArgs, RunArgs,
+    SshProxyArgs,
 };
 use sesame_client::diagnostic::{self, Diagnostics};
 use sesame_client::fleet::{self, Outcome, Target};
 use sesame_client::known_hosts::{self, KnownHostsName};
-use sesame_client::pin::parse_pin;
+use sesame_client::labels::Selector;
+use sesame_client::local;
 use sesame_client::rollout::Rollout;
 use sesame_client::ssh_proxy::{self, Granted};
 use sesame_client::table::{Progress, print_table};
-use sesame_client::{ClientHome, HostEntry, SqsRoute, Transport};
+use sesame_client::{ClientHome, HostEntry, Transport};
 use sesame_client::{approvals, detached};
 use sesame_proto::Status;
 
@@ -49,128 +50,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
     let home = ClientHome::from_env()?;
     match cli.command {
-        Command::Keygen => {
-            let key = home.keygen()?;
-            println!(
-                "wrote {}",
-                home.dir().join(sesame_client::home::KEY_FILE).display()
-            );
-            println!("{}", key.public_key());
-        }
-        Command::Key(KeyCommand::Show { json: false }) => println!("{}", home.key()?.public_key()),
-        Command::Key(KeyCommand::Show { json: true }) => {
-            let key = home.key()?.public_key();
-            let v = serde_json::json!({
-                "public_key": key.to_string(),
-                "reply_queue": sesame_sqs::reply_queue(&key),
-            });
-            println!("{v}");
-        }
-        Command::Key(KeyCommand::Rotate { finish: false }) => {
-            let (staged, fresh) = home.stage_key()?;
-            let path = home.dir().join(sesame_client::home::NEXT_KEY_FILE);
-            if fresh {
-                println!("wrote {}", path.display());
-            } else {
-                println!("already staged in {}", path.display());
-            }
-            println!("{}", staged.public_key());
-            diagnostics.note(&format!(
-                "your current key stays in use. On each host: sesamed client rekey NAME --key {}; \
-                 then: sesame key rotate --finish",
-                staged.public_key()
-            ));
-        }
-        Command::Key(KeyCommand::Rotate { finish: true }) => {
-            let (old, new) = home.finish_rotation()?;
-            println!("{new}");
-            diagnostics.note(&format!(
-                "now using {new}; the old key {old} is kept in {}",
-                home.dir().join(sesame_client::home::PREVIOUS_KEY_FILE).display()
-            ));
-        }
-        Command::Key(KeyCommand::ReplyQueue) => {
-            println!("{}", sesame_sqs::reply_queue(&home.key()?.public_key()));
-        }
-        Command::Host(HostCommand::Add {
-            name,
-            key,
-            next_key_sha256,
-            addr,
-            cert_sha256,
-            sqs_queue,
-            sqs_region,
-            sqs_endpoint,
-            sqs_profile,
-            host_name,
-        }) => {
-            let pin = parse_pin(&key, next_key_sha256.as_deref()).map_err(anyhow::Error::msg)?;
-            if addr.is_none() && sqs_queue.is_none() {
-                anyhow::bail!("give --addr and --cert-sha256 (QUIC), --sqs-queue (SQS), or both");
-            }
-            home.add_host(
-                &name,
-                HostEntry {
-                    addr,
-                    key: pin.key,
-                    next_key_sha256: pin.next_key_sha256,
-                    cert_sha256,
-                    name: host_name,
-                    sqs: sqs_queue.map(|queue| SqsRoute {
-                        queue,
-                        region: sqs_region,
-                        endpoint_url: sqs_endpoint,
-                        profile: sqs_profile,
-                    }),
-                },
-            )?;
-            println!("pinned {name}");
-            if pin.next_key_sha256.is_none() {
-                diagnostics.note(&format!(
-                    "{name} is pinned without the digest of its next key, so this client will not \
-                     follow its key rotations by itself; `sesamed show` on the host prints \
-                     KEY:NEXT_SHA256 for --key (or `sesame host repin {name}` later)"
-                ));
-            }
-        }
-        Command::Host(HostCommand::Repin {
-            name,
-            key,
-            next_key_sha256,
-        }) => {
-            let pin = parse_pin(&key, next_key_sha256.as_deref()).map_err(anyhow::Error::msg)?;
-            home.set_pin(&name, pin)?;
-            println!("re-pinned {name}");
-            if pin.next_key_sha256.is_none() {
-                diagnostics.note(&format!(
-                    "{name} has no next-key digest pinned: its key rotations will not be followed by themselves"
-                ));
-            }
-        }
-        Command::Host(HostCommand::List { json: true }) => {
-            for (name, h) in home.hosts()? {
-                println!("{}", h.to_json(&name));
-            }
-        }
-        Command::Host(HostCommand::List { json: false }) => {
-            for (name, h) in home.hosts()? {
-                let mut routes = Vec::new();
-                if let Some((addr, fp)) = h.quic() {
-                    routes.push(format!("quic {addr} cert {fp}"));
-                }
-                if let Some(sqs) = &h.sqs {
-                    routes.push(format!("sqs {}", sqs.queue));
-                }
-                let next = h
-                    .next_key_sha256
-                    .map_or_else(|| "next -".to_owned(), |d| format!("next {d}"));
-                println!("{name}\t{}\t{next}\t{}", h.key, routes.join("\t"));
-            }
-        }
-        Command::Host(HostCommand::Remove { name }) => {
-            home.remove_host(&name)?;
-            println!("forgot {name}");
-        }
+        Command::Keygen
+        | Command::Key(_)
+        | Command::Host(_)
+        | Command::Group(_)
+        | Command::Receipts { .. } => local::run(&home, cli.command, diagnostics)?,
         Command::Run(args) => return run_command(&home, args, diagnostics),
         Command::SshProxy(args) => return ssh_proxy(&home, args, diagnostics),
         Command::KnownHosts(args) => return known_hosts(&home, args, diagnostics),
@@ -179,30 +63,12 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
         Command::Reject(args) => return decide(&home, "reject", args, diagnostics),
         Command::Result(args) => return result(&home, &args, diagnostics),
         Command::Cancel(args) => return cancel(&home, args, diagnostics),
-        Command::Receipts { host, json } => list_receipts(&home, host.as_deref(), json, diagnostics)?,
-        Command::Group(GroupCommand::Set { name, hosts }) => {
-            home.set_group(&name, &hosts)?;
-            println!("group {name}: {}", hosts.join(", "));
-        }
-        Command::Group(GroupCommand::List { json }) => {
-            for (name, hosts) in home.groups()? {
-                if json {
-                    println!("{}", serde_json::json!({ "name": name, "hosts": hosts }));
-                } else {
-                    println!("{name}\t{}", hosts.join(","));
-                }
-            }
-        }
-        Command::Group(GroupCommand::Remove { name }) => {
-            home.remove_group(&name)?;
-            println!("forgot group {name}");
-        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
-    let fan_out = !args.hosts.is_empty() || args.group.is_some();
+    let fan_out = !args.hosts.is_empty() || args.group.is_some() || args.selector.is_some();
     let mut words = args.words.into_iter();
     let mut aliases = args.hosts;
     if let Some(group) = &args.group {
@@ -213,8 +79,11 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     }
     let mut seen = std::collections::HashSet::new();
     aliases.retain(|a| seen.insert(a.clone()));
-    if aliases.is_empty() {
+    if aliases.is_empty() && args.selector.is_none() {
         anyhow::bail!("no hosts to run on (the group is empty)");
+    }
+    if let Some(selector) = &args.selector {
+        aliases = chosen(home, aliases, selector)?;
     }
     let Some(spec) = words.next() else {
         anyhow::bail!("no command given: sesame run HOST COMMAND [ARGS...]");
@@ -341,6 +210,31 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Of `aliases` (every pinned host, by name, when empty), those whose labels `selector` matches.
+fn chosen(home: &ClientHome, aliases: Vec<String>, selector: &Selector) -> anyhow::Result<Vec<String>> {
+    let hosts = home.hosts()?;
+    let among = aliases.is_empty();
+    let candidates = if among {
+        hosts.keys().cloned().collect()
+    } else {
+        aliases
+    };
+    let mut chosen = Vec::new();
+    for alias in candidates {
+        let entry = hosts
+            .get(&alias)
+            .ok_or_else(|| sesame_client::HomeError::UnknownHost(alias.clone()))?;
+        if selector.matches(&entry.labels) {
+            chosen.push(alias);
+        }
+    }
+    if chosen.is_empty() {
+        let of = if among { "pinned host" } else { "host given" };
+        anyhow::bail!("no {of} has labels matching --where {selector} (`sesame host list` shows them)");
+    }
+    Ok(chosen)
 }
 
 /// Waits for parked request `note` on `target` to be approved and run, saying so on standard
@@ -570,55 +464,6 @@ fn cancel(home: &ClientHome, args: CancelArgs, diagnostics: Diagnostics) -> anyh
         print_output(&o);
     }
     Ok(report_failure(&o, diagnostics))
-}
-
-/// `sesame receipts [HOST]`: the receipts kept, as a table or as the file's lines.
-fn list_receipts(
-    home: &ClientHome,
-    host: Option<&str>,
-    json: bool,
-    diagnostics: Diagnostics,
-) -> anyhow::Result<()> {
-    let file = home.receipts();
-    let path = file.path().display();
-    let listing = file.read().map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-    if let Some((line, why)) = listing.malformed.first() {
-        diagnostics.note(&format!(
-            "warning: {} lines of {path} are not receipts, and are left out (line {line}: {why})",
-            listing.malformed.len()
-        ));
-    }
-    let kept: Vec<_> = listing
-        .receipts
-        .iter()
-        .filter(|k| host.is_none_or(|h| k.receipt.host == h || k.receipt.host_name == h))
-        .collect();
-    if json {
-        for k in kept {
-            println!("{}", k.line);
-        }
-        return Ok(());
-    }
-    if kept.is_empty() {
-        diagnostics.note(&format!("no receipts in {path}"));
-        return Ok(());
-    }
-    let rows = kept.iter().map(|k| {
-        let r = &k.receipt;
-        vec![
-            sesame_proto::format_utc(r.time_ms),
-            r.host.clone(),
-            r.id.to_string(),
-            r.command.clone(),
-            r.code.to_string(),
-            r.seq.to_string(),
-        ]
-    });
-    print!(
-        "{}",
-        sesame_client::table::plain(&["TIME", "HOST", "ID", "COMMAND", "CODE", "SEQ"], rows, &[4])
-    );
-    Ok(())
 }
 
 /// `sesame ssh-proxy`: asks the host for access and, only once it has granted it, pipes a TCP

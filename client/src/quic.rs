@@ -404,14 +404,7 @@ mod tests {
     fn an_answer_to_another_id_is_refused_even_the_all_zero_one() {
         let host = Sealer::new(SecretKey::generate(&mut OsRng));
         let client = Sealer::new(SecretKey::generate(&mut OsRng));
-        let entry = HostEntry {
-            addr: None,
-            key: host.public_key(),
-            next_key_sha256: None,
-            cert_sha256: None,
-            name: None,
-            sqs: None,
-        };
+        let entry = HostEntry::new(host.public_key());
         let request = Request::new(&mut OsRng, 1, "web", None, "echo", vec![]);
         for id in [RequestId::from_bytes([0; 16]), RequestId::random(&mut OsRng)] {
             let answer = Response::error(id, ErrorCode::MalformedRequest, "unreadable");

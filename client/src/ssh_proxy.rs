@@ -210,21 +210,15 @@ mod tests {
 
     fn quic(addr: &str, name: Option<&str>) -> HostEntry {
         HostEntry {
-            next_key_sha256: None,
             addr: Some(addr.into()),
-            key: PublicKey::from_bytes([7; 32]),
             cert_sha256: Some("ab".repeat(32)),
             name: name.map(Into::into),
-            sqs: None,
+            ..HostEntry::new(PublicKey::from_bytes([7; 32]))
         }
     }
 
     fn sqs_only() -> HostEntry {
         HostEntry {
-            next_key_sha256: None,
-            addr: None,
-            key: PublicKey::from_bytes([8; 32]),
-            cert_sha256: None,
             name: Some("db1.internal".into()),
             sqs: Some(SqsRoute {
                 queue: "sesame-req-db1".into(),
@@ -232,6 +226,7 @@ mod tests {
                 endpoint_url: None,
                 profile: None,
             }),
+            ..HostEntry::new(PublicKey::from_bytes([8; 32]))
         }
     }
 

@@ -263,14 +263,7 @@ mod tests {
         let host = Sealer::new(SecretKey::generate(&mut OsRng));
         let stranger = Sealer::new(SecretKey::generate(&mut OsRng));
         let client = Sealer::new(SecretKey::generate(&mut OsRng));
-        let entry = HostEntry {
-            addr: None,
-            key: host.public_key(),
-            next_key_sha256: None,
-            cert_sha256: None,
-            name: None,
-            sqs: None,
-        };
+        let entry = HostEntry::new(host.public_key());
         let request = Request::new(&mut OsRng, 1, "web", None, "ticker", vec![]);
         let sealed = |by: &Sealer, id: RequestId, seq: u32| {
             let p = Progress::new(id, seq, ProgressSource::Log, format!("line {seq}\n"));
@@ -355,14 +348,7 @@ mod tests {
         let host_key = SecretKey::generate(&mut rand_core::OsRng);
         let host = Sealer::new(host_key);
         let client = Sealer::new(SecretKey::generate(&mut rand_core::OsRng));
-        let entry = HostEntry {
-            addr: None,
-            key: host.public_key(),
-            next_key_sha256: None,
-            cert_sha256: None,
-            name: None,
-            sqs: None,
-        };
+        let entry = HostEntry::new(host.public_key());
         let request = Request::new(&mut rand_core::OsRng, 1, "web1", None, "deploy", vec![]);
         let seal = |domain, p: &Progress| {
             host.seal(domain, &client.public_key(), &mut rand_core::OsRng, &p.encode())

@@ -443,10 +443,16 @@ fn colour_is_forced_by_clicolor_force_and_refused_by_no_color() {
     };
     let forced = run(&[("CLICOLOR_FORCE", "1")]);
     assert!(forced.starts_with("\x1b["), "{forced:?}");
-    assert!(forced.contains("sesame:\x1b[0m") && forced.contains("hint:\x1b[0m"), "{forced:?}");
+    assert!(
+        forced.contains("sesame:\x1b[0m") && forced.contains("hint:\x1b[0m"),
+        "{forced:?}"
+    );
     // NO_COLOR wins over CLICOLOR_FORCE (https://no-color.org); an empty NO_COLOR is unset.
     let refused = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
-    assert!(refused.starts_with("sesame: ") && !refused.contains('\x1b'), "{refused:?}");
+    assert!(
+        refused.starts_with("sesame: ") && !refused.contains('\x1b'),
+        "{refused:?}"
+    );
     let empty = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "")]);
     assert!(empty.contains('\x1b'), "{empty:?}");
 }

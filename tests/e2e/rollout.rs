@@ -198,3 +198,119 @@ fn rollout_options_need_many_hosts_and_sane_numbers() {
         assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn labels_choose_the_hosts_alone_or_within_a_group() {
+    let (daemon, alice) = daemon_with_client("alice", &["users"]);
+    let (addr, key) = (daemon.addr.to_string(), daemon.pin_token());
+    for (name, labels) in [
+        ("web1", "role=web,env=prod"),
+        ("web2", "role=web,env=test"),
+        ("db1", "role=db"),
+    ] {
+        alice.run_ok(&[
+            "host",
+            "add",
+            name,
+            "--addr",
+            &addr,
+            "--key",
+            &key,
+            "--cert-sha256",
+            &daemon.cert_sha256,
+            "--host-name",
+            HOST,
+            "--label",
+            labels,
+        ]);
+    }
+    alice.pin(&daemon, "bare");
+    // `host label` sets, replaces and removes; with nothing to change it shows them.
+    assert_eq!(
+        alice.run_ok(&["host", "label", "db1", "env=prod", "dc=fra1"]),
+        "db1\tdc=fra1,env=prod,role=db\n"
+    );
+    assert_eq!(
+        alice.run_ok(&["host", "label", "db1", "dc-"]),
+        "db1\tenv=prod,role=db\n"
+    );
+    assert_eq!(alice.run_ok(&["host", "label", "bare"]), "bare\t\n");
+    let listed: Vec<serde_json::Value> = alice
+        .run_ok(&["host", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let web1 = listed.iter().find(|h| h["name"] == "web1").expect("web1");
+    assert_eq!(web1["labels"], serde_json::json!({"env": "prod", "role": "web"}));
+
+    let hosts_of = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["run", "--json"];
+        all.extend_from_slice(args);
+        all.push("whoami");
+        let out = alice.sesame(&all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        json_lines(&out)
+            .iter()
+            .filter_map(|l| l["host"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(hosts_of(&["--where", "role=web"]), ["web1", "web2"]);
+    assert_eq!(hosts_of(&["--where", "env=prod"]), ["db1", "web1"]);
+    assert_eq!(hosts_of(&["--where", "role=web,env!=prod"]), ["web2"]);
+    // Hosts without the label (web, pinned unlabelled by daemon_with_client) match KEY!=VALUE.
+    assert_eq!(hosts_of(&["--where", "env!=prod"]), ["bare", "web", "web2"]);
+    // Within a group or --hosts: only those of them that match, in their order.
+    alice.run_ok(&["group", "set", "mixed", "web2,db1,web1,bare"]);
+    assert_eq!(
+        hosts_of(&["--group", "mixed", "--where", "env=prod"]),
+        ["db1", "web1"]
+    );
+    assert_eq!(
+        hosts_of(&["--hosts", "web2,web1", "--where", "role=web"]),
+        ["web2", "web1"]
+    );
+    assert_eq!(daemon_whoamis(&daemon), 12);
+
+    // Nothing matching, or a malformed label or selector: exit 2, nothing sent.
+    for (args, why) in [
+        (
+            &["run", "--where", "role=cache", "whoami"][..],
+            "no pinned host has labels matching --where role=cache",
+        ),
+        (
+            &["run", "--group", "mixed", "--where", "role=cache", "whoami"][..],
+            "no host given",
+        ),
+        (
+            &["run", "--where", "role", "whoami"][..],
+            "KEY=VALUE or KEY!=VALUE",
+        ),
+        (&["host", "label", "web1", "role=web server"][..], "may hold only"),
+        (&["host", "label", "web1", "role"][..], "KEY- to remove"),
+        (&["host", "label", "web9", "role=web"][..], "web9"),
+    ] {
+        let out = alice.sesame(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(daemon_whoamis(&daemon), 12);
+
+    // A label edited by hand into hosts.toml is read as strictly as one given here.
+    let hosts_toml = alice.home.path().join("hosts.toml");
+    let text = std::fs::read_to_string(&hosts_toml).expect("hosts.toml");
+    std::fs::write(&hosts_toml, text.replace("role = \"db\"", "role = \"d b\"")).expect("write");
+    let err = alice.run_err(&["run", "--where", "role=web", "whoami"]);
+    assert!(
+        err.contains("hosts.toml") && err.contains("may hold only"),
+        "{err}"
+    );
+}
+
+/// Every `whoami` the daemon ran, whatever its outcome.
+fn daemon_whoamis(daemon: &Daemon) -> usize {
+    daemon
+        .audit()
+        .iter()
+        .filter(|r| r["phase"] == "end" && r["command"] == "whoami")
+        .count()
+}
