@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sesame_proto::{RequestId, Response};
+use sesame_proto::Response;
 use tokio::sync::watch;
 
 use crate::fleet;
@@ -14,9 +14,9 @@ use crate::quic::ClientError;
 /// The daemon's own cluster of commands on running requests.
 pub const CLUSTER: &str = "runs";
 
-/// The request that cancels request `id`.
-pub fn command(id: RequestId) -> fleet::Command {
-    fleet::Command::parse(&format!("{CLUSTER}::cancel"), vec![id.to_string()])
+/// The request that cancels request `id`: in full, or its first 8 or more characters.
+pub fn command(id: &str) -> fleet::Command {
+    fleet::Command::parse(&format!("{CLUSTER}::cancel"), vec![id.to_owned()])
 }
 
 /// Hears how a host answered a cancel: its alias, and the answer (or why none came).

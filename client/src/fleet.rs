@@ -187,7 +187,7 @@ pub async fn run_one(
     }
     let cancel = Request {
         reason: command.reason.clone(),
-        ..crate::cancel::command(request.id).request(target, now_ms())
+        ..crate::cancel::command(&request.id.to_string()).request(target, now_ms())
     };
     let (done, cancelled) = tokio::join!(answer, send(target, sealer, &cancel, timeout, link));
     canceller.report(&target.alias, &cancelled);

@@ -448,10 +448,7 @@ fn cancel(home: &ClientHome, args: CancelArgs, diagnostics: Diagnostics) -> anyh
     let (target, asker, rt) = one_host(home, &args.host, &args.reach, diagnostics)?;
     let command = fleet::Command {
         reason: args.reason,
-        ..fleet::Command::parse(
-            &format!("{}::cancel", sesame_client::cancel::CLUSTER),
-            vec![args.id],
-        )
+        ..sesame_client::cancel::command(&args.id)
     };
     let o = ask_one(
         &asker,
