@@ -98,6 +98,8 @@ fn one_failure_more_than_max_errors_stops_the_rollout_and_no_later_host_is_asked
         "{}",
         stderr(&out)
     );
+    // Not a terminal: no progress bar, no colour.
+    assert!(!stderr(&out).contains(['\r', '\x1b']), "{:?}", stderr(&out));
 
     // The table says so too; a percentage rounds down (20% of 6 hosts is 1 failure allowed).
     let out = alice.sesame(&[
