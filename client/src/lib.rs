@@ -12,6 +12,7 @@ pub mod detached;
 pub mod diagnostic;
 pub mod fleet;
 pub mod home;
+pub mod hosts;
 pub mod known_hosts;
 pub mod labels;
 pub mod local;
