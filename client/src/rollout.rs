@@ -356,8 +356,12 @@ where
                 continue;
             }
         };
-        let Some(Ok((index, outcome))) = joined else {
-            continue;
+        // A host's task that panicked takes the client down with it, rather than leave the
+        // host out of the report (tasks are never aborted: no other error can come).
+        let (index, outcome) = match joined {
+            Some(Ok(done)) => done,
+            Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Some(Err(_)) | None => continue,
         };
         on_done(&outcome);
         let failed = !outcome.succeeded();
