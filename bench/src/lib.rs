@@ -11,10 +11,13 @@
 //! - `sqs HOST` — sequential requests over SQS, and a bare SQS relay as the baseline.
 //! - `policy`, `sandbox MODULE` — the daemon's parts in-process.
 //! - `chart` — `bench/latency.svg` from `load` output.
+//! - `fleet-run -- CMD...`, `create-queues`, `sqs-calls` — `bench/fleet`'s: one `sesame run` on
+//!   many hosts timed from outside, the hosts' SQS queues, the SQS calls in a moto recording.
 //!
 //! The client key and pinned hosts come from `$SESAME_HOME`, as for `sesame`.
 
 pub mod chart;
+pub mod fleet;
 pub mod floor;
 pub mod inproc;
 pub mod load;

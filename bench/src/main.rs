@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use sesame_bench::{chart, floor, inproc, load, process, sqs};
+use sesame_bench::{chart, fleet, floor, inproc, load, process, sqs};
 
 #[derive(Debug, Parser)]
 #[command(name = "sesame-bench", about)]
@@ -98,6 +98,36 @@ enum Command {
     SqsRelay {
         /// The pinned host whose SQS settings to use.
         host: String,
+    },
+    /// Runs a `sesame run --json` on many hosts once: its wall time, CPU time and peak RSS, and
+    /// its hosts by outcome and latency by transport (one `fleet …` line).
+    FleetRun {
+        /// Where the command's standard output goes (its JSON lines).
+        #[arg(long)]
+        out: PathBuf,
+        /// The number of hosts the command must report on.
+        #[arg(long)]
+        hosts: Option<usize>,
+        /// The command.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// Creates SQS queues (the hosts' request queues) where they do not exist.
+    CreateQueues {
+        /// The SQS endpoint.
+        #[arg(long)]
+        endpoint: String,
+        /// The region.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// The queues' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Counts the SQS calls in a moto recording, by queue kind and action (one `sqs-calls …` line).
+    SqsCalls {
+        /// The recording (moto's MOTO_RECORDER_FILEPATH).
+        recording: PathBuf,
     },
     /// Policy decisions in-process: what the daemon spends per request on Rego.
     Policy {
@@ -214,6 +244,20 @@ fn main() -> anyhow::Result<()> {
         Command::Stream { argv } => process::stream(&argv),
         Command::Sqs { host, count, warmup } => rt()?.block_on(sqs::run(&host, count, warmup)),
         Command::SqsRelay { host } => rt()?.block_on(sqs::relay(&host)),
+        Command::FleetRun { out, hosts, argv } => fleet::run(&out, hosts, &argv),
+        Command::CreateQueues {
+            endpoint,
+            region,
+            names,
+        } => {
+            let settings = sesame_sqs::Settings {
+                region: Some(region),
+                endpoint_url: Some(endpoint),
+                profile: None,
+            };
+            rt()?.block_on(fleet::create_queues(&settings, &names))
+        }
+        Command::SqsCalls { recording } => fleet::sqs_calls(&recording),
         Command::Policy { dir, module, count } => inproc::policy(&dir, &module, count),
         Command::Sandbox { module, count } => inproc::sandbox(&module, count),
         Command::Chart { out, title, series } => {
