@@ -123,9 +123,13 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
         detach: args.detach,
         ..fleet::Command::parse(&spec, words.collect())
     };
+    // hosts.toml is read once: per host, 10,000 hosts took minutes of parsing (bench/fleet).
+    let mut pinned = home.hosts()?;
     let mut targets = Vec::new();
     for alias in aliases {
-        let entry = home.host(&alias)?;
+        let entry = pinned
+            .remove(&alias)
+            .ok_or_else(|| sesame_client::HomeError::UnknownHost(alias.clone()))?;
         targets.push(target(alias, entry, args.via)?);
     }
     let asker = Asker::new(home, diagnostics)?;
