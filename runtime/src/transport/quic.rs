@@ -10,7 +10,7 @@
 //! requests come from the crypto_box envelope, end to end.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use quinn::crypto::rustls::QuicServerConfig;
@@ -94,6 +94,11 @@ impl QuicServer {
     /// Serves until `shutdown` turns true, then stops accepting and waits (up to `drain`) for
     /// requests in flight to finish.
     pub async fn serve(self, runner: Arc<Runner>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        // One more strong count for every answer owed: a stream whose request has been read
+        // holds one until its answer is written and acknowledged. The runner's count alone
+        // reaches zero when the handler returns, before the answer is on its way, and closing
+        // the endpoint then cut answers off ("connection lost").
+        let owed = Arc::new(());
         loop {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
@@ -102,14 +107,14 @@ impl QuicServer {
                         incoming.refuse();
                         continue;
                     }
-                    tokio::spawn(connection(incoming, Arc::clone(&runner)));
+                    tokio::spawn(connection(incoming, Arc::clone(&runner), Arc::downgrade(&owed)));
                 }
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }
         self.endpoint.set_server_config(None);
         let _ = tokio::time::timeout(drain, async {
-            while runner.in_flight() > 0 {
+            while runner.in_flight() > 0 || Arc::strong_count(&owed) > 1 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -119,7 +124,8 @@ impl QuicServer {
     }
 }
 
-async fn connection(incoming: quinn::Incoming, runner: Arc<Runner>) {
+/// Serves one connection's streams; `owed` is the server's count of answers owed.
+async fn connection(incoming: quinn::Incoming, runner: Arc<Runner>, owed: Weak<()>) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
         Ok(c) => c,
@@ -136,7 +142,13 @@ async fn connection(incoming: quinn::Incoming, runner: Arc<Runner>) {
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::spawn(stream(send, recv, peer.clone(), Arc::clone(&runner)));
+                tokio::spawn(stream(
+                    send,
+                    recv,
+                    peer.clone(),
+                    Arc::clone(&runner),
+                    owed.clone(),
+                ));
             }
             Err(e) => {
                 tracing::debug!(%remote, "connection ended: {e}");
@@ -146,7 +158,13 @@ async fn connection(incoming: quinn::Incoming, runner: Arc<Runner>) {
     }
 }
 
-async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: Peer, runner: Arc<Runner>) {
+async fn stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    peer: Peer,
+    runner: Arc<Runner>,
+    owed: Weak<()>,
+) {
     let bytes = match tokio::time::timeout(READ_TIMEOUT, recv.read_to_end(MAX_ENVELOPE_LEN)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(quinn::ReadToEndError::TooLong)) => {
@@ -171,6 +189,9 @@ async fn stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, peer: 
             return;
         }
     };
+    // From here an answer is owed: a stopping server waits for it to be delivered. (None left:
+    // the server has stopped waiting; the answer is still tried.)
+    let _owed = owed.upgrade();
     // The request's output as it comes, when it asks for it: each chunk a frame written as soon
     // as the module produces it, the answer the last frame. A client that asked for nothing (or a
     // request that streamed nothing) gets the bare sealed answer, as before.
