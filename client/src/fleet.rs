@@ -5,6 +5,7 @@
 //! account share one reply queue reader. Which hosts are asked when is [`crate::rollout`]'s
 //! concern.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use sesame_proto::{ErrorCode, Request, Response, Sealer};
 
 use crate::cancel::Canceller;
 use crate::home::{HostEntry, Transport};
-use crate::quic::{ClientError, send_request, send_request_streaming};
+use crate::quic::{ClientError, Dialer, send_request, send_request_streaming};
 use crate::sqs::SqsLink;
 use crate::stream::OnProgress;
 
@@ -25,6 +26,43 @@ pub struct Target {
     pub entry: HostEntry,
     /// The transport to use.
     pub via: Transport,
+}
+
+/// How this client reaches hosts during one run: one QUIC socket for every host
+/// ([`Dialer`]), and one SQS link per distinct set of AWS settings (or why it could not be
+/// made), shared by the hosts reached through it.
+#[derive(Debug, Default)]
+pub struct Via {
+    /// Where QUIC connections leave from.
+    pub dialer: Dialer,
+    /// The SQS links, by their settings.
+    pub links: HashMap<sesame_sqs::Settings, Result<Arc<SqsLink>, String>>,
+}
+
+impl Via {
+    /// The links the SQS hosts among `targets` need, each connected once.
+    pub async fn connect(targets: &[Target], sealer: &Arc<Sealer>) -> Self {
+        let mut links = HashMap::new();
+        for t in targets.iter().filter(|t| t.via == Transport::Sqs) {
+            let Some(route) = &t.entry.sqs else { continue };
+            if let std::collections::hash_map::Entry::Vacant(slot) = links.entry(route.settings()) {
+                let link = SqsLink::connect(slot.key(), Arc::clone(sealer))
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string());
+                slot.insert(link);
+            }
+        }
+        Self {
+            dialer: Dialer::default(),
+            links,
+        }
+    }
+
+    /// `target`'s SQS link, if it has an SQS route.
+    fn link(&self, target: &Target) -> Option<&Result<Arc<SqsLink>, String>> {
+        self.links.get(&target.entry.sqs.as_ref()?.settings())
+    }
 }
 
 /// What to run.
@@ -169,14 +207,14 @@ pub fn not_started_json(alias: &str, via: Transport) -> serde_json::Value {
 /// Runs `command` on `target`; when its canceller's signal comes first, the host is asked to
 /// cancel the request, and its answer to the request (3008, once stopped) still ends the wait.
 pub async fn run_one(
+    via: &Via,
     target: &Target,
     sealer: &Sealer,
     command: &Command,
     timeout: Duration,
-    link: Option<Result<Arc<SqsLink>, String>>,
 ) -> Result<Response, ClientError> {
     let request = command.request(target, now_ms());
-    let answer = ask(target, sealer, command, &request, timeout, link.clone());
+    let answer = ask(via, target, sealer, command, &request, timeout);
     let Some(canceller) = &command.cancel else {
         return answer.await;
     };
@@ -189,7 +227,7 @@ pub async fn run_one(
         reason: command.reason.clone(),
         ..crate::cancel::command(&request.id.to_string()).request(target, now_ms())
     };
-    let (done, cancelled) = tokio::join!(answer, send(target, sealer, &cancel, timeout, link));
+    let (done, cancelled) = tokio::join!(answer, send(via, target, sealer, &cancel, timeout));
     canceller.report(&target.alias, &cancelled);
     done
 }
@@ -197,26 +235,28 @@ pub async fn run_one(
 /// Sends `request`, `command`'s request for `target`, and waits for its answer, handing what
 /// the host streams ahead of it to the command's `progress`.
 async fn ask(
+    via: &Via,
     target: &Target,
     sealer: &Sealer,
     command: &Command,
     request: &Request,
     timeout: Duration,
-    link: Option<Result<Arc<SqsLink>, String>>,
 ) -> Result<Response, ClientError> {
     let Some(on_progress) = command.progress.as_ref().filter(|_| request.stream) else {
-        return send(target, sealer, request, timeout, link).await;
+        return send(via, target, sealer, request, timeout).await;
     };
     let alias = target.alias.as_str();
     let print = |p: &sesame_proto::Progress| on_progress.call(alias, p);
     let answer = match target.via {
-        Transport::Quic => send_request_streaming(&target.entry, sealer, request, timeout, print).await,
-        Transport::Sqs => match &link {
+        Transport::Quic => {
+            send_request_streaming(&via.dialer, &target.entry, sealer, request, timeout, print).await
+        }
+        Transport::Sqs => match via.link(target) {
             Some(Ok(sqs)) => {
                 sqs.send_request_streaming(&target.entry, sealer, request, timeout, print)
                     .await
             }
-            _ => send(target, sealer, request, timeout, link.clone()).await,
+            _ => send(via, target, sealer, request, timeout).await,
         },
     };
     match answer {
@@ -228,7 +268,7 @@ async fn ask(
                 stream: false,
                 ..command.request(target, now_ms())
             };
-            send(target, sealer, &plain, timeout, link).await
+            send(via, target, sealer, &plain, timeout).await
         }
         other => other,
     }
@@ -236,20 +276,20 @@ async fn ask(
 
 /// Sends `request` to `target` by its transport and waits for the whole answer.
 async fn send(
+    via: &Via,
     target: &Target,
     sealer: &Sealer,
     request: &Request,
     timeout: Duration,
-    link: Option<Result<Arc<SqsLink>, String>>,
 ) -> Result<Response, ClientError> {
     match target.via {
-        Transport::Quic => send_request(&target.entry, sealer, request, timeout).await,
-        Transport::Sqs => match link {
+        Transport::Quic => send_request(&via.dialer, &target.entry, sealer, request, timeout).await,
+        Transport::Sqs => match via.link(target) {
             Some(Ok(link)) => link.send_request(&target.entry, sealer, request, timeout).await,
             Some(Err(e)) => Err(ClientError::Sqs(sesame_sqs::SqsError::Call {
                 op: "connect",
                 queue: sesame_sqs::reply_queue(&sealer.public_key()),
-                message: e,
+                message: e.clone(),
             })),
             None => Err(ClientError::NoRoute("SQS (no queue)")),
         },

@@ -8,7 +8,6 @@
 //! it has not run), or no answer came. Once a stop is decided no new host is started; those
 //! already running are waited for (and counted), as AWS SSM's `MaxErrors` does.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -19,7 +18,6 @@ use tokio::task::JoinSet;
 
 use crate::fleet::{self, Outcome, Target};
 use crate::home::Transport;
-use crate::sqs::SqsLink;
 
 /// A number of hosts, given as a count or as a percentage of the fleet: `5`, `10%`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +273,7 @@ pub async fn run(
     rollout: &Rollout,
     on_done: impl FnMut(&Outcome),
 ) -> Report {
-    let links = connect_links(&targets, &sealer).await;
+    let via = Arc::new(fleet::Via::connect(&targets, &sealer).await);
     let interrupt = async {
         match &command.cancel {
             Some(canceller) => canceller.signalled().await,
@@ -284,15 +282,10 @@ pub async fn run(
     };
     let ask = |index: usize| {
         let target: Target = targets[index].clone();
-        let link = target
-            .entry
-            .sqs
-            .as_ref()
-            .and_then(|r| links.get(&r.settings()).cloned());
-        let (sealer, command) = (Arc::clone(&sealer), command.clone());
+        let (via, sealer, command) = (Arc::clone(&via), Arc::clone(&sealer), command.clone());
         async move {
             let started = Instant::now();
-            let result = fleet::run_one(&target, &sealer, &command, timeout, link).await;
+            let result = fleet::run_one(&via, &target, &sealer, &command, timeout).await;
             Outcome {
                 alias: target.alias,
                 via: target.via,
@@ -390,25 +383,6 @@ where
     // A stop that came after the last host had started left nothing out: nothing to report.
     let stopped = stopped.filter(|_| next < total);
     (slots.into_iter().flatten().collect(), next, stopped)
-}
-
-/// One SQS link per distinct set of AWS settings among `targets` (or why it could not be made).
-async fn connect_links(
-    targets: &[Target],
-    sealer: &Arc<Sealer>,
-) -> HashMap<sesame_sqs::Settings, Result<Arc<SqsLink>, String>> {
-    let mut links = HashMap::new();
-    for t in targets.iter().filter(|t| t.via == Transport::Sqs) {
-        let Some(route) = &t.entry.sqs else { continue };
-        if let std::collections::hash_map::Entry::Vacant(slot) = links.entry(route.settings()) {
-            let link = SqsLink::connect(slot.key(), Arc::clone(sealer))
-                .await
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-            slot.insert(link);
-        }
-    }
-    links
 }
 
 #[cfg(test)]

@@ -368,6 +368,7 @@ fn json_output_parses() {
             "addr": daemon.addr.to_string(),
             "cert_sha256": daemon.cert_sha256,
             "sqs": null,
+            "labels": {},
         })]
     );
     let groups = parse(&alice.run_ok(&["group", "list", "--json"]));
