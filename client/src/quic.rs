@@ -201,11 +201,27 @@ impl Dialer {
         if let Some(endpoint) = &*slot {
             return Ok(endpoint.clone());
         }
-        let endpoint = quinn::Endpoint::client(bind).map_err(|e| err(e.to_string()))?;
+        let socket = std::net::UdpSocket::bind(bind).map_err(|e| err(e.to_string()))?;
+        // Every host's handshake answers on this one socket: with the kernel's default receive
+        // buffer (208 KiB here) 256 at once overflowed it (RcvbufErrors), and each datagram
+        // dropped costs a retransmission timeout: seconds of tail, and some hosts no answer
+        // (bench/fleet, 10,000 hosts). The kernel caps the size at net.core.rmem_max; a smaller
+        // buffer than asked for still works, so a refusal is not an error.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, RECEIVE_BUFFER);
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| err(e.to_string()))?;
         *slot = Some(endpoint.clone());
         Ok(endpoint)
     }
 }
+
+/// The receive buffer asked for the dialer's socket, bytes.
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 
 impl Session {
     /// Connects to `host` from a socket of its own, checking its certificate against the pin.
