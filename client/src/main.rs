@@ -68,7 +68,8 @@ fn run(cli: Cli, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
 }
 
 fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> anyhow::Result<ExitCode> {
-    let fan_out = !args.hosts.is_empty() || args.group.is_some() || args.selector.is_some();
+    let named = !args.hosts.is_empty() || args.group.is_some();
+    let fan_out = named || args.selector.is_some();
     let mut words = args.words.into_iter();
     let mut aliases = args.hosts;
     if let Some(group) = &args.group {
@@ -79,11 +80,12 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     }
     let mut seen = std::collections::HashSet::new();
     aliases.retain(|a| seen.insert(a.clone()));
-    if aliases.is_empty() && args.selector.is_none() {
-        anyhow::bail!("no hosts to run on (the group is empty)");
-    }
     if let Some(selector) = &args.selector {
-        aliases = chosen(home, aliases, selector)?;
+        // --where alone chooses among every pinned host; with --hosts or --group, only among
+        // those (an empty group chooses nothing, never the whole list).
+        aliases = chosen(home, named.then_some(aliases), selector)?;
+    } else if aliases.is_empty() {
+        anyhow::bail!("no hosts to run on (the group is empty)");
     }
     let Some(spec) = words.next() else {
         anyhow::bail!("no command given: sesame run HOST COMMAND [ARGS...]");
@@ -216,15 +218,11 @@ fn run_command(home: &ClientHome, args: RunArgs, diagnostics: Diagnostics) -> an
     })
 }
 
-/// Of `aliases` (every pinned host, by name, when empty), those whose labels `selector` matches.
-fn chosen(home: &ClientHome, aliases: Vec<String>, selector: &Selector) -> anyhow::Result<Vec<String>> {
+/// Of `named` (every pinned host, by name, when `None`), those whose labels `selector` matches.
+fn chosen(home: &ClientHome, named: Option<Vec<String>>, selector: &Selector) -> anyhow::Result<Vec<String>> {
     let hosts = home.hosts()?;
-    let among = aliases.is_empty();
-    let candidates = if among {
-        hosts.keys().cloned().collect()
-    } else {
-        aliases
-    };
+    let among = named.is_none();
+    let candidates = named.unwrap_or_else(|| hosts.keys().cloned().collect());
     let mut chosen = Vec::new();
     for alias in candidates {
         let entry = hosts

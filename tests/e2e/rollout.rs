@@ -273,8 +273,17 @@ fn labels_choose_the_hosts_alone_or_within_a_group() {
     );
     assert_eq!(daemon_whoamis(&daemon), 12);
 
+    // A group emptied by `host remove` chooses nothing with --where: never every pinned host.
+    alice.pin(&daemon, "gone");
+    alice.run_ok(&["host", "label", "gone", "role=web"]);
+    alice.run_ok(&["group", "set", "emptied", "gone"]);
+    alice.run_ok(&["host", "remove", "gone"]);
     // Nothing matching, or a malformed label or selector: exit 2, nothing sent.
     for (args, why) in [
+        (
+            &["run", "--group", "emptied", "--where", "role=web", "whoami"][..],
+            "no host given",
+        ),
         (
             &["run", "--where", "role=cache", "whoami"][..],
             "no pinned host has labels matching --where role=cache",
