@@ -391,7 +391,7 @@ mod tests {
     use std::rc::Rc;
 
     use sesame_proto::{RequestId, Response};
-    use tokio::time::{Instant as Clock, sleep};
+    use tokio::time::sleep;
 
     use super::*;
     use crate::quic::ClientError;
@@ -406,28 +406,51 @@ mod tests {
     const OK: Host = Host { ms: 10, ok: true };
     const FAIL: Host = Host { ms: 10, ok: false };
 
-    /// When each host started and ended, by the paused clock, in ms since the rollout began.
+    /// A host starting or ending.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Event {
+        Start(usize),
+        End(usize),
+    }
+
+    /// What happened, in order (the tests assert order, never time: the clock runs for real
+    /// and the machine may be slow), and the most hosts running at once.
     #[derive(Debug, Default)]
     struct Log {
-        started: Vec<(usize, u64)>,
-        ended: Vec<(usize, u64)>,
+        events: Vec<Event>,
         most_at_once: usize,
     }
 
-    /// Rolls `rollout` out over `hosts`; `interrupt_ms`, if given, is when Ctrl-C comes.
+    impl Log {
+        fn at(&self, event: Event) -> usize {
+            self.events.iter().position(|e| *e == event).expect("happened")
+        }
+
+        fn started(&self) -> Vec<usize> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Start(i) => Some(*i),
+                    Event::End(_) => None,
+                })
+                .collect()
+        }
+    }
+
+    /// Rolls `rollout` out over `hosts`; `interrupt_at`, if given, is the host whose start
+    /// brings Ctrl-C.
     async fn roll(
         hosts: &[Host],
         rollout: Rollout,
-        interrupt_ms: Option<u64>,
+        interrupt_at: Option<usize>,
     ) -> (Log, Vec<Outcome>, usize, Option<Stop>) {
         let log = Rc::new(RefCell::new(Log::default()));
-        let begun = Clock::now();
         let at_once = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let ms = move || u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (ctrl_c, heard) = tokio::sync::oneshot::channel::<()>();
+        let ctrl_c = RefCell::new(Some(ctrl_c));
         let interrupt = async move {
-            match interrupt_ms {
-                Some(t) => sleep(Duration::from_millis(t)).await,
-                None => std::future::pending().await,
+            if heard.await.is_err() {
+                std::future::pending::<()>().await;
             }
         };
         let ask = |i: usize| {
@@ -435,7 +458,12 @@ mod tests {
             let now = at_once.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             let mut l = log.borrow_mut();
             l.most_at_once = l.most_at_once.max(now);
-            l.started.push((i, ms()));
+            l.events.push(Event::Start(i));
+            if interrupt_at == Some(i)
+                && let Some(tx) = ctrl_c.borrow_mut().take()
+            {
+                let _ = tx.send(());
+            }
             let at_once = Arc::clone(&at_once);
             async move {
                 sleep(Duration::from_millis(host.ms)).await;
@@ -457,7 +485,7 @@ mod tests {
         };
         let on_done = |o: &Outcome| {
             let i: usize = o.alias[1..].parse().expect("index");
-            log.borrow_mut().ended.push((i, ms()));
+            log.borrow_mut().events.push(Event::End(i));
         };
         let (outcomes, started, stopped) = schedule(&rollout, hosts.len(), interrupt, ask, on_done).await;
         let log = Rc::try_unwrap(log).expect("one owner").into_inner();
@@ -470,14 +498,6 @@ mod tests {
             max_errors: max_errors.map(|e| e.parse().expect("share")),
             batch: batch.map(|b| b.parse().expect("share")),
         }
-    }
-
-    fn ended_at(log: &Log, i: usize) -> u64 {
-        log.ended
-            .iter()
-            .find(|(j, _)| *j == i)
-            .map(|(_, t)| *t)
-            .expect("ended")
     }
 
     #[test]
@@ -509,24 +529,23 @@ mod tests {
         assert_eq!(Share::Percent(100).floor_of(7), 7);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn no_more_than_max_concurrency_run_at_once_and_all_run_in_order() {
         let hosts: Vec<Host> = (0..10)
             .map(|i| Host {
-                ms: 10 + i * 7,
+                ms: 5 + i * 3,
                 ok: true,
             })
             .collect();
         let (log, outcomes, started, stopped) = roll(&hosts, rollout(3, None, None), None).await;
         assert_eq!((started, stopped, outcomes.len()), (10, None, 10));
         assert_eq!(log.most_at_once, 3);
-        let order: Vec<usize> = log.started.iter().map(|(i, _)| *i).collect();
-        assert_eq!(order, (0..10).collect::<Vec<_>>());
+        assert_eq!(log.started(), (0..10).collect::<Vec<_>>());
         let aliases: Vec<&str> = outcomes.iter().map(|o| o.alias.as_str()).collect();
         assert_eq!(aliases, (0..10).map(|i| format!("h{i}")).collect::<Vec<_>>());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn one_error_more_than_max_errors_starts_no_new_host() {
         let hosts = [OK, FAIL, OK, FAIL, OK, OK];
         let (_, outcomes, started, stopped) = roll(&hosts, rollout(1, Some("1"), None), None).await;
@@ -556,7 +575,7 @@ mod tests {
         assert_eq!((started, stopped), (6, None));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn hosts_running_at_the_stop_are_waited_for_and_counted() {
         // Three at once: hosts 0-2 start; 0 fails first (max 0), 1 and 2 still run and fail too.
         let hosts = [
@@ -567,7 +586,8 @@ mod tests {
             OK,
         ];
         let (log, outcomes, started, stopped) = roll(&hosts, rollout(3, Some("0"), None), None).await;
-        assert_eq!((started, outcomes.len(), log.ended.len()), (3, 3, 3));
+        let ended = log.events.iter().filter(|e| matches!(e, Event::End(_))).count();
+        assert_eq!((started, outcomes.len(), ended), (3, 3, 3));
         assert!(matches!(
             stopped,
             Some(Stop::TooManyErrors {
@@ -578,28 +598,28 @@ mod tests {
         ));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_rest_start_only_once_the_whole_canary_batch_has_succeeded() {
         let mut hosts = vec![OK; 8];
         hosts[1] = Host { ms: 50, ok: true };
         let (log, outcomes, started, stopped) = roll(&hosts, rollout(4, None, Some("2")), None).await;
         assert_eq!((started, stopped, outcomes.len()), (8, None, 8));
-        let canary_done = ended_at(&log, 0).max(ended_at(&log, 1));
-        assert_eq!(canary_done, 50);
-        for &(i, t) in &log.started {
-            if i < 2 {
-                assert_eq!(t, 0, "the canary's hosts start together");
-            } else {
-                assert!(
-                    t >= canary_done,
-                    "host {i} started at {t} ms, before the canary ended"
-                );
-            }
+        // The canary's hosts start together, before anything ends; every other host starts
+        // after both have ended.
+        assert_eq!(log.events[..2], [Event::Start(0), Event::Start(1)]);
+        let canary_done = log.at(Event::End(0)).max(log.at(Event::End(1)));
+        for i in 2..8 {
+            let at = log.at(Event::Start(i));
+            assert!(
+                at > canary_done,
+                "host {i} started before the canary ended: {:?}",
+                log.events
+            );
         }
         assert_eq!(log.most_at_once, 4, "then max-concurrency again");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_failing_canary_stops_the_rollout() {
         let mut hosts = vec![OK; 6];
         hosts[1] = FAIL;
@@ -613,17 +633,18 @@ mod tests {
         assert_eq!(stopped, Some(Stop::CanaryFailed { batch: 3, failed: 1 }));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn ctrl_c_starts_no_new_host_and_waits_for_those_running() {
-        let hosts = vec![Host { ms: 100, ok: true }; 6];
-        let (log, outcomes, started, stopped) = roll(&hosts, rollout(2, None, None), Some(150)).await;
-        // 0 and 1 ran to 100 ms, 2 and 3 started then and still ran at 150 ms.
-        assert_eq!((started, outcomes.len()), (4, 4));
-        assert_eq!(ended_at(&log, 3), 200);
+        // Two at once; Ctrl-C comes as host 2 starts (host 0 done, host 1 still running).
+        let mut hosts = vec![OK; 6];
+        hosts[1] = Host { ms: 300, ok: true };
+        let (log, outcomes, started, stopped) = roll(&hosts, rollout(2, None, None), Some(2)).await;
+        assert_eq!((started, outcomes.len()), (3, 3), "{:?}", log.events);
+        assert!(log.events.contains(&Event::End(1)), "host 1 was waited for");
         assert_eq!(stopped, Some(Stop::Interrupted));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_stop_after_the_last_host_started_leaves_nothing_out() {
         let (_, outcomes, started, stopped) = roll(&[OK, FAIL], rollout(2, Some("0"), None), None).await;
         assert_eq!((outcomes.len(), started, stopped), (2, 2, None));
