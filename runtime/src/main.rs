@@ -609,8 +609,7 @@ fn serve(config_path: &Path) -> Result<()> {
             ..status_of.status(sesamed::now_ms())
         };
         tokio::spawn(control.serve(status, stop_rx.clone()));
-        tokio::spawn(watch_reloads(Arc::clone(&runner), stop_rx.clone()));
-        tokio::spawn(reap(Arc::clone(&runner), stop_rx));
+        tokio::spawn(housekeeping(Arc::clone(&runner), stop_rx));
         let reason = shutdown_signal().await?;
         tracing::info!("{reason}: finishing requests in flight");
         let _ = stop_tx.send(true);
@@ -638,26 +637,21 @@ async fn shutdown_signal() -> Result<String> {
     })
 }
 
-/// Closes expired firewall openings and expires unapproved parked requests, checking every
-/// second (the nftables back end also has the kernel stop matching at expiry; ufw relies on this).
-async fn reap(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let r = Arc::clone(&runner);
-        let _ = tokio::task::spawn_blocking(move || r.reap(sesamed::now_ms())).await;
-    }
-}
-
-/// Reloads the client registry, the policy and the host keys on SIGHUP, and the policy and
-/// keys when their files change (checked every second). A changed registry file is also picked up by the
-/// next request (`Runner::refresh_clients`).
-async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// The daemon's once-a-second chores, on one timer so that an idle daemon wakes once a second
+/// for them, not once per chore:
+///
+/// - closing expired firewall openings and expiring unapproved parked requests (the nftables
+///   back end also has the kernel stop matching at expiry; ufw relies on this);
+/// - reloading the policy and the host keys when their files change, and the client registry,
+///   the policy and the keys on SIGHUP (a changed registry file is also picked up by the next
+///   request, `Runner::refresh_clients`).
+///
+/// Each chore runs on a blocking thread of its own and is not waited for: a policy that takes long
+/// to load never holds up the reaper. A chore still running at the next tick skips it, and a
+/// SIGHUP that comes while the reloads are busy is done when they are free.
+async fn housekeeping(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiver<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
+    use tokio::task::{JoinHandle, spawn_blocking};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -666,31 +660,45 @@ async fn watch_reloads(runner: Arc<Runner>, mut stop: tokio::sync::watch::Receiv
         }
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let free = |job: &Option<JoinHandle<()>>| job.as_ref().is_none_or(JoinHandle::is_finished);
+    let (mut reaping, mut reloading) = (None, None);
+    let mut forced = false;
     loop {
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
+        tokio::select! {
+            _ = tick.tick() => {}
             Some(()) = async {
                 match hup.as_mut() {
                     Some(h) => h.recv().await,
                     None => std::future::pending().await,
                 }
-            } => true,
-            _ = stop.changed() => return,
-        };
-        let r = Arc::clone(&runner);
-        let _ = tokio::task::spawn_blocking(move || {
-            let now = sesamed::now_ms();
-            r.release_logs(now);
-            if forced {
-                tracing::info!("SIGHUP: reloading clients, policy and host keys");
-                r.reload_clients(now);
-                let _ = r.reload_policy(now);
-                r.reload_keys(now);
-            } else {
-                r.refresh_policy(now);
-                r.refresh_keys(now);
-            }
-        })
-        .await;
+            } => forced = true,
+            _ = stop.changed() => break,
+        }
+        if free(&reaping) {
+            let r = Arc::clone(&runner);
+            reaping = Some(spawn_blocking(move || r.reap(sesamed::now_ms())));
+        }
+        if free(&reloading) {
+            let r = Arc::clone(&runner);
+            let hup = std::mem::take(&mut forced);
+            reloading = Some(spawn_blocking(move || {
+                let now = sesamed::now_ms();
+                r.release_logs(now);
+                if hup {
+                    tracing::info!("SIGHUP: reloading clients, policy and host keys");
+                    r.reload_clients(now);
+                    let _ = r.reload_policy(now);
+                    r.reload_keys(now);
+                } else {
+                    r.refresh_policy(now);
+                    r.refresh_keys(now);
+                }
+            }));
+        }
+    }
+    // Stopping: a chore under way finishes first, as it would have before the stop.
+    for job in [reaping, reloading].into_iter().flatten() {
+        let _ = job.await;
     }
 }

@@ -130,7 +130,7 @@ pub struct Sandbox {
     engine: Engine,
     modules: HashMap<(String, String), Arc<LoadedModule>>,
     cache: Option<ModuleCache>,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -370,13 +370,14 @@ impl Sandbox {
         let mut config = engine_config();
         config.allocation_strategy(strategy.allocation(slots, max_memory_bytes));
         let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let ticker = EpochTicker::start(engine.clone())
+        let ticking = engine.clone();
+        let ticker = EpochTicker::start(move || ticking.increment_epoch())
             .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
         Ok(Self {
             engine,
             modules: HashMap::new(),
             cache: None,
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -517,6 +518,8 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
+        // Held until the run ends (the store is dropped with it), from before the deadline is set.
+        let _ticking = self.ticker.hold();
         // Wasm code is stopped by the epoch: the time limit in whole ticks, and a cancel at the
         // next tick (looked at on each one, only when the run can be cancelled).
         if until.cancel.is_some() {
