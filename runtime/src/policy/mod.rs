@@ -523,6 +523,7 @@ impl Policy {
             let mut engine = regorus::Engine::clone(&template);
             engine.set_input(input);
             let value = engine.eval_rule(DECISION_RULE.to_owned());
+            stack::drop_after_answer(engine);
             match value {
                 Err(e) => Err(EvalError::from_rego(&e, limit)),
                 Ok(_) if started.elapsed() > limit => Err(EvalError::TimeLimit(limit)),
