@@ -43,7 +43,7 @@ impl ResourceLimiter for MemoryCap {
 }
 
 /// A thread that advances the engine's epoch every [`EPOCH_TICK`] while some run holds it
-/// ([`EpochTicker::hold`]), and sleeps otherwise; stops when dropped.
+/// ([`EpochTicker::hold`]) and for [`LINGER`] after, and sleeps otherwise; stops when dropped.
 ///
 /// An idle daemon has nothing for the epoch to bound, and a tick every 10 ms would wake it a
 /// hundred times a second for nothing. A run's deadline is a number of ticks past the epoch when
@@ -52,10 +52,15 @@ pub(super) struct EpochTicker {
     shared: Arc<Shared>,
 }
 
+/// How long the ticker keeps ticking after the last hold ends before it sleeps: under steady
+/// traffic, runs come and go many times a tick, and parking and waking the thread for each lull
+/// would cost a wake-up per request.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What the ticker thread and the holds share.
 struct Shared {
-    /// Runs holding the ticker.
-    holders: Mutex<usize>,
+    /// Runs holding the ticker, and whether the thread sleeps waiting for one.
+    holders: Mutex<Holders>,
     /// Signalled when the first run takes a hold, and at stop.
     wake: Condvar,
     stop: AtomicBool,
@@ -66,11 +71,17 @@ pub(super) struct TickHold {
     shared: Arc<Shared>,
 }
 
+#[derive(Default)]
+struct Holders {
+    count: usize,
+    parked: bool,
+}
+
 impl EpochTicker {
     /// Starts the thread; `tick` advances the epoch (the engine's `increment_epoch`).
     pub(super) fn start(tick: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
-            holders: Mutex::new(0),
+            holders: Mutex::new(Holders::default()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -84,8 +95,9 @@ impl EpochTicker {
     /// Keeps the epoch ticking until the hold is dropped.
     pub(super) fn hold(&self) -> TickHold {
         let mut holders = self.shared.lock();
-        *holders += 1;
-        if *holders == 1 {
+        holders.count += 1;
+        if holders.parked {
+            holders.parked = false;
             self.shared.wake.notify_one();
         }
         TickHold {
@@ -95,7 +107,7 @@ impl EpochTicker {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Holders> {
         self.holders.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -107,9 +119,11 @@ impl Shared {
     fn run(&self, tick: &dyn Fn()) {
         loop {
             let mut holders = self.lock();
-            while *holders == 0 && !self.stopped() {
+            while holders.count == 0 && !self.stopped() {
+                holders.parked = true;
                 holders = self.wake.wait(holders).unwrap_or_else(PoisonError::into_inner);
             }
+            holders.parked = false;
             drop(holders);
             if self.stopped() {
                 return;
@@ -119,6 +133,7 @@ impl Shared {
             // much past its limit; catching up keeps the epoch within a tick of real time.
             let started = Instant::now();
             let mut ticks: u128 = 0;
+            let mut unheld_since: Option<Instant> = None;
             loop {
                 std::thread::sleep(EPOCH_TICK);
                 if self.stopped() {
@@ -129,7 +144,9 @@ impl Shared {
                     tick();
                     ticks += 1;
                 }
-                if *self.lock() == 0 {
+                if self.lock().count > 0 {
+                    unheld_since = None;
+                } else if unheld_since.get_or_insert_with(Instant::now).elapsed() >= LINGER {
                     break;
                 }
             }
@@ -140,7 +157,7 @@ impl Shared {
 impl Drop for TickHold {
     fn drop(&mut self) {
         let mut holders = self.shared.lock();
-        *holders = holders.saturating_sub(1);
+        holders.count = holders.count.saturating_sub(1);
     }
 }
 
@@ -177,7 +194,7 @@ mod tests {
         let hold = ticker.hold();
         std::thread::sleep(EPOCH_TICK * 10);
         drop(hold);
-        std::thread::sleep(EPOCH_TICK * 3);
+        std::thread::sleep(LINGER + EPOCH_TICK * 3);
         let after_hold = ticks.load(Ordering::Relaxed);
         assert!(after_hold >= 3, "only {after_hold} ticks in ten ticks' time");
         std::thread::sleep(EPOCH_TICK * 10);
@@ -194,7 +211,7 @@ mod tests {
         // the idle time before it would end it early.
         let (ticker, ticks) = counting();
         drop(ticker.hold());
-        std::thread::sleep(EPOCH_TICK * 20);
+        std::thread::sleep(LINGER + EPOCH_TICK * 20);
         let before = ticks.load(Ordering::Relaxed);
         let hold = ticker.hold();
         let held = Instant::now();
