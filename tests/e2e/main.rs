@@ -482,6 +482,12 @@ fn every_decision_is_in_the_decision_log() {
     assert_eq!(records[0]["cached"], false);
     assert_eq!(records[2]["cached"], true);
     assert_ne!(records[2]["decision_id"], records[0]["decision_id"]);
+    // Each says how long deciding took: an evaluation takes some microseconds, a lookup may not.
+    assert!(
+        records[0]["decide_us"].as_u64().is_some_and(|us| us > 0),
+        "{records:#?}"
+    );
+    assert!(records[2]["decide_us"].is_u64(), "{records:#?}");
     for field in ["allow", "reasons", "grant", "policy_revision"] {
         assert_eq!(records[2][field], records[0][field], "{field}");
     }

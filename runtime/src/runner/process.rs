@@ -130,7 +130,9 @@ impl Runner {
         record.args = masked.clone();
 
         let input = policy_input(&self.config, client, request, cluster, module, peer, now_ms);
+        let deciding = std::time::Instant::now();
         let (decision, cached) = policy.decide_cached(&input);
+        let decide_us = u64::try_from(deciding.elapsed().as_micros()).unwrap_or(u64::MAX);
         let logged_request = RequestInput {
             args: masked,
             ..input.request.clone()
@@ -140,8 +142,11 @@ impl Runner {
             &input,
             &logged_request,
             policy.revision(),
-            &decision,
-            cached,
+            Decided {
+                decision: &decision,
+                cached,
+                micros: decide_us,
+            },
         )?;
         match decision {
             Decision::Allow(grant) => {
@@ -271,9 +276,13 @@ impl Runner {
         input: &PolicyInput,
         request: &RequestInput,
         revision: &str,
-        decision: &Decision,
-        cached: bool,
+        decided: Decided<'_>,
     ) -> Result<(), Failure> {
+        let Decided {
+            decision,
+            cached,
+            micros: decide_us,
+        } = decided;
         #[derive(serde::Serialize)]
         struct DecisionRecord<'a> {
             decision_id: &'a str,
@@ -286,6 +295,9 @@ impl Runner {
             /// Whether the decision was remembered from an earlier request with the same input
             /// (less its id and time) rather than evaluated now.
             cached: bool,
+            /// How long deciding took, in microseconds: the evaluation (its hand-over to a policy
+            /// thread included), or the cache lookup.
+            decide_us: u64,
             allow: bool,
             reasons: &'a [String],
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -300,6 +312,7 @@ impl Runner {
             module_digest: &input.module.digest,
             policy_revision: revision,
             cached,
+            decide_us,
             allow: decision.is_allowed(),
             reasons: decision.reasons(),
             grant: match decision {
@@ -337,4 +350,15 @@ impl Runner {
             .ok()
             .map(|_| SlotGuard(&self.running))
     }
+}
+
+/// A decision as the decision log records it: what, and how it was reached.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Decided<'a> {
+    /// The decision.
+    pub(super) decision: &'a Decision,
+    /// Whether it came from the decision cache.
+    pub(super) cached: bool,
+    /// How long deciding took, in microseconds.
+    pub(super) micros: u64,
 }
