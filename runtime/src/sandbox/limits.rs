@@ -194,7 +194,7 @@ mod tests {
         let hold = ticker.hold();
         std::thread::sleep(EPOCH_TICK * 10);
         drop(hold);
-        std::thread::sleep(LINGER + EPOCH_TICK * 3);
+        std::thread::sleep(LINGER + EPOCH_TICK * 10);
         let after_hold = ticks.load(Ordering::Relaxed);
         assert!(after_hold >= 3, "only {after_hold} ticks in ten ticks' time");
         std::thread::sleep(EPOCH_TICK * 10);
