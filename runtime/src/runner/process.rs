@@ -145,7 +145,7 @@ impl Runner {
             Decided {
                 decision: &decision,
                 cached,
-                micros: decide_us,
+                decide_us,
             },
         )?;
         match decision {
@@ -281,7 +281,7 @@ impl Runner {
         let Decided {
             decision,
             cached,
-            micros: decide_us,
+            decide_us,
         } = decided;
         #[derive(serde::Serialize)]
         struct DecisionRecord<'a> {
@@ -360,5 +360,5 @@ pub(super) struct Decided<'a> {
     /// Whether it came from the decision cache.
     pub(super) cached: bool,
     /// How long deciding took, in microseconds.
-    pub(super) micros: u64,
+    pub(super) decide_us: u64,
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 
@@ -55,7 +55,7 @@ pub(super) struct EpochTicker {
 /// How long the ticker keeps ticking after the last hold ends before it sleeps: under steady
 /// traffic, runs come and go many times a tick, and parking and waking the thread for each lull
 /// would cost a wake-up per request.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+const LINGER: Duration = Duration::from_millis(200);
 
 /// What the ticker thread and the holds share.
 struct Shared {
@@ -172,7 +172,6 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;
-    use std::time::Duration;
 
     use super::*;
 

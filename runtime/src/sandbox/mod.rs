@@ -518,7 +518,7 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        // Held until the run ends (the store is dropped with it), from before the deadline is set.
+        // Taken before the deadline is set, held until the run is over (this function returns).
         let _ticking = self.ticker.hold();
         // Wasm code is stopped by the epoch: the time limit in whole ticks, and a cancel at the
         // next tick (looked at on each one, only when the run can be cancelled).
