@@ -15,6 +15,7 @@ use sesamed::config::Config;
 use sesamed::control::{self, ControlSocket};
 use sesamed::identity::HostIdentity;
 use sesamed::runner::Runner;
+use sesamed::sandbox::compile::Compiler;
 use sesamed::transport::quic::QuicServer;
 use sesamed::transport::sqs::SqsServer;
 
@@ -331,7 +332,8 @@ fn check_everything(config_path: &Path) -> Result<String> {
     let clients = ClientRegistry::load(&config.clients_file)?;
     let policy = sesamed::policy::Policy::load(&config.policy_dir)
         .with_context(|| format!("policy {}", config.policy_dir.display()))?;
-    let loaded = sesamed::runner::sandbox_for(&config)?.load_config(&config)?;
+    let loaded =
+        sesamed::runner::sandbox_for(&config, Some(Compiler::this_executable()))?.load_config(&config)?;
     let mut backends = String::new();
     let audit = Arc::new(AuditLog::open(&config.audit_log)?);
     let checks = sesamed::capability::Services::check(&sesamed::capability::Start {
@@ -568,7 +570,11 @@ fn serve(config_path: &Path) -> Result<()> {
             sesamed::identity::NEXT_HOST_KEY
         );
     }
-    let runner = Arc::new(Runner::start(config, sesamed::now_ms())?);
+    let runner = Arc::new(Runner::start(
+        config,
+        sesamed::now_ms(),
+        Some(Compiler::this_executable()),
+    )?);
     give_back_startup_heap();
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -184,7 +184,13 @@ impl From<ProtoError> for Failure {
 
 impl Runner {
     /// Loads everything a daemon needs: identity, clients, policy, modules, replay log, audit log.
-    pub fn start(config: Config, now_ms: u64) -> Result<Self, StartError> {
+    /// Modules the cache lacks are compiled by `compiler` in child processes, when given
+    /// ([`sandbox_for`]).
+    pub fn start(
+        config: Config,
+        now_ms: u64,
+        compiler: Option<crate::sandbox::compile::Compiler>,
+    ) -> Result<Self, StartError> {
         let keys_stamp = key_stamps(&config);
         let keys = HostKeys::load(&config.state_dir)?;
         if let Some((key, until_ms)) = keys.previous().filter(|(_, until)| *until > now_ms) {
@@ -195,7 +201,7 @@ impl Runner {
         let policy_stamp = dir_stamp(&config.policy_dir);
         let policy = load_policy(&config)?;
         tracing::info!(revision = %policy.revision(), cache = %policy.cache_summary(), "policy loaded");
-        let mut sandbox = sandbox_for(&config)?;
+        let mut sandbox = sandbox_for(&config, compiler)?;
         let loaded = sandbox.load_config(&config)?;
         tracing::info!(
             modules = loaded.modules,

@@ -8,6 +8,7 @@ use sesame_proto::{ErrorCode, Receipt, Request, RequestId, Response};
 use crate::clients::Client;
 use crate::config::Config;
 use crate::policy::{ClientInput, HostInput, ModuleInput, PolicyInput, RequestInput};
+use crate::sandbox::compile::Compiler;
 use crate::sandbox::{LoadError, RunLimits, Sandbox};
 
 use super::Peer;
@@ -77,12 +78,18 @@ pub fn run_limits(cfg: &crate::config::Limits, asked: &crate::policy::Limits) ->
 
 /// The daemon's sandbox: pooled instances for `max_concurrent` runs, and the precompiled-module
 /// cache in the state directory (without it, when the directory cannot be used: every start
-/// then compiles, which is slower but no less safe).
-pub fn sandbox_for(config: &Config) -> Result<Sandbox, LoadError> {
+/// then compiles, in this process, which is slower but no less safe). With a cache and a
+/// `compiler`, modules the cache lacks are compiled in child processes (`sandbox::compile`).
+pub fn sandbox_for(config: &Config, compiler: Option<Compiler>) -> Result<Sandbox, LoadError> {
     let mut sandbox = Sandbox::new(config.limits.max_concurrent, memory_ceiling(config))?;
     let dir = config.state_dir.join(crate::sandbox::cache::CACHE_DIR);
-    if let Err(e) = sandbox.use_cache(&dir) {
-        tracing::warn!("{e}; compiling every module at start");
+    match sandbox.use_cache(&dir) {
+        Ok(()) => {
+            if let Some(compiler) = compiler {
+                sandbox.compile_in_child(compiler);
+            }
+        }
+        Err(e) => tracing::warn!("{e}; compiling every module at start"),
     }
     Ok(sandbox)
 }

@@ -126,11 +126,7 @@ impl ModuleCache {
         let result = component
             .serialize()
             .map_err(|e| format!("{e:#}"))
-            .and_then(|mut bytes| {
-                let sum = Sha256::digest(&bytes);
-                bytes.extend_from_slice(&sum);
-                crate::files::write_atomic(&path, &bytes, 0o600).map_err(|e| e.to_string())
-            });
+            .and_then(|bytes| write_entry(&path, bytes).map_err(|e| e.to_string()));
         match result {
             Ok(()) => Some(path),
             Err(why) => {
@@ -156,6 +152,14 @@ impl ModuleCache {
         }
         removed
     }
+}
+
+/// Writes `native` (what [`Component::serialize`] made) as the entry at `path`, with the checksum
+/// [`ModuleCache::get`] checks: private to this user, and whole or not at all.
+pub fn write_entry(path: &Path, mut native: Vec<u8>) -> std::io::Result<()> {
+    let sum = Sha256::digest(&native);
+    native.extend_from_slice(&sum);
+    crate::files::write_atomic(path, &native, 0o600)
 }
 
 /// Loads native code wasmtime serialized.

@@ -44,6 +44,14 @@ pub enum ModuleCommand {
     /// such as the host keys, reads for real). Prints the
     /// decision, every host call, what would have run, and the module's output or error.
     Run(RunArgs),
+    /// Compile the component on standard input into a module cache entry (the daemon runs this
+    /// in a child process for each module its cache lacks; see `sandbox::compile`).
+    #[command(hide = true)]
+    Compile {
+        /// The cache entry to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 impl ModuleCommand {
@@ -52,6 +60,9 @@ impl ModuleCommand {
         let result = match self {
             ModuleCommand::Inspect { file, json } => inspect(&file, json),
             ModuleCommand::Run(args) => run_local(&args),
+            ModuleCommand::Compile { output } => {
+                super::compile::compile_stdin_into(&output).map(|()| ExitCode::SUCCESS)
+            }
         };
         match result {
             Ok(code) => code,

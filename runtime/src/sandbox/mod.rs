@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod compile;
 mod limits;
 mod stdout;
 mod wasi;
@@ -130,6 +131,7 @@ pub struct Sandbox {
     engine: Engine,
     modules: HashMap<(String, String), Arc<LoadedModule>>,
     cache: Option<ModuleCache>,
+    compiler: Option<compile::Compiler>,
     ticker: EpochTicker,
 }
 
@@ -377,6 +379,7 @@ impl Sandbox {
             engine,
             modules: HashMap::new(),
             cache: None,
+            compiler: None,
             ticker,
         })
     }
@@ -387,6 +390,12 @@ impl Sandbox {
             .map_err(|e| LoadError::Engine(format!("module cache: {e}")))?;
         self.cache = Some(cache);
         Ok(())
+    }
+
+    /// Compiles modules the cache lacks in child processes ([`compile`]), keeping the compiler out
+    /// of this process. Only with a cache ([`Sandbox::use_cache`]), where the child leaves its work.
+    pub fn compile_in_child(&mut self, compiler: compile::Compiler) {
+        self.compiler = Some(compiler);
     }
 
     /// Loads every module the configuration names, checking pinned digests, and prunes cache
@@ -622,12 +631,23 @@ impl Sandbox {
             });
         }
         let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &digest));
-        let (component, from_cache) = match cached {
-            Some(component) => (component, true),
-            None => {
+        let (component, from_cache, stored) = match (cached, &self.cache, &self.compiler) {
+            (Some(component), _, _) => (component, true, true),
+            (None, Some(cache), Some(compiler)) => {
+                compiler
+                    .compile(&bytes, &cache.entry(&digest))
+                    .map_err(&invalid)?;
+                let component = cache.get(&self.engine, &digest).ok_or_else(|| {
+                    LoadError::Engine(format!(
+                        "module {name}: the entry the compiler process wrote does not load (see the warning above)"
+                    ))
+                })?;
+                (component, false, true)
+            }
+            (None, _, _) => {
                 let component =
                     Component::new(&self.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
-                (component, false)
+                (component, false, false)
             }
         };
 
@@ -637,7 +657,7 @@ impl Sandbox {
             .map(|(import, _)| unversioned(import).to_owned())
             .collect();
         check_imports(cluster, &imports, capabilities).map_err(refused)?;
-        if !from_cache && let Some(cache) = &self.cache {
+        if !stored && let Some(cache) = &self.cache {
             cache.put(&digest, &component);
         }
 
