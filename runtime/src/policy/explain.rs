@@ -66,8 +66,7 @@ pub fn explain(policy: &Policy, input: &PolicyInput) -> Result<Explanation, Eval
 }
 
 fn explain_here(policy: &Policy, input: &PolicyInput) -> Result<Explanation, EvalError> {
-    let json = serde_json::to_string(input).map_err(|e| EvalError::Input(e.to_string()))?;
-    let input = regorus::Value::from_json_str(&json).map_err(|e| EvalError::Input(e.to_string()))?;
+    let input = super::input_value(input);
 
     let mut engine = regorus::Engine::clone(&policy.template);
     engine.set_enable_coverage(true);
