@@ -795,28 +795,3 @@ fn decision_cost() {
         println!("{name}: {} µs wall, {} µs CPU per decision", wall[4], cpu[4]);
     }
 }
-
-#[test]
-fn the_input_value_is_the_serde_form() {
-    let serde_form = |input: &PolicyInput| {
-        serde_json::from_value::<regorus::Value>(serde_json::to_value(input).expect("to json"))
-            .expect("to value")
-    };
-    let plain = input("alice", &["users", "ops"], "basic", "echo");
-    let mut full = plain.clone();
-    full.request.reason = Some("INC-1: \"quoted\" ünïcode".to_owned());
-    full.request.args = vec![String::new(), "a b".to_owned(), "x".repeat(300)];
-    full.host.labels = BTreeMap::from([
-        ("env".to_owned(), "prod".to_owned()),
-        ("zone".to_owned(), "b".to_owned()),
-    ]);
-    full.module.imports = vec!["sesame:host/firewall".to_owned()];
-    full.now_ns = i64::MIN;
-    let mut bare = plain.clone();
-    bare.request.source_ip = None;
-    bare.client.groups.clear();
-    bare.request.args.clear();
-    for case in [plain, full, bare] {
-        assert_eq!(input_value(&case), serde_form(&case), "{case:?}");
-    }
-}
