@@ -1,16 +1,16 @@
 //! Compiling modules in a child process: `sesamed module compile`, run by the daemon itself.
 //!
-//! Cranelift is the largest part of sesamed's code, and compiling a module maps a good part of it
-//! in, along with the compiler's heap; in the daemon those pages stayed resident for its whole life
-//! although a running daemon never compiles again (about 12 MiB of a 34 MiB idle daemon, measured
-//! in `bench/run`). A compile also runs the one large piece of code that a module's bytes steer
-//! before the module is trusted. So a daemon with a module cache compiles each module it does not
-//! find there in a child: the same executable (`/proc/self/exe`, which stays the daemon's own
-//! file even if the package was upgraded on disk since), given the bytes the daemon read and
-//! hashed on standard input, writes the cache entry for that digest, and exits. The daemon then
-//! loads the entry as it loads any other, with every check of [`super::cache`]. A compiler that
-//! crashes, hangs past [`COMPILE_DEADLINE`] or fails ends that module's load with an error, and
-//! the daemon stays up.
+//! Compiling a module maps a large part of Cranelift's code in, along with the compiler's heap; in
+//! the daemon those pages stayed resident for its whole life although a running daemon never
+//! compiles again (an idle daemon after a first start: 33.7 MiB RSS in `bench/run`'s set-up, 26.5
+//! MiB once the compile moved out). A compile is also the one large piece of code that a module's
+//! bytes steer before the module is trusted. So a daemon with a module cache compiles each module
+//! it does not find there in a child: the same executable (`/proc/self/exe`, which stays the
+//! daemon's own file even if the package was upgraded on disk since), given the bytes the daemon
+//! read and hashed on standard input, writes the cache entry for that digest, and exits. The
+//! daemon then loads the entry as it loads any other, with every check of [`super::cache`]. A
+//! compiler that crashes, hangs past [`COMPILE_DEADLINE`] or fails ends that module's load with an
+//! error, and the daemon stays up.
 //!
 //! The child gets the bytes, not the file's name, so what it compiles is what the daemon hashed
 //! (and checked against a pinned digest), even if the file changes meanwhile.
