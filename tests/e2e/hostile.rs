@@ -358,6 +358,33 @@ fn modules_that_import_the_filesystem_or_sockets_are_refused_at_load() {
     }
 }
 
+/// A module is compiled by a child process (`sesamed module compile`), not in the daemon: what
+/// the compiler says about a bad one reaches the operator, and the start is refused.
+#[test]
+fn a_module_the_compiler_process_rejects_is_refused_with_what_it_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm but not really a component").expect("write");
+    let setup = Setup {
+        clusters: format!(
+            "{}\n[clusters.bad.commands]\nbogus = {:?}\n",
+            Setup::default().clusters,
+            bogus
+        ),
+        ..Setup::default()
+    };
+    let config = Daemon::prepare(dir.path(), &setup);
+    for verb in ["configtest", "serve"] {
+        let out = sesamed(&[verb, "--config"], &[config.as_os_str()]);
+        assert!(!out.status.success(), "{verb}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("bad::bogus") && err.contains("the compiler process failed (exit status: 2)"),
+            "{verb}: {err}"
+        );
+    }
+}
+
 #[test]
 fn one_client_cannot_fill_the_replay_window() {
     // Each client may hold three live request ids: tess's fourth request within the window is
