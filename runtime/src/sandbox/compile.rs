@@ -3,14 +3,14 @@
 //! Compiling a module maps a large part of Cranelift's code in, along with the compiler's heap; in
 //! the daemon those pages stayed resident for its whole life although a running daemon never
 //! compiles again (an idle daemon after a first start: 33.7 MiB RSS in `bench/run`'s set-up, 26.5
-//! MiB once the compile moved out). A compile is also the one large piece of code that a module's
-//! bytes steer before the module is trusted. So a daemon with a module cache compiles each module
-//! it does not find there in a child: the same executable (`/proc/self/exe`, which stays the
-//! daemon's own file even if the package was upgraded on disk since), given the bytes the daemon
-//! read and hashed on standard input, writes the cache entry for that digest, and exits. The
-//! daemon then loads the entry as it loads any other, with every check of [`super::cache`]. A
-//! compiler that crashes, hangs past [`COMPILE_DEADLINE`] or fails ends that module's load with an
-//! error, and the daemon stays up.
+//! MiB in `bench/run --quick`'s once the compile moved out). A compile is also the one large piece
+//! of code that a module's bytes steer before the module is trusted. So a daemon with a module
+//! cache compiles each module it does not find there in a child: the same executable
+//! (`/proc/self/exe`, which stays the daemon's own file even if the package was upgraded on disk
+//! since), given the bytes the daemon read and hashed on standard input, writes the cache entry
+//! for that digest, and exits. The daemon then loads the entry as it loads any other, with every
+//! check of [`super::cache`]. A compiler that crashes, hangs past [`COMPILE_DEADLINE`] or fails
+//! ends that module's load with an error, and the daemon stays up.
 //!
 //! The child gets the bytes, not the file's name, so what it compiles is what the daemon hashed
 //! (and checked against a pinned digest), even if the file changes meanwhile.
@@ -80,9 +80,9 @@ impl Compiler {
     }
 }
 
-/// The engine a child compiles with: the daemon's settings without its instance allocator
-/// (which decides where instances live, not what code is made: the compatibility hash, checked
-/// when the daemon loads the entry, is the same; `a_child_compiles_for_the_daemons_engine`).
+/// The engine a child compiles with: the daemon's settings without its instance allocator, which
+/// decides where instances live, not what code is made (wasmtime checks the compatibility when
+/// the daemon loads the entry: `what_a_child_compiles_loads_in_the_daemons_engine`).
 pub(super) fn compiling_engine() -> wasmtime::Result<Engine> {
     Engine::new(&super::engine_config())
 }
@@ -171,7 +171,7 @@ mod tests {
             .compile(EMPTY_COMPONENT, &dir.path().join("entry"))
             .expect_err("failed");
         assert!(
-            err.contains("cranelift: out of registers") && err.contains("3"),
+            err.contains("cranelift: out of registers") && err.contains("exit status: 3"),
             "{err}"
         );
         let killed = fake_sesamed(dir.path(), "crashes", "kill -SEGV $$");
