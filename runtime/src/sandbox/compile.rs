@@ -45,8 +45,9 @@ impl Compiler {
         Self::with(PathBuf::from("/proc/self/exe"))
     }
 
-    /// Compiles with the `sesamed` at `path` (tests).
-    pub fn with(path: PathBuf) -> Self {
+    /// Compiles with the `sesamed` at `path`, an absolute path (this executable, or a test's
+    /// stand-in).
+    fn with(path: PathBuf) -> Self {
         let sesamed = Tool::new(path)
             .unwrap_or_else(|_| unreachable!("an absolute path"))
             .with_deadline(COMPILE_DEADLINE);
